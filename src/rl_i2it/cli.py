@@ -1,0 +1,280 @@
+"""``rl-i2it``: train, evaluate, translate, fetch data. Bad input: one line on stderr, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+DEFAULT_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
+    if seed:
+        p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 0)")
+
+
+def _limits(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--minutes", type=float, help="train for this much wall time (summed over resumes)")
+    g.add_argument("--steps", type=int, help="train for this many gradient updates")
+
+
+def _overrides(args) -> dict:
+    from .config import merge, parse_overrides
+    over = parse_overrides(getattr(args, "set", None) or [])
+    extra: dict = {}
+    if getattr(args, "device", None):
+        extra["device"] = args.device
+    if getattr(args, "seed", None) is not None:
+        extra["seed"] = args.seed
+    if getattr(args, "minutes", None) is not None:
+        extra.setdefault("train", {}).update(minutes=args.minutes, steps=0)
+    if getattr(args, "steps", None) is not None:
+        extra.setdefault("train", {}).update(steps=args.steps, minutes=0)
+    if getattr(args, "no_rl", False):
+        extra.setdefault("sac", {})["use_rl"] = False
+    if getattr(args, "no_aux", False):
+        extra.setdefault("sac", {})["use_aux"] = False
+    if getattr(args, "critic_on", None):
+        extra.setdefault("sac", {})["critic_on"] = args.critic_on
+    if getattr(args, "horizon", None):
+        extra.setdefault("train", {})["horizon"] = args.horizon
+    return merge(over, extra)
+
+
+def _config_path(task: str, given: str | None) -> str | None:
+    if given:
+        return given
+    path = DEFAULT_CONFIGS / f"{task}.toml"
+    return str(path) if path.is_file() else None
+
+
+def cmd_train(args) -> None:
+    from .config import load_config, merge
+    from .core.trainer import Trainer
+    from .tasks import task_class
+    task_class(args.task)
+    cfg = load_config(_config_path(args.task, args.config), merge({"task": args.task}, _overrides(args)))
+    out = Path(args.out or f"runs/{args.task}")
+    trainer = Trainer(cfg, out)
+    if trainer.resumed:
+        print(f"resuming {out} at update {trainer.counters['updates']}")
+    counters = trainer.train()
+    print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
+          f"(curves: {out}/curves.png)")
+
+
+def _steps_list(text: str) -> list[int]:
+    try:
+        steps = sorted({int(s) for s in text.split(",")})
+    except ValueError:
+        raise UserError(f"--steps expects integers like 1,5,10,20, got {text!r}") from None
+    if not steps or steps[0] < 1:
+        raise UserError("--steps must be >= 1")
+    return steps
+
+
+def cmd_eval(args) -> None:
+    from .experiment import evaluate_runs, format_table
+    run = Path(args.run)
+    if not (run / "policy.pt").is_file():
+        raise UserError(f"{run} is not a run directory (no policy.pt)")
+    runs = {"identity": None, "rl": run}
+    for name in ("onestep", "norl"):
+        other = getattr(args, name)
+        if other:
+            runs[name] = Path(other)
+    steps = _steps_list(args.steps)
+    out = Path(args.out) if args.out else run / "eval"
+    summary = evaluate_runs(out, runs, steps, args.n_moving, args.transform, args.device or "cpu")
+    print(format_table(summary["methods"], steps))
+    print(f"\nresults: {out}/results.md, results.json; pictures: {out}/steps_*.png, chain_rl.png, curves.png")
+
+
+def cmd_experiment(args) -> None:
+    from .experiment import format_table, run_experiment
+    if args.task != "digits":
+        raise UserError(f"the experiment is defined for digits, not {args.task!r}")
+    out = Path(args.out)
+    summary = run_experiment(out, args.minutes, _config_path("digits", args.config), _overrides(args),
+                             args.n_moving, args.device or "cpu")
+    print()
+    print(format_table(summary["methods"], summary["protocol"]["steps"]))
+    rl, one = summary["methods"]["rl"]["dice"], summary["methods"]["onestep"]["dice"]
+    print(f"\nRL-I2IT at T=10 vs the one-step network (T=1): mean Dice {rl[10]['mean']:.3f} vs "
+          f"{one[1]['mean']:.3f} ({rl[10]['mean'] - one[1]['mean']:+.3f}); better on "
+          f"{sum(a > b for a, b in zip(rl[10]['per_class'], one[1]['per_class']))}/10 classes")
+    print(f"table: {out}/results.md; pictures: {out}/steps_rl.png, steps_onestep.png, steps_norl.png, "
+          f"chain_rl.png, curves.png")
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def cmd_translate(args) -> None:
+    import numpy as np
+    import torch
+
+    from .core.trainer import load_policy
+    from .data.images import read_image, write_image
+    from .tasks.digits import register
+    from .viz import image_grid
+
+    if args.steps < 1:
+        raise UserError("--steps must be >= 1")
+    if bool(args.pairs) == bool(args.moving or args.fixed):
+        raise UserError("give either --moving and --fixed, or --pairs CSV")
+    if args.pairs:
+        pairs = _read_pairs(Path(args.pairs))
+    else:
+        if not (args.moving and args.fixed):
+            raise UserError("give both --moving and --fixed")
+        pairs = [(Path(args.moving), Path(args.fixed))]
+    task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
+    if cfg.task != "digits":
+        raise UserError(f"translate --moving/--fixed needs a digits model, this one is {cfg.task!r}")
+    # read and check everything before writing anything
+    moving = torch.stack([task.check_image(read_image(m), str(m)) for m, _ in pairs])
+    fixed = torch.stack([task.check_image(read_image(f), str(f)) for _, f in pairs])
+    out = _writable_dir(Path(args.out))
+    results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
+                        args.steps, args.sample) for i in range(0, len(pairs), 512)]
+    steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]
+    field = torch.cat([r["field"] for r in results])
+    dice = torch.cat([r["dice"] for r in results])
+    single = not args.pairs
+    rows = []
+    for i, (m, f) in enumerate(pairs):
+        prefix = "" if single else f"{i:04d}_"
+        write_image(out / f"{prefix}warped.png", steps[-1][i])
+        np.save(out / f"{prefix}field.npy", field[i].numpy())
+        if args.every_step:
+            for t in range(args.steps):
+                write_image(out / f"{prefix}step_{t + 1:02d}.png", steps[t][i])
+        rows.append({"index": i, "moving": str(m), "fixed": str(f), "dice": round(float(dice[i]), 4)})
+    n_show = min(len(pairs), 16)
+    image_grid([[moving[i]] + [s[i] for s in steps] + [fixed[i]] for i in range(n_show)], out / "grid.png",
+               headers=["moving"] + [str(t) for t in range(1, args.steps + 1)] + ["fixed"])
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["index", "moving", "fixed", "dice"])
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{len(pairs)} pair(s), {args.steps} steps, mean Dice {float(dice.mean()):.3f}: {out}/ "
+          f"({'warped.png, field.npy' if single else 'NNNN_warped.png, NNNN_field.npy'}, grid.png, results.csv)")
+
+
+def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
+    if not path.is_file():
+        raise UserError(f"pairs file not found: {path}")
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"moving", "fixed"} <= set(reader.fieldnames):
+                raise UserError(f"{path}: needs a header with columns moving,fixed")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path}: not a CSV file ({exc})") from None
+    if not rows:
+        raise UserError(f"{path}: no pairs")
+    base = path.parent
+
+    def resolve(p: str) -> Path:
+        q = Path(p.strip())
+        return q if q.is_absolute() else base / q
+
+    return [(resolve(r["moving"] or ""), resolve(r["fixed"] or "")) for r in rows]
+
+
+def cmd_data(args) -> None:
+    from .data.mnist import fetch_mnist, load_mnist
+    if args.dataset != "mnist":
+        raise UserError(f"unknown dataset {args.dataset!r} (known: mnist)")
+    path = fetch_mnist(force=args.force)
+    d = load_mnist(path)
+    print(f"MNIST: {len(d.train_x)} train, {len(d.test_x)} test digits in {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rl-i2it", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a task (resumes when --out holds a run)")
+    t.add_argument("task", help="task name: digits")
+    t.add_argument("--config", help="TOML config (default: the task's preset)")
+    _limits(t)
+    _common(t)
+    t.add_argument("--out", help="run directory (default runs/TASK)")
+    t.add_argument("--no-rl", action="store_true", help="ablation: planner-actor trained by the auxiliary loss alone")
+    t.add_argument("--no-aux", action="store_true", help="ablation: no auxiliary loss")
+    t.add_argument("--critic-on", choices=["plan", "action"], help="ablation: the critic scores the action")
+    t.add_argument("--horizon", type=int, help="steps per training episode (1 = a one-step method)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. sac.gamma=0.95")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a run with the paper's protocol, beside identity")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--steps", default="1,5,10,20", help="step counts to report (default 1,5,10,20)")
+    e.add_argument("--n-moving", type=int, default=1000, help="moving test digits (default 1000)")
+    e.add_argument("--transform", choices=["inner", "cross", "random", "continuous"], help="default: the run's")
+    e.add_argument("--onestep", help="a one-step run to show beside it")
+    e.add_argument("--norl", help="a w/o-RL run to show beside it")
+    e.add_argument("--out", help="where to write results (default RUN/eval)")
+    _common(e, seed=False)
+    e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("experiment", help="train RL-I2IT, w/o RL and one-step for the same time; compare")
+    x.add_argument("task", help="digits")
+    x.add_argument("--minutes", type=float, default=4.0, help="training minutes per method (default 4)")
+    x.add_argument("--out", default="runs/digits-experiment", help="output directory")
+    x.add_argument("--config", help="TOML config (default: the task's preset)")
+    x.add_argument("--n-moving", type=int, default=1000, help="moving test digits (default 1000)")
+    x.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    _common(x)
+    x.set_defaults(func=cmd_experiment)
+
+    r = sub.add_parser("translate", help="apply a trained model to your images")
+    r.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
+    r.add_argument("--moving", help="moving image (PNG/JPEG, 28x28 grey for digits)")
+    r.add_argument("--fixed", help="fixed image")
+    r.add_argument("--pairs", help="CSV with columns moving,fixed (paths relative to the CSV)")
+    r.add_argument("--steps", type=int, default=10, help="steps T (default 10)")
+    r.add_argument("--every-step", action="store_true", help="also write each step's image")
+    r.add_argument("--sample", action="store_true", help="sample plans instead of taking the mean")
+    r.add_argument("--out", required=True, help="output directory")
+    _common(r, seed=False)
+    r.set_defaults(func=cmd_translate)
+
+    d = sub.add_parser("data", help="fetch datasets into the cache ($RL_I2IT_DATA)")
+    d.add_argument("action", choices=["fetch"])
+    d.add_argument("dataset", help="mnist")
+    d.add_argument("--force", action="store_true", help="fetch again even if cached")
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"rl-i2it: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

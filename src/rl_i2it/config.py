@@ -1,0 +1,205 @@
+"""Typed configuration: dataclasses whose field docs are the reference, loaded from TOML.
+
+A config file has a top-level ``task = "digits"`` plus the tables ``[sac]``, ``[train]`` and
+``[task_options]``; every key is optional and an unknown key or a bad value is a ``UserError``.
+``--set sac.gamma=0.95`` on the command line overrides any one field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+
+@dataclass
+class SACConfig:
+    """Soft actor-critic on the plan, plus the task's auxiliary loss."""
+    gamma: float = 0.9
+    """Discount of future rewards (episodes are short: a few to tens of steps)."""
+    tau: float = 0.005
+    """EMA rate of the target critics: target <- (1 - tau) target + tau critic."""
+    batch_size: int = 64
+    """Transitions per update."""
+    lr_policy: float = 3e-4
+    """Adam learning rate of planner + actor."""
+    lr_critic: float = 3e-4
+    """Adam learning rate of the twin critics."""
+    lr_alpha: float = 3e-4
+    """Adam learning rate of log(alpha)."""
+    init_alpha: float = 0.05
+    """Initial entropy temperature."""
+    autotune_alpha: bool = True
+    """Tune alpha toward the target entropy (SAC v2); else keep init_alpha."""
+    target_entropy_per_dim: float = -1.0
+    """Target entropy = this x plan dimension."""
+    rl_weight: float = 1.0
+    """Weight of the SAC policy objective (alpha log pi - Q) in the planner/actor loss."""
+    aux_weight: float = 1.0
+    """Weight of the task's auxiliary loss in the planner/actor loss."""
+    use_rl: bool = True
+    """False = the paper's 'w/o RL' ablation: planner + actor trained by the auxiliary loss alone."""
+    use_aux: bool = True
+    """False = the paper's 'w/o Reg' ablation: no auxiliary loss."""
+    critic_on: str = "plan"
+    """'plan' (the paper's method) or 'action' (the 'RL-I2IT-action' ablation)."""
+    grad_clip: float = 10.0
+    """Clip the global gradient norm of each optimiser step (0 = off)."""
+
+
+@dataclass
+class TrainConfig:
+    """Rollouts, replay, schedule, logging and checkpoints."""
+    n_envs: int = 32
+    """Episodes run in parallel (one batched environment)."""
+    horizon: int = 10
+    """Steps per training episode (1 makes a one-step method)."""
+    replay_size: int = 30000
+    """Transitions the replay holds."""
+    learning_starts: int = 640
+    """Transitions collected before the first update."""
+    updates_per_step: int = 2
+    """Gradient updates after each batched environment step."""
+    steps: int = 0
+    """Stop after this many updates (0 = no limit; then minutes must be set)."""
+    minutes: float = 0.0
+    """Stop after this much training wall time, summed over resumes (0 = no limit)."""
+    log_every: int = 100
+    """Write a line to metrics.jsonl every this many updates."""
+    checkpoint_every_s: float = 60.0
+    """Seconds between checkpoints (always one at the end)."""
+    checkpoint_replay_mb: float = 512.0
+    """Save the replay inside checkpoints when it is at most this big (exact resume)."""
+    memory_fraction: float = 0.6
+    """Refuse a replay larger than this fraction of the memory available now."""
+
+
+@dataclass
+class Config:
+    task: str = "digits"
+    """Task name (a module of rl_i2it.tasks)."""
+    seed: int = 0
+    """Seeds python, torch and the environments."""
+    device: str = "cpu"
+    """'cpu', 'cuda' or 'cuda:N'."""
+    sac: SACConfig = field(default_factory=SACConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    task_options: dict = field(default_factory=dict)
+    """Task-specific options, validated by the task's own dataclass."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if isinstance(value, bool):
+            return value
+    elif kind is int and not isinstance(value, bool):
+        try:
+            if isinstance(value, str) or float(value) == int(value):
+                return int(value)
+        except (TypeError, ValueError):
+            pass
+    elif kind is float and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif kind in (tuple, list):
+        if isinstance(value, str):
+            value = [float(v) for v in value.strip("()[]").split(",")]
+        if isinstance(value, (list, tuple)) and len(value) == len(default):
+            return type(default)(type(d)(v) for v, d in zip(value, default))
+    elif kind is str and isinstance(value, str):
+        return value
+    raise UserError(f"config {name}: expected {kind.__name__} like {default!r}, got {value!r}")
+
+
+def fill(cls, values: dict, prefix: str = ""):
+    """Build dataclass ``cls`` from ``values``, refusing unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = cls()
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise UserError(f"unknown config key {prefix}{key!r} (known: {', '.join(fields)})")
+        default = getattr(defaults, key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise UserError(f"config {prefix}{key} must be a table")
+            kwargs[key] = fill(type(default), value, f"{prefix}{key}.")
+        elif isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise UserError(f"config {prefix}{key} must be a table")
+            kwargs[key] = dict(value)
+        else:
+            kwargs[key] = _coerce(prefix + key, value, default)
+    return cls(**kwargs)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["sac.gamma=0.95", "task_options.transform=inner"]`` -> nested dict."""
+    out: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value.strip()
+    return out
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Read a TOML (or a run's config.json) and apply overrides; validate everything."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            text = path.read_text()
+            values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot parse config {path}: {exc}") from None
+    cfg = fill(Config, merge(values, overrides or {}))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    s, t = cfg.sac, cfg.train
+    checks = [
+        (0 <= s.gamma <= 1, "sac.gamma must be in [0, 1]"),
+        (0 < s.tau <= 1, "sac.tau must be in (0, 1]"),
+        (s.batch_size >= 1, "sac.batch_size must be >= 1"),
+        (min(s.lr_policy, s.lr_critic, s.lr_alpha) > 0, "learning rates must be > 0"),
+        (s.init_alpha > 0, "sac.init_alpha must be > 0"),
+        (s.critic_on in ("plan", "action"), "sac.critic_on must be 'plan' or 'action'"),
+        (s.use_rl or s.use_aux, "use_rl and use_aux cannot both be false: nothing would train"),
+        (t.n_envs >= 1 and t.horizon >= 1, "train.n_envs and train.horizon must be >= 1"),
+        (t.replay_size >= max(s.batch_size, t.n_envs), "train.replay_size must hold a batch"),
+        (t.updates_per_step >= 1, "train.updates_per_step must be >= 1"),
+        (t.steps >= 0 and t.minutes >= 0, "train.steps and train.minutes must be >= 0"),
+        (0 < t.memory_fraction <= 1, "train.memory_fraction must be in (0, 1]"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"bad config: {message}")

@@ -1,0 +1,71 @@
+"""Checkpoints: atomic writes, safe loads (``weights_only``), RNG state capture and restore."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+TRAIN_FORMAT = "rl-i2it/train-1"
+POLICY_FORMAT = "rl-i2it/policy-1"
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMAT)) -> dict:
+    """Load one of our checkpoints; a missing, corrupt or foreign file is a ``UserError``."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("policy.pt", "checkpoint.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise UserError(f"cannot read checkpoint {path}: not a valid torch file "
+                        f"({exc.__class__.__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") not in expect:
+        raise UserError(f"{path} is not an rl-i2it checkpoint")
+    return obj
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

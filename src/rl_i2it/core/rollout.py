@@ -1,0 +1,23 @@
+"""Running a policy for T steps (inference and evaluation)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from .policy import MetaPolicy
+
+
+@torch.no_grad()
+def rollout(policy: MetaPolicy, task, env, state: dict, steps: int, sample: bool = False
+            ) -> Iterator[tuple[int, dict, torch.Tensor, dict]]:
+    """Yield ``(t, state_t, action_t, info_t)`` for ``t = 1..steps``; the mean plan unless ``sample``."""
+    was_training = policy.training
+    policy.eval()
+    try:
+        for t in range(1, steps + 1):
+            action = policy(task.observe(state), sample=sample).action
+            state, _, _, info = env.step(action)
+            yield t, state, action, info
+    finally:
+        policy.train(was_training)

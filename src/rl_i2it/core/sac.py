@@ -1,0 +1,104 @@
+"""One SAC update on the plan, plus the task's auxiliary loss: only the loss math lives here.
+
+critic:  Q_i(s, z) -> r + gamma (1 - d) [min_j Q'_j(s', z') - alpha log pi(p' | s')]
+policy:  rl_weight * (alpha log pi(p | s) - min_j Q_j(s, z)) + aux_weight * aux(s, actor(p))
+alpha:   log_alpha * (-log pi - target_entropy)   (SAC v2 temperature tuning)
+
+with ``p = tanh(mu + sigma eps)`` drawn with ``rsample`` so the critic trains the planner, and
+``z`` the plan (the paper) or the action (``critic_on="action"``, its ablation).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import SACConfig
+from .critic import TwinCritic, make_target, soft_update
+from .policy import MetaPolicy
+
+
+class SAC(nn.Module):
+    def __init__(self, policy: MetaPolicy, critic: TwinCritic | None, cfg: SACConfig, task):
+        super().__init__()
+        self.cfg, self.task = cfg, task
+        self.policy = policy
+        self.policy_opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr_policy)
+        self.critic = critic
+        if cfg.use_rl:
+            if critic is None:
+                raise ValueError("use_rl needs a critic")
+            self.critic_target = make_target(critic)
+            self.critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr_alpha)
+        self.target_entropy = cfg.target_entropy_per_dim * policy.plan_dim
+        self.updates = 0
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def _z(self, out) -> torch.Tensor:
+        return out.plan if self.cfg.critic_on == "plan" else out.action
+
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        opt.step()
+
+    def update(self, batch: dict) -> dict[str, float]:
+        """One gradient step of every learner on a replay batch; returns scalars to log."""
+        cfg, task = self.cfg, self.task
+        obs = task.observe(batch["state"])
+        logs: dict[str, float] = {}
+        self.policy.train()
+        if cfg.use_rl:
+            with torch.no_grad():
+                nxt = self.policy(task.observe(batch["next_state"]))
+                q_next = self.critic_target.min_q(task.observe(batch["next_state"]), self._z(nxt))
+                target = batch["reward"] + cfg.gamma * (1 - batch["done"]) * (q_next - self.alpha * nxt.log_prob)
+            q1, q2 = self.critic(obs, batch["z"])
+            critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+            self._step(self.critic_opt, critic_loss, self.critic.parameters())
+            logs.update(critic_loss=critic_loss.item(), q=q1.mean().item(), q_target=target.mean().item())
+
+        out = self.policy(obs)
+        loss = obs.new_zeros(())
+        if cfg.use_rl:
+            self.critic.requires_grad_(False)
+            q = self.critic.min_q(obs, self._z(out))
+            self.critic.requires_grad_(True)
+            rl_loss = (self.alpha * out.log_prob - q).mean()
+            loss = loss + cfg.rl_weight * rl_loss
+            logs.update(rl_loss=rl_loss.item(), entropy=-out.log_prob.mean().item())
+        if cfg.use_aux:
+            aux, aux_logs = task.auxiliary_loss(batch["state"], out.action)
+            loss = loss + cfg.aux_weight * aux
+            logs.update(aux_loss=aux.item(), **aux_logs)
+        self._step(self.policy_opt, loss, self.policy.parameters())
+
+        if cfg.use_rl:
+            if cfg.autotune_alpha:
+                alpha_loss = -(self.log_alpha * (out.log_prob.detach() + self.target_entropy)).mean()
+                self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
+            soft_update(self.critic_target, self.critic, cfg.tau)
+            logs["alpha"] = self.alpha.item()
+        self.updates += 1
+        return logs
+
+    def optim_state(self) -> dict:
+        sd = {"policy_opt": self.policy_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict()}
+        if self.cfg.use_rl:
+            sd["critic_opt"] = self.critic_opt.state_dict()
+        return sd
+
+    def load_optim_state(self, sd: dict) -> None:
+        self.policy_opt.load_state_dict(sd["policy_opt"])
+        self.alpha_opt.load_state_dict(sd["alpha_opt"])
+        if self.cfg.use_rl:
+            self.critic_opt.load_state_dict(sd["critic_opt"])

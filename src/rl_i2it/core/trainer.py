@@ -1,0 +1,236 @@
+"""Rollouts, update schedule, logging, checkpoints and resume; the loss math is in ``sac.py``.
+
+A run directory holds ``config.json`` (resolved), ``checkpoint.pt`` (everything needed to resume:
+networks, optimisers, temperature, counters, RNG states and, when small, the replay),
+``policy.pt`` (what inference needs), ``metrics.jsonl`` and ``curves.png``.
+
+Checkpoints are taken between episodes, where the environment holds nothing that the RNG states
+cannot redraw, so a run killed and resumed goes on exactly as if it had not stopped.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import Config
+from ..errors import UserError
+from . import checkpoint as ckpt
+from .buffer import ReplayBuffer
+from .critic import TwinCritic
+from .sac import SAC
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"unsupported device {name!r}")
+    return dev
+
+
+def build_task(cfg: Config, device: torch.device):
+    from ..tasks import task_class
+    return task_class(cfg.task)(cfg.task_options, device)
+
+
+def load_policy(path, device="cpu"):
+    """``(task, policy)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory."""
+    from ..config import fill
+    obj = ckpt.load(path)
+    cfg = fill(Config, obj["config"])
+    device = resolve_device(str(device))
+    task = build_task(cfg, device)
+    policy = task.build_policy().to(device)
+    try:
+        policy.load_state_dict(obj["policy"])
+    except (RuntimeError, KeyError) as exc:
+        raise UserError(f"{path}: weights do not fit the {cfg.task} model ({exc.__class__.__name__})") from None
+    return task, policy.eval(), cfg
+
+
+class Trainer:
+    """Trains ``cfg`` in ``run_dir``, resuming from ``run_dir/checkpoint.pt`` when present."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path, task=None, verbose: bool = True):
+        self.cfg, self.verbose = cfg, verbose
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(cfg.device)
+        ckpt.seed_everything(cfg.seed)
+        self.task = task if task is not None else build_task(cfg, self.device)
+        self.task.device = self.device
+        self.policy = self.task.build_policy().to(self.device)
+        critic = None
+        if cfg.sac.use_rl:
+            critic = TwinCritic(lambda: self.task.build_critic(cfg.sac.critic_on)).to(self.device)
+        self.sac = SAC(self.policy, critic, cfg.sac, self.task).to(self.device)
+        self.env_gen = torch.Generator().manual_seed(cfg.seed)
+        self.sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.env = self.task.make_env(cfg.train.n_envs, self.env_gen, "train")
+        self.replay = ReplayBuffer(cfg.train.replay_size, self.task.state_fields(),
+                                   self.task.z_field(cfg.sac.critic_on), self.device,
+                                   cfg.train.memory_fraction, verbose)
+        self.counters = {"updates": 0, "env_steps": 0, "episodes": 0, "seconds": 0.0}
+        self.resumed = False
+        self._prepare_run_dir()
+
+    # -- run directory ------------------------------------------------------------------------
+    def _prepare_run_dir(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
+        cfg_path = self.run_dir / "config.json"
+        if (self.run_dir / "checkpoint.pt").is_file():
+            saved = ckpt.load(self.run_dir / "checkpoint.pt", (ckpt.TRAIN_FORMAT,))
+            old, new = dict(saved["config"]), self.cfg.to_dict()
+            for d in (old, new):       # the stopping rule and device may change on resume
+                d.pop("device", None)
+                d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "minutes")}
+            if old != new:
+                raise UserError(f"{self.run_dir} holds a run with another config: use a new --out "
+                                f"or the same settings to resume it")
+            self._restore(saved)
+            self.resumed = True
+        cfg_path.write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+
+    def _state(self) -> dict:
+        sd = {"format": ckpt.TRAIN_FORMAT, "config": self.cfg.to_dict(), "counters": dict(self.counters),
+              "policy": self.policy.state_dict(), "log_alpha": self.sac.log_alpha.detach().cpu(),
+              "optim": self.sac.optim_state(), "rng": ckpt.rng_state(),
+              "env_gen": self.env_gen.get_state(), "sample_gen": self.sample_gen.get_state()}
+        if self.cfg.sac.use_rl:
+            sd["critic"] = self.sac.critic.state_dict()
+            sd["critic_target"] = self.sac.critic_target.state_dict()
+        if self.replay.nbytes <= self.cfg.train.checkpoint_replay_mb * 2**20:
+            sd["replay"] = self.replay.state_dict()
+        return sd
+
+    def _restore(self, sd: dict) -> None:
+        self.policy.load_state_dict(sd["policy"])
+        with torch.no_grad():
+            self.sac.log_alpha.copy_(sd["log_alpha"])
+        if self.cfg.sac.use_rl:
+            self.sac.critic.load_state_dict(sd["critic"])
+            self.sac.critic_target.load_state_dict(sd["critic_target"])
+        self.sac.load_optim_state(sd["optim"])
+        self.counters.update(sd["counters"])
+        self.sac.updates = self.counters["updates"]
+        ckpt.set_rng_state(sd["rng"])
+        self.env_gen.set_state(sd["env_gen"])
+        self.sample_gen.set_state(sd["sample_gen"])
+        if "replay" in sd:
+            self.replay.load_state_dict(sd["replay"])
+        # forget log lines written after this checkpoint by the run that was killed
+        log = self.run_dir / "metrics.jsonl"
+        if log.is_file():
+            keep = [ln for ln in log.read_text().splitlines()
+                    if ln.strip() and json.loads(ln).get("updates", 0) <= self.counters["updates"]]
+            log.write_text("".join(ln + "\n" for ln in keep))
+
+    def save(self) -> None:
+        ckpt.atomic_save(self._state(), self.run_dir / "checkpoint.pt")
+        ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": self.cfg.to_dict(),
+                          "policy": self.policy.state_dict(), "counters": dict(self.counters)},
+                         self.run_dir / "policy.pt")
+
+    # -- training -----------------------------------------------------------------------------
+    def _done(self) -> bool:
+        t = self.cfg.train
+        return ((t.steps and self.counters["updates"] >= t.steps)
+                or (t.minutes and self.counters["seconds"] >= 60 * t.minutes))
+
+    def train(self) -> dict:
+        """Run until ``train.steps`` updates or ``train.minutes`` of training; return the counters."""
+        t, cfg = self.cfg.train, self.cfg
+        if not (t.steps or t.minutes):
+            raise UserError("give a stopping rule: --steps N or --minutes M")
+        bar = self._progress()
+        log = open(self.run_dir / "metrics.jsonl", "a")
+        last_ckpt, stats, scores = time.monotonic(), {}, []
+        try:
+            while not self._done():
+                start = time.monotonic()
+                if start - last_ckpt >= t.checkpoint_every_s:
+                    self.save()
+                    last_ckpt = time.monotonic()
+                    start = last_ckpt
+                state = self.env.reset()
+                active = torch.ones(self.env.n, dtype=torch.bool, device=self.device)
+                for _ in range(t.horizon):
+                    with torch.no_grad():
+                        self.policy.eval()
+                        out = self.policy(self.task.observe(state))
+                    next_state, reward, done, info = self.env.step(out.action)
+                    z = out.plan if cfg.sac.critic_on == "plan" else out.action
+                    self.replay.add(state, z, reward, next_state, done, keep=active)
+                    self.counters["env_steps"] += 1
+                    active = active & ~done
+                    state = next_state
+                    if len(self.replay) >= t.learning_starts:
+                        for _ in range(t.updates_per_step):
+                            batch = self.replay.sample(cfg.sac.batch_size, self.sample_gen)
+                            logs = self.sac.update(batch)
+                            self.counters["updates"] += 1
+                            for k, v in logs.items():
+                                stats.setdefault(k, []).append(v)
+                            if self.counters["updates"] % t.log_every == 0:
+                                self._log(log, stats, scores)
+                                stats, scores = {}, []
+                    if not active.any():
+                        break
+                scores.append(info["score"].mean().item())
+                self.counters["episodes"] += 1
+                elapsed = time.monotonic() - start
+                self.counters["seconds"] += elapsed
+                self._advance(bar, elapsed, scores)
+        except KeyboardInterrupt:
+            if self.verbose:
+                print("\ninterrupted: saving a checkpoint (run the same command again to resume)")
+        finally:
+            bar.close()
+            log.close()
+            self.save()
+        self.plot()
+        return dict(self.counters)
+
+    def _log(self, log, stats: dict, scores: list) -> None:
+        row = {**{k: round(v, 6) if isinstance(v, float) else v for k, v in self.counters.items()},
+               **{k: round(sum(v) / len(v), 6) for k, v in stats.items()}}
+        if scores:
+            row["score"] = round(sum(scores) / len(scores), 6)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+
+    def _progress(self):
+        from tqdm.auto import tqdm
+        t = self.cfg.train
+        if t.steps:
+            total, done, unit = t.steps, self.counters["updates"], "upd"
+        else:
+            total, done, unit = round(60 * t.minutes), round(self.counters["seconds"]), "s"
+        return tqdm(total=total, initial=min(done, total), unit=unit, disable=not self.verbose,
+                    desc=f"train {self.cfg.task}", dynamic_ncols=True, mininterval=1.0)
+
+    def _advance(self, bar, elapsed: float, scores: list) -> None:
+        if self.cfg.train.steps:
+            bar.n = min(self.counters["updates"], bar.total)
+        else:
+            bar.n = min(round(self.counters["seconds"]), bar.total)
+        recent = scores[-10:]
+        bar.set_postfix(score=f"{sum(recent) / len(recent):.3f}", alpha=f"{self.sac.alpha.item():.3g}",
+                        refresh=False)
+        bar.refresh()
+
+    def plot(self) -> None:
+        from ..viz import plot_curves
+        plot_curves([self.run_dir], self.run_dir / "curves.png")

@@ -1,0 +1,1 @@
+"""Dataset readers and the offline sources (DESIGN.md section 4)."""

@@ -1,0 +1,36 @@
+"""Images in and out with Pillow: float tensors in [0, 1], ``[C, H, W]``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+
+
+def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
+    """``[C, H, W]`` float in [0, 1]; ``mode`` 'L' (grey) or 'RGB'."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert(mode), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
+    t = torch.from_numpy(arr)
+    return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """``[C, H, W]`` or ``[H, W]`` in [0, 1] -> ``[H, W(, C)]`` uint8."""
+    a = img.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    return a
+
+
+def write_image(path: str | Path, img: torch.Tensor) -> None:
+    Image.fromarray(to_uint8(img)).save(path)

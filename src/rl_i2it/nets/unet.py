@@ -1,0 +1,114 @@
+"""A small U-Net split in two at its bottleneck: planner (encoder + Gaussian plan head) and actor
+(decoder taking the plan plus the planner's skip features), and a convolutional critic.
+
+Sizes: an input of spatial size ``S`` gives a plan map of ``plan_channels x S / 2**(L-1)`` where
+``L = len(widths)`` (28x28 with widths (16, 32, 32) gives 1x7x7 = 49 values, the paper's plan).
+No batch statistics anywhere: the same function in train and eval mode, any batch size.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv(nd: int, cin: int, cout: int, stride: int = 1) -> nn.Module:
+    return (nn.Conv2d if nd == 2 else nn.Conv3d)(cin, cout, 3, stride=stride, padding=1)
+
+
+def block(nd: int, cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(conv(nd, cin, cout, stride), nn.LeakyReLU(0.2))
+
+
+class UNetPlanner(nn.Module):
+    """``obs [B, C, *S] -> (mu, log_std, skips)`` with ``mu, log_std [B, plan_channels, *S']``.
+
+    ``skips`` = [obs, level-0 features, level-1 features, ...] (all but the bottleneck).
+    """
+
+    def __init__(self, in_channels: int, widths=(16, 32, 32), plan_channels: int = 1, nd: int = 2):
+        super().__init__()
+        self.nd = nd
+        chans = [in_channels, *widths]
+        self.levels = nn.ModuleList(block(nd, chans[i], chans[i + 1]) for i in range(len(widths)))
+        self.head = conv(nd, widths[-1], 2 * plan_channels)
+
+    def forward(self, obs: torch.Tensor):
+        pool = F.max_pool2d if self.nd == 2 else F.max_pool3d
+        skips, x = [obs], obs
+        for i, level in enumerate(self.levels):
+            x = level(pool(x, 2) if i > 0 else x)
+            if i < len(self.levels) - 1:
+                skips.append(x)
+        mu, log_std = self.head(x).chunk(2, dim=1)
+        return mu, log_std, skips
+
+
+class UNetActor(nn.Module):
+    """``(plan [B, plan_channels, *S'], skips) -> action [B, out_channels, *S]``.
+
+    The output is ``out_scale * tanh(.)`` (bounded steps) or linear when ``out_scale == 0``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, widths=(16, 32, 32), plan_channels: int = 1,
+                 nd: int = 2, out_scale: float = 0.0):
+        super().__init__()
+        self.nd, self.out_scale = nd, out_scale
+        self.inp = block(nd, plan_channels, widths[-1])
+        ups, c = [], widths[-1]
+        for w in reversed(widths[:-1]):      # upsample, concatenate the skip, convolve
+            ups.append(block(nd, c + w, w))
+            c = w
+        self.ups = nn.ModuleList(ups)
+        self.out = conv(nd, c + in_channels, out_channels)
+        nn.init.normal_(self.out.weight, std=1e-3)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, plan: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        x = self.inp(plan)
+        for up, skip in zip(self.ups, reversed(skips[1:])):
+            x = F.interpolate(x, size=skip.shape[2:], mode="nearest")
+            x = up(torch.cat([x, skip], 1))
+        x = self.out(torch.cat([x, skips[0]], 1))
+        return self.out_scale * torch.tanh(x / self.out_scale) if self.out_scale > 0 else x
+
+
+class ConvCritic(nn.Module):
+    """``Q(obs, z)``: strided convs bring ``obs`` down to at most 4 per axis, the result is flattened
+    and concatenated with ``z`` flattened (the plan, or an action downsampled to the same grid),
+    and an MLP gives one value per sample.
+
+    Args:
+        in_channels, in_shape: of the observation.
+        z_shape: shape of one ``z``; a ``z`` on the observation's grid (an action, for the
+            ``critic_on=action`` ablation) is concatenated to the observation as channels instead.
+    """
+
+    def __init__(self, in_channels: int, in_shape: tuple[int, ...], z_shape: tuple[int, ...],
+                 widths=(16, 32, 32), hidden: int = 128):
+        super().__init__()
+        nd = len(in_shape)
+        self.nd = nd
+        self.z_is_map = len(z_shape) == nd + 1 and tuple(z_shape[1:]) == tuple(in_shape)
+        c = in_channels + (z_shape[0] if self.z_is_map else 0)
+        layers, shape = [], list(in_shape)
+        for i, w in enumerate(widths):
+            stride = 2 if (i > 0 and max(shape) > 4) else 1
+            layers.append(block(nd, c, w, stride))
+            shape = [(s + 2 - 3) // stride + 1 for s in shape]
+            c = w
+        while max(shape) > 4:
+            layers.append(block(nd, c, c, 2))
+            shape = [(s - 1) // 2 + 1 for s in shape]
+        self.encoder = nn.Sequential(*layers)
+        self.grid = tuple(shape)
+        z_dim = 0 if self.z_is_map else math.prod(z_shape)
+        self.mlp = nn.Sequential(nn.Linear(c * math.prod(self.grid) + z_dim, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+
+    def forward(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.z_is_map:
+            return self.mlp(self.encoder(torch.cat([obs, z], 1)).flatten(1)).squeeze(1)
+        return self.mlp(torch.cat([self.encoder(obs).flatten(1), z.flatten(1)], 1)).squeeze(1)

@@ -1,0 +1,59 @@
+"""Differentiable losses on images and fields, 2D and 3D alike. Each returns a scalar."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["local_ncc", "ncc_loss", "smoothness"]
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> int:
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    nd = a.dim() - 2
+    if nd not in (2, 3):
+        raise ValueError(f"expected [B, C, H, W] or [B, C, D, H, W], got {tuple(a.shape)}")
+    return nd
+
+
+def local_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9, eps: float = 1e-5) -> torch.Tensor:
+    """Squared local normalised cross-correlation map ``[B, C, *S]`` in [0, 1].
+
+    Over each ``window``-wide box (zero padded), ``cc = cov(a, b)^2 / (var(a) var(b) + eps)``:
+    the similarity of VoxelMorph, invariant to local affine intensity changes.
+    """
+    nd = _check_pair(a, b)
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd number, got {window}")
+    c = a.shape[1]
+    conv = F.conv2d if nd == 2 else F.conv3d
+    kernel = torch.ones(c, 1, *([window] * nd), device=a.device, dtype=a.dtype)
+
+    def box(x):
+        return conv(x, kernel, padding=window // 2, groups=c)
+
+    n = float(window ** nd)
+    sa, sb = box(a), box(b)
+    cross = box(a * b) - sa * sb / n
+    var_a = box(a * a) - sa * sa / n
+    var_b = box(b * b) - sb * sb / n
+    return cross * cross / (var_a.clamp_min(0) * var_b.clamp_min(0) + eps)
+
+
+def ncc_loss(fixed: torch.Tensor, moved: torch.Tensor, window: int = 9) -> torch.Tensor:
+    """``-mean(local_ncc)``: -1 for a perfect match, 0 for unrelated images."""
+    return -local_ncc(fixed, moved, window).mean()
+
+
+def smoothness(disp: torch.Tensor, penalty: str = "l2") -> torch.Tensor:
+    """Mean finite-difference gradient of a field ``[B, N, *S]``: ``l2`` (diffusion) or ``l1`` (TV)."""
+    nd = disp.dim() - 2
+    if nd not in (2, 3):
+        raise ValueError(f"expected a field [B, N, *S], got {tuple(disp.shape)}")
+    if penalty not in ("l1", "l2"):
+        raise ValueError(f"penalty must be 'l1' or 'l2', got {penalty!r}")
+    total = disp.new_zeros(())
+    for axis in range(2, nd + 2):
+        d = disp.diff(dim=axis)
+        total = total + (d.abs() if penalty == "l1" else d * d).mean()
+    return total / nd

@@ -1,0 +1,105 @@
+"""Spatial transformer and displacement-field algebra, for 2D and 3D alike.
+
+Conventions (the same as VoxelMorph's):
+
+* an image is ``[B, C, *S]`` with ``S = (H, W)`` or ``(D, H, W)``;
+* a displacement field is ``[B, N, *S]`` with ``N = len(S)``, in voxels, channel ``i`` moving
+  along spatial axis ``i``;
+* ``warp(m, u)(x) = m(x + u(x))``: the field is a *pull-back*, so the warped image lives on the
+  fixed image's grid.
+
+Example:
+    >>> m = torch.zeros(1, 1, 5, 5); m[0, 0, 2, 3] = 1
+    >>> u = torch.zeros(1, 2, 5, 5); u[:, 1] = 1.0          # look one voxel to the right
+    >>> warp(m, u)[0, 0, 2, 2].item()
+    1.0
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["identity_grid", "warp", "compose", "resize_field", "integrate_velocity", "check_field"]
+
+
+def check_field(disp: torch.Tensor, image: torch.Tensor | None = None) -> int:
+    """Validate a displacement field (and an image on the same grid); return the spatial rank."""
+    if not isinstance(disp, torch.Tensor):
+        raise TypeError(f"field must be a tensor, got {type(disp).__name__}")
+    nd = disp.dim() - 2
+    if nd not in (2, 3) or disp.shape[1] != nd:
+        raise ValueError(f"field must be [B, N, *S] with N = len(S) in (2, 3), got {tuple(disp.shape)}")
+    if image is not None:
+        if image.dim() != disp.dim():
+            raise ValueError(f"image {tuple(image.shape)} and field {tuple(disp.shape)} differ in rank")
+        if image.shape[2:] != disp.shape[2:]:
+            raise ValueError(f"image grid {tuple(image.shape[2:])} != field grid {tuple(disp.shape[2:])}")
+        if image.shape[0] != disp.shape[0] and 1 not in (image.shape[0], disp.shape[0]):
+            raise ValueError(f"batch sizes differ: image {image.shape[0]}, field {disp.shape[0]}")
+    return nd
+
+
+def identity_grid(shape: tuple[int, ...], device=None, dtype=torch.float32) -> torch.Tensor:
+    """Voxel coordinates ``[N, *shape]``: ``grid[i][x] = x_i``."""
+    axes = [torch.arange(n, device=device, dtype=dtype) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+
+
+def warp(image: torch.Tensor, disp: torch.Tensor, mode: str = "bilinear",
+         padding: str = "zeros") -> torch.Tensor:
+    """Resample ``image`` at ``x + disp(x)``.
+
+    Args:
+        image: ``[B, C, *S]``.
+        disp: ``[B, N, *S]`` displacement in voxels.
+        mode: ``"bilinear"`` (trilinear in 3D) or ``"nearest"`` (for label maps).
+        padding: ``"zeros"``, ``"border"`` or ``"reflection"``, as ``grid_sample``.
+    Returns:
+        ``[B, C, *S]``, differentiable in both inputs (for ``"bilinear"``).
+    """
+    nd = check_field(disp, image)
+    shape = disp.shape[2:]
+    loc = identity_grid(shape, disp.device, disp.dtype) + disp
+    # grid_sample wants coordinates in [-1, 1] (align_corners=True) ordered (x, y[, z]).
+    scale = torch.tensor([2.0 / max(n - 1, 1) for n in shape], device=disp.device, dtype=disp.dtype)
+    loc = loc * scale.view(1, nd, *([1] * nd)) - 1.0
+    grid = loc.permute(0, *range(2, nd + 2), 1).flip(-1)
+    if image.shape[0] != grid.shape[0]:
+        b = max(image.shape[0], grid.shape[0])
+        image, grid = image.expand(b, *image.shape[1:]), grid.expand(b, *grid.shape[1:])
+    return F.grid_sample(image, grid.to(image.dtype), mode=mode, padding_mode=padding,
+                         align_corners=True)
+
+
+def compose(prev: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """Accumulated field after one more step (paper Eq. 11-12).
+
+    With ``I_t = warp(M0, prev)`` and ``I_{t+1} = warp(I_t, step)``,
+    ``I_{t+1} = warp(M0, compose(prev, step))`` where
+    ``compose(prev, step)(x) = step(x) + prev(x + step(x))``.
+    """
+    check_field(prev, step)
+    return step + warp(prev, step, padding="border")
+
+
+def resize_field(disp: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Resample a field to another grid, rescaling the displacements to the new voxel size."""
+    nd = check_field(disp)
+    if len(size) != nd:
+        raise ValueError(f"size {size} must have {nd} entries")
+    old = disp.shape[2:]
+    out = F.interpolate(disp, size=tuple(size), mode="bilinear" if nd == 2 else "trilinear",
+                        align_corners=True)
+    factors = [(n - 1) / max(o - 1, 1) for n, o in zip(size, old)]
+    return out * torch.tensor(factors, device=disp.device, dtype=disp.dtype).view(1, nd, *([1] * nd))
+
+
+def integrate_velocity(vel: torch.Tensor, steps: int = 7) -> torch.Tensor:
+    """Scaling and squaring: the displacement of ``exp(vel)``, a diffeomorphism for smooth ``vel``."""
+    check_field(vel)
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    disp = vel / (2 ** steps)
+    for _ in range(steps):
+        disp = compose(disp, disp)
+    return disp

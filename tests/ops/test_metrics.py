@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from rl_i2it.ops.metrics import binary_dice, dice, jacobian_determinant, jacobian_stats
+
+
+def test_dice_analytic_per_label():
+    a = torch.tensor([[0, 1, 1, 2, 2, 2]])
+    b = torch.tensor([[0, 1, 2, 2, 2, 0]])
+    d = dice(a, b)                                   # label 1: 2*1/(2+1); label 2: 2*2/(3+3)
+    torch.testing.assert_close(d, torch.tensor([[2 / 3, 2 / 3]]))
+    torch.testing.assert_close(dice(a, a, [1, 2]), torch.ones(1, 2))
+
+
+def test_dice_absent_label_is_nan_and_exceptions():
+    d = dice(torch.tensor([[1, 1]]), torch.tensor([[1, 0]]), [1, 5])
+    assert d[0, 0] == pytest.approx(2 / 3) and torch.isnan(d[0, 1])
+    with pytest.raises(ValueError):
+        dice(torch.zeros(1, 3), torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="foreground"):
+        dice(torch.zeros(1, 3), torch.zeros(1, 3))
+
+
+def test_binary_dice():
+    a = torch.zeros(2, 1, 4, 4)
+    a[:, :, :2] = 1
+    b = torch.zeros(2, 1, 4, 4)
+    b[0, :, :2] = 0.9
+    b[1, :, 1:3] = 0.9
+    torch.testing.assert_close(binary_dice(a, b), torch.tensor([1.0, 0.5]))
+    assert binary_dice(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)).item() == 1.0
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 5, 5)])
+def test_jacobian_identity_and_linear(shape):
+    nd = len(shape)
+    assert torch.allclose(jacobian_determinant(torch.zeros(1, nd, *shape)), torch.ones(1, *shape))
+    grid = torch.stack(torch.meshgrid(*[torch.arange(float(n)) for n in shape], indexing="ij"))[None]
+    # x + u(x) = 1.5 x  ->  det = 1.5^nd
+    assert torch.allclose(jacobian_determinant(0.5 * grid), torch.full((1, *shape), 1.5 ** nd))
+
+
+def test_jacobian_folding_counted():
+    grid = torch.stack(torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij"))[None]
+    u = torch.zeros(1, 2, 6, 6)
+    u[:, 1] = -2 * grid[:, 1]        # x -> -x: det = -1 everywhere
+    s = jacobian_stats(u)
+    assert s["neg_jac_pct"] == 100.0
+    assert jacobian_stats(torch.zeros(1, 2, 6, 6)) == {"neg_jac_pct": 0.0, "std_log_jac": 0.0}

@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+from rl_i2it.ops.warp import compose, identity_grid, integrate_velocity, resize_field, warp
+
+
+def const_field(shape, vec, b=1):
+    nd = len(shape)
+    return torch.tensor(vec, dtype=torch.float64).view(1, nd, *([1] * nd)).expand(b, nd, *shape).clone()
+
+
+@pytest.mark.parametrize("shape", [(6, 7), (4, 5, 6)])
+def test_smoke_zero_field_is_identity(shape):
+    img = torch.rand(2, 3, *shape)
+    out = warp(img, torch.zeros(2, len(shape), *shape))
+    assert out.shape == img.shape
+    torch.testing.assert_close(out, img, atol=1e-6, rtol=0)
+
+
+def test_integer_translation_2d_is_exact_shift():
+    img = torch.arange(36.0).view(1, 1, 6, 6)
+    out = warp(img, const_field((6, 6), [1.0, -2.0]).float())   # out(y, x) = img(y + 1, x - 2)
+    torch.testing.assert_close(out[0, 0, :5, 2:], img[0, 0, 1:, :4])
+    assert out[0, 0, 5].abs().max() < 1e-5 and out[0, 0, :, :2].abs().max() < 1e-5   # zeros outside
+
+
+def test_translation_3d_axis_order():
+    img = torch.zeros(1, 1, 5, 5, 5)
+    img[0, 0, 3, 1, 2] = 1.0
+    out = warp(img, const_field((5, 5, 5), [1.0, 0.0, 0.0]).float())
+    assert out[0, 0, 2, 1, 2] == 1.0 and out.sum() == 1.0
+
+
+def test_half_pixel_shift_interpolates_linearly():
+    img = torch.tensor([[0.0, 2.0, 4.0, 6.0]]).view(1, 1, 1, 4).expand(1, 1, 3, 4).contiguous()
+    out = warp(img, const_field((3, 4), [0.0, 0.5]).float())
+    torch.testing.assert_close(out[0, 0, 1, :3], torch.tensor([1.0, 3.0, 5.0]))
+
+
+def test_nearest_keeps_labels():
+    lab = torch.randint(0, 4, (1, 1, 8, 8)).float()
+    out = warp(lab, torch.rand(1, 2, 8, 8) * 2 - 1, mode="nearest")
+    assert set(out.unique().tolist()) <= set(lab.unique().tolist())
+
+
+def test_batch_broadcast():
+    img = torch.rand(1, 1, 5, 5)
+    out = warp(img, torch.zeros(3, 2, 5, 5))
+    assert out.shape == (3, 1, 5, 5)
+
+
+def test_compose_of_translations_adds():
+    a, b = const_field((9, 9), [0.5, -1.0]), const_field((9, 9), [1.25, 0.5])
+    torch.testing.assert_close(compose(a, b), a + b)
+
+
+def test_compose_matches_sequential_warps():
+    torch.manual_seed(1)
+    yy, xx = torch.meshgrid(torch.arange(40.0), torch.arange(40.0), indexing="ij")
+    img = (torch.sin(xx / 5) * torch.cos(yy / 7))[None, None]
+    u1 = torch.nn.functional.avg_pool2d(torch.randn(1, 2, 40, 40), 9, 1, 4) * 3
+    u2 = torch.nn.functional.avg_pool2d(torch.randn(1, 2, 40, 40), 9, 1, 4) * 3
+    seq = warp(warp(img, u1), u2)
+    once = warp(img, compose(u1, u2))
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (seq[inner] - once[inner]).abs().max() < 0.01
+
+
+def test_integrate_velocity_zero_and_constant():
+    v = const_field((8, 8), [1.0, 2.0])
+    torch.testing.assert_close(integrate_velocity(v, 5), v)
+    assert integrate_velocity(torch.zeros(1, 2, 8, 8)).abs().max() == 0
+
+
+def test_resize_field_scales_displacements():
+    u = const_field((5, 5), [1.0, 2.0]).float()
+    r = resize_field(u, (9, 9))
+    torch.testing.assert_close(r, const_field((9, 9), [2.0, 4.0]).float())
+
+
+def test_identity_grid_values():
+    g = identity_grid((2, 3))
+    assert g.shape == (2, 2, 3) and g[1, 1, 2] == 2 and g[0, 1, 2] == 1
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(1, 3, 5, 5), torch.zeros(1, 2, 5), torch.zeros(1, 2, 4, 4, 4)])
+def test_exception_bad_field(bad):
+    with pytest.raises(ValueError):
+        warp(torch.zeros(1, 1, 5, 5), bad)
+
+
+def test_exception_grid_mismatch():
+    with pytest.raises(ValueError, match="grid"):
+        warp(torch.zeros(1, 1, 5, 6), torch.zeros(1, 2, 5, 5))
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_gradcheck_image_and_field(nd):
+    torch.manual_seed(0)
+    shape = (4,) * nd
+    img = torch.rand(1, 1, *shape, dtype=torch.float64, requires_grad=True)
+    # non-integer displacements keep every sample strictly inside a linear piece
+    disp = (torch.rand(1, nd, *shape, dtype=torch.float64) * 0.6 + 0.2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda i, d: warp(i, d, padding="border"), (img, disp))
+
+
+def test_gradcheck_compose():
+    torch.manual_seed(0)
+    a = (torch.rand(1, 2, 4, 4, dtype=torch.float64) * 0.6 + 0.2).requires_grad_()
+    b = (torch.rand(1, 2, 4, 4, dtype=torch.float64) * 0.6 + 0.2).requires_grad_()
+    assert torch.autograd.gradcheck(compose, (a, b))

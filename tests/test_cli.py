@@ -1,0 +1,134 @@
+"""The command line as a user meets it: outputs, and one clear line + exit 2 for bad input."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rl_i2it.cli import main
+from rl_i2it.config import load_config
+from rl_i2it.core.trainer import Trainer
+from rl_i2it.tasks.digits import DigitsTask
+from conftest import SMALL
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, digits):
+    out = tmp_path_factory.mktemp("run")
+    data = out / "digits.npz"
+    np.savez(data, train_x=digits.train_x, train_y=digits.train_y, test_x=digits.test_x, test_y=digits.test_y)
+    opts = dict(SMALL, transform="cross", source=str(data))
+    cfg = load_config(None, {"task_options": opts, "train": {"n_envs": 8, "horizon": 2, "learning_starts": 8,
+                                                             "steps": 4, "replay_size": 64}, "sac": {"batch_size": 8}})
+    Trainer(cfg, out / "r", task=DigitsTask(opts, data=digits), verbose=False).train()
+    return out / "r"
+
+
+def digit_png(path, digits, i, size=28):
+    img = Image.fromarray(digits.test_x[i])
+    if size != 28:
+        img = img.resize((size, size))
+    img.save(path)
+    return path
+
+
+def fails(capsys, argv, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rl-i2it: error:") and match in err[0], err
+    return err[0]
+
+
+def test_translate_one_pair_every_step(tmp_path, run_dir, digits, capsys):
+    m, f = digit_png(tmp_path / "m.png", digits, 0), digit_png(tmp_path / "f.png", digits, 1)
+    out = tmp_path / "out"
+    assert main(["translate", str(run_dir / "policy.pt"), "--moving", str(m), "--fixed", str(f),
+                 "--steps", "3", "--every-step", "--out", str(out)]) == 0
+    assert {"warped.png", "field.npy", "grid.png", "results.csv", "step_01.png", "step_03.png"} <= {p.name for p in out.iterdir()}
+    assert np.load(out / "field.npy").shape == (2, 28, 28)
+    assert Image.open(out / "warped.png").size == (28, 28)
+    assert "mean Dice" in capsys.readouterr().out
+
+
+def test_translate_pairs_csv(tmp_path, run_dir, digits):
+    for i in range(3):
+        digit_png(tmp_path / f"d{i}.png", digits, i)
+    with open(tmp_path / "pairs.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["moving", "fixed"])
+        w.writerows([["d0.png", "d1.png"], ["d1.png", "d2.png"], ["d2.png", str(tmp_path / "d0.png")]])
+    out = tmp_path / "batch"
+    assert main(["translate", str(run_dir), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "2", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"0000_warped.png", "0002_field.npy", "results.csv"} <= names and "0003_warped.png" not in names
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 3 and all(0 <= float(r["dice"]) <= 1 for r in rows)
+
+
+def test_bad_inputs_one_line_exit_2_nothing_overwritten(tmp_path, run_dir, digits, capsys):
+    m, f = digit_png(tmp_path / "m.png", digits, 0), digit_png(tmp_path / "f.png", digits, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "warped.png").write_bytes(b"precious")
+    ck = str(run_dir / "policy.pt")
+    tr = lambda *a: ["translate", ck, "--moving", str(m), "--fixed", str(f), "--out", str(out), *a]
+    fails(capsys, ["translate", ck, "--moving", str(tmp_path / "nope.png"), "--fixed", str(f), "--out", str(out)], "not found")
+    (tmp_path / "text.png").write_text("not an image")
+    fails(capsys, ["translate", ck, "--moving", str(tmp_path / "text.png"), "--fixed", str(f), "--out", str(out)], "not a readable image")
+    big = digit_png(tmp_path / "big.png", digits, 2, size=32)
+    fails(capsys, ["translate", ck, "--moving", str(big), "--fixed", str(f), "--out", str(out)], "28x28")
+    fails(capsys, tr("--steps", "0"), "--steps")
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage" * 10)
+    fails(capsys, ["translate", str(tmp_path / "corrupt.pt"), "--moving", str(m), "--fixed", str(f), "--out", str(out)], "cannot read checkpoint")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    fails(capsys, ["translate", str(tmp_path / "foreign.pt"), "--moving", str(m), "--fixed", str(f), "--out", str(out)], "not an rl-i2it checkpoint")
+    (tmp_path / "afile").write_text("")
+    fails(capsys, ["translate", ck, "--moving", str(m), "--fixed", str(f), "--out", str(tmp_path / "afile" / "sub")], "cannot write")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    fails(capsys, ["translate", ck, "--pairs", str(tmp_path / "bad.csv"), "--out", str(out)], "moving,fixed")
+    assert (out / "warped.png").read_bytes() == b"precious"
+    assert sorted(p.name for p in out.iterdir()) == ["warped.png"]
+
+
+def test_bad_training_requests(tmp_path, capsys):
+    fails(capsys, ["train", "nosuchtask", "--steps", "1", "--out", str(tmp_path / "a")], "unknown task")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=abc", "--out", str(tmp_path / "a")], "sac.gamma")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=2", "--out", str(tmp_path / "a")], "gamma")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.transform=spin", "--out", str(tmp_path / "a")], "transform")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.nosuch=1", "--out", str(tmp_path / "a")], "unknown config key")
+    fails(capsys, ["train", "digits", "--steps", "1", "--config", str(tmp_path / "none.toml")], "config file not found")
+    fails(capsys, ["train", "digits", "--steps", "1", "--device", "tpu"], "device")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.source=" + str(tmp_path / "x.npz"),
+                   "--out", str(tmp_path / "b")], "not found")
+    fails(capsys, ["data", "fetch", "imagenet"], "unknown dataset")
+    fails(capsys, ["eval", str(tmp_path)], "not a run directory")
+    assert not (tmp_path / "a").exists()
+
+
+def test_eval_writes_table_and_pictures(tmp_path, run_dir, capsys):
+    out = tmp_path / "ev"
+    assert main(["eval", str(run_dir), "--n-moving", "6", "--steps", "1,3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| RL-I2IT | 3 |" in text and "| identity | 0 |" in text
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["methods"]) == {"identity", "rl"} and res["protocol"]["pairs"] == 54   # cross: 6 x 9
+    assert all((out / n).is_file() for n in ("steps_rl.png", "chain_rl.png", "curves.png", "results.md"))
+
+
+def test_preset_documents_every_field():
+    """Every config field has a line in the digits preset, and the preset equals the defaults."""
+    import dataclasses
+    from rl_i2it.cli import DEFAULT_CONFIGS
+    from rl_i2it.config import Config
+    from rl_i2it.tasks.digits import DigitsOptions
+    text = (DEFAULT_CONFIGS / "digits.toml").read_text()
+    cfg = load_config(DEFAULT_CONFIGS / "digits.toml")
+    for cls in (Config, type(cfg.sac), type(cfg.train), DigitsOptions):
+        for f in dataclasses.fields(cls):
+            if f.name not in ("sac", "train", "task_options"):
+                line = next((ln for ln in text.splitlines() if ln.startswith(f.name + " ")), None)
+                assert line and "#" in line, f.name
+    assert cfg.sac == type(cfg.sac)() and cfg.train == type(cfg.train)()
+    assert DigitsTask(cfg.task_options).options == DigitsOptions()

@@ -1,0 +1,113 @@
+"""Training loop: determinism, exact resume, resume after a real kill, learning."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from rl_i2it.config import load_config, merge
+from rl_i2it.core.trainer import Trainer
+from rl_i2it.tasks.digits import DigitsTask, evaluate
+from conftest import SMALL
+
+FAST = {"train": {"n_envs": 8, "horizon": 4, "learning_starts": 16, "updates_per_step": 1,
+                  "replay_size": 512, "log_every": 5}, "sac": {"batch_size": 16}}
+
+
+def run(tmp, digits, steps, **over):
+    base = merge(FAST, {"task_options": dict(SMALL, transform="cross"), "train": {"steps": steps}})
+    cfg = load_config(None, merge(base, over))
+    tr = Trainer(cfg, tmp, task=DigitsTask(cfg.task_options, data=digits), verbose=False)
+    tr.train()
+    return tr
+
+
+def flat(module):
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+def test_cpu_determinism_same_seed_same_numbers(tmp_path, digits):
+    a = run(tmp_path / "a", digits, 24)
+    b = run(tmp_path / "b", digits, 24)
+    assert torch.equal(flat(a.policy), flat(b.policy))
+    assert torch.equal(flat(a.sac.critic), flat(b.sac.critic))
+    la = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert strip(la) == strip(lb) and len(la) >= 4
+    c = run(tmp_path / "c", digits, 24, seed=1)
+    assert not torch.equal(flat(a.policy), flat(c.policy))
+
+
+def test_resume_continues_exactly(tmp_path, digits):
+    straight = run(tmp_path / "s", digits, 32)
+    run(tmp_path / "r", digits, 16)                        # stops (and checkpoints) at 16 updates
+    resumed = run(tmp_path / "r", digits, 32)              # a new process would do exactly this
+    assert resumed.resumed and resumed.counters["updates"] == straight.counters["updates"]
+    assert torch.equal(flat(straight.policy), flat(resumed.policy))
+    assert torch.equal(flat(straight.sac.critic_target), flat(resumed.sac.critic_target))
+    assert resumed.sac.log_alpha.item() == straight.sac.log_alpha.item()
+    rows = [json.loads(x)["updates"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == sorted(set(rows))                       # no duplicated log lines
+
+
+def test_resume_refuses_another_config(tmp_path, digits):
+    from rl_i2it.errors import UserError
+    run(tmp_path / "r", digits, 4)
+    with pytest.raises(UserError, match="another config"):
+        run(tmp_path / "r", digits, 8, sac={"batch_size": 8})
+
+
+def test_resume_after_kill(tmp_path, digits):
+    """A real training process killed with SIGKILL resumes from its last checkpoint."""
+    data = tmp_path / "digits.npz"
+    np.savez(data, train_x=digits.train_x, train_y=digits.train_y, test_x=digits.test_x, test_y=digits.test_y)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "rl_i2it.cli", "train", "digits", "--steps", "100000", "--out", str(out),
+           "--set", "train.checkpoint_every_s=0.5", "--set", f"task_options.source={data}",
+           "--set", "task_options.transform=cross", "--set", "train.n_envs=8", "--set", "train.horizon=4",
+           "--set", "train.learning_starts=16", "--set", "sac.batch_size=16",
+           *[f"--set=task_options.{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in SMALL.items()]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if (out / "checkpoint.pt").exists():
+                saved = torch.load(out / "checkpoint.pt", weights_only=True)
+                if saved["counters"]["updates"] > 0:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint within 60 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    done = saved["counters"]["updates"]
+    target = done + 8
+    res = subprocess.run(cmd[:6] + [str(target)] + cmd[7:], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert f"resuming {out} at update {done}" in res.stdout
+    final = torch.load(out / "checkpoint.pt", weights_only=True)["counters"]["updates"]
+    assert target <= final < target + 8
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
+def test_short_training_beats_untrained_policy(tmp_path, digits):
+    """RL-I2IT trained for 150 updates (~6 s) registers held-out pairs far better than untrained:
+    Dice at T=10 rises by more than 0.1 (measured: about 0.61 -> 0.85)."""
+    opts = dict(SMALL, transform="random", scale_range=[0.7, 1.3], rotation_range=[-30, 30])
+    over = {"task_options": opts, "train": {"n_envs": 16, "horizon": 5, "learning_starts": 64},
+            "sac": {"lr_policy": 1e-3, "lr_critic": 1e-3}}
+    cfg = load_config(None, merge(FAST, merge(over, {"train": {"steps": 150}})))
+    tr = Trainer(cfg, tmp_path / "t", task=DigitsTask(opts, data=digits), verbose=False)
+    before = evaluate(tr.task, tr.policy, steps=(10,), n_moving=40)["dice"]
+    tr.train()
+    after = evaluate(tr.task, tr.policy, steps=(10,), n_moving=40)["dice"]
+    assert abs(before[10]["mean"] - before[0]["mean"]) < 0.02      # untrained = about identity
+    assert after[10]["mean"] > before[10]["mean"] + 0.10, (before, after)
