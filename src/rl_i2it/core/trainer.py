@@ -17,6 +17,7 @@ import torch
 
 from ..config import Config
 from ..errors import UserError
+from ..nets import fast_layout
 from . import checkpoint as ckpt
 from .buffer import ReplayBuffer
 from .critic import TwinCritic
@@ -47,7 +48,7 @@ def load_policy(path, device="cpu"):
     cfg = fill(Config, obj["config"])
     device = resolve_device(str(device))
     task = build_task(cfg, device)
-    policy = task.build_policy().to(device)
+    policy = fast_layout(task.build_policy().to(device))
     try:
         policy.load_state_dict(obj["policy"])
     except (RuntimeError, KeyError) as exc:
@@ -65,10 +66,10 @@ class Trainer:
         ckpt.seed_everything(cfg.seed)
         self.task = task if task is not None else build_task(cfg, self.device)
         self.task.device = self.device
-        self.policy = self.task.build_policy().to(self.device)
+        self.policy = fast_layout(self.task.build_policy().to(self.device))
         critic = None
         if cfg.sac.use_rl:
-            critic = TwinCritic(lambda: self.task.build_critic(cfg.sac.critic_on)).to(self.device)
+            critic = fast_layout(TwinCritic(lambda: self.task.build_critic(cfg.sac.critic_on)).to(self.device))
         self.sac = SAC(self.policy, critic, cfg.sac, self.task).to(self.device)
         self.env_gen = torch.Generator().manual_seed(cfg.seed)
         self.sample_gen = torch.Generator().manual_seed(cfg.seed + 1)

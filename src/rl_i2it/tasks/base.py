@@ -1,7 +1,6 @@
 """What a task supplies to the task-agnostic core (see DESIGN.md section 1)."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Protocol
 
 import torch
@@ -38,9 +37,6 @@ class Task:
 
     def validate(self) -> None:
         """Raise ``UserError`` for inconsistent options."""
-
-    def options_dict(self) -> dict:
-        return dataclasses.asdict(self.options)
 
     # --- what the core needs ---------------------------------------------------------------
     plan_shape: tuple[int, ...]

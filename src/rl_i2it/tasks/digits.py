@@ -75,6 +75,18 @@ def similarity_transform(images: torch.Tensor, scale: torch.Tensor, angle_deg: t
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def random_transform(images: torch.Tensor, o: DigitsOptions, gen: torch.Generator,
+                     transform: str | None = None) -> torch.Tensor:
+    """Random scale and rotation (``o``'s ranges) for the random and continuous types; else identity."""
+    if (transform or o.transform) not in ("random", "continuous"):
+        return images
+    n = images.shape[0]
+    (s0, s1), (r0, r1) = o.scale_range, o.rotation_range
+    scale = s0 + (s1 - s0) * torch.rand(n, generator=gen)
+    angle = r0 + (r1 - r0) * torch.rand(n, generator=gen)
+    return similarity_transform(images, scale.to(images.device), angle.to(images.device))
+
+
 class DigitsEnv:
     """``n`` registration episodes at once, on the task's device."""
 
@@ -110,21 +122,11 @@ class DigitsEnv:
             ml = torch.randint(0, 10, (n,), generator=self.gen)
         return fixed, self._pick(ml)
 
-    def random_transform(self, images: torch.Tensor) -> torch.Tensor:
-        """Random scale and rotation for the random and continuous types; identity otherwise."""
-        if self.o.transform not in ("random", "continuous"):
-            return images
-        n = images.shape[0]
-        (s0, s1), (r0, r1) = self.o.scale_range, self.o.rotation_range
-        scale = s0 + (s1 - s0) * torch.rand(n, generator=self.gen)
-        angle = r0 + (r1 - r0) * torch.rand(n, generator=self.gen)
-        return similarity_transform(images, scale.to(images.device), angle.to(images.device))
-
     # -- episodes ---------------------------------------------------------------------------
     def reset(self) -> dict:
         fi, mi = self.sample_pair_indices(self.n)
         fixed = self.task.to_float(self.images[fi])
-        moving = self.random_transform(self.task.to_float(self.images[mi]))
+        moving = random_transform(self.task.to_float(self.images[mi]), self.o, self.gen)
         return self.start(fixed, moving)
 
     def start(self, fixed: torch.Tensor, moving: torch.Tensor) -> dict:
@@ -253,9 +255,7 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
     if n_moving > len(candidates):
         raise UserError(f"asked for {n_moving} moving digits, the test split has {len(candidates)}")
     moving_idx = candidates[torch.randperm(len(candidates), generator=gen)[:n_moving]]
-    env = DigitsEnv.__new__(DigitsEnv)
-    env.o, env.gen = dataclass_replace(task.options, transform=transform), gen
-    moving = env.random_transform(task.to_float(x[moving_idx]))
+    moving = random_transform(task.to_float(x[moving_idx]), task.options, gen, transform)
     mc = y[moving_idx]
     fc_all = torch.arange(10).repeat(n_moving)               # pair p: moving p // 10, atlas p % 10
     mc_all = mc.repeat_interleave(10)
@@ -263,11 +263,6 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
     mov = moving.repeat_interleave(10, 0)[keep.to(moving.device)]
     fix = task.to_float(x[atlas])[fc_all[keep]]
     return fix, mov, fc_all[keep], mc_all[keep]
-
-
-def dataclass_replace(obj, **kw):
-    import dataclasses
-    return dataclasses.replace(obj, **kw)
 
 
 @torch.no_grad()
@@ -330,10 +325,8 @@ def chain_grid(task: DigitsTask, policy, path, steps: int = 10, length: int = 5,
     from ..viz import image_grid
     x, _ = task.split_arrays("test")
     gen = torch.Generator().manual_seed(seed)
-    env = DigitsEnv.__new__(DigitsEnv)
-    env.o, env.gen = dataclass_replace(task.options, transform="continuous"), gen
     idx = torch.randint(0, len(x), (rows * length,), generator=gen)
-    digits = env.random_transform(task.to_float(x[idx])).view(rows, length, 1, SIZE, SIZE)
+    digits = random_transform(task.to_float(x[idx]), task.options, gen, "continuous").view(rows, length, 1, SIZE, SIZE)
     current, out_rows, dices = digits[:, 0], [], []
     results = [current.cpu()]
     for k in range(1, length):
