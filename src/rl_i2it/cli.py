@@ -91,7 +91,8 @@ def cmd_eval(args) -> None:
             runs[name] = Path(other)
     steps = _steps_list(args.steps)
     out = Path(args.out) if args.out else run / "eval"
-    summary = evaluate_runs(out, runs, steps, args.n_moving, args.transform, args.device or "cpu")
+    summary = evaluate_runs(out, runs, steps, args.n_moving, args.transform, args.device or "cpu",
+                            split=args.split)
     print(format_table(summary["methods"], steps))
     print(f"\nresults: {out}/results.md, results.json; pictures: {out}/steps_*.png, chain_rl.png, curves.png")
 
@@ -229,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", default="1,5,10,20", help="step counts to report (default 1,5,10,20)")
     e.add_argument("--n-moving", type=int, default=1000, help="moving test digits (default 1000)")
     e.add_argument("--transform", choices=["inner", "cross", "random", "continuous"], help="default: the run's")
+    e.add_argument("--split", choices=["test", "valid"], default="test",
+                   help="test (the table) or valid (10k training digits held out, for choosing settings)")
     e.add_argument("--onestep", help="a one-step run to show beside it")
     e.add_argument("--norl", help="a w/o-RL run to show beside it")
     e.add_argument("--out", help="where to write results (default RUN/eval)")

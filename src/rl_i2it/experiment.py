@@ -45,7 +45,8 @@ def train_methods(out: Path, minutes: float, config: str | None = None, override
 
 
 def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20), n_moving: int = 1000,
-                  transform: str | None = None, device: str = "cpu", verbose: bool = True) -> dict:
+                  transform: str | None = None, device: str = "cpu", verbose: bool = True,
+                  split: str = "test") -> dict:
     """Evaluate each run (``None`` = identity) on the same pairs; write results.json/.md and pictures."""
     from .tasks.digits import chain_grid, evaluate, step_grid
     from .viz import plot_curves
@@ -56,20 +57,21 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
             continue
         task, policy, cfg = load_policy(run, device)
         t0 = time.perf_counter()
-        results[name] = evaluate(task, policy, steps, n_moving, transform=transform, progress=verbose)
+        results[name] = evaluate(task, policy, steps, n_moving, transform=transform, progress=verbose,
+                                 split=split)
         results[name]["eval_seconds"] = time.perf_counter() - t0
         results[name]["train_counters"] = torch.load(Path(run) / "policy.pt", weights_only=True)["counters"]
         step_grid(task, policy, out / f"steps_{name}.png", steps=10, transform=transform)
         if name == "rl":
             results[name]["chain_dice"] = chain_grid(task, policy, out / "chain_rl.png")
     if "identity" in runs and task is not None:
-        results["identity"] = evaluate(task, None, steps, n_moving, transform=transform)
+        results["identity"] = evaluate(task, None, steps, n_moving, transform=transform, split=split)
     order = [m for m in ("identity", "onestep", "norl", "rl") if m in results]
     results = {m: results[m] for m in order}
     trained = [m for m in order if runs.get(m) is not None]
     plot_curves([runs[m] for m in trained], out / "curves.png", [LABELS[m] for m in trained])
     table = format_table(results, steps)
-    summary = {"protocol": {"transform": transform or (task.options.transform if task else None),
+    summary = {"protocol": {"split": split, "transform": transform or (task.options.transform if task else None),
                             "n_moving": n_moving, "atlases": 10, "steps": list(steps),
                             "pairs": next(iter(results.values()))["pairs"] if results else 0},
                "methods": results}

@@ -81,3 +81,13 @@ def test_identity_evaluation_and_bad_options(task, digits):
     with pytest.raises(UserError, match="28x28"):
         task.check_image(torch.zeros(1, 32, 32), "x")
     assert sum(f.nbytes for f in task.state_fields().values()) == 2 * 28 * 28
+
+
+def test_validation_digits_are_held_out_of_training(task, digits):
+    tr, va = task.split_arrays("train")[0], task.split_arrays("valid")[0]
+    assert len(tr) + len(va) == len(digits.train_x) and len(va) == len(digits.train_x) // 6
+    assert torch.equal(torch.cat([tr, va]), torch.from_numpy(digits.train_x))
+    f, m, _, _ = eval_pairs(task, n_moving=5, split="valid", transform="random")
+    assert f.shape[0] == 50
+    with pytest.raises(UserError, match="split"):
+        task.split_arrays("holdout")

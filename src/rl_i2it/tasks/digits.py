@@ -31,6 +31,10 @@ from .base import Task
 
 SIZE = 28
 TRANSFORMS = ("inner", "cross", "random", "continuous")
+SPLITS = ("train", "valid", "test")
+VALID = 10000
+"""The last 10 000 training digits (MNIST's usual validation set) are held out of training, for
+choosing settings; the test split is only for the final table."""
 
 
 @dataclass
@@ -94,7 +98,7 @@ class DigitsEnv:
         self.task, self.n, self.gen, self.split = task, n, generator, split
         o = task.options
         self.o = o
-        if split in ("train", "test"):
+        if split in SPLITS:
             x, y = task.split_arrays(split)
             self.images, self.labels = x, y
             counts = torch.bincount(y, minlength=10)
@@ -185,8 +189,17 @@ class DigitsTask(Task):
         return self._data
 
     def split_arrays(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``train`` (all training digits but the last ``VALID``, or a sixth of a small set),
+        ``valid`` (those) or ``test``: uint8 ``[N, 28, 28]`` and labels."""
+        if split not in SPLITS:
+            raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         d = self.data
-        x, y = (d.train_x, d.train_y) if split == "train" else (d.test_x, d.test_y)
+        if split == "test":
+            x, y = d.test_x, d.test_y
+        else:
+            n_valid = min(VALID, len(d.train_x) // 6)
+            part = slice(None, -n_valid) if split == "train" else slice(-n_valid, None)
+            x, y = d.train_x[part], d.train_y[part]
         if x.shape[1:] != (SIZE, SIZE):
             raise UserError(f"digits must be {SIZE}x{SIZE}, got {x.shape[1:]}")
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(y, np.int64))
@@ -235,10 +248,11 @@ def atlas_indices(labels: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.nonzero(labels == c).flatten()[0] for c in range(10)])
 
 
-def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transform: str | None = None):
+def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transform: str | None = None,
+               split: str = "test"):
     """The protocol's pairs: ``(fixed, moving, fixed_class, moving_class)``, ``[P, 1, 28, 28]`` each.
 
-    Atlases = one test digit per class; moving = ``n_moving`` other test digits, transformed as
+    Atlases = one digit per class of ``split``; moving = ``n_moving`` others, transformed as
     ``transform`` says (random: scaled and rotated), seeded by ``seed``. ``random`` and
     ``continuous`` pair every moving digit with every atlas; ``inner`` with its own class's atlas;
     ``cross`` with the nine others.
@@ -246,14 +260,14 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
     transform = transform or task.options.transform
     if transform not in TRANSFORMS:
         raise UserError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
-    x, y = task.split_arrays("test")
+    x, y = task.split_arrays(split)
     atlas = atlas_indices(y)
     gen = torch.Generator().manual_seed(seed)
     pool = torch.ones(len(y), dtype=torch.bool)
     pool[atlas] = False
     candidates = torch.nonzero(pool).flatten()
     if n_moving > len(candidates):
-        raise UserError(f"asked for {n_moving} moving digits, the test split has {len(candidates)}")
+        raise UserError(f"asked for {n_moving} moving digits, the {split} split has {len(candidates)}")
     moving_idx = candidates[torch.randperm(len(candidates), generator=gen)[:n_moving]]
     moving = random_transform(task.to_float(x[moving_idx]), task.options, gen, transform)
     mc = y[moving_idx]
@@ -267,13 +281,14 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
 
 @torch.no_grad()
 def evaluate(task: DigitsTask, policy, steps=(1, 5, 10, 20), n_moving: int = 1000, seed: int = 1234,
-             transform: str | None = None, batch: int = 2000, progress: bool = False) -> dict:
+             transform: str | None = None, batch: int = 2000, progress: bool = False,
+             split: str = "test") -> dict:
     """Dice (binarised at 0.5) per atlas class and mean after each of ``steps``; ``policy=None``
     is the identity. Returns ``{"dice": {T: {"per_class": [10], "mean", "std"}}, "pairs": P,
     "sec_per_pair_step": s}`` (T = 0 is the unregistered pair)."""
     import time
     from ..core.rollout import rollout
-    fix, mov, fc, _ = eval_pairs(task, n_moving, seed, transform)
+    fix, mov, fc, _ = eval_pairs(task, n_moving, seed, transform, split)
     steps = sorted(set(int(s) for s in steps))
     scores = {0: []} | {s: [] for s in steps}
     chunks = range(0, len(fix), batch)
