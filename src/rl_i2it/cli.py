@@ -114,22 +114,12 @@ def cmd_experiment(args) -> None:
           f"chain_rl.png, curves.png")
 
 
-def _writable_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write to {path}: {exc.strerror or exc}") from None
-    return path
-
-
 def cmd_translate(args) -> None:
     import numpy as np
     import torch
 
     from .core.trainer import load_policy
+    from .data.cache import writable_dir
     from .data.images import read_image, write_image
     from .tasks.digits import register
     from .viz import image_grid
@@ -150,7 +140,7 @@ def cmd_translate(args) -> None:
     # read and check everything before writing anything
     moving = torch.stack([task.check_image(read_image(m), str(m)) for m, _ in pairs])
     fixed = torch.stack([task.check_image(read_image(f), str(f)) for _, f in pairs])
-    out = _writable_dir(Path(args.out))
+    out = writable_dir(args.out)
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config
+from ..data.cache import writable_dir
 from ..errors import UserError
 from ..nets import fast_layout
 from . import checkpoint as ckpt
@@ -83,13 +84,7 @@ class Trainer:
 
     # -- run directory ------------------------------------------------------------------------
     def _prepare_run_dir(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
+        writable_dir(self.run_dir)
         cfg_path = self.run_dir / "config.json"
         if (self.run_dir / "checkpoint.pt").is_file():
             saved = ckpt.load(self.run_dir / "checkpoint.pt", (ckpt.TRAIN_FORMAT,))

@@ -18,6 +18,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RL_I2IT_DATA", Path.home() / ".cache" / "rl-i2it")).expanduser()
 
 
+def writable_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and check that files can be written there (``UserError`` if not)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
