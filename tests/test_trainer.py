@@ -111,3 +111,16 @@ def test_short_training_beats_untrained_policy(tmp_path, digits):
     after = evaluate(tr.task, tr.policy, steps=(10,), n_moving=40)["dice"]
     assert abs(before[10]["mean"] - before[0]["mean"]) < 0.02      # untrained = about identity
     assert after[10]["mean"] > before[10]["mean"] + 0.10, (before, after)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch):
+    from rl_i2it.errors import UserError
+    run(tmp_path / "r", digits, 8)
+    good = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    monkeypatch.setattr(DigitsTask, "auxiliary_loss",
+                        lambda self, state, action: (action.sum() * float("nan"), {}))
+    with pytest.raises(UserError, match="non-finite loss"):
+        run(tmp_path / "r", digits, 16)
+    kept = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert kept["counters"] == good["counters"]
+    assert all(torch.equal(kept["policy"][k], v) for k, v in good["policy"].items())

@@ -45,6 +45,8 @@ class SAC(nn.Module):
         return out.plan if self.cfg.critic_on == "plan" else out.action
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss ({loss.item()}) at update {self.updates}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:

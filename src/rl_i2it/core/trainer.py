@@ -153,6 +153,7 @@ class Trainer:
         bar = self._progress()
         log = open(self.run_dir / "metrics.jsonl", "a")
         last_ckpt, stats, scores = time.monotonic(), {}, []
+        keep_going = True
         try:
             while not self._done():
                 start = time.monotonic()
@@ -188,14 +189,19 @@ class Trainer:
                 self.counters["episodes"] += 1
                 elapsed = time.monotonic() - start
                 self.counters["seconds"] += elapsed
-                self._advance(bar, elapsed, scores)
+                self._advance(bar, scores)
         except KeyboardInterrupt:
             if self.verbose:
                 print("\ninterrupted: saving a checkpoint (run the same command again to resume)")
+        except FloatingPointError as exc:
+            keep_going = False
+            raise UserError(f"training stopped: {exc}; the last good checkpoint in {self.run_dir} is kept "
+                            f"(lower the learning rates or raise sac.grad_clip, then resume)") from None
         finally:
             bar.close()
             log.close()
-            self.save()
+            if keep_going:
+                self.save()
         self.plot()
         return dict(self.counters)
 
@@ -217,7 +223,7 @@ class Trainer:
         return tqdm(total=total, initial=min(done, total), unit=unit, disable=not self.verbose,
                     desc=f"train {self.cfg.task}", dynamic_ncols=True, mininterval=1.0)
 
-    def _advance(self, bar, elapsed: float, scores: list) -> None:
+    def _advance(self, bar, scores: list) -> None:
         if self.cfg.train.steps:
             bar.n = min(self.counters["updates"], bar.total)
         else:
