@@ -199,7 +199,8 @@ def cmd_data(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rl-i2it", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="rl-i2it", description="Image-to-image translation with deep "
+                                "reinforcement learning (RL-I2IT). Bad input: one line on stderr, exit code 2.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a task (resumes when --out holds a run)")
