@@ -132,3 +132,20 @@ def test_preset_documents_every_field():
                 assert line and "#" in line, f.name
     assert cfg.sac == type(cfg.sac)() and cfg.train == type(cfg.train)()
     assert DigitsTask(cfg.task_options).options == DigitsOptions()
+
+
+def test_eval_and_train_refuse_bad_requests_before_any_work(tmp_path, run_dir, capsys):
+    out = tmp_path / "ev"
+    fails(capsys, ["eval", str(run_dir), "--n-moving", "0", "--out", str(out)], "n-moving")
+    fails(capsys, ["eval", str(run_dir), "--norl", str(tmp_path / "missing"), "--out", str(out)], "not found")
+    assert not out.exists()
+    fails(capsys, ["train", "digits", "--out", str(tmp_path / "r")], "stopping rule")
+    fails(capsys, ["train", "digits", "--steps", "2", "--horizon", "0", "--out", str(tmp_path / "r")], "horizon")
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_accepts_policy_files_for_baselines(tmp_path, run_dir):
+    out = tmp_path / "ev"
+    assert main(["eval", str(run_dir), "--norl", str(run_dir / "policy.pt"), "--n-moving", "3",
+                 "--steps", "1", "--out", str(out)]) == 0
+    assert "norl" in json.loads((out / "results.json").read_text())["methods"]

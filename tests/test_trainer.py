@@ -56,6 +56,16 @@ def test_resume_continues_exactly(tmp_path, digits):
     assert rows == sorted(set(rows))                       # no duplicated log lines
 
 
+def test_resume_survives_a_log_line_cut_short(tmp_path, digits):
+    run(tmp_path / "r", digits, 8)
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as fh:
+        fh.write('{"updates": 9, "sco')                        # the killed process's last words
+    resumed = run(tmp_path / "r", digits, 16)
+    assert resumed.counters["updates"] >= 16
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["updates"] for r in rows] == sorted({r["updates"] for r in rows})
+
+
 def test_resume_refuses_another_config(tmp_path, digits):
     from rl_i2it.errors import UserError
     run(tmp_path / "r", digits, 4)
@@ -96,6 +106,14 @@ def test_resume_after_kill(tmp_path, digits):
     final = torch.load(out / "checkpoint.pt", weights_only=True)["counters"]["updates"]
     assert target <= final < target + 8
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+    # Ctrl-C: the run finishes its episode, saves and exits cleanly
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopped: checkpoint saved" in stdout
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["counters"]["updates"] > final
 
 
 def test_short_training_beats_untrained_policy(tmp_path, digits):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def _overrides(args) -> dict:
         extra.setdefault("sac", {})["use_aux"] = False
     if getattr(args, "critic_on", None):
         extra.setdefault("sac", {})["critic_on"] = args.critic_on
-    if getattr(args, "horizon", None):
+    if getattr(args, "horizon", None) is not None:
         extra.setdefault("train", {})["horizon"] = args.horizon
     return merge(over, extra)
 
@@ -84,12 +83,16 @@ def cmd_eval(args) -> None:
     run = Path(args.run)
     if not (run / "policy.pt").is_file():
         raise UserError(f"{run} is not a run directory (no policy.pt)")
+    from .core import checkpoint as ckpt
     runs = {"identity": None, "rl": run}
     for name in ("onestep", "norl"):
         other = getattr(args, name)
         if other:
+            ckpt.load(other)                 # a missing or foreign run fails before any work
             runs[name] = Path(other)
     steps = _steps_list(args.steps)
+    if args.n_moving < 1:
+        raise UserError("--n-moving must be >= 1")
     out = Path(args.out) if args.out else run / "eval"
     summary = evaluate_runs(out, runs, steps, args.n_moving, args.transform, args.device or "cpu",
                             split=args.split)
@@ -101,6 +104,8 @@ def cmd_experiment(args) -> None:
     from .experiment import format_table, run_experiment
     if args.task != "digits":
         raise UserError(f"the experiment is defined for digits, not {args.task!r}")
+    if args.n_moving < 1:
+        raise UserError("--n-moving must be >= 1")
     out = Path(args.out)
     summary = run_experiment(out, args.minutes, _config_path("digits", args.config), _overrides(args),
                              args.n_moving, args.device or "cpu")

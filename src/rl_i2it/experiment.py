@@ -18,10 +18,10 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from .config import load_config, merge
-from .core.trainer import Trainer, load_policy, resolve_device
+from .core import checkpoint as ckpt
+from .core.trainer import Trainer, build_task, load_policy, resolve_device
+from .errors import UserError
 
 METHODS = {
     "rl": {},
@@ -60,7 +60,7 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
         results[name] = evaluate(task, policy, steps, n_moving, transform=transform, progress=verbose,
                                  split=split)
         results[name]["eval_seconds"] = time.perf_counter() - t0
-        results[name]["train_counters"] = torch.load(Path(run) / "policy.pt", weights_only=True)["counters"]
+        results[name]["train_counters"] = ckpt.load(run).get("counters")
         step_grid(task, policy, out / f"steps_{name}.png", steps=10, transform=transform)
         if name == "rl":
             results[name]["chain_dice"] = chain_grid(task, policy, out / "chain_rl.png")
@@ -80,6 +80,13 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
     return summary
 
 
+def check_n_moving(task, n_moving: int, split: str = "test") -> None:
+    """Refuse a protocol size the split cannot give, before any training or writing."""
+    available = len(task.split_arrays(split)[1]) - 10
+    if not 1 <= n_moving <= available:
+        raise UserError(f"--n-moving must be between 1 and {available} (the {split} split less the atlases)")
+
+
 def format_table(results: dict, steps) -> str:
     head = "| method | T | mean | std | " + " | ".join(str(c) for c in range(10)) + " |"
     lines = [head, "|" + "---|" * (14)]
@@ -94,7 +101,7 @@ def format_table(results: dict, steps) -> str:
 def run_experiment(out: str | Path, minutes: float, config: str | None = None, overrides: dict | None = None,
                    n_moving: int = 1000, device: str = "cpu", verbose: bool = True) -> dict:
     out = Path(out)
-    resolve_device(device)
+    check_n_moving(build_task(load_config(config, overrides), resolve_device(device)), n_moving)
     train_methods(out, minutes, config, merge(overrides or {}, {"device": device}), verbose=verbose)
     runs = {"identity": None, **{m: out / m for m in METHODS}}
     return evaluate_runs(out, runs, n_moving=n_moving, device=device, verbose=verbose)

@@ -34,10 +34,17 @@ def image_grid(rows: list[list[torch.Tensor]], path: str | Path, headers: list[s
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The rows of ``metrics.jsonl``; a line cut short by a killed process is skipped."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    rows = []
+    for ln in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(ln))
+        except ValueError:
+            continue
+    return rows
 
 
 def plot_curves(run_dirs: list[str | Path], path: str | Path, labels: list[str] | None = None) -> None:

@@ -4,12 +4,17 @@ A run directory holds ``config.json`` (resolved), ``checkpoint.pt`` (everything 
 networks, optimisers, temperature, counters, RNG states and, when small, the replay),
 ``policy.pt`` (what inference needs), ``metrics.jsonl`` and ``curves.png``.
 
-Checkpoints are taken between episodes, where the environment holds nothing that the RNG states
-cannot redraw, so a run killed and resumed goes on exactly as if it had not stopped.
+Checkpoints are taken only between episodes, where the environment holds nothing that the RNG
+states cannot redraw, so a run killed and resumed goes on exactly as if it had stopped at its last
+checkpoint. A first Ctrl-C finishes the episode, saves and stops; an error (a non-finite loss)
+leaves the last checkpoint as it was.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from ..config import Config
 from ..data.cache import writable_dir
 from ..errors import UserError
 from ..nets import fast_layout
+from ..viz import read_metrics
 from . import checkpoint as ckpt
 from .buffer import ReplayBuffer
 from .critic import TwinCritic
@@ -62,6 +68,8 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: str | Path, task=None, verbose: bool = True):
         self.cfg, self.verbose = cfg, verbose
+        if not (cfg.train.steps or cfg.train.minutes):
+            raise UserError("give a stopping rule: --steps N or --minutes M")
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.device)
         ckpt.seed_everything(cfg.seed)
@@ -129,9 +137,11 @@ class Trainer:
         # forget log lines written after this checkpoint by the run that was killed
         log = self.run_dir / "metrics.jsonl"
         if log.is_file():
-            keep = [ln for ln in log.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("updates", 0) <= self.counters["updates"]]
-            log.write_text("".join(ln + "\n" for ln in keep))
+            keep = [json.dumps(row) for row in read_metrics(self.run_dir)
+                    if row.get("updates", 0) <= self.counters["updates"]]
+            tmp = log.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(ln + "\n" for ln in keep))
+            os.replace(tmp, log)
 
     def save(self) -> None:
         ckpt.atomic_save(self._state(), self.run_dir / "checkpoint.pt")
@@ -148,14 +158,16 @@ class Trainer:
     def train(self) -> dict:
         """Run until ``train.steps`` updates or ``train.minutes`` of training; return the counters."""
         t, cfg = self.cfg.train, self.cfg
-        if not (t.steps or t.minutes):
-            raise UserError("give a stopping rule: --steps N or --minutes M")
         bar = self._progress()
         log = open(self.run_dir / "metrics.jsonl", "a")
         last_ckpt, stats, scores = time.monotonic(), {}, []
-        keep_going = True
+        self._stop = False
+        ok = False
+        old_handler = None
+        if threading.current_thread() is threading.main_thread():
+            old_handler = signal.signal(signal.SIGINT, self._request_stop)
         try:
-            while not self._done():
+            while not self._done() and not self._stop:
                 start = time.monotonic()
                 if start - last_ckpt >= t.checkpoint_every_s:
                     self.save()
@@ -190,20 +202,29 @@ class Trainer:
                 elapsed = time.monotonic() - start
                 self.counters["seconds"] += elapsed
                 self._advance(bar, scores)
-        except KeyboardInterrupt:
-            if self.verbose:
-                print("\ninterrupted: saving a checkpoint (run the same command again to resume)")
+            ok = True
         except FloatingPointError as exc:
-            keep_going = False
             raise UserError(f"training stopped: {exc}; the last good checkpoint in {self.run_dir} is kept "
                             f"(lower the learning rates or raise sac.grad_clip, then resume)") from None
         finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
             bar.close()
             log.close()
-            if keep_going:
+            if ok:            # only between episodes: an error mid-update leaves the last checkpoint
                 self.save()
+        if self._stop and self.verbose:
+            print("\nstopped: checkpoint saved (run the same command again to resume)")
         self.plot()
         return dict(self.counters)
+
+    def _request_stop(self, signum, frame) -> None:
+        """First Ctrl-C: finish the episode, save, stop. A second one stops at once."""
+        if self._stop:
+            raise KeyboardInterrupt
+        self._stop = True
+        if self.verbose:
+            print("\nstopping after this episode (Ctrl-C again to abort without saving) ...")
 
     def _log(self, log, stats: dict, scores: list) -> None:
         row = {**{k: round(v, 6) if isinstance(v, float) else v for k, v in self.counters.items()},

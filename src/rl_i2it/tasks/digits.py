@@ -266,7 +266,7 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
     pool = torch.ones(len(y), dtype=torch.bool)
     pool[atlas] = False
     candidates = torch.nonzero(pool).flatten()
-    if n_moving > len(candidates):
+    if not 1 <= n_moving <= len(candidates):
         raise UserError(f"asked for {n_moving} moving digits, the {split} split has {len(candidates)}")
     moving_idx = candidates[torch.randperm(len(candidates), generator=gen)[:n_moving]]
     moving = random_transform(task.to_float(x[moving_idx]), task.options, gen, transform)
