@@ -149,3 +149,21 @@ def test_eval_accepts_policy_files_for_baselines(tmp_path, run_dir):
     assert main(["eval", str(run_dir), "--norl", str(run_dir / "policy.pt"), "--n-moving", "3",
                  "--steps", "1", "--out", str(out)]) == 0
     assert "norl" in json.loads((out / "results.json").read_text())["methods"]
+
+
+def test_experiment_trains_three_methods_and_prints_the_table(tmp_path, run_dir, capsys):
+    data = run_dir.parent / "digits.npz"
+    sets = ["--set=task_options.source=" + str(data), "--set=task_options.widths=8,16,16",
+            "--set=task_options.critic_widths=8,8,8", "--set=task_options.critic_hidden=32",
+            "--set=train.n_envs=8", "--set=train.horizon=2", "--set=train.learning_starts=8",
+            "--set=sac.batch_size=8", "--set=train.replay_size=64"]
+    out = tmp_path / "x"
+    fails(capsys, ["experiment", "digits", "--minutes", "0.01", "--n-moving", "100000", "--out", str(out), *sets], "n-moving")
+    assert not out.exists()
+    assert main(["experiment", "digits", "--minutes", "0.01", "--n-moving", "2", "--out", str(out), *sets]) == 0
+    text = capsys.readouterr().out
+    assert "| one-step (VM-style) | 1 |" in text and "| RL-I2IT w/o RL | 20 |" in text and "classes" in text
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["methods"]) == ["identity", "onestep", "norl", "rl"]
+    cfg = json.loads((out / "onestep" / "config.json").read_text())
+    assert cfg["train"]["horizon"] == 1 and cfg["sac"]["use_rl"] is False and cfg["task_options"]["max_step"] == 14.0
