@@ -21,7 +21,6 @@ from pathlib import Path
 from .config import load_config, merge
 from .core import checkpoint as ckpt
 from .core.trainer import Trainer, build_task, load_policy, resolve_device
-from .errors import UserError
 
 METHODS = {
     "rl": {},
@@ -48,14 +47,16 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
                   transform: str | None = None, device: str = "cpu", verbose: bool = True,
                   split: str = "test") -> dict:
     """Evaluate each run (``None`` = identity) on the same pairs; write results.json/.md and pictures."""
-    from .tasks.digits import chain_grid, evaluate, step_grid
+    from .tasks.digits import chain_grid, eval_pairs, evaluate, step_grid
     from .viz import plot_curves
+    # load every run and check the protocol first: a bad path or size fails before any work
+    loaded = {name: load_policy(run, device) for name, run in runs.items() if run is not None}
+    for task, _, _ in loaded.values():
+        eval_pairs(task, n_moving, transform=transform, split=split)
     out.mkdir(parents=True, exist_ok=True)
     results, task = {}, None
-    for name, run in runs.items():
-        if run is None:
-            continue
-        task, policy, cfg = load_policy(run, device)
+    for name, (task, policy, cfg) in loaded.items():
+        run = runs[name]
         t0 = time.perf_counter()
         results[name] = evaluate(task, policy, steps, n_moving, transform=transform, progress=verbose,
                                  split=split)
@@ -80,13 +81,6 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
     return summary
 
 
-def check_n_moving(task, n_moving: int, split: str = "test") -> None:
-    """Refuse a protocol size the split cannot give, before any training or writing."""
-    available = len(task.split_arrays(split)[1]) - 10
-    if not 1 <= n_moving <= available:
-        raise UserError(f"--n-moving must be between 1 and {available} (the {split} split less the atlases)")
-
-
 def format_table(results: dict, steps) -> str:
     head = "| method | T | mean | std | " + " | ".join(str(c) for c in range(10)) + " |"
     lines = [head, "|" + "---|" * (14)]
@@ -101,7 +95,8 @@ def format_table(results: dict, steps) -> str:
 def run_experiment(out: str | Path, minutes: float, config: str | None = None, overrides: dict | None = None,
                    n_moving: int = 1000, device: str = "cpu", verbose: bool = True) -> dict:
     out = Path(out)
-    check_n_moving(build_task(load_config(config, overrides), resolve_device(device)), n_moving)
+    from .tasks.digits import eval_pairs
+    eval_pairs(build_task(load_config(config, overrides), resolve_device(device)), n_moving)  # before training
     train_methods(out, minutes, config, merge(overrides or {}, {"device": device}), verbose=verbose)
     runs = {"identity": None, **{m: out / m for m in METHODS}}
     return evaluate_runs(out, runs, n_moving=n_moving, device=device, verbose=verbose)

@@ -61,8 +61,9 @@ class SAC(nn.Module):
         self.policy.train()
         if cfg.use_rl:
             with torch.no_grad():
-                nxt = self.policy(task.observe(batch["next_state"]))
-                q_next = self.critic_target.min_q(task.observe(batch["next_state"]), self._z(nxt))
+                obs_next = task.observe(batch["next_state"])
+                nxt = self.policy(obs_next)
+                q_next = self.critic_target.min_q(obs_next, self._z(nxt))
                 target = batch["reward"] + cfg.gamma * (1 - batch["done"]) * (q_next - self.alpha * nxt.log_prob)
             q1, q2 = self.critic(obs, batch["z"])
             critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)

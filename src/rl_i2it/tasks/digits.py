@@ -267,7 +267,8 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
     pool[atlas] = False
     candidates = torch.nonzero(pool).flatten()
     if not 1 <= n_moving <= len(candidates):
-        raise UserError(f"asked for {n_moving} moving digits, the {split} split has {len(candidates)}")
+        raise UserError(f"--n-moving must be between 1 and {len(candidates)} "
+                        f"(the {split} split less its 10 atlases), got {n_moving}")
     moving_idx = candidates[torch.randperm(len(candidates), generator=gen)[:n_moving]]
     moving = random_transform(task.to_float(x[moving_idx]), task.options, gen, transform)
     mc = y[moving_idx]
