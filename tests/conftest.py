@@ -46,3 +46,34 @@ def _isolated(monkeypatch, tmp_path):
 
 
 SMALL = {"widths": [8, 16, 16], "critic_widths": [8, 8, 8], "critic_hidden": 32}
+
+
+def make_anatomy(n: int, size: int, nd: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` synthetic 'organs' ``[n, 1, *S]`` in [0, 1] with labels ``[n, *S]``: a body (label 1)
+    holding two inner structures (labels 2, 3) of other intensities, sizes and positions jittered."""
+    gen = torch.Generator().manual_seed(seed)
+    axes = torch.meshgrid(*[torch.linspace(-1, 1, size)] * nd, indexing="ij")
+    imgs, labs = [], []
+    for _ in range(n):
+        lab = torch.zeros((size,) * nd, dtype=torch.int16)
+        img = torch.zeros((size,) * nd)
+        for label, (radius, value, off) in enumerate([(0.8, 0.35, 0.0), (0.35, 0.9, 0.3), (0.25, 0.6, -0.35)], 1):
+            jitter = (torch.rand(nd, generator=gen) - 0.5) * 0.2
+            r = sum(((a - off * (i == 0) - jitter[i]) / (radius * (1 + 0.3 * (i == 1)))) ** 2 for i, a in enumerate(axes))
+            inside = r < 1
+            lab[inside], img[inside] = label, value
+        imgs.append(img)
+        labs.append(lab)
+    return torch.stack(imgs)[:, None], torch.stack(labs)
+
+
+@pytest.fixture(scope="session")
+def reg_pairs():
+    """Synthetic 2D registration pairs at 32x32: train and test."""
+    from rl_i2it.data.pairs import deform_pairs
+    imgs, labs = make_anatomy(6, 32, 2, seed=0)
+    return {"train": deform_pairs(imgs, labs, 48, seed=1, magnitude=2.5),
+            "test": deform_pairs(imgs, labs, 16, seed=2, magnitude=2.5)}
+
+
+REG_SMALL = {"size": 32, "widths": [8, 16, 16], "critic_widths": [8, 8, 8], "critic_hidden": 32}

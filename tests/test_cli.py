@@ -167,3 +167,17 @@ def test_experiment_trains_three_methods_and_prints_the_table(tmp_path, run_dir,
     assert list(res["methods"]) == ["identity", "onestep", "norl", "rl"]
     cfg = json.loads((out / "onestep" / "config.json").read_text())
     assert cfg["train"]["horizon"] == 1 and cfg["sac"]["use_rl"] is False and cfg["task_options"]["max_step"] == 14.0
+
+
+@pytest.mark.parametrize("preset", ["registration", "liver3d", "liver3d-128"])
+def test_registration_presets_document_every_task_option(preset):
+    import dataclasses
+    from rl_i2it.cli import DEFAULT_CONFIGS
+    from rl_i2it.tasks.registration import RegistrationOptions, RegistrationTask
+    text = (DEFAULT_CONFIGS / f"{preset}.toml").read_text()
+    cfg = load_config(DEFAULT_CONFIGS / f"{preset}.toml")
+    for f in dataclasses.fields(RegistrationOptions):
+        line = next((ln for ln in text.splitlines() if ln.startswith(f.name + " ")), None)
+        assert line and "#" in line, f.name
+    task = RegistrationTask(cfg.task_options)            # validates; builds no data
+    assert task.plan_shape[1:] == (8,) * task.dims

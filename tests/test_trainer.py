@@ -108,8 +108,11 @@ def test_resume_after_kill(tmp_path, digits):
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
 
     # Ctrl-C: the run finishes its episode, saves and exits cleanly
+    lines = len((out / "metrics.jsonl").read_text().splitlines())
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    time.sleep(4)
+    deadline = time.time() + 60      # wait until it trains (its Ctrl-C handler is in place by then)
+    while len((out / "metrics.jsonl").read_text().splitlines()) <= lines and time.time() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopped: checkpoint saved" in stdout

@@ -83,6 +83,9 @@ def cmd_eval(args) -> None:
     run = Path(args.run)
     if not (run / "policy.pt").is_file():
         raise UserError(f"{run} is not a run directory (no policy.pt)")
+    from .core import checkpoint as ckpt
+    if ckpt.load(run / "policy.pt")["config"]["task"] == "registration":
+        return _eval_registration(args, run)
     runs = {"identity": None, "rl": run}
     for name in ("onestep", "norl"):
         if getattr(args, name):
@@ -93,6 +96,32 @@ def cmd_eval(args) -> None:
                             split=args.split)
     print(format_table(summary["methods"], steps))
     print(f"\nresults: {out}/results.md, results.json; pictures: {out}/steps_*.png, chain_rl.png, curves.png")
+
+
+def _eval_registration(args, run: Path) -> None:
+    """Registration: the run's test pairs (or --pairs), identity beside RL-I2IT at each T and adaptive."""
+    import json
+
+    from .core.trainer import load_policy
+    from .data.pairs import load_pairs
+    from .tasks.registration import evaluate_policy, identity_scores
+    steps = _steps_list(args.steps)
+    task, policy, cfg = load_policy(run, args.device or "cpu")
+    o = task.options
+    name = f"manifest:{args.pairs}" if args.pairs else o.pairs
+    pairs = load_pairs(name, "test", 40 if o.dims == 2 else 8, o.size)
+    task._pairs["test"] = pairs
+    res = {"identity": identity_scores(pairs)}
+    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30, batch=8 if o.dims == 2 else 1))
+    out = Path(args.out) if args.out else run / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"pairs": name, "n": len(pairs), "methods": res}, indent=1) + "\n")
+    print(f"{len(pairs)} test pairs of {name}:")
+    print("| method | Dice | std | % det J <= 0 | std log det J | s / pair | steps |\n|---|---|---|---|---|---|---|")
+    for k, r in res.items():
+        print(f"| {k} | {r['dice']:.3f} | {r['dice_std']:.3f} | {r['neg_jac_pct']:.3f} | {r['std_log_jac']:.3f} | "
+              f"{r['sec_per_pair']:.3f} | {r.get('mean_steps', 0):.1f} |")
+    print(f"results: {out}/results.json")
 
 
 def cmd_experiment(args) -> None:
@@ -187,10 +216,81 @@ def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
     return [(resolve(r["moving"] or ""), resolve(r["fixed"] or "")) for r in rows]
 
 
+def cmd_register(args) -> None:
+    import numpy as np
+    import torch
+
+    from .core.trainer import load_policy
+    from .data.cache import writable_dir
+    from .data.pairs import normalise, to_grid
+    from .data.volumes import read_volume, write_nifti
+    from .ops.warp import resize_field, warp
+    from .tasks.registration import grid_image, mean_ncc, mid_slices, register, warp_labels
+    from .ops.metrics import mean_dice
+    from .viz import image_grid
+
+    if args.steps < 1:
+        raise UserError("--steps must be >= 1")
+    task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
+    if cfg.task != "registration":
+        raise UserError(f"register needs a registration model, this one is {cfg.task!r}")
+    # read and check everything before writing anything
+    fixed, moving = read_volume(args.fixed), read_volume(args.moving)
+    for what, v in (("fixed", fixed), ("moving", moving)):
+        if v.array.ndim != task.dims:
+            raise UserError(f"--{what} is {v.array.ndim}D {v.array.shape}: this model registers {task.dims}D images")
+    if fixed.array.shape != moving.array.shape:
+        raise UserError(f"--moving {moving.array.shape} and --fixed {fixed.array.shape} differ in dimensions: "
+                        f"resample them onto one grid first")
+    labels = {}
+    for role in ("moving", "fixed"):
+        path = getattr(args, role + "_labels")
+        if path:
+            lab = read_volume(path, labels=True).array
+            if lab.shape != fixed.array.shape:
+                raise UserError(f"--{role}-labels {lab.shape} differ from the images {fixed.array.shape}")
+            labels[role] = torch.from_numpy(lab)
+    out = writable_dir(args.out)
+    dev, shape = task.device, fixed.array.shape
+    f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
+    m = to_grid(normalise(moving.array), task.options.size)[None, None].to(dev)
+    r = register(task, policy, f, m, args.steps, adaptive=args.adaptive, tol=args.tol, every_step=args.every_step)
+    field = resize_field(r["field"], shape).cpu()                         # voxels of the input grid
+    m_full = torch.from_numpy(moving.array)[None, None]
+    warped = warp(m_full, field)[0, 0]
+    write_nifti(out / "warped.nii.gz", warped.numpy(), fixed.affine)
+    write_nifti(out / "field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine)
+    line = ""
+    if "moving" in labels:
+        wl = warp_labels(labels["moving"][None], field)[0]
+        write_nifti(out / "warped_labels.nii.gz", wl.numpy().astype(np.int16), fixed.affine)
+        if "fixed" in labels:
+            before = float(mean_dice(labels["moving"][None].long(), labels["fixed"][None].long()))
+            after = float(mean_dice(wl[None], labels["fixed"][None].long()))
+            line = f", label Dice {before:.3f} -> {after:.3f}"
+    for t, step_field in enumerate(r["fields"]):
+        step_img = warp(m_full, resize_field(step_field, shape))[0, 0]
+        write_nifti(out / f"step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine)
+    fn, mn, wn = (normalise(a) for a in (fixed.array, moving.array, warped.numpy()))
+    rows = [[a, b, c, d] for a, b, c, d in zip(mid_slices(mn[None]), mid_slices(fn[None]), mid_slices(wn[None]),
+                                               mid_slices(grid_image(field[0], max(4, max(shape) // 16))))]
+    image_grid(rows, out / "preview.png", headers=["moving", "fixed", "warped", "grid"],
+               zoom=max(1, 256 // max(shape)))
+    ncc0 = float(mean_ncc(f, m)[0])
+    ncc1 = float(mean_ncc(f, to_grid(normalise(warped.numpy()), task.options.size)[None, None].to(dev))[0])
+    print(f"registered in {int(r['steps_taken'][0])} steps: local NCC {ncc0:.3f} -> {ncc1:.3f}{line}; "
+          f"{out}/warped.nii.gz, field.nii.gz{', warped_labels.nii.gz' if 'moving' in labels else ''}, preview.png")
+
+
 def cmd_data(args) -> None:
     from .data.mnist import fetch_mnist, load_mnist
+    from .data.volumes import SOURCES, fetch_source
+    if args.dataset in SOURCES:
+        path = fetch_source(args.dataset, force=args.force)
+        print(f"{args.dataset}: {', '.join(sorted(p.name for p in path.iterdir()))} in {path}")
+        return
     if args.dataset != "mnist":
-        raise UserError(f"unknown dataset {args.dataset!r} (known: mnist)")
+        raise UserError(f"unknown dataset {args.dataset!r} (known: mnist, {', '.join(SOURCES)})")
     path = fetch_mnist(force=args.force)
     d = load_mnist(path)
     print(f"MNIST: {len(d.train_x)} train, {len(d.test_x)} test digits in {path}")
@@ -202,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a task (resumes when --out holds a run)")
-    t.add_argument("task", help="task name: digits")
+    t.add_argument("task", help="task name: digits | registration")
     t.add_argument("--config", help="TOML config (default: the task's preset)")
     _limits(t)
     _common(t)
@@ -223,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test (the table) or valid (10k training digits held out, for choosing settings)")
     e.add_argument("--onestep", help="a one-step run to show beside it")
     e.add_argument("--norl", help="a w/o-RL run to show beside it")
+    e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels)")
     e.add_argument("--out", help="where to write results (default RUN/eval)")
     _common(e, seed=False)
     e.set_defaults(func=cmd_eval)
@@ -249,9 +350,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(r, seed=False)
     r.set_defaults(func=cmd_translate)
 
+    g = sub.add_parser("register", help="register your own pair (NIfTI, MRC or PNG) with a registration model")
+    g.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
+    g.add_argument("--moving", required=True, help="moving image (.nii/.nii.gz, .mrc, .png)")
+    g.add_argument("--fixed", required=True, help="fixed image, same grid as the moving one")
+    g.add_argument("--moving-labels", help="label map of the moving image: written warped")
+    g.add_argument("--fixed-labels", help="label map of the fixed image: Dice before/after is printed")
+    k = g.add_mutually_exclusive_group()
+    k.add_argument("--steps", type=int, default=10, help="steps T (default 10; the cap with --adaptive)")
+    k.add_argument("--adaptive", action="store_true", help="stop when a step's local-NCC gain < --tol (at most 30 steps)")
+    g.add_argument("--tol", type=float, default=1e-3, help="adaptive stopping threshold (default 1e-3)")
+    g.add_argument("--every-step", action="store_true", help="also write each step's image (model grid)")
+    g.add_argument("--out", required=True, help="output directory")
+    _common(g, seed=False)
+    g.set_defaults(func=cmd_register)
+
     d = sub.add_parser("data", help="fetch datasets into the cache ($RL_I2IT_DATA)")
     d.add_argument("action", choices=["fetch"])
-    d.add_argument("dataset", help="mnist")
+    d.add_argument("dataset", help="mnist | mricron | mni152 | liver | itk")
     d.add_argument("--force", action="store_true", help="fetch again even if cached")
     d.set_defaults(func=cmd_data)
     return p

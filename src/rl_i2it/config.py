@@ -49,6 +49,15 @@ class SACConfig:
     """'plan' (the paper's method) or 'action' (the 'RL-I2IT-action' ablation)."""
     grad_clip: float = 10.0
     """Clip the global gradient norm of each optimiser step (0 = off)."""
+    rl_warmup: int = 0
+    """Updates over which the RL term's weight ramps linearly from 0 to rl_weight (the critic and
+    temperature train from the start): an untrained critic's gradient slows the auxiliary
+    learning of the planner it shares its features with."""
+    log_std_min: float = -5.0
+    """Lower bound of the plan's log-std (before tanh)."""
+    log_std_max: float = 1.0
+    """Upper bound of the plan's log-std: a low bound keeps plans from saturating at +-1 (then
+    the actor learns to ignore its plan and the mean plan at inference is out of distribution)."""
 
 
 @dataclass
@@ -116,8 +125,11 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     elif kind in (tuple, list):
         if isinstance(value, str):
             value = [float(v) for v in value.strip("()[]").split(",")]
-        if isinstance(value, (list, tuple)) and len(value) == len(default):
-            return type(default)(type(d)(v) for v, d in zip(value, default))
+        if isinstance(value, (list, tuple)) and value and default:     # lengths are the task's to check
+            try:
+                return type(default)(type(default[min(i, len(default) - 1)])(v) for i, v in enumerate(value))
+            except (TypeError, ValueError):
+                pass
     elif kind is str and isinstance(value, str):
         return value
     raise UserError(f"config {name}: expected {kind.__name__} like {default!r}, got {value!r}")
@@ -192,6 +204,8 @@ def validate(cfg: Config) -> None:
         (s.batch_size >= 1, "sac.batch_size must be >= 1"),
         (min(s.lr_policy, s.lr_critic, s.lr_alpha) > 0, "learning rates must be > 0"),
         (s.init_alpha > 0, "sac.init_alpha must be > 0"),
+        (s.log_std_min < s.log_std_max, "sac.log_std_min must be < sac.log_std_max"),
+        (s.rl_warmup >= 0, "sac.rl_warmup must be >= 0"),
         (s.critic_on in ("plan", "action"), "sac.critic_on must be 'plan' or 'action'"),
         (s.use_rl or s.use_aux, "use_rl and use_aux cannot both be false: nothing would train"),
         (t.n_envs >= 1 and t.horizon >= 1, "train.n_envs and train.horizon must be >= 1"),

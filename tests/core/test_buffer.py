@@ -10,7 +10,7 @@ Z = Field((3,), "float16")
 
 def test_size_known_before_allocation_and_matches(capsys):
     rb = ReplayBuffer(10, FIELDS, Z)
-    expected = 16 + 16 + 16 + 6 + 4 + 1            # fixed once, current and next, z fp16, reward, done
+    expected = 16 + 16 + 6 + 4 + 1 + 8 + 1       # a state (fixed, current), z fp16, reward, done, next row, valid
     assert rb.bytes_per_transition == expected
     assert rb.nbytes == 10 * expected == sum(t.numel() * t.element_size() for t in rb.data.values())
     assert "MiB" in capsys.readouterr().out
@@ -34,14 +34,47 @@ def test_roundtrip_and_quantisation():
         assert b["done"][i] == float(d[k])
 
 
-def test_ring_wraps_and_keep_mask():
-    rb = ReplayBuffer(5, FIELDS, Z, verbose=False)
-    for step in range(3):
-        s = {"fixed": torch.zeros(2, 1, 4, 4), "current": torch.zeros(2, 1, 4, 4)}
-        rb.add(s, torch.zeros(2, 3), torch.full((2,), float(step)), s, torch.zeros(2, dtype=torch.bool),
-               keep=torch.tensor([True, step != 1]))
-    assert len(rb) == 5 and rb.pos == 0
-    assert sorted(rb.data["reward"].tolist()) == [0.0, 0.0, 1.0, 2.0, 2.0]
+def marked(env_ids, t):
+    """States whose value encodes (env, step): current = (10 env + t) / 255."""
+    cur = torch.stack([torch.full((1, 4, 4), (10 * e + t) / 255) for e in env_ids])
+    return {"fixed": torch.stack([torch.full((1, 4, 4), e / 255) for e in env_ids]), "current": cur}
+
+
+def run_episodes(rb, episodes, steps, n=2, stop_env1_after=None):
+    for ep in range(episodes):
+        active = torch.ones(n, dtype=torch.bool)
+        for t in range(steps):
+            s, s2 = marked(range(n), t), marked(range(n), t + 1)
+            done = torch.zeros(n, dtype=torch.bool)
+            if stop_env1_after is not None and t == stop_env1_after:
+                done[1] = True
+            rb.add(s, torch.zeros(n, 3), torch.full((n,), 100.0 * ep + t), s2, done, keep=active, first=t == 0)
+            active &= ~done
+
+
+def test_each_state_is_stored_once_and_next_states_follow():
+    rb = ReplayBuffer(64, FIELDS, Z, verbose=False)
+    run_episodes(rb, 1, 3)
+    assert rb.size == 2 * (3 + 1) and len(rb) == 6            # L + 1 rows per episode, L transitions
+    b = rb.sample(200, torch.Generator().manual_seed(0))
+    cur, nxt = (b["state"]["current"][:, 0, 0, 0] * 255).round(), (b["next_state"]["current"][:, 0, 0, 0] * 255).round()
+    assert torch.equal(nxt, cur + 1)                          # the next state is the next step's state
+    assert torch.equal((cur % 10), b["reward"])               # ... of this transition
+    assert torch.equal(b["next_state"]["fixed"], b["state"]["fixed"])
+
+
+def test_keep_mask_and_ring_recycling_keep_transitions_consistent():
+    rb = ReplayBuffer(64, FIELDS, Z, verbose=False)
+    run_episodes(rb, 1, 3, stop_env1_after=0)                 # env 1 ends after its first step
+    assert len(rb) == 3 + 1 and rb.size == 4 + 2
+    small = ReplayBuffer(7, FIELDS, Z, verbose=False)
+    run_episodes(small, 3, 3)                                 # 24 rows written into 7
+    assert 0 < len(small) < 7
+    b = small.sample(300, torch.Generator().manual_seed(1))
+    cur, nxt = (b["state"]["current"][:, 0, 0, 0] * 255).round(), (b["next_state"]["current"][:, 0, 0, 0] * 255).round()
+    assert torch.equal(nxt, cur + 1) and (b["reward"] >= 200).all()   # only the last episode survives intact
+    with pytest.raises(UserError, match="replay_size"):
+        run_episodes(ReplayBuffer(3, FIELDS, Z, verbose=False), 1, 2)
 
 
 def test_refuses_what_does_not_fit():
@@ -56,3 +89,5 @@ def test_state_dict_roundtrip():
     rb2 = ReplayBuffer(6, FIELDS, Z, verbose=False)
     rb2.load_state_dict(rb.state_dict())
     assert len(rb2) == 3 and all(torch.equal(rb.data[k], rb2.data[k]) for k in rb.data)
+    assert torch.equal(rb2.sample(5, torch.Generator().manual_seed(0))["reward"],
+                       rb.sample(5, torch.Generator().manual_seed(0))["reward"])

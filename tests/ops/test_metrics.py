@@ -47,3 +47,26 @@ def test_jacobian_folding_counted():
     s = jacobian_stats(u)
     assert s["neg_jac_pct"] == 100.0
     assert jacobian_stats(torch.zeros(1, 2, 6, 6)) == {"neg_jac_pct": 0.0, "std_log_jac": 0.0}
+
+
+def test_kmeans_labels_order_by_intensity_and_survive_monotone_changes():
+    from rl_i2it.ops.metrics import kmeans_labels
+    img = torch.zeros(1, 1, 30, 30)
+    img[..., 5:25, 5:25] = 0.5
+    img[..., 10:20, 10:20] = 0.9
+    lab = kmeans_labels(img, 3)
+    assert lab.shape == (1, 30, 30)
+    assert lab[0, 0, 0] == 0 and lab[0, 6, 6] == 1 and lab[0, 15, 15] == 2
+    assert torch.equal(kmeans_labels(img ** 2.0 * 0.7 + 0.1, 3), lab)       # gamma + affine: same labels
+    noisy = img + 0.03 * torch.randn(img.shape, generator=torch.Generator().manual_seed(0))
+    assert (kmeans_labels(noisy, 3) == lab).float().mean() > 0.99
+    with pytest.raises(ValueError):
+        kmeans_labels(img.expand(1, 2, 30, 30), 3)
+
+
+def test_mean_dice_averages_present_labels():
+    from rl_i2it.ops.metrics import mean_dice
+    a = torch.tensor([[[1, 1, 2, 0]], [[0, 0, 0, 0]]])
+    b = torch.tensor([[[1, 0, 2, 0]], [[0, 0, 0, 0]]])
+    d = mean_dice(a, b, [1, 2])
+    assert torch.allclose(d, torch.tensor([(2 / 3 + 1) / 2, 1.0]))

@@ -2,7 +2,7 @@
 
 A task declares what one state holds as ``{name: Field}``. Images in [0, 1] are stored as uint8,
 other floats as float16; a field marked ``static`` (the fixed image, say) is the same in the next
-state and is stored once. The plan is stored (float16) because the critic is trained on the plan
+state. Each state is stored once: a transition points at the row of its next state. The plan is stored (float16) because the critic is trained on the plan
 that was taken.
 """
 from __future__ import annotations
@@ -54,36 +54,46 @@ def available_memory_bytes() -> int:
 
 
 class ReplayBuffer:
-    """Ring buffer of transitions ``(state, z, reward, next_state, done)``.
+    """Ring of rows; a row holds one state and, once its successor is known, the transition
+    ``(z, reward, done, next_row)`` that leaves it.
 
-    ``z`` is what the critic scores: the plan, or the action in the ``critic_on=action`` ablation.
+    A state is stored once: the next state of step t is the row of step t+1's state (no
+    duplicated next state), so an episode of L steps takes L + 1 rows. ``add(..., first=True)``
+    (the default) says the batch's states are new (an episode start), so they get rows too;
+    with ``first=False`` row ``i`` of the batch continues the episode of the previous call's row
+    ``i``. ``z`` is what the critic scores: the plan, or the action in the ``critic_on=action``
+    ablation. Rows are recycled oldest first; a transition whose state row is recycled is gone,
+    and one whose next row is recycled is never left behind (rows are recycled in the order they
+    were written, and a state row is always written before its next row).
     """
 
     def __init__(self, capacity: int, state_fields: dict[str, Field], z_field: Field,
                  device: torch.device | str = "cpu", memory_fraction: float = 0.6, verbose: bool = True):
+        if capacity < 2:
+            raise UserError("train.replay_size must be >= 2")
         self.capacity, self.device = capacity, torch.device(device)
         self.state_fields = dict(state_fields)
-        self.layout: dict[str, Field] = {}
-        for name, f in self.state_fields.items():
-            self.layout[name] = f
-            if not f.static:
-                self.layout["next_" + name] = f
+        self.layout: dict[str, Field] = dict(self.state_fields)
         self.layout["z"] = z_field
         self.layout["reward"] = Field((), "float32")
         self.layout["done"] = Field((), "uint8")
+        self.layout["next_row"] = Field((), "int64")
+        self.layout["valid"] = Field((), "uint8")
         need = self.nbytes
         if verbose:
-            print(f"replay: {capacity} transitions x {self.bytes_per_transition} B = {need / 2**20:.1f} MiB "
-                  f"({', '.join(f'{k} {v.dtype}{list(v.shape)}' for k, v in self.layout.items())})")
+            print(f"replay: {capacity} rows x {self.bytes_per_transition} B = {need / 2**20:.1f} MiB, one state "
+                  f"per row ({', '.join(f'{k} {v.dtype}{list(v.shape)}' for k, v in self.layout.items())})")
         if self.device.type == "cpu" and need > memory_fraction * available_memory_bytes():
             raise UserError(f"replay needs {need / 2**30:.2f} GiB, more than {memory_fraction:.0%} of the "
                             f"{available_memory_bytes() / 2**30:.2f} GiB available: lower train.replay_size")
         self.data = {k: torch.zeros((capacity, *f.shape), dtype=STORAGE[f.dtype], device=self.device)
                      for k, f in self.layout.items()}
         self.pos, self.size = 0, 0
+        self.tail = torch.full((0,), -1, dtype=torch.long, device=self.device)   # row of each env's last state
 
     @property
     def bytes_per_transition(self) -> int:
+        """Bytes of one row: about one transition (episodes of L steps take L + 1 rows)."""
         return sum(f.nbytes for f in self.layout.values())
 
     @property
@@ -91,35 +101,67 @@ class ReplayBuffer:
         return self.capacity * self.bytes_per_transition
 
     def __len__(self) -> int:
-        return self.size
+        """Transitions that can be sampled."""
+        return int(self.data["valid"].sum())
+
+    def _rows(self, n: int) -> torch.Tensor:
+        """Claim ``n`` rows, oldest first; forget what they held."""
+        if n > self.capacity:
+            raise UserError(f"train.replay_size ({self.capacity}) must hold at least 2 x n_envs rows")
+        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
+        self.data["valid"][idx] = 0
+        self.tail[torch.isin(self.tail, idx)] = -1
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+        return idx
+
+    def _write_states(self, state: dict, rows: torch.Tensor, sel: torch.Tensor) -> None:
+        for name, f in self.state_fields.items():
+            self.data[name][rows] = encode(state[name][sel].to(self.device), f.dtype)
 
     @torch.no_grad()
     def add(self, state: dict, z: torch.Tensor, reward: torch.Tensor, next_state: dict,
-            done: torch.Tensor, keep: torch.Tensor | None = None) -> None:
+            done: torch.Tensor, keep: torch.Tensor | None = None, first: bool = True) -> None:
         """Store a batch of transitions (rows where ``keep`` is False are skipped)."""
-        rows = {name: state[name] for name in self.state_fields}
-        rows.update({"next_" + n: next_state[n] for n, f in self.state_fields.items() if not f.static})
-        rows.update(z=z, reward=reward, done=done.float())
-        if keep is not None:
-            rows = {k: v[keep] for k, v in rows.items()}
-        n = next(iter(rows.values())).shape[0]
-        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
-        for k, v in rows.items():
-            self.data[k][idx] = encode(v.to(self.device), self.layout[k].dtype)
-        self.pos = (self.pos + n) % self.capacity
-        self.size = min(self.size + n, self.capacity)
+        n = z.shape[0]
+        sel = torch.arange(n, device=z.device) if keep is None else torch.nonzero(keep).flatten().to(z.device)
+        if first or self.tail.numel() != n:
+            self.tail = torch.full((n,), -1, dtype=torch.long, device=self.device)
+        dev_sel = sel.to(self.device)
+        need = dev_sel[self.tail[dev_sel] < 0]
+        if len(need):
+            rows = self._rows(len(need))
+            self._write_states(state, rows, need.to(z.device))
+            self.tail[need] = rows
+        src = self.tail[dev_sel].clone()
+        nxt = self._rows(len(sel))
+        self._write_states(next_state, nxt, sel)
+        lost = src[~torch.isin(src, self.tail[dev_sel])]          # a state row recycled just now
+        if len(lost):
+            raise UserError("train.replay_size is too small for this many parallel episodes")
+        self.data["z"][src] = encode(z[sel].to(self.device), self.layout["z"].dtype)
+        self.data["reward"][src] = reward[sel].to(self.device, torch.float32)
+        self.data["done"][src] = encode(done[sel].float().to(self.device), "uint8")
+        self.data["next_row"][src] = nxt
+        self.data["valid"][src] = 1
+        self.tail[dev_sel] = nxt
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None, device=None) -> dict:
         """A uniform batch: ``{"state": {...}, "next_state": {...}, "z", "reward", "done"}``, decoded."""
-        if self.size == 0:
+        valid = torch.nonzero(self.data["valid"]).flatten()
+        if len(valid) == 0:
             raise RuntimeError("sampling from an empty replay")
-        idx = torch.randint(0, self.size, (batch_size,), generator=generator).to(self.device)
+        idx = valid[torch.randint(0, len(valid), (batch_size,), generator=generator).to(self.device)]
+        nxt = self.data["next_row"][idx]
         device = device or self.device
-        get = {k: decode(self.data[k][idx], f.dtype).to(device) for k, f in self.layout.items()}
-        state = {n: get[n] for n in self.state_fields}
-        next_state = {n: get[n] if f.static else get["next_" + n] for n, f in self.state_fields.items()}
-        return {"state": state, "next_state": next_state, "z": get["z"], "reward": get["reward"],
-                "done": get["done"]}
+
+        def get(name, rows):
+            return decode(self.data[name][rows], self.layout[name].dtype).to(device)
+
+        state = {n: get(n, idx) for n in self.state_fields}
+        next_state = {n: state[n] if f.static else get(n, nxt) for n, f in self.state_fields.items()}
+        return {"state": state, "next_state": next_state, "z": get("z", idx), "reward": get("reward", idx),
+                "done": get("done", idx)}
 
     def state_dict(self) -> dict:
         return {"pos": self.pos, "size": self.size, "data": {k: v[: self.size].cpu() for k, v in self.data.items()}}
@@ -128,3 +170,4 @@ class ReplayBuffer:
         self.pos, self.size = sd["pos"], sd["size"]
         for k, v in sd["data"].items():
             self.data[k][: v.shape[0]] = v.to(self.device)
+        self.tail = torch.full((0,), -1, dtype=torch.long, device=self.device)

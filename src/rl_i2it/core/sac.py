@@ -77,7 +77,8 @@ class SAC(nn.Module):
             q = self.critic.min_q(obs, self._z(out))
             self.critic.requires_grad_(True)
             rl_loss = (self.alpha * out.log_prob - q).mean()
-            loss = loss + cfg.rl_weight * rl_loss
+            ramp = min(1.0, (self.updates + 1) / cfg.rl_warmup) if cfg.rl_warmup else 1.0
+            loss = loss + ramp * cfg.rl_weight * rl_loss
             logs.update(rl_loss=rl_loss.item(), entropy=-out.log_prob.mean().item())
         if cfg.use_aux:
             aux, aux_logs = task.auxiliary_loss(batch["state"], out.action)

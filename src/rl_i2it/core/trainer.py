@@ -76,6 +76,7 @@ class Trainer:
         self.task = task if task is not None else build_task(cfg, self.device)
         self.task.device = self.device
         self.policy = fast_layout(self.task.build_policy().to(self.device))
+        self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
         critic = None
         if cfg.sac.use_rl:
             critic = fast_layout(TwinCritic(lambda: self.task.build_critic(cfg.sac.critic_on)).to(self.device))
@@ -175,13 +176,13 @@ class Trainer:
                     start = last_ckpt
                 state = self.env.reset()
                 active = torch.ones(self.env.n, dtype=torch.bool, device=self.device)
-                for _ in range(t.horizon):
+                for step in range(t.horizon):
                     with torch.no_grad():
                         self.policy.eval()
                         out = self.policy(self.task.observe(state))
                     next_state, reward, done, info = self.env.step(out.action)
                     z = out.plan if cfg.sac.critic_on == "plan" else out.action
-                    self.replay.add(state, z, reward, next_state, done, keep=active)
+                    self.replay.add(state, z, reward, next_state, done, keep=active, first=step == 0)
                     self.counters["env_steps"] += 1
                     active = active & ~done
                     state = next_state

@@ -66,3 +66,35 @@ def extract_member(archive: Path, member: str, out: Path, expected_sha256: str) 
         raise UserError(f"{member}: sha256 {got} != expected {expected_sha256}")
     os.replace(tmp.name, out)
     return out
+
+
+def apt_download(package: str, dest: Path) -> Path:
+    """``apt-get download PACKAGE`` into ``dest`` and unpack it there (``dpkg-deb -x``); return
+    the unpacked root. Needs Debian's apt (the package is fetched, never installed)."""
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        raise UserError(f"fetching {package} needs Debian's apt-get and dpkg-deb, which this machine "
+                        f"lacks: copy the files by hand (see README, 'Registration data') or use another source")
+    dest.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["apt-get", "download", package], cwd=dest, capture_output=True, text=True)
+    debs = sorted(dest.glob(f"{package}_*.deb"))
+    if proc.returncode != 0 or not debs:
+        raise UserError(f"apt-get download {package} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    root = dest / "root"
+    proc = subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(root)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"dpkg-deb -x {debs[0].name} failed: {proc.stderr.strip()}")
+    return root
+
+
+def copy_checked(src: Path, out: Path, expected_sha256: str) -> Path:
+    """Copy ``src`` to ``out`` (atomically) after checking its sha256."""
+    if not src.is_file():
+        raise UserError(f"expected file missing from the package: {src}")
+    got = sha256(src)
+    if got != expected_sha256:
+        raise UserError(f"{src.name}: sha256 {got} != expected {expected_sha256}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, out)
+    return out

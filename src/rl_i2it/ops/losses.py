@@ -27,10 +27,18 @@ def local_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9, eps: float = 1e
         raise ValueError(f"window must be a positive odd number, got {window}")
     c = a.shape[1]
     conv = F.conv2d if nd == 2 else F.conv3d
-    kernel = torch.ones(c, 1, *([window] * nd), device=a.device, dtype=a.dtype)
+    kernels = []                     # a separable box filter: nd passes of `window` taps, not window**nd
+    for axis in range(nd):
+        shape = [1] * nd
+        shape[axis] = window
+        pad = [0] * nd
+        pad[axis] = window // 2
+        kernels.append((torch.ones(c, 1, *shape, device=a.device, dtype=a.dtype), tuple(pad)))
 
     def box(x):
-        return conv(x, kernel, padding=window // 2, groups=c)
+        for kernel, pad in kernels:
+            x = conv(x, kernel, padding=pad, groups=c)
+        return x
 
     n = float(window ** nd)
     sa, sb = box(a), box(b)

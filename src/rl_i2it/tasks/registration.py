@@ -1,0 +1,338 @@
+"""Deformable medical image registration, 2D and 3D from the same code (paper section 5.1).
+
+State = [fixed, current] where current = the *initial* moving image warped by the accumulated
+field (Eq. 11-12: each step's field is composed onto it, so no interpolation blur piles up);
+action = one step's displacement field (voxels, ``tanh``-bounded by ``max_step``), or with
+``diffeomorphic`` a stationary velocity integrated by scaling and squaring (so every step, and
+their composition, keeps |J| > 0); reward = ``reward_scale`` x the step's improvement of the
+mean Dice over K-means (k=3) pseudo-labels of the fixed and moving images, computed at reset
+without any ground truth (paper Fig. 22), or of the given labels with ``reward = "labels"``;
+auxiliary loss = local NCC + ``smooth_weight`` x smoothness of the step field.
+
+The replay stores the fixed image by its index in the training pair set (``pair``), not the image.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..core.buffer import Field
+from ..core.policy import MetaPolicy
+from ..errors import UserError
+from ..nets import ConvCritic, UNetActor, UNetPlanner
+from ..ops.losses import local_ncc, ncc_loss, smoothness
+from ..ops.metrics import jacobian_determinant, kmeans_labels, mean_dice
+from ..ops.warp import compose, integrate_velocity, warp
+from .base import Task
+
+
+@dataclass
+class RegistrationOptions:
+    pairs: str = "brain2d"
+    """Training pairs: brain2d (synthetic ch2 slices + AAL), liver3d (synthetic CT), manifest:PATH."""
+    dims: int = 2
+    """2 (slices) or 3 (volumes); must match the pairs."""
+    size: int = 128
+    """Voxels per axis of the model's grid (images are resampled to it)."""
+    n_pairs: int = 256
+    """Synthetic training pairs generated (seeded, cached)."""
+    reward: str = "kmeans"
+    """'kmeans': Dice of K-means pseudo-labels (no ground truth); 'labels': the pairs' labels."""
+    kmeans_k: int = 3
+    """Classes of the K-means pseudo-labels (the darkest is background)."""
+    widths: tuple = (16, 32, 32, 32, 32)
+    """Planner channels per level (each halves the grid; the plan is 1 x (size / 2**(L-1))^dims)."""
+    critic_widths: tuple = (16, 32, 32, 32)
+    """Critic conv encoder channels."""
+    critic_hidden: int = 128
+    """Critic MLP width."""
+    max_step: float = 2.0
+    """Largest displacement (or velocity) of one step, in voxels."""
+    diffeomorphic: bool = False
+    """Integrate each step from a velocity (scaling and squaring): |J| > 0 everywhere."""
+    int_steps: int = 6
+    """Squarings of the velocity integration (diffeomorphic only)."""
+    reward_scale: float = 10.0
+    """Reward = reward_scale x (Dice after - Dice before)."""
+    ncc_window: int = 9
+    """Window of the local NCC."""
+    smooth_weight: float = 1.0
+    """Weight of the field smoothness in the auxiliary loss."""
+    smooth_penalty: str = "l2"
+    """'l2' (diffusion) or 'l1' (total variation)."""
+
+
+class RegistrationEnv:
+    """``n`` registration episodes at once on the task's device."""
+
+    def __init__(self, task: "RegistrationTask", n: int, generator: torch.Generator, split: str = "train"):
+        self.task, self.n, self.gen, self.o = task, n, generator, task.options
+        self.pool = task.pairs(split) if split != "eval" else None
+
+    def reset(self) -> dict:
+        idx = torch.randint(0, len(self.pool), (self.n,), generator=self.gen)
+        p, dev = self.pool, self.task.device
+        return self.start(p.fixed[idx].to(dev).float() / 255, p.moving[idx].to(dev).float() / 255,
+                          p.fixed_labels[idx].to(dev), p.moving_labels[idx].to(dev), pair=idx.to(dev))
+
+    def start(self, fixed, moving, fixed_labels=None, moving_labels=None, pair=None) -> dict:
+        """Begin episodes on images ``[n, 1, *S]`` in [0, 1] (labels ``[n, *S]``, for ``reward='labels'``)."""
+        dev = self.task.device
+        self.fixed, self.moving = fixed.to(dev), moving.to(dev)
+        self.n = fixed.shape[0]
+        self.pair = pair if pair is not None else torch.full((self.n,), -1, dtype=torch.long, device=dev)
+        if self.o.reward == "labels":
+            if fixed_labels is None or moving_labels is None:
+                raise UserError("reward = 'labels' needs labelled pairs")
+            self.fl, self.ml = fixed_labels.to(dev).long(), moving_labels.to(dev).long()
+            self.label_ids = None
+        else:
+            self.fl, self.ml = kmeans_labels(self.fixed, self.o.kmeans_k), kmeans_labels(self.moving, self.o.kmeans_k)
+            self.label_ids = list(range(1, self.o.kmeans_k))
+        self.field = torch.zeros(self.n, self.task.dims, *fixed.shape[2:], device=dev)
+        self.current = self.moving
+        self.score = self._dice()
+        return self.state
+
+    def _dice(self) -> torch.Tensor:
+        warped = warp(self.ml.unsqueeze(1).float(), self.field, mode="nearest").squeeze(1).long()
+        return mean_dice(warped, self.fl, self.label_ids)
+
+    @property
+    def state(self) -> dict:
+        return {"pair": self.pair, "fixed": self.fixed, "current": self.current}
+
+    def step(self, action: torch.Tensor):
+        self.field = compose(self.field, self.task.step_field(action))
+        self.current = warp(self.moving, self.field)
+        score = self._dice()
+        reward = self.o.reward_scale * (score - self.score)
+        self.score = score
+        return self.state, reward, torch.zeros_like(score, dtype=torch.bool), {"score": score}
+
+
+class RegistrationTask(Task):
+    name = "registration"
+    Options = RegistrationOptions
+
+    def __init__(self, options=None, device="cpu", pairs=None):
+        super().__init__(options, device)
+        self._pairs = dict(pairs or {})
+
+    def validate(self) -> None:
+        o = self.options
+        if o.dims not in (2, 3):
+            raise UserError(f"task_options.dims must be 2 or 3, got {o.dims}")
+        if o.pairs == "liver3d" and o.dims != 3 or o.pairs.startswith("brain2d") and o.dims != 2:
+            raise UserError(f"task_options.pairs={o.pairs!r} needs dims={3 if o.pairs == 'liver3d' else 2}")
+        levels = len(o.widths)
+        if levels < 2 or o.size % 2 ** (levels - 1):
+            raise UserError(f"task_options.size ({o.size}) must be divisible by 2**(len(widths)-1) = {2 ** (levels - 1)}")
+        if o.reward not in ("kmeans", "labels"):
+            raise UserError(f"task_options.reward must be 'kmeans' or 'labels', got {o.reward!r}")
+        if o.kmeans_k < 2 or o.max_step <= 0 or o.ncc_window < 1 or o.ncc_window % 2 == 0:
+            raise UserError("need kmeans_k >= 2, max_step > 0 and an odd ncc_window")
+        if o.smooth_penalty not in ("l1", "l2"):
+            raise UserError("task_options.smooth_penalty must be 'l1' or 'l2'")
+
+    @property
+    def dims(self) -> int:
+        return self.options.dims
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return (self.options.size,) * self.dims
+
+    @property
+    def plan_shape(self) -> tuple[int, ...]:
+        return (1,) + (self.options.size // 2 ** (len(self.options.widths) - 1),) * self.dims
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return (self.dims, *self.grid)
+
+    # -- data ----------------------------------------------------------------------------------
+    def pairs(self, split: str = "train"):
+        """The pair set of ``split`` (built or read from the cache on first use), checked against the model."""
+        if split not in self._pairs:
+            from ..data.pairs import load_pairs
+            o = self.options
+            self._pairs[split] = load_pairs(o.pairs, split, o.n_pairs, o.size)
+        ps = self._pairs[split]
+        if ps.shape != self.grid:
+            raise UserError(f"pairs {ps.name} are {'x'.join(map(str, ps.shape))}, the model's grid is "
+                            f"{'x'.join(map(str, self.grid))}")
+        return ps
+
+    def step_field(self, action: torch.Tensor) -> torch.Tensor:
+        """One step's displacement: the action, or its exponential when diffeomorphic."""
+        return integrate_velocity(action, self.options.int_steps) if self.options.diffeomorphic else action
+
+    # -- the core's interface -----------------------------------------------------------------
+    def build_policy(self) -> MetaPolicy:
+        w, nd = tuple(self.options.widths), self.dims
+        return MetaPolicy(UNetPlanner(2, w, plan_channels=1, nd=nd),
+                          UNetActor(2, nd, w, plan_channels=1, nd=nd, out_scale=self.options.max_step),
+                          self.plan_shape)
+
+    def build_critic(self, critic_on: str = "plan"):
+        z = self.plan_shape if critic_on == "plan" else self.action_shape
+        return ConvCritic(2, self.grid, z, tuple(self.options.critic_widths), self.options.critic_hidden)
+
+    def state_fields(self) -> dict[str, Field]:
+        return {"pair": Field((), "int64", static=True), "current": Field((1, *self.grid), "uint8")}
+
+    def make_env(self, n: int, generator: torch.Generator, split: str = "train") -> RegistrationEnv:
+        return RegistrationEnv(self, n, generator, split)
+
+    def fixed_of(self, state: dict) -> torch.Tensor:
+        if "fixed" in state:
+            return state["fixed"]
+        return self.pairs("train").fixed.to(self.device)[state["pair"]].float() / 255
+
+    def observe(self, state: dict) -> torch.Tensor:
+        return torch.cat([self.fixed_of(state), state["current"]], 1)
+
+    def auxiliary_loss(self, state: dict, action: torch.Tensor):
+        o = self.options
+        step = self.step_field(action)
+        sim = ncc_loss(self.fixed_of(state), warp(state["current"], step), o.ncc_window)
+        smooth = smoothness(step, o.smooth_penalty)
+        return sim + o.smooth_weight * smooth, {"ncc": -sim.item(), "smooth": smooth.item()}
+
+
+# -- inference and evaluation ------------------------------------------------------------------------
+def mean_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9) -> torch.Tensor:
+    """Mean local NCC per image pair: ``[B]``."""
+    return local_ncc(a, b, window).flatten(1).mean(1)
+
+
+@torch.no_grad()
+def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.Tensor, steps: int = 10,
+             adaptive: bool = False, tol: float = 1e-3, every_step: bool = False, labels=None) -> dict:
+    """Register ``moving`` onto ``fixed`` (``[B, 1, *S]`` in [0, 1], on the task's grid).
+
+    Fixed ``steps``, or ``adaptive``: each pair stops at the first step whose mean local-NCC gain
+    is below ``tol`` (that step is undone), at most ``steps`` steps. Returns ``{"field", "warped",
+    "steps_taken" [B], "fields": the accumulated field after each step (with every_step), "score"}``.
+    """
+    env = task.make_env(0, torch.Generator(), "eval")
+    fl, ml = labels if labels is not None else (None, None)
+    state = env.start(fixed, moving, fl, ml)
+    policy.eval()
+    active = torch.ones(env.n, dtype=torch.bool, device=task.device)
+    taken = torch.zeros(env.n, dtype=torch.long)
+    ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window)
+    fields = []
+    for t in range(steps):
+        action = policy(task.observe(state)).action
+        if adaptive:
+            prev_field = env.field
+            action = action * active.view(-1, *([1] * (action.dim() - 1)))
+        state, _, _, _ = env.step(action)
+        if adaptive:
+            new = mean_ncc(env.fixed, env.current, task.options.ncc_window)
+            stop = active & (new - ncc < tol)
+            if stop.any():      # undo the step that did not help
+                keep = stop.view(-1, *([1] * (env.field.dim() - 1)))
+                env.field = torch.where(keep, prev_field, env.field)
+                env.current = warp(env.moving, env.field)
+                state = env.state
+            ncc = torch.where(stop, ncc, new)
+            active &= ~stop
+            taken += active.cpu().long()
+        else:
+            taken += 1
+        if every_step:
+            fields.append(env.field.cpu())
+        if adaptive and not active.any():
+            break
+    return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields,
+            "score": env._dice()}
+
+
+def warp_labels(labels: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    """Integer labels ``[B, *S]`` warped by nearest neighbour."""
+    return warp(labels.unsqueeze(1).float(), field, mode="nearest").squeeze(1).round().long()
+
+
+def field_stats(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pair: % of voxels with det J <= 0 and the std of log det J (over det > 0)."""
+    det = jacobian_determinant(field)
+    neg = (det <= 0).flatten(1).float().mean(1) * 100
+    logs = torch.where(det > 0, det.clamp_min(1e-12).log(), torch.nan).flatten(1)
+    mu = logs.nanmean(1, keepdim=True)
+    std = ((logs - mu) ** 2).nanmean(1).sqrt()
+    return neg, std
+
+
+def score_fields(pairs, fields: torch.Tensor, lo: int = 0) -> dict[str, list[float]]:
+    """Dice per anatomical label (averaged over the labels of each pair) and Jacobian statistics."""
+    fl = pairs.fixed_labels[lo: lo + len(fields)].long()
+    ml = pairs.moving_labels[lo: lo + len(fields)].long()
+    fields = fields.cpu()
+    d = mean_dice(warp_labels(ml, fields), fl)
+    neg, std = field_stats(fields)
+    return {"dice": d.tolist(), "neg_jac": neg.tolist(), "std_log_jac": std.tolist()}
+
+
+def summarise(scores: dict[str, list[float]], seconds: float, n: int, **extra) -> dict:
+    d = torch.tensor(scores["dice"])
+    out = {"dice": float(d.mean()), "dice_std": float(d.std()) if n > 1 else 0.0,
+           "neg_jac_pct": float(torch.tensor(scores["neg_jac"]).mean()),
+           "std_log_jac": float(torch.tensor(scores["std_log_jac"]).nanmean()),
+           "sec_per_pair": seconds / max(n, 1), "pairs": n}
+    out.update(extra)
+    return out
+
+
+@torch.no_grad()
+def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), adaptive: int = 0,
+                    tol: float = 1e-3, batch: int = 8) -> dict:
+    """``{"t{T}": summary}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive`` steps) when > 0."""
+    runs = [(f"t{t}", t, False) for t in steps] + ([("adaptive", adaptive, True)] if adaptive else [])
+    out = {}
+    for name, t, adapt in runs:
+        scores, secs, taken = {"dice": [], "neg_jac": [], "std_log_jac": []}, 0.0, []
+        for lo in range(0, len(pairs), batch):
+            f = pairs.fixed[lo: lo + batch].to(task.device).float() / 255
+            m = pairs.moving[lo: lo + batch].to(task.device).float() / 255
+            t0 = time.perf_counter()
+            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol)
+            secs += time.perf_counter() - t0
+            taken += r["steps_taken"].tolist()
+            for k, v in score_fields(pairs, r["field"], lo).items():
+                scores[k] += v
+        out[name] = summarise(scores, secs, len(pairs), mean_steps=sum(taken) / max(1, len(taken)))
+    return out
+
+
+def identity_scores(pairs) -> dict:
+    shape = (len(pairs), len(pairs.shape), *pairs.shape)
+    return summarise(score_fields(pairs, torch.zeros(shape)), 0.0, len(pairs))
+
+
+def n_params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def mid_slices(vol: torch.Tensor) -> list[torch.Tensor]:
+    """``[1, *S]`` -> 2D pictures ``[1, H, W]``: the image itself in 2D, three orthogonal mid slices in 3D."""
+    if vol.dim() == 3:
+        return [vol]
+    d, h, w = vol.shape[1:]
+    return [vol[:, d // 2], vol[:, :, h // 2], vol[:, :, :, w // 2]]
+
+
+def grid_image(field: torch.Tensor, spacing: int = 8) -> torch.Tensor:
+    """A deformed grid picture ``[1, *S]`` of a field ``[N, *S]`` (lines every ``spacing`` voxels)."""
+    shape = field.shape[1:]
+    from ..ops.warp import identity_grid
+    coords = identity_grid(shape) + field.cpu()
+    lines = torch.zeros(shape)
+    for c in coords:
+        lines = torch.maximum(lines, (torch.cos(2 * math.pi * c / spacing) > 0.95).float())
+    return lines[None]

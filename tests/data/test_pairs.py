@@ -1,0 +1,81 @@
+"""Synthetic pair generation: B-spline upsampling, invertible random fields, intensity changes,
+labelled pairs; users' manifests resampled onto the model grid."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_anatomy
+from rl_i2it.data.pairs import (PairSet, bspline_matrix, bspline_upsample, deform_pairs, load_pairs,
+                                manifest_pairs, random_field, random_intensity)
+from rl_i2it.data.volumes import write_nifti
+from rl_i2it.errors import UserError
+from rl_i2it.ops.metrics import jacobian_determinant, mean_dice
+
+
+def test_bspline_weights_partition_unity_and_keep_constants():
+    m = bspline_matrix(5, 40)
+    assert m.shape == (40, 5) and torch.allclose(m.sum(1), torch.ones(40)) and (m >= 0).all()
+    c = torch.full((1, 2, 4, 4, 4), 3.0)
+    assert torch.allclose(bspline_upsample(c, (9, 10, 11)), torch.full((1, 2, 9, 10, 11), 3.0))
+    ramp = torch.arange(5.0).view(1, 1, 5)            # cubic B-splines reproduce linear functions inside
+    up = bspline_upsample(ramp, (41,))[0, 0]
+    assert torch.allclose(up[10:31], torch.linspace(0, 4, 41)[10:31], atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(48, 48), (20, 20, 20)])
+def test_random_fields_are_smooth_large_and_invertible(shape):
+    u = random_field(3, shape, torch.Generator().manual_seed(0), magnitude=0.05 * max(shape))
+    assert u.shape == (3, len(shape), *shape)
+    assert u.abs().amax() > 0.05 * max(shape)              # large
+    assert (jacobian_determinant(u) > 0).all()             # integrated velocity: folds nowhere
+    again = random_field(3, shape, torch.Generator().manual_seed(0), magnitude=0.05 * max(shape))
+    assert torch.equal(u, again)
+
+
+def test_intensity_changes_stay_in_range_and_keep_background():
+    img = torch.zeros(2, 1, 16, 16)
+    img[:, :, 4:12, 4:12] = torch.linspace(0.1, 1, 8)
+    out = random_intensity(img, torch.Generator().manual_seed(1))
+    assert out.min() >= 0 and out.max() <= 1 and (out[img == 0] == 0).all()
+    assert not torch.allclose(out, img)
+
+
+def test_deform_pairs_warp_labels_with_images():
+    imgs, labs = make_anatomy(3, 32, 2)
+    ps = deform_pairs(imgs, labs, 10, seed=5, magnitude=1.5)
+    assert len(ps) == 10 and ps.fixed.dtype == torch.uint8 and ps.shape == (32, 32)
+    assert set(ps.fixed_labels.unique().tolist()) <= {0, 1, 2, 3}
+    d = mean_dice(ps.moving_labels.long(), ps.fixed_labels.long())
+    assert 0.3 < d.mean() < 0.98                          # deformed, not destroyed
+    body = (ps.fixed_labels == 1) | (ps.fixed_labels > 1)
+    assert ps.fixed[:, 0][body].float().mean() > ps.fixed[:, 0][~body].float().mean() + 50
+    assert torch.equal(deform_pairs(imgs, labs, 10, seed=5, magnitude=1.5).moving, ps.moving)
+
+
+def test_pair_set_round_trip(tmp_path):
+    imgs, labs = make_anatomy(2, 16, 3)
+    ps = deform_pairs(imgs, labs, 2, seed=0, magnitude=0.5)
+    ps.save(tmp_path / "p.npz")
+    back = PairSet.load(tmp_path / "p.npz")
+    assert all(torch.equal(getattr(ps, k), getattr(back, k)) for k in ("fixed", "moving", "fixed_labels", "moving_labels"))
+    with pytest.raises(UserError, match="does not match"):
+        PairSet(ps.fixed, ps.moving[:1], ps.fixed_labels, ps.moving_labels)
+
+
+def test_manifest_pairs_resample_users_volumes(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("m", "f"):
+        write_nifti(tmp_path / f"{name}.nii.gz", rng.random((20, 20, 20)).astype(np.float32) * 1000, np.eye(4))
+    lab = np.zeros((20, 20, 20), np.int16)
+    lab[5:15, 5:15, 5:15] = 1
+    write_nifti(tmp_path / "ml.nii.gz", lab, np.eye(4))
+    (tmp_path / "pairs.csv").write_text("moving,fixed,moving_labels\nm.nii.gz,f.nii.gz,ml.nii.gz\n")
+    ps = manifest_pairs(tmp_path / "pairs.csv", 16)
+    assert ps.shape == (16, 16, 16) and ps.fixed.dtype == torch.uint8 and ps.fixed.max() > 200
+    assert ps.moving_labels.sum() > 0 and ps.fixed_labels.sum() == 0
+    assert load_pairs(f"manifest:{tmp_path / 'pairs.csv'}", size=16).shape == (16, 16, 16)
+    write_nifti(tmp_path / "f.nii.gz", np.zeros((20, 20, 21), np.float32), np.eye(4))
+    with pytest.raises(UserError, match="differ in shape"):
+        manifest_pairs(tmp_path / "pairs.csv", 16)
+    with pytest.raises(UserError, match="unknown pair set"):
+        load_pairs("nope")

@@ -1,0 +1,154 @@
+"""The registration task: environment semantics (Eq. 11-12, rewards), 2D and 3D from one code,
+the diffeomorphic option, replay by index, inference with adaptive stopping, and learning."""
+import pytest
+import torch
+
+from conftest import REG_SMALL, make_anatomy
+from rl_i2it.config import load_config
+from rl_i2it.core.trainer import Trainer
+from rl_i2it.data.pairs import deform_pairs
+from rl_i2it.errors import UserError
+from rl_i2it.ops.metrics import jacobian_determinant, mean_dice
+from rl_i2it.ops.warp import compose, warp
+from rl_i2it.tasks.registration import (RegistrationTask, evaluate_policy, field_stats, identity_scores,
+                                        register, score_fields)
+
+
+def make_task(reg_pairs, **opts):
+    return RegistrationTask({**REG_SMALL, **opts}, pairs=reg_pairs)
+
+
+def test_options_are_checked():
+    with pytest.raises(UserError, match="divisible"):
+        RegistrationTask({"size": 30, "widths": [8, 8, 8]})
+    with pytest.raises(UserError, match="dims=3"):
+        RegistrationTask({"pairs": "liver3d", "dims": 2})
+    with pytest.raises(UserError, match="reward"):
+        RegistrationTask({"reward": "psnr"})
+
+
+def test_env_composes_fields_and_rewards_dice_improvement(reg_pairs):
+    task = make_task(reg_pairs, reward="labels")
+    env = task.make_env(4, torch.Generator().manual_seed(0))
+    s = env.reset()
+    assert s["fixed"].shape == (4, 1, 32, 32) and torch.equal(s["current"], env.moving)
+    _, r, done, info = env.step(torch.zeros(4, 2, 32, 32))
+    assert torch.allclose(r, torch.zeros(4)) and not done.any()          # no move, no reward
+    a1 = torch.randn(4, 2, 32, 32, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+    a2 = torch.randn(4, 2, 32, 32, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
+    before = env.score.clone()
+    _, r1, _, _ = env.step(a1)
+    _, r2, _, info = env.step(a2)
+    # the state warps the *initial* moving image with the composed field (Eq. 11-12)
+    field = compose(compose(torch.zeros(4, 2, 32, 32), a1), a2)
+    assert torch.allclose(env.field, field, atol=1e-5)
+    assert torch.allclose(env.current, warp(env.moving, field), atol=1e-5)
+    # rewards are the steps' Dice improvements: they sum to the total improvement
+    warped = warp(env.ml.unsqueeze(1).float(), field, mode="nearest").squeeze(1).long()
+    assert torch.allclose(info["score"], mean_dice(warped, env.fl), atol=1e-6)
+    assert torch.allclose(r1 + r2, 10 * (info["score"] - before), atol=1e-5)
+
+
+def test_kmeans_reward_needs_no_labels(reg_pairs):
+    task = make_task(reg_pairs)
+    env = task.make_env(2, torch.Generator())
+    ps = reg_pairs["test"]
+    env.start(ps.fixed[:2].float() / 255, ps.moving[:2].float() / 255)         # no labels given
+    assert env.label_ids == [1, 2] and env.fl.max() == 2 and 0 < env.score.mean() < 1
+    with pytest.raises(UserError, match="labelled"):
+        make_task(reg_pairs, reward="labels").make_env(2, torch.Generator(), "eval").start(
+            ps.fixed[:2].float() / 255, ps.moving[:2].float() / 255)
+
+
+def test_replay_keeps_the_fixed_image_by_index(reg_pairs):
+    task = make_task(reg_pairs)
+    fields = task.state_fields()
+    assert fields["pair"].dtype == "int64" and fields["pair"].static and "fixed" not in fields
+    env = task.make_env(3, torch.Generator().manual_seed(0))
+    s = env.reset()
+    stored = {"pair": s["pair"], "current": s["current"]}                      # what a replay batch holds
+    assert torch.allclose(task.observe(stored), task.observe(s), atol=1 / 255)
+
+
+def test_diffeomorphic_steps_never_fold(reg_pairs):
+    from rl_i2it.data.pairs import bspline_upsample
+
+    def run(diffeomorphic):
+        env = make_task(reg_pairs, diffeomorphic=diffeomorphic, max_step=3.0).make_env(2, torch.Generator().manual_seed(0))
+        env.reset()
+        gen = torch.Generator().manual_seed(3)
+        for _ in range(5):     # large steps, rough enough to fold as plain displacements
+            env.step(bspline_upsample(torch.randn(2, 2, 8, 8, generator=gen) * 2.5, (32, 32)).clamp(-3, 3))
+        return env.field
+
+    assert (jacobian_determinant(run(True)) > 0).all()
+    assert field_stats(run(False))[0].mean() > 0.1          # the same steps as displacements fold
+
+
+def test_3d_uses_the_same_code():
+    imgs, labs = make_anatomy(2, 16, 3)
+    pairs = {"train": deform_pairs(imgs, labs, 4, 0, 0.8)}
+    task = RegistrationTask({"dims": 3, "pairs": "liver3d", "size": 16, "widths": [4, 8, 8],
+                             "critic_widths": [4, 8], "critic_hidden": 16}, pairs=pairs)
+    assert task.plan_shape == (1, 4, 4, 4) and task.action_shape == (3, 16, 16, 16)
+    policy, critic = task.build_policy(), task.build_critic()
+    env = task.make_env(2, torch.Generator())
+    s = env.reset()
+    out = policy(task.observe(s))
+    assert out.action.shape == (2, 3, 16, 16, 16) and out.plan.shape == (2, 1, 4, 4, 4)
+    assert critic(task.observe(s), out.plan).shape == (2,)
+    loss, logs = task.auxiliary_loss(s, out.action)
+    loss.backward()
+    assert torch.isfinite(loss) and -1 <= -logs["ncc"] <= 0
+    _, r, _, _ = env.step(out.action.detach())
+    assert r.shape == (2,)
+
+
+def test_scores_of_identity_and_perfect_fields(reg_pairs):
+    ps = reg_pairs["test"]
+    ident = identity_scores(ps)
+    assert ident["neg_jac_pct"] == 0 and ident["std_log_jac"] == 0 and 0 < ident["dice"] < 1
+    same = type(ps)(ps.fixed, ps.fixed, ps.fixed_labels, ps.fixed_labels)
+    assert score_fields(same, torch.zeros(len(ps), 2, 32, 32))["dice"] == [1.0] * len(ps)
+
+
+def test_adaptive_stopping_undoes_steps_that_do_not_help(reg_pairs):
+    task = make_task(reg_pairs)
+
+    class Harmful(torch.nn.Module):              # always pushes everything 2 px to one side
+        def forward(self, obs, sample=False):
+            a = torch.zeros(obs.shape[0], 2, *obs.shape[2:])
+            a[:, 0] = 2.0
+            return type("Out", (), {"action": a})()
+
+    ps = reg_pairs["test"]
+    f, m = ps.fixed[:4].float() / 255, ps.fixed[:4].float() / 255        # already aligned
+    r = register(task, Harmful(), f, m, steps=10, adaptive=True)
+    assert (r["steps_taken"] == 0).all() and r["field"].abs().max() == 0
+    fixed_t = register(task, Harmful(), f, m, steps=3)
+    assert (fixed_t["steps_taken"] == 3).all() and torch.allclose(fixed_t["field"][:, 0].mean(), torch.tensor(6.0), atol=0.5)
+
+
+def small_cfg(steps, **sac):
+    return load_config(None, {"task": "registration", "seed": 0,
+                              "sac": {"batch_size": 16, "lr_policy": 1e-3, "log_std_max": -2.0,
+                                      "rl_warmup": 300, **sac},
+                              "train": {"steps": steps, "n_envs": 8, "horizon": 5, "replay_size": 2000,
+                                        "learning_starts": 64, "updates_per_step": 2, "log_every": 50},
+                              "task_options": {**REG_SMALL, "max_step": 1.5}})
+
+
+def test_short_training_beats_the_untrained_policy(tmp_path, reg_pairs):
+    """300 SAC updates on 48 synthetic 32x32 pairs: on 16 unseen pairs the untrained policy stays
+    at identity's Dice (0.75); the trained one gains >= 0.04 at T=5 and >= 0.05 with adaptive
+    stopping (measured: 0.81 and 0.83)."""
+    cfg = small_cfg(300)
+    task = RegistrationTask(cfg.task_options, pairs=reg_pairs)
+    trainer = Trainer(cfg, tmp_path / "run", task=task, verbose=False)
+    ident = identity_scores(reg_pairs["test"])["dice"]
+    before = evaluate_policy(task, trainer.policy, reg_pairs["test"], (5,))["t5"]["dice"]
+    assert abs(before - ident) < 0.02
+    trainer.train()
+    after = evaluate_policy(task, trainer.policy, reg_pairs["test"], (5,), adaptive=20)
+    assert after["t5"]["dice"] >= ident + 0.04 and after["adaptive"]["dice"] >= ident + 0.05, (ident, after)
+    assert after["t5"]["neg_jac_pct"] < 0.5

@@ -1,0 +1,88 @@
+"""`rl-i2it register` on a user's NIfTI pair: outputs on the fixed image's grid and affine, and
+one clear line + exit 2 (nothing written) for bad input."""
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import REG_SMALL, make_anatomy
+from rl_i2it.cli import main
+from rl_i2it.config import load_config
+from rl_i2it.core.trainer import Trainer
+from rl_i2it.data.volumes import write_nifti
+from rl_i2it.tasks.registration import RegistrationTask
+from test_cli import fails, run_dir  # noqa: F401  (the digits run, for the wrong-model case)
+
+AFFINE = np.array([[1.5, 0, 0, -20], [0, 1.5, 0, 10], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+
+@pytest.fixture(scope="module")
+def reg_run(tmp_path_factory, reg_pairs):
+    out = tmp_path_factory.mktemp("reg") / "r"
+    cfg = load_config(None, {"task": "registration", "task_options": REG_SMALL,
+                             "train": {"n_envs": 4, "horizon": 2, "learning_starts": 4, "steps": 3, "replay_size": 32},
+                             "sac": {"batch_size": 4}})
+    Trainer(cfg, out, task=RegistrationTask(REG_SMALL, pairs=reg_pairs), verbose=False).train()
+    return out
+
+
+@pytest.fixture
+def pair(tmp_path):
+    imgs, labs = make_anatomy(2, 40, 2, seed=3)
+    files = {}
+    for i, role in enumerate(("moving", "fixed")):
+        files[role] = tmp_path / f"{role}.nii.gz"
+        write_nifti(files[role], imgs[i, 0].numpy() * 900 + 100, AFFINE)
+        files[role + "_labels"] = tmp_path / f"{role}_labels.nii.gz"
+        write_nifti(files[role + "_labels"], labs[i].numpy(), AFFINE)
+    return files
+
+
+def args(run, p, out, *extra):
+    return ["register", str(run), "--moving", str(p["moving"]), "--fixed", str(p["fixed"]),
+            "--moving-labels", str(p["moving_labels"]), "--fixed-labels", str(p["fixed_labels"]),
+            "--out", str(out), *extra]
+
+
+def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(args(reg_run, pair, out, "--steps", "3", "--every-step")) == 0
+    assert "label Dice" in capsys.readouterr().out
+    warped = nib.load(str(out / "warped.nii.gz"))
+    assert warped.shape == (40, 40) and np.allclose(warped.affine, AFFINE)
+    field = nib.load(str(out / "field.nii.gz"))
+    assert field.shape == (40, 40, 2) and np.isfinite(np.asarray(field.dataobj)).all()
+    labels = np.asarray(nib.load(str(out / "warped_labels.nii.gz")).dataobj)
+    assert set(np.unique(labels)) <= {0, 1, 2, 3} and labels.any()
+    assert (out / "preview.png").is_file() and (out / "step_03.nii.gz").is_file()
+    assert main(args(reg_run, pair, tmp_path / "ad", "--adaptive")) == 0
+    assert "registered in" in capsys.readouterr().out
+
+
+def test_register_refuses_bad_input_before_writing(reg_run, run_dir, pair, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "never"
+    bad = dict(pair)
+    write_nifti(tmp_path / "vol.nii.gz", np.ones((8, 8, 8), np.float32), AFFINE)
+    fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "vol.nii.gz"}, out), "registers 2D images")
+    write_nifti(tmp_path / "small.nii.gz", np.ones((40, 30), np.float32), AFFINE)
+    fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "small.nii.gz"}, out), "differ in dimensions")
+    write_nifti(tmp_path / "empty.nii.gz", np.zeros((40, 40), np.int16), AFFINE)
+    fails(capsys, args(reg_run, {**pair, "moving_labels": tmp_path / "empty.nii.gz"}, out), "empty")
+    nan = np.ones((40, 40), np.float32)
+    nan[3, 4] = np.nan
+    write_nifti(tmp_path / "nan.nii.gz", nan, AFFINE)
+    fails(capsys, args(reg_run, {**bad, "fixed": tmp_path / "nan.nii.gz"}, out), "NaN")
+    fails(capsys, args(run_dir, pair, out), "registration model")
+    fails(capsys, args(reg_run, pair, out, "--steps", "0"), "--steps")
+    assert not out.exists()
+
+
+def test_eval_scores_a_registration_run_on_users_pairs(reg_run, pair, tmp_path, capsys):
+    import json
+    (tmp_path / "pairs.csv").write_text("moving,fixed,moving_labels,fixed_labels\n"
+                                        f"{pair['moving']},{pair['fixed']},{pair['moving_labels']},{pair['fixed_labels']}\n")
+    out = tmp_path / "ev"
+    assert main(["eval", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1,2", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["methods"]) == {"identity", "t1", "t2", "adaptive"} and res["n"] == 1
+    assert 0 < res["methods"]["identity"]["dice"] < 1
+    assert "| t2 |" in capsys.readouterr().out
