@@ -150,7 +150,7 @@ def verdict(name: str, res: dict) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2D only, shorter training (< 20 min on 2 cores)")
-    ap.add_argument("--minutes", type=float, help="training minutes per method (default 3 quick, 10 full)")
+    ap.add_argument("--minutes", type=float, help="training minutes per method (default 4 quick, 10 full)")
     ap.add_argument("--groups", help="comma list of " + ", ".join(GROUPS))
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-registration"), help="runs and pictures")
@@ -160,7 +160,7 @@ def main() -> None:
     t_start = time.time()
     device = resolve_device(args.device)
     groups = args.groups.split(",") if args.groups else (["brain2d"] if args.quick else list(GROUPS))
-    minutes = args.minutes or (3.0 if args.quick else 10.0)
+    minutes = args.minutes or (4.0 if args.quick else 10.0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary, tables, verdicts = {}, [], []
