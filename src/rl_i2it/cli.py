@@ -195,25 +195,8 @@ def cmd_translate(args) -> None:
 
 
 def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
-    if not path.is_file():
-        raise UserError(f"pairs file not found: {path}")
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"moving", "fixed"} <= set(reader.fieldnames):
-                raise UserError(f"{path}: needs a header with columns moving,fixed")
-            rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path}: not a CSV file ({exc})") from None
-    if not rows:
-        raise UserError(f"{path}: no pairs")
-    base = path.parent
-
-    def resolve(p: str) -> Path:
-        q = Path(p.strip())
-        return q if q.is_absolute() else base / q
-
-    return [(resolve(r["moving"] or ""), resolve(r["fixed"] or "")) for r in rows]
+    from .data.volumes import read_manifest
+    return [(r["moving"], r["fixed"]) for r in read_manifest(path)]
 
 
 def cmd_register(args) -> None:

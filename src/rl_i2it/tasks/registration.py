@@ -189,9 +189,14 @@ class RegistrationTask(Task):
         return RegistrationEnv(self, n, generator, split)
 
     def fixed_of(self, state: dict) -> torch.Tensor:
+        """The fixed images of a state: carried by the environment's states, looked up by index
+        in the training pairs for the replay's (kept on the device once)."""
         if "fixed" in state:
             return state["fixed"]
-        return self.pairs("train").fixed.to(self.device)[state["pair"]].float() / 255
+        cached = getattr(self, "_fixed_on_device", None)
+        if cached is None or cached.device != self.device:
+            cached = self._fixed_on_device = self.pairs("train").fixed.to(self.device)
+        return cached[state["pair"]].float() / 255
 
     def observe(self, state: dict) -> torch.Tensor:
         return torch.cat([self.fixed_of(state), state["current"]], 1)
