@@ -37,7 +37,7 @@ from rl_i2it.core.trainer import build_task, load_policy, resolve_device  # noqa
 from rl_i2it.data.pairs import PairSet, load_pairs  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
 from rl_i2it.tasks.registration import (evaluate_policy, grid_image, identity_scores, mid_slices,  # noqa: E402
-                                        n_params, score_fields, summarise, warp_labels)
+                                        n_params, register, score_fields, summarise)
 from rl_i2it.ops.warp import warp  # noqa: E402
 from rl_i2it.viz import image_grid  # noqa: E402
 
@@ -64,7 +64,7 @@ def subset(ps: PairSet, n: int) -> PairSet:
     return PairSet(ps.fixed[:n], ps.moving[:n], ps.fixed_labels[:n], ps.moving_labels[:n], name=ps.name)
 
 
-def run_set(name: str, pairs: PairSet, runs: dict, device, out: Path, quick: bool) -> dict:
+def run_set(name: str, pairs: PairSet, runs: dict, device, out: Path) -> dict:
     res = {"identity": identity_scores(pairs)}
     fields = {}
     for tool in ("syn", "elastix"):
@@ -89,7 +89,6 @@ def run_set(name: str, pairs: PairSet, runs: dict, device, out: Path, quick: boo
             r = evaluate_policy(task, policy, pairs, (1, 10, 20), adaptive=30, batch=batch)
             for k, v in r.items():
                 res[f"rl_{k}"] = v | {"params": params}
-            from rl_i2it.tasks.registration import register
             show = min(4, len(pairs))
             f = pairs.fixed[:show].to(task.device).float() / 255
             m = pairs.moving[:show].to(task.device).float() / 255
@@ -181,7 +180,7 @@ def main() -> None:
             if n_test:
                 pairs = subset(pairs, n_test)
             print(f"== {set_name}: {len(pairs)} test pairs at {'x'.join(map(str, pairs.shape))}", flush=True)
-            res = run_set(set_name, pairs, {m: gdir / m for m in methods}, device, gdir, args.quick)
+            res = run_set(set_name, pairs, {m: gdir / m for m in methods}, device, gdir)
             summary[set_name] = {"methods": res, "pairs": len(pairs), "shape": list(pairs.shape),
                                  "train_minutes_per_method": minutes}
             tables.append(table(set_name, res))
