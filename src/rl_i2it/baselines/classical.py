@@ -80,7 +80,7 @@ def register_pairs(tool: str, fixed: np.ndarray, moving: np.ndarray, threads: in
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, fixed=fixed.astype(np.float32), moving=moving.astype(np.float32))
         proc = subprocess.run([sys.executable, "-m", "rl_i2it.baselines.classical", tool, str(src), str(dst),
-                               str(threads)], capture_output=True, text=True)
+                               str(threads)], capture_output=True, text=True, cwd=tmp)  # transformix writes files in its cwd
         if proc.returncode != 0 or not dst.is_file():
             raise UserError(f"{tool} failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
         with np.load(dst) as z:
