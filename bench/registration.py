@@ -36,8 +36,8 @@ from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.trainer import build_task, load_policy, resolve_device  # noqa: E402
 from rl_i2it.data.pairs import PairSet, load_pairs  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
-from rl_i2it.tasks.registration import (evaluate_policy, grid_image, identity_scores, mid_slices,  # noqa: E402
-                                        n_params, register, score_fields, summarise)
+from rl_i2it.tasks.registration import (evaluate_policy, format_rows, grid_image, identity_scores,  # noqa: E402
+                                        mid_slices, n_params, register, score_fields, summarise)
 from rl_i2it.ops.warp import warp  # noqa: E402
 from rl_i2it.viz import image_grid  # noqa: E402
 
@@ -114,13 +114,7 @@ def picture(pairs: PairSet, fields: dict, path: Path) -> None:
 
 
 def table(name: str, res: dict) -> str:
-    lines = [f"### {name}", "", "| method | Dice | std | % det J <= 0 | std log det J | s / pair | params |",
-             "|---|---|---|---|---|---|---|"]
-    for m, r in res.items():
-        steps = f" ({r['mean_steps']:.1f} steps)" if m == "rl_adaptive" else ""
-        lines.append(f"| {LABEL[m]}{steps} | {r['dice']:.3f} | {r['dice_std']:.3f} | {r['neg_jac_pct']:.3f} | "
-                     f"{r['std_log_jac']:.3f} | {r['sec_per_pair']:.3f} | {r.get('params', '')} |")
-    return "\n".join(lines)
+    return f"### {name}\n\n" + format_rows(res, LABEL)
 
 
 def verdict(name: str, res: dict) -> list[str]:

@@ -104,7 +104,7 @@ def _eval_registration(args, run: Path) -> None:
 
     from .core.trainer import load_policy
     from .data.pairs import load_pairs
-    from .tasks.registration import evaluate_policy, identity_scores
+    from .tasks.registration import evaluate_policy, format_rows, identity_scores
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
     o = task.options
@@ -117,10 +117,7 @@ def _eval_registration(args, run: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"pairs": name, "n": len(pairs), "methods": res}, indent=1) + "\n")
     print(f"{len(pairs)} test pairs of {name}:")
-    print("| method | Dice | std | % det J <= 0 | std log det J | s / pair | steps |\n|---|---|---|---|---|---|---|")
-    for k, r in res.items():
-        print(f"| {k} | {r['dice']:.3f} | {r['dice_std']:.3f} | {r['neg_jac_pct']:.3f} | {r['std_log_jac']:.3f} | "
-              f"{r['sec_per_pair']:.3f} | {r.get('mean_steps', 0):.1f} |")
+    print(format_rows(res))
     print(f"results: {out}/results.json")
 
 

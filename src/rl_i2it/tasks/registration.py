@@ -98,8 +98,7 @@ class RegistrationEnv:
         return self.state
 
     def _dice(self) -> torch.Tensor:
-        warped = warp(self.ml.unsqueeze(1).float(), self.field, mode="nearest").squeeze(1).long()
-        return mean_dice(warped, self.fl, self.label_ids)
+        return mean_dice(warp_labels(self.ml, self.field), self.fl, self.label_ids)
 
     @property
     def state(self) -> dict:
@@ -220,6 +219,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
              adaptive: bool = False, tol: float = 1e-3, every_step: bool = False, labels=None) -> dict:
     """Register ``moving`` onto ``fixed`` (``[B, 1, *S]`` in [0, 1], on the task's grid).
 
+    ``labels`` = ``(fixed_labels, moving_labels)`` ``[B, *S]``, needed by a ``reward='labels'`` model.
     Fixed ``steps``, or ``adaptive``: each pair stops at the first step whose mean local-NCC gain
     is below ``tol`` (that step is undone), at most ``steps`` steps. Returns ``{"field", "warped",
     "steps_taken" [B], "fields": the accumulated field after each step (with every_step), "score"}``.
@@ -306,13 +306,27 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
             f = pairs.fixed[lo: lo + batch].to(task.device).float() / 255
             m = pairs.moving[lo: lo + batch].to(task.device).float() / 255
             t0 = time.perf_counter()
-            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol)
+            labels = (pairs.fixed_labels[lo: lo + batch].to(task.device), pairs.moving_labels[lo: lo + batch].to(task.device))
+            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol, labels=labels)
             secs += time.perf_counter() - t0
             taken += r["steps_taken"].tolist()
             for k, v in score_fields(pairs, r["field"], lo).items():
                 scores[k] += v
         out[name] = summarise(scores, secs, len(pairs), mean_steps=sum(taken) / max(1, len(taken)))
     return out
+
+
+COLUMNS = "| method | Dice | std | % det J <= 0 | std log det J | s / pair | steps | params |\n|---|---|---|---|---|---|---|---|"
+
+
+def format_rows(results: dict, names: dict | None = None) -> str:
+    """A markdown table of ``{method: summary}`` (names maps keys to labels)."""
+    lines = [COLUMNS]
+    for m, r in results.items():
+        steps = f"{r['mean_steps']:.1f}" if "mean_steps" in r else ""
+        lines.append(f"| {(names or {}).get(m, m)} | {r['dice']:.3f} | {r['dice_std']:.3f} | {r['neg_jac_pct']:.3f} | "
+                     f"{r['std_log_jac']:.3f} | {r['sec_per_pair']:.3f} | {steps} | {r.get('params', '')} |")
+    return "\n".join(lines)
 
 
 def identity_scores(pairs) -> dict:
