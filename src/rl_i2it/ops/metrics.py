@@ -1,9 +1,12 @@
-"""Evaluation metrics (no gradients needed): Dice per label, Jacobian determinant statistics."""
+"""Evaluation metrics: Dice per label, Jacobian determinant statistics (no gradients needed), and the
+differentiable image-quality metrics PSNR and SSIM."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["dice", "mean_dice", "binary_dice", "kmeans_labels", "jacobian_determinant", "jacobian_stats"]
+__all__ = ["dice", "mean_dice", "binary_dice", "kmeans_labels", "jacobian_determinant", "jacobian_stats",
+           "psnr", "ssim"]
 
 
 def dice(a: torch.Tensor, b: torch.Tensor, labels: list[int] | None = None) -> torch.Tensor:
@@ -92,3 +95,82 @@ def jacobian_stats(disp: torch.Tensor) -> dict[str, float]:
     pos = det[det > 0]
     return {"neg_jac_pct": float((det <= 0).float().mean() * 100),
             "std_log_jac": float(pos.log().std()) if pos.numel() > 1 else float("nan")}
+
+
+def _image_pair(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Check a pair of images ``[B, C, H, W]`` and return the pixel weights ``[B, 1, H, W]``."""
+    if pred.dim() != 4:
+        raise ValueError(f"expected images [B, C, H, W], got {tuple(pred.shape)}")
+    if pred.shape != target.shape:
+        raise ValueError(f"images differ in shape: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    b, _, h, w = pred.shape
+    if mask is None:
+        return pred.new_ones(b, 1, h, w)
+    if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] not in (1, b) or mask.shape[2:] != pred.shape[2:]:
+        raise ValueError(f"expected a mask [{b} or 1, 1, {h}, {w}], got {tuple(mask.shape)}")
+    weights = mask.to(device=pred.device, dtype=pred.dtype).expand(b, 1, h, w)
+    if bool((weights.flatten(1).sum(1) <= 0).any()):
+        raise ValueError("the mask of some image has no pixel")
+    return weights
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+         max_val: float = 1.0, eps: float = 1e-10) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image: ``[B, C, H, W]`` x2 -> ``[B]``.
+
+    The mean squared error is taken over all channels and the pixels where ``mask`` (``[B, 1, H, W]``
+    or ``[1, 1, H, W]``, bool or 0/1 float; None = every pixel) is set, and clamped at ``eps``, so
+    identical images give ``10 log10(max_val^2 / eps)`` (100 dB at the defaults) instead of infinity.
+
+    Example:
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> psnr(x, (x + 0.1)).round()            # an offset of 0.1 everywhere: MSE 0.01
+        tensor([20., 20.])
+    """
+    weights = _image_pair(pred, target, mask)
+    err = ((pred - target) ** 2).sum(1, keepdim=True)                     # summed over channels
+    mse = (err * weights).flatten(1).sum(1) / (weights.flatten(1).sum(1) * pred.shape[1])
+    return 10 * torch.log10(max_val ** 2 / mse.clamp_min(eps))
+
+
+def _gaussian_blur(x: torch.Tensor, window: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian filter per channel with 'same' output size (reflect padding, or replicate
+    where the image is too small to reflect)."""
+    c = x.shape[1]
+    t = torch.arange(window, dtype=x.dtype, device=x.device) - (window - 1) / 2
+    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    pad = window // 2
+    mode = "reflect" if min(x.shape[2:]) > pad else "replicate"
+    x = F.pad(x, (pad, pad, pad, pad), mode=mode)
+    x = F.conv2d(x, g.view(1, 1, window, 1).expand(c, 1, window, 1), groups=c)
+    return F.conv2d(x, g.view(1, 1, 1, window).expand(c, 1, 1, window), groups=c)
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+         window: int = 11, sigma: float = 1.5, max_val: float = 1.0) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004, K1 = 0.01, K2 = 0.03) per image: ``[B, C, H, W]`` x2 -> ``[B]``.
+
+    Local statistics use a separable Gaussian window (``window`` taps, std ``sigma``) on each channel,
+    padded by reflection so the SSIM map is ``H x W``; the map is averaged over the channels, then over
+    the pixels where ``mask`` is set (``[B, 1, H, W]`` or ``[1, 1, H, W]``; None = every pixel).
+    Identical images give 1.
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> ssim(x, x)
+        tensor([1., 1.])
+    """
+    weights = _image_pair(pred, target, mask)
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd number, got {window}")
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
+    n = pred.shape[1]
+    stats = _gaussian_blur(torch.cat([pred, target, pred * pred, target * target, pred * target], 1), window, sigma)
+    mu_p, mu_t, pp, tt, pt = stats.split(n, 1)
+    var_p, var_t, cov = pp - mu_p ** 2, tt - mu_t ** 2, pt - mu_p * mu_t
+    smap = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
+    smap = smap.mean(1, keepdim=True)
+    return (smap * weights).flatten(1).sum(1) / weights.flatten(1).sum(1)

@@ -6,7 +6,9 @@ import importlib
 from ..errors import UserError
 
 TASKS = {"digits": "rl_i2it.tasks.digits:DigitsTask",
-         "registration": "rl_i2it.tasks.registration:RegistrationTask"}
+         "registration": "rl_i2it.tasks.registration:RegistrationTask",
+         "inpainting": "rl_i2it.tasks.inpainting:InpaintingTask",
+         "translation": "rl_i2it.tasks.translation:TranslationTask"}
 
 
 def task_class(name: str):

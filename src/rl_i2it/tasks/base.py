@@ -57,3 +57,16 @@ class Task:
     def observe(self, state: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
     def auxiliary_loss(self, state: dict, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    # --- optional: learners of the task's own (a discriminator) ---------------------------------
+    def update_learners(self, state: dict, action: torch.Tensor) -> dict[str, float]:
+        """Called after each policy update with the batch's states and the policy's detached
+        actions: train what the auxiliary loss uses (a GAN's discriminator); return scalars to log."""
+        return {}
+
+    def learner_state(self) -> dict:
+        """What ``update_learners`` trains, for checkpoints (empty when nothing)."""
+        return {}
+
+    def load_learner_state(self, sd: dict) -> None:
+        """Restore ``learner_state()``."""

@@ -1,0 +1,330 @@
+"""What the image-generating tasks share (paper sections 4.2-4.3): the action is an image.
+
+Face inpainting and paired photo translation differ only in what the agent sees and where its
+image goes; both have a vector plan (256-d), the encoder-decoder planner-actor of ``nets/encdec``,
+a reward that is the step's improvement of PSNR (or SSIM) against the target, and an auxiliary
+loss = ``recon_weight`` x L1/L2 reconstruction + ``adv_weight`` x adversarial (a discriminator of
+``ops/gan``, trained here, one step per policy update) + ``tv_weight`` x total variation.
+
+The discriminator is the task's own learner: ``update_learners`` trains it on the replay batch's
+targets against the policy's detached output, and ``learner_state`` puts it (and its optimiser)
+into checkpoints. A non-finite discriminator loss or scores beyond ``disc_limit`` stop the run
+(``FloatingPointError``: the trainer keeps the last good checkpoint and says so).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..core.policy import MetaPolicy
+from ..errors import UserError
+from ..nets import ConvCritic
+from ..nets.encdec import VectorActor, VectorPlanner, levels_for
+from ..ops import gan
+from ..ops.losses import smoothness
+from ..ops.metrics import psnr, ssim
+from .base import Task
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class ImageOptions:
+    size: int = 64
+    """Image side (a power of two >= 8): 64 (demo) or 128 (paper preset)."""
+    widths: tuple = (32, 64, 128, 256)
+    """Planner channels, one stride-2 level per entry down to 4x4 (4 at 64 px, 5 at 128 px)."""
+    plan_dim: int = 256
+    """Dimension of the plan (the paper's latent action: 256)."""
+    critic_widths: tuple = (32, 64, 64)
+    """Channels of the critic's conv encoder."""
+    critic_hidden: int = 256
+    """Width of the critic's MLP."""
+    critic_pool: int = 4
+    """The critic sees the observation average-pooled by this factor (coarse content; 4x faster
+    per factor 2 than at full resolution)."""
+    reward: str = "psnr"
+    """'psnr' (dB) or 'ssim': reward = reward_scale x (metric after - metric before)."""
+    reward_scale: float = 0.1
+    """0.1 per dB for PSNR (use about 10 for SSIM)."""
+    recon: str = "l1"
+    """Reconstruction distance: 'l1' or 'l2'."""
+    recon_weight: float = 1.0
+    """Weight of the reconstruction term."""
+    gan: str = "sngan"
+    """Adversarial term: sngan | wgan-gp | ragan | hinge | vanilla | none."""
+    adv_weight: float = 0.02
+    """Weight of the adversarial term."""
+    disc: str = "global"
+    """Discriminator shape: 'global' (one score) or 'patch' (PatchGAN)."""
+    disc_conditional: bool = False
+    """The discriminator also sees the source image (pix2pix's conditional GAN)."""
+    disc_widths: tuple = (32, 64, 128, 256)
+    """Channels of the discriminator's strided convs."""
+    lr_disc: float = 2e-4
+    """Adam learning rate of the discriminator (betas 0.5, 0.999)."""
+    gp_weight: float = 10.0
+    """Gradient-penalty weight (wgan-gp)."""
+    disc_limit: float = 1e4
+    """Stop the run when the discriminator's loss or mean |score| passes this (it has exploded)."""
+    tv_weight: float = 0.0
+    """Weight of the total variation of the predicted image."""
+
+
+class ImageTask(Task):
+    """Base of the tasks whose action is an image ``[3, size, size]`` in [0, 1]."""
+
+    in_channels = 3        # of the observation; set by subclasses
+
+    def __init__(self, options=None, device="cpu", data: dict | None = None):
+        super().__init__(options, device)
+        self._data = dict(data or {})
+        self._on_device: dict = {}
+        self.disc = self.disc_opt = None
+
+    def validate(self) -> None:
+        o = self.options
+        try:
+            n = levels_for(o.size)
+        except ValueError as exc:
+            raise UserError(f"task_options.size: {exc}") from None
+        if len(o.widths) != n:
+            raise UserError(f"task_options.widths needs {n} entries at size {o.size} (one per halving to 4x4), "
+                            f"got {len(o.widths)}")
+        if o.reward not in ("psnr", "ssim"):
+            raise UserError("task_options.reward must be 'psnr' or 'ssim'")
+        if o.recon not in ("l1", "l2"):
+            raise UserError("task_options.recon must be 'l1' or 'l2'")
+        if o.gan not in (*gan.KINDS, "none"):
+            raise UserError(f"task_options.gan must be one of {', '.join((*gan.KINDS, 'none'))}, got {o.gan!r}")
+        if o.disc not in ("global", "patch"):
+            raise UserError("task_options.disc must be 'global' or 'patch'")
+        if o.plan_dim < 1:
+            raise UserError("task_options.plan_dim must be >= 1")
+        if o.critic_pool < 1 or o.size % o.critic_pool:
+            raise UserError(f"task_options.critic_pool must divide the size {o.size}")
+
+    # -- data -------------------------------------------------------------------------------
+    def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(source, target)`` uint8 ``[N, 3, S, S]`` of a split (subclasses read the data)."""
+        raise NotImplementedError
+
+    def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's (source, target) as uint8 on the task's device (loaded once)."""
+        if split not in SPLITS:
+            raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        key = (split, self.device)
+        if key not in self._on_device:
+            if split not in self._data:
+                self._data[split] = self.load_split(split)
+            src, tgt = self._data[split]
+            s = self.options.size
+            if tgt.shape[1:] != (3, s, s) or src.shape[0] != tgt.shape[0] or src.shape[2:] != (s, s):
+                raise UserError(f"{split} data: expected [N, 3, {s}, {s}] images, got source "
+                                f"{tuple(src.shape)} and target {tuple(tgt.shape)}")
+            self._on_device[key] = (src.to(self.device), tgt.to(self.device))
+        return self._on_device[key]
+
+    def _lookup(self, state: dict, name: str) -> torch.Tensor:
+        """``state[name]`` when the environment carries it, else the training split's image at
+        ``state['index']`` (replay states hold the index only)."""
+        if name in state:
+            return state[name]
+        src, tgt = self.split_data("train")
+        return (src if name == "source" else tgt)[state["index"]].float() / 255
+
+    def source_of(self, state: dict) -> torch.Tensor:
+        return self._lookup(state, "source")
+
+    def target_of(self, state: dict) -> torch.Tensor:
+        return self._lookup(state, "target")
+
+    # -- the core's interface ---------------------------------------------------------------
+    @property
+    def plan_shape(self) -> tuple[int, ...]:
+        return (self.options.plan_dim,)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return (3, self.options.size, self.options.size)
+
+    def build_policy(self) -> MetaPolicy:
+        o = self.options
+        w = tuple(o.widths)
+        return MetaPolicy(VectorPlanner(self.in_channels, o.size, w, o.plan_dim),
+                          VectorActor(self.in_channels, 3, o.size, w, o.plan_dim), self.plan_shape)
+
+    def build_critic(self, critic_on: str = "plan"):
+        z = self.plan_shape if critic_on == "plan" else self.action_shape
+        o = self.options
+        return ConvCritic(self.in_channels, (o.size, o.size), z, tuple(o.critic_widths), o.critic_hidden,
+                          o.critic_pool)
+
+    def score(self, image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The reward's metric ``[B]`` (PSNR in dB or SSIM), over ``mask`` when given."""
+        return (psnr if self.options.reward == "psnr" else ssim)(image, target, mask)
+
+    def recon_loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        d = (pred - target).abs() if self.options.recon == "l1" else (pred - target) ** 2
+        if mask is None:
+            return d.mean()
+        m = mask.float().expand_as(d)
+        return (d * m).sum() / m.sum().clamp_min(1)
+
+    def adversarial_pair(self, state: dict, action: torch.Tensor):
+        """``(real, fake, condition)`` the discriminator judges; subclasses say what the fake is."""
+        cond = self.source_of(state) if self.options.disc_conditional else None
+        return self.target_of(state), action, cond
+
+    def _build_disc(self) -> None:
+        o = self.options
+        self.disc = gan.Discriminator(3, o.size, tuple(o.disc_widths), o.gan, o.disc,
+                                      3 if o.disc_conditional else 0).to(self.device)
+        self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=o.lr_disc, betas=(0.5, 0.999))
+
+    def generated(self, state: dict, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(image the action makes, mask the reconstruction is measured over or None)``."""
+        return action, None
+
+    def auxiliary_loss(self, state: dict, action: torch.Tensor):
+        o = self.options
+        image, mask = self.generated(state, action)
+        recon = self.recon_loss(image, self.target_of(state), mask)
+        loss, logs = o.recon_weight * recon, {"recon": recon.item()}
+        if o.gan != "none" and o.adv_weight > 0:
+            if self.disc is None:
+                self._build_disc()
+            real, fake, cond = self.adversarial_pair(state, image)
+            self.disc.requires_grad_(False)
+            adv = gan.generator_loss(o.gan, self.disc, real, fake, cond)
+            self.disc.requires_grad_(True)
+            loss = loss + o.adv_weight * adv
+            logs["g_adv"] = adv.item()
+        if o.tv_weight > 0:
+            tv = smoothness(image, "l1")
+            loss = loss + o.tv_weight * tv
+            logs["tv"] = tv.item()
+        return loss, logs
+
+    def update_learners(self, state: dict, action: torch.Tensor) -> dict[str, float]:
+        """One discriminator step on the batch's targets against the policy's (detached) images."""
+        o = self.options
+        if o.gan == "none" or o.adv_weight <= 0:
+            return {}
+        if self.disc is None:
+            self._build_disc()
+        real, fake, cond = self.adversarial_pair(state, self.generated(state, action.detach())[0])
+        loss, dr, df = gan.discriminator_loss(o.gan, self.disc, real, fake, cond, o.gp_weight)
+        scale = max(dr.abs().mean().item(), df.abs().mean().item())
+        if not torch.isfinite(loss) or loss.item() > o.disc_limit or scale > o.disc_limit:
+            raise FloatingPointError(f"the discriminator diverged (loss {loss.item():.3g}, mean |score| "
+                                     f"{scale:.3g} > task_options.disc_limit {o.disc_limit:g})")
+        self.disc_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.disc_opt.step()
+        return {"d_loss": loss.item(), "d_real": dr.mean().item(), "d_fake": df.mean().item()}
+
+    def learner_state(self) -> dict:
+        if self.disc is None:
+            return {}
+        return {"disc": self.disc.state_dict(), "disc_opt": self.disc_opt.state_dict()}
+
+    def load_learner_state(self, sd: dict) -> None:
+        if sd:
+            self._build_disc()
+            self.disc.load_state_dict(sd["disc"])
+            self.disc_opt.load_state_dict(sd["disc_opt"])
+
+
+# -- evaluation ---------------------------------------------------------------------------------------
+def image_scores(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                 features: bool = True, device="cpu", real_features: torch.Tensor | None = None,
+                 fid: bool = True) -> dict[str, float]:
+    """The paper's metrics of predictions ``[N, 3, S, S]`` against targets, all in [0, 1]:
+    PSNR/SSIM over the hole (when ``mask``) and over the whole image, and with ``features``
+    LPIPS (AlexNet, v0.1) and FID (Inception pool features, 2048-d; biased upward on small sets,
+    so compare only values over the same images; ``fid=False`` skips it). ``real_features``: the
+    targets' Inception features when already computed (``inception_features(target)``)."""
+    out = {}
+    if mask is not None:
+        m = mask.expand(pred.shape[0], 1, *pred.shape[2:])
+        out["psnr_hole"] = float(psnr(pred, target, m).mean())
+        out["ssim_hole"] = float(ssim(pred, target, m).mean())
+    out["psnr_full"] = float(psnr(pred, target).mean())
+    out["ssim_full"] = float(ssim(pred, target).mean())
+    if features:
+        from ..features import fid_from_features, inception_features, lpips
+        with torch.no_grad():
+            out["lpips"] = float(torch.cat([lpips(pred[i:i + 50].to(device), target[i:i + 50].to(device)).cpu()
+                                            for i in range(0, len(pred), 50)]).mean())
+            if fid and real_features is None:
+                real_features = inception_features(target.to(device))
+            if fid:
+                out["fid"] = float(fid_from_features(real_features, inception_features(pred.to(device))))
+    return out
+
+
+COLUMNS = (("psnr_hole", "PSNR hole", "9.3f"), ("ssim_hole", "SSIM hole", "9.4f"), ("psnr_full", "PSNR full", "9.3f"),
+           ("ssim_full", "SSIM full", "9.4f"), ("lpips", "LPIPS", "7.4f"), ("fid", "FID", "7.2f"),
+           ("sec_per_image", "s/img", "8.4f"))
+
+
+def format_scores(rows: dict[str, dict], labels: dict | None = None) -> str:
+    """A table of ``{method: scores}`` with the columns the scores have."""
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows.values())]
+    head = f"{'method':24s} " + " ".join(f"{name:>{int(fmt.split('.')[0])}s}" for _, name, fmt in cols)
+    lines = [head, "-" * len(head)]
+    for method, r in rows.items():
+        cells = [format(r[k], fmt) if k in r else " " * int(fmt.split(".")[0]) for k, _, fmt in cols]
+        lines.append(f"{(labels or {}).get(method, method):24s} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor | None, steps: int,
+            mask: torch.Tensor | None = None, batch: int = 64, sample: bool = False
+            ) -> tuple[list[torch.Tensor], float]:
+    """Run ``steps`` steps on images ``[N, C, S, S]`` in [0, 1] (inpainting: ``target`` is the image
+    whose ``mask`` is hidden; translation: ``target`` may be None); ``([T] x [N, 3, S, S] on the
+    CPU, seconds)``."""
+    from ..core.rollout import rollout
+    outs: list[list[torch.Tensor]] = [[] for _ in range(steps)]
+    seconds = 0.0
+    dev = task.device
+    for i in range(0, len(source), batch):
+        env = task.make_env(0, torch.Generator(), "eval")
+        m = None if mask is None else mask[i:i + batch] if mask.shape[0] > 1 else mask
+        state = env.start(source[i:i + batch].to(dev), None if target is None else target[i:i + batch].to(dev),
+                          None if m is None else m.to(dev))
+        t0 = time.perf_counter()
+        for t, state, _, _ in rollout(policy, task, env, state, steps, sample):
+            outs[t - 1].append(state["current"].cpu())
+        if task.device.type == "cuda":
+            torch.cuda.synchronize(task.device)
+        seconds += time.perf_counter() - t0
+    return [torch.cat(o) for o in outs], seconds
+
+
+def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", features: bool = True,
+             n: int = 0, real_features: torch.Tensor | None = None, fid: bool = True) -> dict:
+    """Every metric after each of ``steps`` on a split (``n`` first images, 0 = all); ``{T: scores}``
+    with ``sec_per_image`` (all T steps)."""
+    src, tgt = task.split_data(split)
+    if n:
+        src, tgt = src[:n], tgt[:n]
+    src, tgt = src.float() / 255, tgt.float() / 255
+    mask = task.eval_mask(len(tgt))
+    images, seconds = predict(task, policy, src, tgt, max(steps), mask)
+    tgt_cpu = tgt.cpu()
+    if features and fid and real_features is None:
+        from ..features import inception_features
+        with torch.no_grad():
+            real_features = inception_features(tgt)
+    res = {}
+    for t in sorted(set(steps)):
+        res[t] = image_scores(images[t - 1], tgt_cpu, None if mask is None else mask.cpu(), features, task.device,
+                              real_features, fid)
+        res[t]["sec_per_image"] = seconds / len(tgt) * t / max(steps)
+    return res

@@ -1,0 +1,139 @@
+"""Paired photo translation (paper section 4.3): source image -> target image, step by step.
+
+State = [source, current]; the first current is the source; action = the predicted image, which
+becomes the current; reward = ``reward_scale`` x the step's PSNR improvement over the whole image;
+auxiliary loss = L1 + SNGAN (+ TV), as in inpainting, with a conditional PatchGAN by default.
+
+Data (``data``): ``edges`` (edge map -> photo) or ``grey`` (grey -> colour), made from the cached
+CelebA faces and bundled photos (no paired set is reachable offline; test = faces 000900-000999),
+or ``pix2pix:PATH`` for a pix2pix dataset (AB side by side or A/ and B/ folders; a ``train``
+and a ``test`` or ``val`` subfolder, else the last 10 % of the images is the test split) read
+in ``direction``. Sources are given 3 channels (grey repeated).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..core.buffer import Field
+from ..errors import UserError
+from .imagegen import ImageOptions, ImageTask
+
+VALID_FRACTION = 0.1
+"""Part of the training pairs held out (at the end) to choose settings."""
+
+
+@dataclass
+class TranslationOptions(ImageOptions):
+    data: str = "edges"
+    """'edges' (edges -> photo), 'grey' (grey -> colour) or 'pix2pix:PATH' (a pix2pix dataset folder)."""
+    direction: str = "AtoB"
+    """pix2pix data: AtoB or BtoA."""
+    disc: str = "patch"
+    disc_conditional: bool = True
+    tv_weight: float = 1e-3
+
+
+def three_channels(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def split_pix2pix(path: str, split: str, direction: str, size: int):
+    """``(A, B)`` of a pix2pix folder's split: its train/ and test/ (or val/) subfolders when
+    present, else the last 10 % of the images as the test split."""
+    from pathlib import Path
+
+    from ..data.paired import read_pix2pix
+    root = Path(path)
+    if (root / "train").is_dir():
+        sub = "train" if split != "test" else next((s for s in ("test", "val") if (root / s).is_dir()), None)
+        if sub is None:
+            raise UserError(f"{root} has a train/ folder but no test/ or val/ folder")
+        return read_pix2pix(root / sub, direction, size)
+    a, b = read_pix2pix(root, direction, size)
+    cut = len(a) - max(1, round(0.1 * len(a)))
+    return (a[cut:], b[cut:]) if split == "test" else (a[:cut], b[:cut])
+
+
+class TranslationEnv:
+    def __init__(self, task: "TranslationTask", n: int, generator: torch.Generator, split: str = "train"):
+        self.task, self.n, self.gen, self.split = task, n, generator, split
+
+    def reset(self) -> dict:
+        src, tgt = self.task.split_data(self.split)
+        idx = torch.randint(0, len(tgt), (self.n,), generator=self.gen).to(tgt.device)
+        return self.start(src[idx].float() / 255, tgt[idx].float() / 255, index=idx)
+
+    def start(self, source: torch.Tensor, target: torch.Tensor | None, mask=None, index=None) -> dict:
+        """Begin on ``source [n, 3, S, S]`` in [0, 1]; ``target`` may be None (no score then)."""
+        dev = self.task.device
+        self.source = three_channels(source.to(dev))
+        self.n = source.shape[0]
+        self.target = None if target is None else target.to(dev)
+        self.index = (index if index is not None else torch.zeros(self.n, dtype=torch.long)).to(dev)
+        self.current = self.source
+        self.score = self._score()
+        return self.state
+
+    def _score(self) -> torch.Tensor:
+        if self.target is None:
+            return torch.full((self.n,), float("nan"), device=self.source.device)
+        return self.task.score(self.current, self.target, None)
+
+    @property
+    def state(self) -> dict:
+        st = {"index": self.index, "current": self.current, "source": self.source}
+        if self.target is not None:
+            st["target"] = self.target
+        return st
+
+    def step(self, action: torch.Tensor):
+        self.current = action
+        score = self._score()
+        reward = self.task.options.reward_scale * (score - self.score)
+        self.score = score
+        return self.state, reward, torch.zeros_like(reward, dtype=torch.bool), {"score": score}
+
+
+class TranslationTask(ImageTask):
+    name = "translation"
+    Options = TranslationOptions
+    in_channels = 6            # source and current
+
+    def validate(self) -> None:
+        super().validate()
+        o = self.options
+        if o.direction not in ("AtoB", "BtoA"):
+            raise UserError("task_options.direction must be AtoB or BtoA")
+        if not (o.data in ("edges", "grey") or o.data.startswith("pix2pix:")):
+            raise UserError(f"task_options.data must be edges, grey or pix2pix:PATH, got {o.data!r}")
+
+    def eval_mask(self, n: int):
+        return None
+
+    def load_split(self, split: str):
+        o = self.options
+        if o.data.startswith("pix2pix:"):
+            src, tgt = split_pix2pix(o.data.split(":", 1)[1], split, o.direction, o.size)
+        else:
+            from ..data.paired import photo_pairs
+            src, tgt = photo_pairs(o.data, o.size, "test" if split == "test" else "train")
+        src, tgt = three_channels(src), three_channels(tgt)
+        if split != "test":
+            n_valid = max(1, round(VALID_FRACTION * len(tgt)))
+            if len(tgt) <= n_valid:
+                raise UserError(f"{len(tgt)} training pairs are too few")
+            part = slice(None, -n_valid) if split == "train" else slice(-n_valid, None)
+            src, tgt = src[part], tgt[part]
+        return src.contiguous(), tgt.contiguous()
+
+    def state_fields(self) -> dict[str, Field]:
+        s = self.options.size
+        return {"index": Field((), "int64", static=True), "current": Field((3, s, s), "uint8")}
+
+    def make_env(self, n: int, generator: torch.Generator, split: str = "train") -> TranslationEnv:
+        return TranslationEnv(self, n, generator, split)
+
+    def observe(self, state: dict) -> torch.Tensor:
+        return torch.cat([self.source_of(state), state["current"]], 1)

@@ -1,0 +1,103 @@
+"""Face inpainting: environment semantics, replay of image states, every GAN kind, the
+discriminator's checkpointing and divergence stop, evaluation, and learning."""
+import pytest
+import torch
+
+from conftest import IMG_SMALL, image_trainer
+from rl_i2it.errors import UserError
+from rl_i2it.ops.gan import KINDS
+from rl_i2it.ops.metrics import psnr
+from rl_i2it.tasks.imagegen import evaluate
+from rl_i2it.tasks.inpainting import InpaintingTask, square_masks
+
+
+def faces(photo_data):
+    """Inpainting data: the colour images are both source and target."""
+    return {k: (t, t) for k, (_, t) in photo_data.items()}
+
+
+def make_trainer(tmp_path, photo_data, steps=8, **opts):
+    return image_trainer("inpainting", tmp_path, faces(photo_data), steps, **opts)
+
+
+def test_options_are_checked():
+    with pytest.raises(UserError, match="power of two"):
+        InpaintingTask({"size": 48})
+    with pytest.raises(UserError, match="widths needs 5"):
+        InpaintingTask({"size": 128})
+    with pytest.raises(UserError, match="gan"):
+        InpaintingTask({"gan": "lsgan"})
+    with pytest.raises(UserError, match="hole_size"):
+        InpaintingTask({"size": 64, "hole_size": 64})
+
+
+def test_masks_centre_and_random():
+    m = square_masks(3, 16, 8, None, random=False)
+    assert m.shape == (3, 1, 16, 16) and m.dtype == torch.bool and (m.sum((1, 2, 3)) == 64).all()
+    assert m[0, 0, 4:12, 4:12].all()
+    r = square_masks(50, 16, 6, torch.Generator().manual_seed(0), random=True)
+    assert (r.sum((1, 2, 3)) == 36).all()
+    assert len({tuple(x.nonzero()[0].tolist()) for x in r}) > 5         # different places
+
+
+def test_env_keeps_known_pixels_and_rewards_psnr_gain(photo_data):
+    task = InpaintingTask(IMG_SMALL, data=faces(photo_data))
+    env = task.make_env(4, torch.Generator().manual_seed(0))
+    s = env.reset()
+    mask, target = s["mask"], s["target"]
+    assert s["current"].shape == (4, 3, 16, 16) and mask.shape == (4, 1, 16, 16)
+    assert torch.equal(s["current"][~mask.expand(-1, 3, -1, -1)], target[~mask.expand(-1, 3, -1, -1)])
+    assert (s["current"][mask.expand(-1, 3, -1, -1)] == 0.5).all()        # the hole starts grey
+    start = env.score.clone()
+    noise = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    _, r1, done, _ = env.step(noise)
+    outside = ~mask.expand(-1, 3, -1, -1)
+    assert torch.equal(env.current[outside], target[outside]) and not done.any()
+    _, r2, _, info = env.step(target)                                      # the truth: perfect hole
+    assert torch.allclose(info["score"], psnr(target, target, mask))
+    assert torch.allclose(r1 + r2, 0.1 * (info["score"] - start), atol=1e-4)
+    assert task.observe(env.state).shape == (4, 4, 16, 16)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_gan_kind_trains_and_checkpoints_its_discriminator(tmp_path, photo_data, kind):
+    tr = make_trainer(tmp_path / kind, photo_data, steps=4, gan=kind)
+    tr.train()
+    rows = [ln for ln in (tmp_path / kind / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(k in rows[-1] for k in ('"d_loss"', '"g_adv"', '"recon"'))
+    saved = torch.load(tmp_path / kind / "checkpoint.pt", weights_only=True)["task"]["disc"]
+    resumed = make_trainer(tmp_path / kind, photo_data, steps=4, gan=kind)
+    assert resumed.resumed
+    for k, v in resumed.task.disc.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+
+
+def test_exploding_discriminator_stops_and_keeps_the_last_good_checkpoint(tmp_path, photo_data, monkeypatch):
+    tr = make_trainer(tmp_path, photo_data, steps=4)
+    tr.train()
+    good = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    tr = make_trainer(tmp_path, photo_data, steps=12)         # resumes, discriminator included
+    with torch.no_grad():                       # a discriminator gone mad: scores of 1e7
+        tr.task.disc.head[-1].bias.fill_(1e7)
+    with pytest.raises(UserError, match="discriminator diverged.*last good checkpoint"):
+        tr.train()
+    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert kept["counters"] == good["counters"]
+
+
+def test_evaluate_reports_hole_and_full_metrics(photo_data):
+    task = InpaintingTask(IMG_SMALL, data=faces(photo_data))
+    policy = task.build_policy()
+    res = evaluate(task, policy, steps=(1, 3), features=False)
+    assert set(res) == {1, 3}
+    assert set(res[3]) == {"psnr_hole", "ssim_hole", "psnr_full", "ssim_full", "sec_per_image"}
+    assert res[3]["psnr_full"] > res[3]["psnr_hole"]         # known pixels are exact outside the hole
+    assert res[3]["sec_per_image"] > res[1]["sec_per_image"] > 0
+
+
+def test_short_training_beats_untrained_policy(tmp_path, photo_data):
+    tr = make_trainer(tmp_path, photo_data, steps=150)
+    before = evaluate(tr.task, tr.policy, steps=(3,), split="valid", features=False)[3]["psnr_hole"]
+    tr.train()
+    after = evaluate(tr.task, tr.policy, steps=(3,), split="valid", features=False)[3]["psnr_hole"]
+    assert after > before + 3.0, (before, after)

@@ -1,0 +1,110 @@
+"""`rl-i2it inpaint` and `rl-i2it translate --source`: outputs, and bad input -> one line, exit 2,
+nothing written."""
+import pytest
+import torch
+from PIL import Image
+
+from conftest import IMG_SMALL
+from rl_i2it.cli import main
+from rl_i2it.config import load_config
+from rl_i2it.core.trainer import Trainer
+from rl_i2it.tasks import task_class
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, photo_data):
+    runs = {}
+    for task in ("inpainting", "translation"):
+        run = tmp_path_factory.mktemp(task)
+        data = photo_data if task == "translation" else {k: (t, t) for k, (_, t) in photo_data.items()}
+        cfg = load_config(None, {"task": task, "task_options": IMG_SMALL,
+                                 "train": {"steps": 2, "n_envs": 4, "horizon": 2, "learning_starts": 8,
+                                           "replay_size": 64}, "sac": {"batch_size": 4}})
+        Trainer(cfg, run, task=task_class(task)(cfg.task_options, data=data), verbose=False).train()
+        runs[task] = run
+    return runs
+
+
+def save(path, arr, mode="RGB"):
+    Image.fromarray(arr, mode).save(path)
+    return str(path)
+
+
+def rgb(size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(size, size, 3, generator=g) * 255).byte().numpy()
+
+
+def test_inpaint_writes_result_steps_and_grid(tmp_path, models, capsys):
+    img = save(tmp_path / "face.png", rgb())
+    mask = torch.zeros(16, 16, dtype=torch.uint8)
+    mask[2:6, 3:9] = 255
+    m = save(tmp_path / "mask.png", mask.numpy(), "L")
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", m, "--steps", "3", "--every-step",
+                 "--out", str(tmp_path / "out")]) == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["grid.png", "result.png", "step_01.png", "step_02.png", "step_03.png"]
+    out = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "out" / "result.png")))
+    keep = torch.from_numpy(mask.numpy()) == 0
+    assert torch.equal(out[keep], torch.from_numpy(rgb())[keep])         # pixels outside the hole untouched
+    assert "24-pixel hole" in capsys.readouterr().out
+
+
+def test_inpaint_resizes_other_sizes_and_uses_the_centre_hole(tmp_path, models, capsys):
+    img = save(tmp_path / "big.png", rgb(32))
+    assert main(["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "o")]) == 0
+    assert "resized to the model's 16x16" in capsys.readouterr().out
+    assert Image.open(tmp_path / "o" / "result.png").size == (16, 16)
+
+
+@pytest.mark.parametrize("case,message", [("grey", "grey image"), ("mask_size", "same size"),
+                                          ("mask_empty", "empty"), ("not_image", "not a readable image"),
+                                          ("wrong_model", "needs an inpainting model")])
+def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
+    img = save(tmp_path / "face.png", rgb())
+    args = ["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "out")]
+    if case == "grey":
+        args[2] = save(tmp_path / "grey.png", rgb()[..., 0], "L")
+    elif case == "mask_size":
+        args += ["--mask", save(tmp_path / "m.png", torch.full((8, 8), 255, dtype=torch.uint8).numpy(), "L")]
+    elif case == "mask_empty":
+        args += ["--mask", save(tmp_path / "m.png", torch.zeros(16, 16, dtype=torch.uint8).numpy(), "L")]
+    elif case == "not_image":
+        (tmp_path / "x.png").write_text("no")
+        args[2] = str(tmp_path / "x.png")
+    else:
+        args[1] = str(models["translation"])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_translate_source(tmp_path, models, capsys):
+    src = save(tmp_path / "src.png", rgb(16, 1))
+    tgt = save(tmp_path / "tgt.png", rgb(16, 2))
+    assert main(["translate", str(models["translation"]), "--source", src, "--target", tgt, "--steps", "2",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert {"result.png", "grid.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    assert "PSNR against --target" in capsys.readouterr().out
+    assert main(["translate", str(models["inpainting"]), "--source", src, "--out", str(tmp_path / "o2")]) == 2
+    assert not (tmp_path / "o2").exists()
+
+
+def test_eval_an_inpainting_run_on_a_face_folder(tmp_path, capsys):
+    """A run trained on a user's face folder is scored on its test split (not CelebA names: the last 10 %)."""
+    from conftest import make_photos
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i, img in enumerate(make_photos(40, 16, 3)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"face_{i:03d}.png")   # last 10 % = test
+    cfg = load_config(None, {"task": "inpainting", "task_options": {**IMG_SMALL, "data": str(folder)},
+                             "train": {"steps": 2, "n_envs": 4, "horizon": 2, "learning_starts": 8,
+                                       "replay_size": 64}, "sac": {"batch_size": 4}})
+    data = {k: (t, t) for k, t in (("train", make_photos(8, 16, 4)),)}
+    Trainer(cfg, tmp_path / "run", task=task_class("inpainting")(cfg.task_options, data=data), verbose=False).train()
+    assert main(["eval", str(tmp_path / "run"), "--steps", "1,3", "--no-features", "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "RL-I2IT T=3" in out and "PSNR hole" in out
+    res = __import__("json").loads((tmp_path / "run" / "eval" / "results.json").read_text())
+    assert set(res["steps"]) == {"1", "3"} and res["steps"]["3"]["psnr_hole"] > 0
