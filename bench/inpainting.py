@@ -13,7 +13,7 @@ Reported: PSNR and SSIM over the hole and over the whole image, LPIPS (AlexNet, 
 seconds per image (wall, this machine, all T steps). ``--quick`` = the 64x64 preset
 (``configs/inpainting.toml``); without it the 128x128 paper preset (``inpainting-128.toml``).
 Training runs go to ``--out`` (default runs/bench-inpainting[-quick]): running the bench again
-reuses finished runs.
+resumes them (a finished run has nothing left to train; a killed one trains the rest).
 """
 from __future__ import annotations
 
@@ -69,9 +69,7 @@ def main() -> None:
     config = ROOT / "configs" / ("inpainting.toml" if args.quick else "inpainting-128.toml")
     out = Path(args.out or f"runs/bench-inpainting{'-quick' if args.quick else ''}")
     over = {"device": args.device, "seed": args.seed}
-    todo = {k: v for k, v in METHODS.items() if not (out / k / "policy.pt").is_file()}
-    if todo:
-        train_methods(out, minutes, str(config), over, todo)
+    train_methods(out, minutes, str(config), over, METHODS)     # finished runs resume with nothing to do
 
     task, rl, cfg = load_policy(out / "rl", args.device)
     _, one, _ = load_policy(out / "onestep_sngan", args.device)

@@ -73,9 +73,7 @@ def main() -> None:
     for kind in args.kinds.split(","):
         out = Path(args.out) / kind
         over = {"device": args.device, "seed": args.seed, "task_options": {"data": kind}}
-        todo = {k: v for k, v in METHODS.items() if not (out / k / "policy.pt").is_file()}
-        if todo:
-            train_methods(out, args.minutes, str(ROOT / "configs" / "translation.toml"), over, todo)
+        train_methods(out, args.minutes, str(ROOT / "configs" / "translation.toml"), over, METHODS)
         task, rl, _ = load_policy(out / "rl", args.device)
         _, p2p, _ = load_policy(out / "pix2pix", args.device)
         res = {"pix2pix": evaluate(task, p2p, steps=(1,), fid=False)[1]}

@@ -59,6 +59,7 @@ def test_inpaint_resizes_other_sizes_and_uses_the_centre_hole(tmp_path, models, 
 
 @pytest.mark.parametrize("case,message", [("grey", "grey image"), ("mask_size", "same size"),
                                           ("mask_empty", "empty"), ("not_image", "not a readable image"),
+                                          ("mask_vanishes", "empty at the model's 16x16"),
                                           ("wrong_model", "needs an inpainting model")])
 def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
     img = save(tmp_path / "face.png", rgb())
@@ -69,6 +70,11 @@ def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
         args += ["--mask", save(tmp_path / "m.png", torch.full((8, 8), 255, dtype=torch.uint8).numpy(), "L")]
     elif case == "mask_empty":
         args += ["--mask", save(tmp_path / "m.png", torch.zeros(16, 16, dtype=torch.uint8).numpy(), "L")]
+    elif case == "mask_vanishes":                 # a one-pixel hole in a 32x32 image: gone at 16x16
+        args[2] = save(tmp_path / "big.png", rgb(32))
+        m = torch.zeros(32, 32, dtype=torch.uint8)
+        m[5, 5] = 255
+        args += ["--mask", save(tmp_path / "m.png", m.numpy(), "L")]
     elif case == "not_image":
         (tmp_path / "x.png").write_text("no")
         args[2] = str(tmp_path / "x.png")
@@ -88,6 +94,7 @@ def test_translate_source(tmp_path, models, capsys):
     assert {"result.png", "grid.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
     assert "PSNR against --target" in capsys.readouterr().out
     assert main(["translate", str(models["inpainting"]), "--source", src, "--out", str(tmp_path / "o2")]) == 2
+    assert main(["translate", str(models["translation"]), "--target", tgt, "--out", str(tmp_path / "o2")]) == 2
     assert not (tmp_path / "o2").exists()
 
 

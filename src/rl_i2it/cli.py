@@ -177,6 +177,8 @@ def cmd_translate(args) -> None:
     from .tasks.digits import register
     from .viz import image_grid
 
+    if args.target and not args.source:
+        raise UserError("--target goes with --source (a translation model)")
     if args.source:
         if args.moving or args.fixed or args.pairs:
             raise UserError("give --source (a translation model) or --moving/--fixed/--pairs (digits), not both")
@@ -272,6 +274,9 @@ def cmd_inpaint(args) -> None:
     mask = read_mask(args.mask, image.shape[1:]) if args.mask else None
     image = _to_model_size(image, size, args.image)
     mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask, size, args.mask, "nearest")
+    if not mask.any() or mask.all():
+        raise UserError(f"mask {args.mask} is {'empty' if not mask.any() else 'the whole image'} at the "
+                        f"model's {size}x{size}: mark a larger hole, or give an image of that size")
     out = writable_dir(args.out)
     steps, _ = predict(task, policy, image[None], image[None], args.steps, mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
@@ -293,6 +298,10 @@ def _translate_photo(args) -> None:
     task, policy = _image_model(args, "translation")
     size = task.options.size
     source = _to_model_size(read_image(args.source, "RGB"), size, args.source)
+    if task.options.data == "grey":           # a grey -> colour model sees the luminance
+        from .data.paired import luminance
+        grey = luminance(source[None].mul(255).round().byte())[0].float() / 255
+        source = grey.expand(3, -1, -1).contiguous()
     target = _to_model_size(read_image(args.target, "RGB"), size, args.target) if args.target else None
     out = writable_dir(args.out)
     steps, _ = predict(task, policy, source[None], None if target is None else target[None], args.steps,
@@ -463,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("inpaint", help="fill a hole in your image with an inpainting model")
     n.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
     n.add_argument("image", help="colour image (PNG/JPEG); resized to the model's size when it differs")
-    n.add_argument("--mask", help="hole mask, same size as the image, white = hole (default: the model's centre hole)")
+    n.add_argument("--mask", help="hole mask, same size as the image, white = hole (default: the model's evaluation hole, "
+                        "the centre square for the presets)")
     _apply_args(n)
     n.set_defaults(func=cmd_inpaint)
 

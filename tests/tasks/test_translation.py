@@ -63,6 +63,13 @@ def test_pix2pix_folders_are_task_data(tmp_path):
     assert torch.equal(src.cpu(), b[8:]) and torch.equal(tgt.cpu(), a[8:])
     src, _ = task.split_data("train")
     assert len(src) == 7                         # 8 less the held-out validation pair
+    for side, imgs in (("A", a), ("B", b)):               # the A/train, A/test, B/... layout
+        for sub, part in (("train", imgs[:8]), ("test", imgs[8:])):
+            (tmp_path / "nested" / side / sub).mkdir(parents=True)
+            for i, img in enumerate(part):
+                Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "nested" / side / sub / f"{i}.png")
+    nested = TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'nested'}"})
+    assert torch.equal(nested.split_data("test")[1].cpu(), b[8:])
     write_ab(tmp_path / "flat", a, b)             # no split folders: the last 10 % is the test split
     flat = TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'flat'}"})
     assert torch.equal(flat.split_data("test")[0].cpu(), a[-1:])
@@ -76,3 +83,9 @@ def test_short_training_beats_untrained_policy(tmp_path, photo_data):
     tr.train()
     after = evaluate(tr.task, tr.policy, steps=(3,), split="valid", features=False)[3]["psnr_full"]
     assert after > before + 3.0, (before, after)
+
+
+def test_a_patch_discriminator_too_big_for_the_image_is_a_clear_error(photo_data):
+    task = TranslationTask({**IMG_SMALL, "disc_widths": [8, 8, 8, 8]}, data=photo_data)
+    with pytest.raises(UserError, match="too small for a PatchGAN"):
+        task._build_disc()

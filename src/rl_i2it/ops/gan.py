@@ -30,7 +30,7 @@ class Discriminator(nn.Module):
     Args:
         in_channels: of the image judged (plus ``cond_channels`` when conditional).
         size: image side (square, a power of two >= 8) for the ``global`` shape.
-        widths: channels of the strided convs.
+        widths: channels of the strided convs (``patch``: the first four are used).
         kind: the GAN kind (decides spectral normalisation).
         shape: ``global`` or ``patch``.
     """
@@ -59,6 +59,11 @@ class Discriminator(nn.Module):
                 c = w
             self.body = nn.Sequential(*layers)
             self.head = nn.Sequential(sn(nn.Conv2d(c, 1, 4, 1, 1)), nn.Flatten())
+            out = size
+            for i in range(min(4, len(widths))):
+                out = out // 2 if i < 3 else out - 1
+            if out - 1 < 1:
+                raise ValueError(f"a {size}-px image is too small for a PatchGAN with {len(widths[:4])} layers")
         self.cond_channels = cond_channels
 
     def forward(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

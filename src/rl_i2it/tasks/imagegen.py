@@ -180,8 +180,11 @@ class ImageTask(Task):
 
     def _build_disc(self) -> None:
         o = self.options
-        self.disc = gan.Discriminator(3, o.size, tuple(o.disc_widths), o.gan, o.disc,
-                                      3 if o.disc_conditional else 0).to(self.device)
+        try:
+            disc = gan.Discriminator(3, o.size, tuple(o.disc_widths), o.gan, o.disc, 3 if o.disc_conditional else 0)
+        except ValueError as exc:
+            raise UserError(f"task_options.disc_widths: {exc}") from None
+        self.disc = disc.to(self.device)
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=o.lr_disc, betas=(0.5, 0.999))
 
     def generated(self, state: dict, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -243,7 +246,8 @@ def image_scores(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | 
                  features: bool = True, device="cpu", real_features: torch.Tensor | None = None,
                  fid: bool = True) -> dict[str, float]:
     """The paper's metrics of predictions ``[N, 3, S, S]`` against targets, all in [0, 1]:
-    PSNR/SSIM over the hole (when ``mask``) and over the whole image, and with ``features``
+    PSNR/SSIM over the hole (when ``mask``; SSIM's 11-px windows at the hole's edge also see
+    known pixels, as in the usual practice) and over the whole image, and with ``features``
     LPIPS (AlexNet, v0.1) and FID (Inception pool features, 2048-d; biased upward on small sets,
     so compare only values over the same images; ``fid=False`` skips it). ``real_features``: the
     targets' Inception features when already computed (``inception_features(target)``)."""

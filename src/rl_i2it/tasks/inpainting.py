@@ -101,6 +101,9 @@ class InpaintingTask(ImageTask):
             raise UserError(f"task_options.hole_size must be in [0, {o.size}) (0 = half the side)")
         if not 0 <= o.fill <= 1:
             raise UserError("task_options.fill must be in [0, 1]")
+        if o.disc_conditional:
+            raise UserError("task_options.disc_conditional is for translation: an inpainting "
+                            "discriminator conditioned on the source would see the answer")
 
     @property
     def hole(self) -> int:

@@ -21,7 +21,8 @@ from ..errors import UserError
 from .imagegen import ImageOptions, ImageTask
 
 VALID_FRACTION = 0.1
-"""Part of the training pairs held out (at the end) to choose settings."""
+"""Part of a pix2pix set's training pairs held out (at the end) to choose settings; for the
+made pairs the validation split is faces 000850-000899 (as for inpainting)."""
 
 
 @dataclass
@@ -40,17 +41,19 @@ def three_channels(x: torch.Tensor) -> torch.Tensor:
 
 
 def split_pix2pix(path: str, split: str, direction: str, size: int):
-    """``(A, B)`` of a pix2pix folder's split: its train/ and test/ (or val/) subfolders when
-    present, else the last 10 % of the images as the test split."""
+    """``(A, B)`` of a pix2pix folder's split: its train/ and test/ (or val/) subfolders (or
+    A/train, A/test, B/...) when present, else the last 10 % of the images as the test split."""
     from pathlib import Path
 
     from ..data.paired import read_pix2pix
     root = Path(path)
-    if (root / "train").is_dir():
-        sub = "train" if split != "test" else next((s for s in ("test", "val") if (root / s).is_dir()), None)
+    nested = (root / "A" / "train").is_dir()            # A/train, B/train, A/test ... layout
+    base = root / "A" if nested else root
+    if (base / "train").is_dir():
+        sub = "train" if split != "test" else next((s for s in ("test", "val") if (base / s).is_dir()), None)
         if sub is None:
-            raise UserError(f"{root} has a train/ folder but no test/ or val/ folder")
-        return read_pix2pix(root / sub, direction, size)
+            raise UserError(f"{base} has a train/ folder but no test/ or val/ folder")
+        return read_pix2pix(root, direction, size, split=sub) if nested else read_pix2pix(root / sub, direction, size)
     a, b = read_pix2pix(root, direction, size)
     cut = len(a) - max(1, round(0.1 * len(a)))
     return (a[cut:], b[cut:]) if split == "test" else (a[:cut], b[:cut])
@@ -121,11 +124,20 @@ class TranslationTask(ImageTask):
             src, tgt = photo_pairs(o.data, o.size, "test" if split == "test" else "train")
         src, tgt = three_channels(src), three_channels(tgt)
         if split != "test":
-            n_valid = max(1, round(VALID_FRACTION * len(tgt)))
-            if len(tgt) <= n_valid:
+            if o.data.startswith("pix2pix:"):
+                n_valid = max(1, round(VALID_FRACTION * len(tgt)))
+                valid = torch.zeros(len(tgt), dtype=torch.bool)
+                valid[-n_valid:] = True
+            else:       # made pairs = training faces, then photo crops: valid = faces 000850-000899
+                from ..data.faces import load_faces
+                from .inpainting import VALID
+                n_faces = len(load_faces(o.size, "train"))
+                valid = torch.zeros(len(tgt), dtype=torch.bool)
+                valid[n_faces - VALID:n_faces] = True
+            if valid.all():
                 raise UserError(f"{len(tgt)} training pairs are too few")
-            part = slice(None, -n_valid) if split == "train" else slice(-n_valid, None)
-            src, tgt = src[part], tgt[part]
+            keep = valid if split == "valid" else ~valid
+            src, tgt = src[keep], tgt[keep]
         return src.contiguous(), tgt.contiguous()
 
     def state_fields(self) -> dict[str, Field]:
