@@ -55,6 +55,7 @@ def test_inpaint_resizes_other_sizes_and_uses_the_centre_hole(tmp_path, models, 
     assert main(["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "o")]) == 0
     assert "resized to the model's 16x16" in capsys.readouterr().out
     assert Image.open(tmp_path / "o" / "result.png").size == (16, 16)
+    assert (tmp_path / "o" / "step_10.png").is_file()            # every step, without --every-step
 
 
 @pytest.mark.parametrize("case,message", [("grey", "grey image"), ("mask_size", "same size"),

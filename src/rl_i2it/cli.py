@@ -20,7 +20,7 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
 def _apply_args(p: argparse.ArgumentParser) -> None:
     """Options of the commands that apply a model to a user's images."""
     p.add_argument("--steps", type=int, default=10, help="steps T (default 10)")
-    p.add_argument("--every-step", action="store_true", help="also write each step's image")
+    p.add_argument("--every-step", action="store_true", help="digits: also write each step's image (image models always do)")
     p.add_argument("--sample", action="store_true", help="sample plans instead of taking the mean")
     p.add_argument("--out", required=True, help="output directory")
     _common(p, seed=False)
@@ -238,15 +238,14 @@ def _to_model_size(img, size: int, what: str, mode: str = "bilinear"):
     return F.interpolate(img[None].float(), size=(size, size), mode="nearest")[0] > 0.5
 
 
-def _write_steps(out: Path, steps: list, first, last=None, every_step: bool = False,
-                 first_name: str = "input", last_name: str = "target") -> None:
-    """result.png, step_TT.png (``every_step``) and grid.png: first, steps 1..T(, last)."""
+def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "input",
+                 last_name: str = "target") -> None:
+    """result.png, step_TT.png for every step and grid.png: first, steps 1..T(, last)."""
     from .data.images import write_image
     from .viz import image_grid
     write_image(out / "result.png", steps[-1])
-    if every_step:
-        for t, img in enumerate(steps):
-            write_image(out / f"step_{t + 1:02d}.png", img)
+    for t, img in enumerate(steps):
+        write_image(out / f"step_{t + 1:02d}.png", img)
     row = [first] + list(steps) + ([last] if last is not None else [])
     headers = [first_name] + [str(t) for t in range(1, len(steps) + 1)] + ([last_name] if last is not None else [])
     image_grid([row], out / "grid.png", headers=headers, zoom=max(1, 128 // steps[-1].shape[-1]))
@@ -281,12 +280,12 @@ def cmd_inpaint(args) -> None:
     steps, _ = predict(task, policy, image[None], image[None], args.steps, mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
     holed = image.masked_fill(mask, task.options.fill)
-    _write_steps(out, steps, holed, image, args.every_step, "input", "given")
+    _write_steps(out, steps, holed, image, "input", "given")
     p0 = float(psnr(holed[None], image[None], mask[None]))
     p1 = float(psnr(steps[-1][None], image[None], mask[None]))
     print(f"inpainted a {int(mask.sum())}-pixel hole in {args.steps} steps (PSNR over the hole against the "
           f"given image {p0:.2f} -> {p1:.2f} dB): {out}/result.png, grid.png"
-          f"{', step_TT.png' if args.every_step else ''}")
+          ", step_TT.png")
 
 
 def _translate_photo(args) -> None:
@@ -307,10 +306,10 @@ def _translate_photo(args) -> None:
     steps, _ = predict(task, policy, source[None], None if target is None else target[None], args.steps,
                        sample=args.sample)
     steps = [s[0] for s in steps]
-    _write_steps(out, steps, source, target, args.every_step, "source", "target")
+    _write_steps(out, steps, source, target, "source", "target")
     line = f" (PSNR against --target {float(psnr(steps[-1][None], target[None])):.2f} dB)" if target is not None else ""
     print(f"translated in {args.steps} steps{line}: {out}/result.png, grid.png"
-          f"{', step_TT.png' if args.every_step else ''}")
+          ", step_TT.png")
 
 
 def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
