@@ -37,7 +37,8 @@ from rl_i2it.core.trainer import build_task, load_policy, resolve_device  # noqa
 from rl_i2it.data.pairs import PairSet, load_pairs  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
 from rl_i2it.tasks.registration import (evaluate_policy, format_rows, grid_image, identity_scores,  # noqa: E402
-                                        mid_slices, n_params, register, score_fields, summarise)
+                                        mid_slices, register, score_fields, summarise)
+from rl_i2it.nets.profile import count_params  # noqa: E402
 from rl_i2it.ops.warp import warp  # noqa: E402
 from rl_i2it.viz import image_grid  # noqa: E402
 
@@ -80,7 +81,7 @@ def run_set(name: str, pairs: PairSet, runs: dict, device, out: Path) -> dict:
         task, policy, _ = load_policy(run, device)
         task._pairs["test"] = pairs
         batch = 8 if task.dims == 2 else 1
-        params = n_params(policy)
+        params = count_params(policy)
         if run_name == "onestep":
             res["onestep"] = evaluate_policy(task, policy, pairs, (1,), batch=batch)["t1"] | {"params": params}
         elif run_name == "norl":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,23 @@ import zipfile
 from pathlib import Path
 
 from ..errors import UserError
+
+
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, dtypes and the builtin containers a pickle spells with opcodes;
+    refuses every other class, so a data or weights pickle from a package runs no code."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("_codecs", "encode")}   # protocol-2 pickles written by Python 3 encode bytes with it
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data pickle")
+        import numpy as np
+        if module.startswith("numpy.core.") and np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+            module = module.replace("numpy.core.", "numpy._core.")
+        return super().find_class(module, name)
 
 
 def cache_dir() -> Path:

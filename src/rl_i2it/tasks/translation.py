@@ -18,7 +18,7 @@ import torch
 
 from ..core.buffer import Field
 from ..errors import UserError
-from .imagegen import ImageOptions, ImageTask
+from .imagegen import ImageEnv, ImageOptions, ImageTask
 
 VALID_FRACTION = 0.1
 """Part of a pix2pix set's training pairs held out (at the end) to choose settings; for the
@@ -59,10 +59,7 @@ def split_pix2pix(path: str, split: str, direction: str, size: int):
     return (a[cut:], b[cut:]) if split == "test" else (a[:cut], b[:cut])
 
 
-class TranslationEnv:
-    def __init__(self, task: "TranslationTask", n: int, generator: torch.Generator, split: str = "train"):
-        self.task, self.n, self.gen, self.split = task, n, generator, split
-
+class TranslationEnv(ImageEnv):
     def reset(self) -> dict:
         src, tgt = self.task.split_data(self.split)
         idx = torch.randint(0, len(tgt), (self.n,), generator=self.gen).to(tgt.device)
@@ -74,15 +71,7 @@ class TranslationEnv:
         self.source = three_channels(source.to(dev))
         self.n = source.shape[0]
         self.target = None if target is None else target.to(dev)
-        self.index = (index if index is not None else torch.zeros(self.n, dtype=torch.long)).to(dev)
-        self.current = self.source
-        self.score = self._score()
-        return self.state
-
-    def _score(self) -> torch.Tensor:
-        if self.target is None:
-            return torch.full((self.n,), float("nan"), device=self.source.device)
-        return self.task.score(self.current, self.target, None)
+        return self.begin(self.source, index)
 
     @property
     def state(self) -> dict:
@@ -90,13 +79,6 @@ class TranslationEnv:
         if self.target is not None:
             st["target"] = self.target
         return st
-
-    def step(self, action: torch.Tensor):
-        self.current = action
-        score = self._score()
-        reward = self.task.options.reward_scale * (score - self.score)
-        self.score = score
-        return self.state, reward, torch.zeros_like(reward, dtype=torch.bool), {"score": score}
 
 
 class TranslationTask(ImageTask):
