@@ -52,6 +52,11 @@ def _overrides(args) -> dict:
         extra.setdefault("sac", {})["critic_on"] = args.critic_on
     if getattr(args, "horizon", None) is not None:
         extra.setdefault("train", {})["horizon"] = args.horizon
+    for name in ("style", "styles"):
+        if getattr(args, name, None):
+            extra.setdefault("task_options", {})[name] = str(Path(getattr(args, name)).resolve())
+    if getattr(args, "arbitrary", False):
+        extra.setdefault("task_options", {})["arbitrary"] = True
     return merge(over, extra)
 
 
@@ -67,6 +72,12 @@ def cmd_train(args) -> None:
     from .core.trainer import Trainer
     from .tasks import task_class
     task_class(args.task)
+    if args.task != "style" and (args.style or args.arbitrary or args.styles):
+        raise UserError("--style, --arbitrary and --styles are options of `train style`")
+    if args.styles and not args.arbitrary:
+        raise UserError("--styles goes with --arbitrary (the styles an arbitrary-style model trains on)")
+    if args.style and args.arbitrary:
+        raise UserError("an --arbitrary model trains on --styles (a folder); give --style to a one-style model")
     cfg = load_config(_config_path(args.task, args.config), merge({"task": args.task}, _overrides(args)))
     out = Path(args.out or f"runs/{args.task}")
     trainer = Trainer(cfg, out)
@@ -312,6 +323,116 @@ def _translate_photo(args) -> None:
           ", step_TT.png")
 
 
+def _thumb(img, side: int = 256):
+    """``[3, H, W]`` shrunk so its longer side is at most ``side``."""
+    import torch.nn.functional as F
+    h, w = img.shape[1:]
+    scale = side / max(h, w)
+    if scale >= 1:
+        return img
+    return F.interpolate(img[None], size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                         antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+def _resize_longer(img, size: int | None):
+    import torch.nn.functional as F
+    if not size:
+        return img
+    h, w = img.shape[1:]
+    scale = size / max(h, w)
+    return F.interpolate(img[None], size=(max(4, round(h * scale)), max(4, round(w * scale))), mode="bilinear",
+                         antialias=scale < 1, align_corners=False)[0].clamp(0, 1)
+
+
+def preserve_colour(stylized, content):
+    """The stylized image's luminance with the content's chroma (YCbCr, ITU-R BT.601)."""
+    def ycbcr(x):
+        r, g, b = x.unbind(-3)
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        return y, 0.564 * (b - y), 0.713 * (r - y)
+    y, _, _ = ycbcr(stylized)
+    _, cb, cr = ycbcr(content)
+    r, b = y + 1.403 * cr, y + 1.773 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    import torch
+    return torch.stack([r, g, b], -3).clamp(0, 1)
+
+
+def cmd_stylize(args) -> None:
+    import numpy as np
+    import torch
+
+    from .core.trainer import load_policy
+    from .data.cache import writable_dir
+    from .data.images import read_colour_image, write_image
+    from .tasks.style import load_style_image, stylize
+    from .viz import image_grid
+
+    modes = [m for m in ("content", "pairs", "video") if getattr(args, m)]
+    if len(modes) != 1:
+        raise UserError("give one of --content IMAGE, --pairs CSV or --video VIDEO")
+    if args.steps < 1:
+        raise UserError("--steps must be >= 1")
+    if args.size is not None and args.size < 16:
+        raise UserError("--size must be >= 16")
+    task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
+    if cfg.task != "style":
+        raise UserError(f"stylize needs a style model, this one is {cfg.task!r}")
+    arbitrary = task.options.arbitrary
+
+    def style_for(path):
+        if path and not arbitrary:
+            raise UserError(f"this model was trained for one style ({Path(task.options.style).name}); "
+                            f"--style needs an arbitrary-style model (train style --arbitrary)")
+        if not path and arbitrary:
+            raise UserError("this arbitrary-style model needs a style image: give --style (or a style column)")
+        return load_style_image(str(path)) if path else None
+
+    def run(content, style_image):
+        steps, _ = stylize(task, policy, content[None], args.steps, style_image, sample=args.sample)
+        steps = [s[0] for s in steps]
+        return [preserve_colour(s, content) for s in steps] if args.preserve_color else steps
+
+    if args.content:              # read and check everything before writing anything
+        content = _resize_longer(read_colour_image(args.content), args.size)
+        style_image = style_for(args.style)
+        out = writable_dir(args.out)
+        steps = run(content, style_image)
+        write_image(out / "result.png", steps[-1])
+        if args.every_step:
+            for t, img in enumerate(steps):
+                write_image(out / f"step_{t + 1:02d}.png", img)
+        row = [_thumb(content)] + [_thumb(s) for s in steps]
+        image_grid([row], out / "strip.png", headers=["content"] + [str(t) for t in range(1, args.steps + 1)], zoom=1)
+        print(f"stylized {content.shape[2]}x{content.shape[1]} in {args.steps} steps: {out}/result.png, strip.png"
+              + (", step_TT.png" if args.every_step else ""))
+        return
+    if args.pairs:
+        from .data.volumes import read_manifest
+        rows = read_manifest(Path(args.pairs), required=("content",), optional=("style",))
+        jobs = [(_resize_longer(read_colour_image(r["content"]), args.size), style_for(r.get("style"))) for r in rows]
+        out = writable_dir(args.out)
+        for i, (content, style_image) in enumerate(jobs):
+            write_image(out / f"{i:04d}.png", run(content, style_image)[-1])
+        print(f"stylized {len(jobs)} image(s) in {args.steps} steps: {out}/0000.png .. {len(jobs) - 1:04d}.png")
+        return
+    from .data.style import read_frames, video_fps, write_video
+    frames = read_frames(args.video)
+    style_image = style_for(args.style)
+    out = writable_dir(args.out)
+    (out / "frames").mkdir(exist_ok=True)
+    done = []
+    from tqdm.auto import tqdm
+    for i, f in enumerate(tqdm(frames, desc="stylize", unit="frame")):
+        content = _resize_longer(torch.from_numpy(f).permute(2, 0, 1).float() / 255, args.size)
+        img = run(content, style_image)[-1]
+        write_image(out / "frames" / f"{i:05d}.png", img)
+        done.append((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    video = write_video(np.stack(done), out / "stylized.mp4",
+                        video_fps(args.video) if Path(args.video).is_file() else 10.0)
+    print(f"stylized {len(done)} frames in {args.steps} steps: {out}/frames/NNNNN.png, {video}")
+
+
 def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
     from .data.volumes import read_manifest
     return [(r["moving"], r["fixed"]) for r in read_manifest(path)]
@@ -430,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--critic-on", choices=["plan", "action"], help="ablation: the critic scores the action")
     t.add_argument("--horizon", type=int, help="steps per training episode (1 = a one-step method)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. sac.gamma=0.95")
+    t.add_argument("--style", help="style: the style image (default: opencv-doc's starry_night.jpg)")
+    t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image")
+    t.add_argument("--styles", help="style --arbitrary: a folder of training styles (default: painted textures made here)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a run with the paper's protocol, beside identity")
@@ -490,6 +614,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output directory")
     _common(g, seed=False)
     g.set_defaults(func=cmd_register)
+
+    y = sub.add_parser("stylize", help="stylize your images or video with a style model")
+    y.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
+    y.add_argument("--content", help="content image (any size)")
+    y.add_argument("--pairs", help="CSV with a content column (and style, for an arbitrary model) -> OUT/NNNN.png")
+    y.add_argument("--video", help="a video (.avi/.mp4) or a folder of frames -> OUT/frames/, OUT/stylized.mp4")
+    y.add_argument("--style", help="style image (arbitrary-style models only)")
+    y.add_argument("--preserve-color", action="store_true", help="keep the content's colours (stylized luminance)")
+    y.add_argument("--size", type=int, help="resize the content's longer side to this first")
+    _apply_args(y)
+    y.set_defaults(func=cmd_stylize)
 
     d = sub.add_parser("data", help="fetch datasets into the cache ($RL_I2IT_DATA)")
     d.add_argument("action", choices=["fetch"])

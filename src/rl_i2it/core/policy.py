@@ -46,14 +46,18 @@ class MetaPolicy(nn.Module):
         actor: ``(plan, skips) -> action``.
         plan_shape: the shape of one plan, for checks and the entropy target.
         log_std_bounds: the planner's log-std is squashed into this range.
+        any_size: the planner is fully convolutional: the plan is a map whose spatial size
+            follows the image's, so only its channels are checked (``plan_shape`` is then the
+            plan at the training size, which sets the entropy target).
     """
 
     def __init__(self, planner: nn.Module, actor: nn.Module, plan_shape: tuple[int, ...],
-                 log_std_bounds: tuple[float, float] = (-5.0, 1.0)):
+                 log_std_bounds: tuple[float, float] = (-5.0, 1.0), any_size: bool = False):
         super().__init__()
         self.planner, self.actor = planner, actor
         self.plan_shape = tuple(plan_shape)
         self.log_std_bounds = log_std_bounds
+        self.any_size = any_size
 
     @property
     def plan_dim(self) -> int:
@@ -61,7 +65,8 @@ class MetaPolicy(nn.Module):
 
     def plan_distribution(self, obs: torch.Tensor):
         mu, log_std, skips = self.planner(obs)
-        if tuple(mu.shape[1:]) != self.plan_shape:
+        got = tuple(mu.shape[1:2] if self.any_size else mu.shape[1:])
+        if got != (self.plan_shape[:1] if self.any_size else self.plan_shape):
             raise RuntimeError(f"planner gave a plan of shape {tuple(mu.shape[1:])}, expected {self.plan_shape}")
         lo, hi = self.log_std_bounds
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(log_std) + 1)

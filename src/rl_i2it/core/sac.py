@@ -71,7 +71,7 @@ class SAC(nn.Module):
             logs.update(critic_loss=critic_loss.item(), q=q1.mean().item(), q_target=target.mean().item())
 
         out = self.policy(obs)
-        loss = obs.new_zeros(())
+        loss = self.log_alpha.new_zeros(())
         if cfg.use_rl:
             self.critic.requires_grad_(False)
             q = self.critic.min_q(obs, self._z(out))

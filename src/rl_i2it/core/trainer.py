@@ -75,6 +75,7 @@ class Trainer:
         ckpt.seed_everything(cfg.seed)
         self.task = task if task is not None else build_task(cfg, self.device)
         self.task.device = self.device
+        self.task.rewards_used = cfg.sac.use_rl
         self.policy = fast_layout(self.task.build_policy().to(self.device))
         self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
         critic = None

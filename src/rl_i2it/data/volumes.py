@@ -94,11 +94,13 @@ def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray) -> None
 
 
 # -- pair manifests ---------------------------------------------------------------------------------
-COLUMNS = ("moving", "fixed", "moving_labels", "fixed_labels")
 
 
-def read_manifest(path: str | Path) -> list[dict[str, Path | None]]:
-    """CSV with columns ``moving, fixed[, moving_labels, fixed_labels]`` (paths relative to the CSV)."""
+def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixed"),
+                  optional: tuple[str, ...] = ("moving_labels", "fixed_labels")) -> list[dict[str, Path | None]]:
+    """CSV with a header naming the ``required`` columns (and any of the ``optional`` ones):
+    ``moving, fixed[, moving_labels, fixed_labels]`` by default. Paths relative to the CSV;
+    an empty optional cell is None."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"pairs file not found: {path}")
@@ -106,21 +108,22 @@ def read_manifest(path: str | Path) -> list[dict[str, Path | None]]:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
             cols = set(reader.fieldnames or [])
-            if not {"moving", "fixed"} <= cols:
-                raise UserError(f"{path}: needs a header with columns moving,fixed[,moving_labels,fixed_labels]")
+            if not set(required) <= cols:
+                raise UserError(f"{path}: needs a header with columns {','.join(required)}"
+                                + (f"[,{','.join(optional)}]" if optional else ""))
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
-        raise UserError(f"{path}: no pairs")
+        raise UserError(f"{path}: no rows (no pairs)")
     out = []
     for r in rows:
         row = {}
-        for c in COLUMNS:
+        for c in (*required, *optional):
             v = (r.get(c) or "").strip()
             row[c] = None if not v else (Path(v) if Path(v).is_absolute() else path.parent / v)
-        if row["moving"] is None or row["fixed"] is None:
-            raise UserError(f"{path}: every row needs moving and fixed")
+        if any(row[c] is None for c in required):
+            raise UserError(f"{path}: every row needs {' and '.join(required)}")
         out.append(row)
     return out
 

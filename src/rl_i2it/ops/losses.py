@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["local_ncc", "ncc_loss", "smoothness"]
+__all__ = ["local_ncc", "ncc_loss", "smoothness", "gram", "gram_distance", "total_variation"]
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> int:
@@ -65,3 +65,24 @@ def smoothness(disp: torch.Tensor, penalty: str = "l2") -> torch.Tensor:
         d = disp.diff(dim=axis)
         total = total + (d.abs() if penalty == "l1" else d * d).mean()
     return total / nd
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrices ``F F^T / (C H W)`` ``[B, C, C]`` of features ``[B, C, H, W]`` (Gatys et al.;
+    the normalisation makes them independent of the image size)."""
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def gram_distance(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Per sample ``[B]``: the mean squared difference between the Gram matrix of ``features``
+    and ``target_gram`` (``[C, C]``, ``[1, C, C]`` or ``[B, C, C]``)."""
+    return (gram(features) - target_gram).square().mean((1, 2))
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Per sample ``[B]``: the sum of absolute differences between neighbouring pixels (the
+    style-transfer convention: a sum, hence weights like 1e-7)."""
+    return ((image[..., 1:, :] - image[..., :-1, :]).abs().flatten(1).sum(1)
+            + (image[..., :, 1:] - image[..., :, :-1]).abs().flatten(1).sum(1))

@@ -8,7 +8,8 @@ from ..errors import UserError
 TASKS = {"digits": "rl_i2it.tasks.digits:DigitsTask",
          "registration": "rl_i2it.tasks.registration:RegistrationTask",
          "inpainting": "rl_i2it.tasks.inpainting:InpaintingTask",
-         "translation": "rl_i2it.tasks.translation:TranslationTask"}
+         "translation": "rl_i2it.tasks.translation:TranslationTask",
+         "style": "rl_i2it.tasks.style:StyleTask"}
 
 
 def task_class(name: str):

@@ -27,6 +27,9 @@ class Task:
 
     name = "task"
     Options: type = object
+    rewards_used: bool = True
+    """False while training without RL (the trainer sets it): a task may then skip rewards that
+    cost much to compute (the style task's VGG pass per step)."""
 
     def __init__(self, options: dict | object | None = None, device: torch.device | str = "cpu"):
         if options is None or isinstance(options, dict):

@@ -1,0 +1,270 @@
+"""Style transfer data: the style image, the content photos and frames, videos in and out.
+
+* ``fetch_style()`` copies opencv-doc's ``starry_night.jpg`` (the demo style) and its three
+  videos (``Megamind.avi``, ``vtest.avi``, ``tree.avi``) into ``cache_dir()/style``, sha256
+  checked (Debian's ``opencv-doc``, ``apt-get download``, never installed).
+* ``content_crops(size, n, split)``: random square crops (side from ``size`` up to the
+  region's height, resized to ``size``) and horizontal flips of the photos we reach
+  (``paired.sample_photos``: opencv-doc's stills and scikit-learn's) and of every 10th frame of
+  ``Megamind.avi`` and ``vtest.avi``: the left 75 % of each picture for ``train``, the right 25 %
+  for ``test`` (no pixel in both). ``tree.avi`` is kept out of training: the video test clip.
+* ``made_styles(n, seed)``: painting-like stroke textures drawn with OpenCV (a random palette,
+  strokes following a random smooth flow), the style bank of the arbitrary-style model (no art
+  collection is reachable here); held-out seeds give styles never seen in training.
+* ``read_frames`` / ``write_video``: a video file (OpenCV) or a folder of frames in; frames, an
+  ``.mp4`` (or a GIF where OpenCV has no encoder) out.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import UserError
+from .cache import cache_dir
+
+STYLE_FILES = {
+    "starry_night.jpg": "accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d",
+    "Megamind.avi": "0057387cb7e75c8fd1663b62cfdc51fa53f527795d0fe3c1fea2fd159d3130b5",
+    "vtest.avi": "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
+    "tree.avi": "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc",
+}
+"""opencv-doc (4.6.0) files of the style application, with their sha256."""
+TRAIN_VIDEOS = ("Megamind.avi", "vtest.avi")
+TEST_VIDEO = "tree.avi"
+FRAME_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def fetch_style(force: bool = False) -> Path:
+    """``cache_dir()/style`` holding ``STYLE_FILES`` (fetched once)."""
+    import tempfile
+
+    from .cache import apt_download, copy_checked
+    from .paired import OPENCV_DOC
+    out = cache_dir() / "style"
+    if not force and all((out / f).is_file() for f in STYLE_FILES):
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        root = apt_download("opencv-doc", Path(tmp))
+        for name, sha in STYLE_FILES.items():
+            copy_checked(root / OPENCV_DOC / name, out / name, sha)
+    return out
+
+
+def style_file(name: str = "starry_night.jpg", fetch: bool = True) -> Path:
+    """The path of a bundled style file (fetched when missing and ``fetch``)."""
+    path = cache_dir() / "style" / name
+    if not path.is_file():
+        if not fetch:
+            raise UserError(f"{path} is missing: run `rl-i2it data fetch style`")
+        fetch_style()
+    return path
+
+
+# -- videos -----------------------------------------------------------------------------------
+def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.ndarray:
+    """Frames ``[N, H, W, 3]`` uint8 RGB of a video file (any format OpenCV reads) or of a folder
+    of images (name order); every ``every``-th frame, at most ``max_frames`` (0 = all)."""
+    path = Path(path)
+    frames: list[np.ndarray] = []
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXT)
+        if not files:
+            raise UserError(f"no frames ({', '.join(FRAME_EXT)}) in {path}")
+        for i, p in enumerate(files[::every]):
+            if max_frames and i >= max_frames:
+                break
+            from .images import read_image
+            frames.append((read_image(p, "RGB").permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        if len({f.shape for f in frames}) > 1:
+            raise UserError(f"the frames in {path} differ in size")
+        return np.stack(frames)
+    import cv2
+    if not path.is_file():
+        raise UserError(f"video not found: {path}")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise UserError(f"cannot open video {path} (not a video OpenCV reads)")
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % every == 0:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                if max_frames and len(frames) >= max_frames:
+                    break
+            i += 1
+    finally:
+        cap.release()
+    if not frames:
+        raise UserError(f"no frames could be read from {path}")
+    return np.stack(frames)
+
+
+def video_fps(path: str | Path, default: float = 10.0) -> float:
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    cap.release()
+    return fps if fps and fps > 0 else default
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: float = 10.0) -> Path:
+    """Write ``[N, H, W, 3]`` uint8 RGB frames as ``path`` (``.mp4``); where OpenCV cannot encode
+    it, as a GIF beside it. Returns the path written."""
+    import cv2
+    path = Path(path)
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if writer.isOpened():
+        for f in frames:
+            writer.write(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR))
+        writer.release()
+        if path.is_file() and path.stat().st_size > 0:
+            return path
+    gif = path.with_suffix(".gif")
+    ims = [Image.fromarray(f) for f in frames]
+    ims[0].save(gif, save_all=True, append_images=ims[1:], duration=max(1, round(1000 / fps)), loop=0)
+    return gif
+
+
+# -- content ----------------------------------------------------------------------------------
+def content_pictures(fetch: bool = True) -> list[tuple[str, np.ndarray]]:
+    """The stills of ``paired.sample_photos`` and every 10th frame of the training videos."""
+    from .paired import sample_photos
+    pics = sample_photos()
+    folder = cache_dir() / "style"
+    if fetch and not all((folder / v).is_file() for v in TRAIN_VIDEOS):
+        try:
+            fetch_style()
+        except UserError:
+            pass                               # no apt here: the stills alone
+    for name in TRAIN_VIDEOS:
+        if (folder / name).is_file():
+            pics += [(f"{name}#{i}", f) for i, f in enumerate(read_frames(folder / name, every=10))]
+    return pics
+
+
+def random_crops(pictures: list[tuple[str, np.ndarray]], size: int, n: int, split: str, seed: int,
+                 flip: bool = True) -> np.ndarray:
+    """``n`` seeded random square crops ``[n, 3, size, size]`` uint8 of the pictures' ``split``
+    region (train: left 75 %, test: right 25 %), side from ``size`` to
+    the region's height (LANCZOS-resized to ``size`` after cutting), flipped left-right at random
+    when ``flip``. A picture is drawn uniformly among the stills and the videos (a video's frames,
+    named ``video#i``, count as one: a long clip does not crowd out the stills)."""
+    from .paired import TEST_STRIP
+    rng = np.random.default_rng(seed)
+    regions = []
+    for name, img in pictures:
+        h, w = img.shape[:2]
+        cut = int(round(w * (1 - TEST_STRIP)))
+        x0, x1 = (0, cut) if split == "train" else (cut, w)
+        if min(h, x1 - x0) >= size:
+            regions.append((name, (img, x0, x1)))
+    if not regions:
+        raise UserError(f"no picture has a {split} region of at least {size}x{size} pixels")
+    groups: dict[str, list] = {}
+    for name, region in regions:
+        groups.setdefault(name.split("#")[0], []).append(region)
+    groups_list = list(groups.values())
+    out = np.empty((n, 3, size, size), np.uint8)
+    for k in range(n):
+        group = groups_list[int(rng.integers(len(groups_list)))]
+        img, x0, x1 = group[int(rng.integers(len(group)))]
+        h, rw = img.shape[0], x1 - x0
+        side = int(rng.integers(size, min(h, rw) + 1))
+        left, top = x0 + int(rng.integers(0, rw - side + 1)), int(rng.integers(0, h - side + 1))
+        crop = Image.fromarray(img[top:top + side, left:left + side]).resize((size, size), Image.Resampling.LANCZOS)
+        a = np.asarray(crop)
+        if flip and rng.random() < 0.5:
+            a = a[:, ::-1]
+        out[k] = a.transpose(2, 0, 1)
+    return out
+
+
+def content_crops(size: int, n: int, split: str = "train", seed: int = 0, fetch: bool = True) -> torch.Tensor:
+    """``n`` content crops ``[n, 3, size, size]`` uint8 (see ``random_crops``) of
+    ``content_pictures()``, cached in ``style/content_{split}_{size}_{n}_{seed}_{sources}.npz``."""
+    if split not in ("train", "test"):
+        raise UserError(f"unknown split {split!r} (use train or test)")
+    pics = content_pictures(fetch)
+    key = hashlib.sha256(repr([(name, p.shape, hashlib.sha256(p.tobytes()).hexdigest()[:12])
+                               for name, p in pics]).encode()).hexdigest()[:10]
+    path = cache_dir() / "style" / f"content_{split}_{size}_{n}_{seed}_{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                return torch.from_numpy(z["crops"])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            pass
+    crops = random_crops(pics, size, n, split, seed + (0 if split == "train" else 1000))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    with open(tmp, "wb") as f:
+        np.savez(f, crops=crops)
+    os.replace(tmp, path)
+    return torch.from_numpy(crops)
+
+
+def folder_crops(folder: str | Path, size: int, n: int, split: str, seed: int = 0) -> torch.Tensor:
+    """Crops as ``content_crops`` of the images and videos in a user's folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"content folder not found: {folder}")
+    pics = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() in FRAME_EXT:
+            from .images import read_image
+            pics.append((str(p), (read_image(p, "RGB").permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)))
+        elif p.suffix.lower() in (".avi", ".mp4", ".mov", ".mkv"):
+            pics += [(f"{p}#{i}", f) for i, f in enumerate(read_frames(p, every=10))]
+    if not pics:
+        raise UserError(f"no images or videos in {folder}")
+    return torch.from_numpy(random_crops(pics, size, n, split, seed + (0 if split == "train" else 1000)))
+
+
+# -- styles -----------------------------------------------------------------------------------
+def made_style(seed: int, size: int = 256) -> np.ndarray:
+    """A painting-like texture ``[size, size, 3]`` uint8: a blurred palette field under a few
+    hundred anti-aliased strokes whose directions follow a random smooth flow."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(3, 7))
+    hsv = np.stack([rng.integers(0, 180, k), rng.integers(60, 256, k), rng.integers(60, 256, k)], 1)
+    palette = cv2.cvtColor(hsv.astype(np.uint8)[None], cv2.COLOR_HSV2RGB)[0].astype(np.float64)
+    coarse = rng.integers(0, k, (4, 4))
+    img = cv2.resize(palette[coarse].astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    img = np.clip(img, 0, 255).astype(np.uint8).copy()
+    freq, phase = rng.uniform(0.5, 3.0, 2), rng.uniform(0, 2 * np.pi, 2)
+    width, length = int(rng.integers(1, 7)), int(rng.integers(4, 30))
+    for _ in range(int(rng.integers(300, 1500))):
+        x, y = rng.uniform(0, size, 2)
+        angle = np.sin(freq[0] * x / size * 2 * np.pi + phase[0]) * np.pi + np.cos(freq[1] * y / size * 2 * np.pi + phase[1])
+        dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+        colour = np.clip(palette[int(rng.integers(k))] + rng.normal(0, 20, 3), 0, 255)
+        cv2.line(img, (int(x - dx), int(y - dy)), (int(x + dx), int(y + dy)), tuple(float(c) for c in colour),
+                 width, cv2.LINE_AA)
+    return img
+
+
+def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray]]:
+    """The arbitrary-style model's bank: ``made`` (``made_style`` of seeds ``seed .. seed+n-1``)
+    or the images of a folder (``n`` first in name order; 0 = all)."""
+    if source == "made":
+        return [(f"made:{seed + i}", made_style(seed + i, size)) for i in range(n)]
+    folder = Path(source)
+    if not folder.is_dir():
+        raise UserError(f"styles folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in FRAME_EXT)
+    if not files:
+        raise UserError(f"no style images in {folder}")
+    from .images import read_image
+    return [(str(p), (read_image(p, "RGB").permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+            for p in files[: n or None]]

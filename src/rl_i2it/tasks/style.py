@@ -1,0 +1,336 @@
+"""Neural style transfer, step by step (paper section 4.4), and one model for any style.
+
+State = the current image, starting at the content; plan = a 2D Gaussian map at 1/4 of the
+image's side; action = the next image (``nets/stylenet``: fully convolutional, any size);
+reward = ``reward_scale`` x the step's decrease of ``style_weight`` x the style loss; auxiliary
+loss = ``content_weight`` x content (relu2_2 MSE against the content) + ``style_weight`` x style
+(Gram MSE over four VGG16 layers) + ``tv_weight`` x total variation (``features/style``).
+
+Content: random crops of the photos and video frames we reach (``data/style``) or of a user's
+folder (``content = PATH``): ``n_content`` crops of ``size`` px are drawn once (the train split
+from the left 75 % of each picture, the test split from the right 25 %).
+
+Style: one image (``style``: a path, or ``starry_night`` for opencv-doc's), or, with
+``arbitrary``, a bank of ``n_styles`` style images (``styles``: ``made`` for the painted
+textures of ``data/style.made_style``, or a folder); the arbitrary model observes
+``(image, style code)`` with the code the style's VGG statistics, so any style image works at
+inference.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..core.buffer import Field
+from ..core.policy import MetaPolicy
+from ..errors import UserError
+from ..nets.stylenet import StyleActor, StyleCritic, StylePlanner
+from ..ops.losses import total_variation
+from .base import Task
+from .imagegen import ImageEnv
+
+HELD_OUT_SEED = 10000
+"""Made styles of seeds >= this are never in a training bank (the unseen-style evaluation)."""
+
+
+@dataclass
+class StyleOptions:
+    size: int = 128
+    """Side of the training crops (a multiple of 4; the paper's 256 costs 4x more per update)."""
+    style: str = "starry_night"
+    """The style image: a path, or 'starry_night' (opencv-doc's, `rl-i2it data fetch style`)."""
+    style_size: int = 0
+    """Resize the style image to this longer side first (0 = its own size, as the evaluation)."""
+    arbitrary: bool = False
+    """One model for any style: conditioned on the style's VGG statistics, trained on `styles`."""
+    styles: str = "made"
+    """Arbitrary model's training styles: 'made' (painted textures drawn here) or a folder."""
+    n_styles: int = 64
+    """Styles in the arbitrary model's bank ('made': seeds 0 .. n_styles - 1; a folder: its first)."""
+    content: str = "photos"
+    """'photos' (opencv-doc and scikit-learn stills + frames of two opencv-doc videos) or a folder
+    of images and videos."""
+    n_content: int = 2048
+    """Content crops drawn once for training (and n_content / 8 for the test split)."""
+    widths: tuple = (16, 32, 64)
+    """Planner channels: the 9x9 conv and the two stride-2 convs (actor mirrors them)."""
+    plan_channels: int = 1
+    """Channels of the plan map (at 1/4 of the image's side)."""
+    residual: bool = True
+    """The actor changes the current image (in logit space) instead of drawing a new one."""
+    critic_widths: tuple = (32, 64, 64)
+    """Channels of the critic's 7 convs (2, 2, 3 of them)."""
+    content_weight: float = 1.0
+    """Weight of the content loss in the auxiliary loss."""
+    style_weight: float = 1e5
+    """Weight of the style loss (auxiliary loss and reward)."""
+    tv_weight: float = 1e-7
+    """Weight of the total variation (a sum over pixels)."""
+    reward_scale: float = 1.0
+    """reward = reward_scale x (style_weight x style loss before - after the step)."""
+    vgg: str = "pretrained"
+    """Loss network: 'pretrained' (ImageNet VGG16) or 'random' (seeded, untrained: tests only)."""
+
+
+def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
+    """``[1, 3, H, W]`` in [0, 1]: a path or ``starry_night``; ``size`` > 0 resizes the longer side."""
+    from ..data.images import read_colour_image
+    from ..data.style import style_file
+    path = style_file() if spec == "starry_night" else spec
+    img = read_colour_image(path)[None]
+    if size:
+        h, w = img.shape[2:]
+        scale = size / max(h, w)
+        img = F.interpolate(img, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear",
+                            antialias=True, align_corners=False).clamp(0, 1)
+    if min(img.shape[2:]) < 16:
+        raise UserError(f"style image {spec} is {img.shape[3]}x{img.shape[2]}: it needs at least 16x16 pixels")
+    return img
+
+
+class StyleEnv(ImageEnv):
+    target = None
+
+    def reset(self) -> dict:
+        bank = self.task.content_bank(self.split)
+        idx = torch.randint(0, len(bank), (self.n,), generator=self.gen).to(bank.device)
+        style = torch.randint(0, self.task.n_styles, (self.n,), generator=self.gen).to(bank.device)
+        return self.start(bank[idx].float() / 255, index=idx, style=style, scored=self.task.rewards_used)
+
+    def start(self, content: torch.Tensor, index=None, style: torch.Tensor | None = None,
+              style_image: torch.Tensor | None = None, scored: bool = True) -> dict:
+        """Begin on ``content [n, 3, H, W]`` in [0, 1] with the bank's styles ``style [n]`` (default
+        0) or a user's ``style_image [1, 3, h, w]``. ``scored=False``: no style loss is measured
+        (plain inference: a one-style model then needs neither VGG nor its style image)."""
+        task, dev = self.task, self.task.device
+        self.content = content.to(dev)
+        self.n = content.shape[0]
+        self.style = (style if style is not None else torch.zeros(self.n, dtype=torch.long)).to(dev)
+        self.style_image = None if style_image is None else style_image.to(dev)
+        self.scored, self._grams, self.code = scored, None, None
+        if task.options.arbitrary:
+            self.code = (task.code_of(self.style) if style_image is None
+                         else task.objective.style_code(self.style_image).expand(self.n, -1))
+        return self.begin(self.content, index)
+
+    @property
+    def grams(self) -> list[torch.Tensor]:
+        if self._grams is None:
+            self._grams = (self.task.grams_of(self.style) if self.style_image is None
+                           else self.task.objective.style_grams(self.style_image))
+        return self._grams
+
+    @torch.no_grad()
+    def measure(self) -> torch.Tensor:
+        """``-style_weight x style loss`` of the current image (a reward of its decrease)."""
+        if not self.scored:
+            return torch.full((self.n,), float("nan"), device=self.current.device)
+        return -self.task.options.style_weight * self.task.objective(self.current, None, self.grams)[1]
+
+    @property
+    def state(self) -> dict:
+        st = {"index": self.index, "style": self.style, "current": self.current, "content": self.content}
+        if self.code is not None:
+            st["code"] = self.code
+        return st
+
+
+class StyleTask(Task):
+    name = "style"
+    Options = StyleOptions
+
+    def __init__(self, options=None, device="cpu", data: dict | None = None):
+        super().__init__(options, device)
+        self._data = dict(data or {})
+        self._on_device: dict = {}
+        self._objective = None
+        self._bank = None
+
+    def validate(self) -> None:
+        o = self.options
+        if o.size < 16 or o.size % 4:
+            raise UserError(f"task_options.size must be a multiple of 4 and >= 16, got {o.size}")
+        if len(o.widths) != 3 or min(o.widths) < 1:
+            raise UserError("task_options.widths needs 3 positive entries")
+        if len(o.critic_widths) != 3 or min(o.critic_widths) < 1:
+            raise UserError("task_options.critic_widths needs 3 positive entries")
+        if o.plan_channels < 1 or o.n_content < 1 or o.n_styles < 1:
+            raise UserError("task_options.plan_channels, n_content and n_styles must be >= 1")
+        if o.vgg not in ("pretrained", "random"):
+            raise UserError("task_options.vgg must be 'pretrained' or 'random'")
+        if min(o.content_weight, o.style_weight, o.tv_weight) < 0:
+            raise UserError("task_options weights must be >= 0")
+
+    # -- loss network, styles, content ----------------------------------------------------------
+    @property
+    def objective(self):
+        if self._objective is None:
+            from ..features.style import StyleObjective
+            from ..features.vgg import VGG16Features
+            if self.options.vgg == "random":
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    vgg = VGG16Features(normalize=False, pretrained=False)
+            else:
+                vgg = VGG16Features(normalize=False)
+            self._objective = StyleObjective(vgg).to(self.device)
+        return self._objective
+
+    @property
+    def n_styles(self) -> int:
+        return self.options.n_styles if self.options.arbitrary else 1
+
+    def style_bank(self) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """``(grams per layer [S, C, C], codes [S, D] or None)`` of the training styles."""
+        if self._bank is None:
+            o = self.options
+            if o.arbitrary:
+                from ..data.style import style_images
+                images = [torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+                          for _, a in style_images(o.styles, o.n_styles)]
+                if len(images) < o.n_styles:
+                    raise UserError(f"{o.styles} holds {len(images)} style images, task_options.n_styles "
+                                    f"is {o.n_styles}")
+            else:
+                images = [load_style_image(o.style, o.style_size)]
+            grams = [self.objective.style_grams(im.to(self.device)) for im in images]
+            codes = torch.cat([self.objective.style_code(im.to(self.device)) for im in images]) if o.arbitrary else None
+            self._bank = ([torch.cat(g) for g in zip(*grams)], codes)
+        return self._bank
+
+    def grams_of(self, style: torch.Tensor) -> list[torch.Tensor]:
+        return [g[style] for g in self.style_bank()[0]]
+
+    def code_of(self, style: torch.Tensor) -> torch.Tensor | None:
+        codes = self.style_bank()[1]
+        return None if codes is None else codes[style]
+
+    def load_content(self, split: str) -> torch.Tensor:
+        o = self.options
+        n = o.n_content if split == "train" else max(8, o.n_content // 8)
+        if o.content == "photos":
+            from ..data.style import content_crops
+            return content_crops(o.size, n, split)
+        from ..data.style import folder_crops
+        return folder_crops(o.content, o.size, n, split)
+
+    def content_bank(self, split: str = "train") -> torch.Tensor:
+        """uint8 ``[N, 3, size, size]`` content crops of a split, on the task's device."""
+        if split not in ("train", "test"):
+            raise UserError(f"split must be train or test, got {split!r}")
+        key = (split, self.device)
+        if key not in self._on_device:
+            if split not in self._data:
+                self._data[split] = self.load_content(split)
+            bank = self._data[split]
+            s = self.options.size
+            if bank.dim() != 4 or tuple(bank.shape[1:]) != (3, s, s):
+                raise UserError(f"{split} content: expected [N, 3, {s}, {s}] images, got {tuple(bank.shape)}")
+            self._on_device[key] = bank.to(self.device)
+        return self._on_device[key]
+
+    # -- the core's interface -------------------------------------------------------------------
+    @property
+    def cond_dim(self) -> int:
+        from ..features.style import CODE_DIM
+        return CODE_DIM if self.options.arbitrary else 0
+
+    @property
+    def plan_shape(self) -> tuple[int, ...]:
+        o = self.options
+        return (o.plan_channels, o.size // 4, o.size // 4)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return (3, self.options.size, self.options.size)
+
+    def build_policy(self) -> MetaPolicy:
+        o = self.options
+        return MetaPolicy(StylePlanner(tuple(o.widths), o.plan_channels, self.cond_dim),
+                          StyleActor(tuple(o.widths), o.plan_channels, o.residual), self.plan_shape, any_size=True)
+
+    def build_critic(self, critic_on: str = "plan"):
+        if critic_on != "plan":
+            raise UserError("the style task's critic scores the plan (sac.critic_on = 'plan')")
+        o = self.options
+        return StyleCritic(o.plan_channels, tuple(o.critic_widths), self.cond_dim)
+
+    def state_fields(self) -> dict[str, Field]:
+        s = self.options.size
+        return {"index": Field((), "int64", static=True), "style": Field((), "int64", static=True),
+                "current": Field((3, s, s), "uint8")}
+
+    def make_env(self, n: int, generator: torch.Generator, split: str = "train") -> StyleEnv:
+        return StyleEnv(self, n, generator, split)
+
+    def observe(self, state: dict):
+        if not self.options.arbitrary:
+            return state["current"]
+        code = state["code"] if "code" in state else self.code_of(state["style"])
+        return state["current"], code
+
+    def content_of(self, state: dict) -> torch.Tensor:
+        if "content" in state:
+            return state["content"]
+        return self.content_bank("train")[state["index"]].float() / 255
+
+    def auxiliary_loss(self, state: dict, action: torch.Tensor):
+        o = self.options
+        obj = self.objective
+        content, style = obj(action, obj.content_features(self.content_of(state)), self.grams_of(state["style"]))
+        tv = total_variation(action)
+        loss = o.content_weight * content.mean() + o.style_weight * style.mean() + o.tv_weight * tv.mean()
+        return loss, {"content": content.mean().item(), "style": style.mean().item(), "tv": tv.mean().item()}
+
+
+# -- inference and evaluation -------------------------------------------------------------------
+def pad4(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad ``[B, C, H, W]`` to sides that are multiples of 4; ``(padded, (H, W))``."""
+    h, w = x.shape[2:]
+    ph, pw = (-h) % 4, (-w) % 4
+    if ph or pw:
+        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+@torch.no_grad()
+def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_image: torch.Tensor | None = None,
+            style: torch.Tensor | None = None, sample: bool = False, score: bool = False
+            ) -> tuple[list[torch.Tensor], float]:
+    """Images after steps 1..``steps`` (``[T] x [B, 3, H, W]`` on the CPU; any ``H, W``) of
+    ``content [B, 3, H, W]`` in [0, 1], and the seconds the steps took (without copies). A
+    style model uses its style; an arbitrary one ``style_image [1, 3, h, w]`` (or bank indices
+    ``style``). ``score``: also measure the style loss after each step (the training reward's
+    metric; off for plain inference, which then needs no VGG for a one-style model)."""
+    from ..core.rollout import rollout
+    if task.options.arbitrary and style_image is None and style is None:
+        raise UserError("an arbitrary-style model needs a style image (--style)")
+    x, (h, w) = pad4(content.to(task.device))
+    env = task.make_env(0, torch.Generator(), "test")
+    state = env.start(x, style=style, style_image=style_image, scored=score)
+    t0 = time.perf_counter()
+    outs = [s["current"] for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
+    if task.device.type == "cuda":
+        torch.cuda.synchronize(task.device)
+    seconds = time.perf_counter() - t0
+    return [o[:, :, :h, :w].cpu() for o in outs], seconds
+
+
+def style_losses(task: StyleTask, images: torch.Tensor, content: torch.Tensor, style_image: torch.Tensor,
+                 batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluation form's ``(content loss [N], style loss [N])`` of ``images`` against their
+    contents and one style image (at its own size)."""
+    obj = task.objective
+    grams = obj.style_grams(style_image.to(task.device))
+    cs, ss = [], []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            im, co = images[i:i + batch].to(task.device), content[i:i + batch].to(task.device)
+            c, s = obj(im, obj.content_features(co), grams)
+            cs.append(c.cpu())
+            ss.append(s.cpu())
+    return torch.cat(cs), torch.cat(ss)

@@ -1,0 +1,66 @@
+"""Style data: crops keep train and test regions apart, videos read and write, made styles."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from rl_i2it.data.style import folder_crops, made_style, random_crops, read_frames, style_images, write_video
+from rl_i2it.errors import UserError
+
+
+def test_crops_come_from_their_split_region_and_are_seeded():
+    w = 200
+    img = np.zeros((64, w, 3), np.uint8)
+    img[:, :150] = 10              # left 75 %: train
+    img[:, 150:] = 200             # right 25 %: test
+    pics = [("a", img)]
+    train = random_crops(pics, 32, 20, "train", seed=0)
+    test = random_crops(pics, 32, 20, "test", seed=0)
+    assert train.shape == test.shape == (20, 3, 32, 32)
+    assert (train <= 10).all() and (test >= 200).all()
+    assert np.array_equal(train, random_crops(pics, 32, 20, "train", seed=0))
+    assert not np.array_equal(train, random_crops([("a", np.random.default_rng(0).integers(0, 255, (64, w, 3),
+                                                                                            dtype=np.uint8))],
+                                                    32, 20, "train", seed=0))
+    with pytest.raises(UserError, match="at least 100x100"):
+        random_crops(pics, 100, 1, "test", seed=0)
+
+
+def test_a_videos_frames_count_as_one_picture():
+    still = ("still", np.full((40, 40, 3), 255, np.uint8))
+    frames = [(f"clip.avi#{i}", np.zeros((40, 40, 3), np.uint8)) for i in range(50)]
+    crops = random_crops([still, *frames], 16, 400, "train", seed=1, flip=False)
+    share = (crops[:, 0, 0, 0] == 255).mean()
+    assert 0.4 < share < 0.6                        # half from the still, half from the 50 frames
+
+
+def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
+    frames = np.stack([np.full((24, 32, 3), 40 * i, np.uint8) for i in range(5)])
+    path = write_video(frames, tmp_path / "clip.mp4", fps=5)
+    back = read_frames(path)
+    assert back.shape[0] == 5 and back.shape[1:] == (24, 32, 3)
+    assert np.abs(back.astype(int).mean((1, 2, 3)) - frames.mean((1, 2, 3))).max() < 12
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:02d}.png")
+    assert np.array_equal(read_frames(folder, every=2), frames[::2])
+    (tmp_path / "junk.avi").write_bytes(b"x")
+    with pytest.raises(UserError, match="cannot open video|no frames"):
+        read_frames(tmp_path / "junk.avi")
+    with pytest.raises(UserError, match="not found"):
+        read_frames(tmp_path / "none.avi")
+
+
+def test_made_styles_are_seeded_textures_and_folders_are_read(tmp_path):
+    a, b = made_style(3, 64), made_style(4, 64)
+    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, made_style(3, 64)) and not np.array_equal(a, b)
+    assert a.std() > 10                                           # strokes, not a flat colour
+    bank = style_images("made", 3, seed=7, size=32)
+    assert [n for n, _ in bank] == ["made:7", "made:8", "made:9"]
+    Image.fromarray(a).save(tmp_path / "x.png")
+    assert style_images(str(tmp_path), 0)[0][1].shape == (64, 64, 3)
+    with pytest.raises(UserError, match="not found"):
+        style_images(str(tmp_path / "none"), 1)
+    crops = folder_crops(tmp_path, 16, 4, "train")
+    assert crops.shape == (4, 3, 16, 16)

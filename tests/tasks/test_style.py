@@ -1,0 +1,203 @@
+"""Style transfer: losses, the fully convolutional nets, the environment's reward, learning,
+inference at any size, and the arbitrary-style model. The loss network here is VGG16 with seeded
+random weights (``vgg = "random"``): the tests need no download."""
+import numpy as np
+import pytest
+import torch
+
+from rl_i2it.config import load_config
+from rl_i2it.core.trainer import Trainer
+from rl_i2it.errors import UserError
+from rl_i2it.features.style import CODE_DIM, StyleObjective
+from rl_i2it.features.vgg import VGG16Features
+from rl_i2it.nets.profile import count_params
+from rl_i2it.nets.stylenet import StyleActor, StyleCritic, StylePlanner
+from rl_i2it.ops.losses import gram, gram_distance, total_variation
+from rl_i2it.tasks.style import StyleTask, load_style_image, pad4, style_losses, stylize
+
+
+def write_style(path, seed=0, size=48):
+    """A striped colour texture saved as PNG."""
+    from PIL import Image
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    phase = g.uniform(0, 6.28)
+    stripes = (np.sin((xx + yy * g.uniform(-1, 1)) / g.uniform(1.5, 4) + phase) > 0)
+    col = g.integers(0, 256, (2, 3))
+    img = np.where(stripes[..., None], col[0], col[1]).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return str(path)
+
+
+def content_data(photos, n=48, size=32):
+    from conftest import make_photos
+    return {"train": make_photos(n, size, 0), "test": make_photos(8, size, 1)}
+
+
+SMALL = {"size": 32, "widths": [8, 8, 16], "critic_widths": [8, 8, 8], "vgg": "random", "n_content": 48}
+
+
+def style_task(tmp_path, **opts):
+    style = write_style(tmp_path / "style.png")
+    options = {**SMALL, "style": style, **opts}
+    return StyleTask(options, data=content_data(None, size=options["size"]))
+
+
+def trainer(tmp_path, steps, run="run", **over):
+    style = write_style(tmp_path / "style.png")
+    task_opts = {**SMALL, "style": style, **over.pop("task_options", {})}
+    cfg = load_config(None, {"task": "style", "task_options": task_opts,
+                             "train": {"steps": steps, "n_envs": 4, "horizon": 3, "learning_starts": 8,
+                                       "replay_size": 200, "checkpoint_every_s": 0, "log_every": 5,
+                                       **over.pop("train", {})},
+                             "sac": {"batch_size": 4, "rl_warmup": 0, "lr_policy": 3e-3, "log_std_max": -2.0,
+                                     "init_alpha": 0.0005, **over.pop("sac", {})}})
+    task = StyleTask(cfg.task_options, data=content_data(None, size=task_opts["size"]))
+    return Trainer(cfg, tmp_path / run, task=task, verbose=False)
+
+
+# -- losses ------------------------------------------------------------------------------------
+def test_gram_matches_its_definition_and_is_size_free():
+    f = torch.randn(2, 3, 4, 5)
+    g = gram(f)
+    assert g.shape == (2, 3, 3)
+    assert torch.allclose(g[1], f[1].reshape(3, 20) @ f[1].reshape(3, 20).T / 60, atol=1e-6)
+    tiled = f.repeat(1, 1, 2, 2)                        # a texture twice as large: the same Gram
+    assert torch.allclose(gram(tiled), g, atol=1e-6)
+    assert torch.allclose(gram_distance(f, g), torch.zeros(2), atol=1e-10)
+    assert gram_distance(f, g[:1])[1] > 0
+
+
+def test_total_variation_is_a_sum_of_neighbour_differences():
+    x = torch.zeros(2, 3, 4, 4)
+    x[1, :, :, 2:] = 1.0                               # one vertical edge, 4 rows x 3 channels
+    assert torch.equal(total_variation(x), torch.tensor([0.0, 12.0]))
+
+
+def test_objective_zero_at_the_targets_and_code_shape(smooth):
+    obj = StyleObjective(VGG16Features(normalize=False, pretrained=False))
+    x, style = smooth(2, 32, 0), smooth(1, 48, 1)
+    c, s = obj(x, obj.content_features(x), obj.style_grams(style))
+    assert torch.allclose(c, torch.zeros(2), atol=1e-10) and (s > 0).all()
+    c2, s2 = obj(style, obj.content_features(smooth(1, 48, 2)), obj.style_grams(style))
+    assert s2.item() < 1e-12 < c2.item()
+    assert obj.style_code(style).shape == (1, CODE_DIM) == (1, 1920)
+    with pytest.raises(ValueError, match="raw RGB"):
+        StyleObjective(VGG16Features(normalize=True, pretrained=False))
+
+
+# -- nets --------------------------------------------------------------------------------------
+def test_paper_sized_planner_actor_and_any_image_size():
+    planner, actor = StylePlanner(), StyleActor()
+    assert 0.17e6 < count_params(planner) + count_params(actor) < 0.19e6         # paper: ~0.18 M
+    x = torch.rand(1, 3, 36, 52)
+    mu, log_std, skips = planner(x)
+    assert mu.shape == log_std.shape == (1, 1, 9, 13)
+    y = actor(mu, skips)
+    assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+    assert (y - x).abs().max() < 0.05                 # residual actor: a new model barely changes the image
+    critic = StyleCritic(1)
+    assert critic(x, mu).shape == (1,)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        planner(torch.rand(1, 3, 30, 32))
+
+
+def test_reflection_padding_leaves_no_border():
+    """A constant image stays spatially constant through planner and actor (zero padding would
+    make the borders differ)."""
+    torch.manual_seed(0)
+    planner, actor = StylePlanner(), StyleActor(residual=False)
+    x = torch.full((1, 3, 32, 40), 0.3)
+    mu, _, skips = planner(x)
+    y = actor(mu, skips)
+    assert (y - y[:, :, :1, :1]).abs().max() < 1e-5
+
+
+def test_pad4_reflects_to_multiples_of_four():
+    x = torch.rand(1, 3, 37, 50)
+    p, (h, w) = pad4(x)
+    assert p.shape == (1, 3, 40, 52) and (h, w) == (37, 50)
+    assert torch.equal(p[..., :37, :50], x) and torch.equal(p[..., 37, :50], x[..., 35, :])
+
+
+# -- environment, replay, learning --------------------------------------------------------------
+def test_reward_is_the_steps_decrease_of_the_weighted_style_loss(tmp_path):
+    task = style_task(tmp_path)
+    env = task.make_env(3, torch.Generator().manual_seed(0))
+    state = env.reset()
+    assert state["current"].shape == (3, 3, 32, 32) and torch.equal(state["current"], state["content"])
+    obj, grams = task.objective, task.grams_of(state["style"])
+    before = obj(state["current"], None, grams)[1]
+    action = torch.rand(3, 3, 32, 32)
+    nxt, reward, done, info = env.step(action)
+    after = obj(action, None, grams)[1]
+    assert torch.allclose(reward, 1e5 * (before - after), rtol=1e-4, atol=1e-6)
+    assert torch.equal(nxt["current"], action) and not done.any()
+    assert task.observe(nxt) is nxt["current"]
+
+
+def test_short_training_beats_the_untrained_policy(tmp_path):
+    """A few dozen updates on the auxiliary + RL objective lower the weighted loss after one step
+    by a third against the untrained model (random VGG, 32 px; its features are small, hence
+    the weights)."""
+    tr = trainer(tmp_path, 80, task_options={"style_weight": 1e9, "content_weight": 1e3})
+    task = tr.task
+    o = task.options
+    content = task.content_bank("test").float() / 255
+    style = load_style_image(o.style)
+
+    def total(policy):
+        out, _ = stylize(task, policy, content, 1)
+        c, s = style_losses(task, out[0], content, style)
+        return float((o.content_weight * c + o.style_weight * s).mean())
+
+    before = total(tr.policy)
+    tr.train()
+    after = total(tr.policy)
+    assert after < 0.67 * before, (before, after)
+
+
+def test_training_resumes_and_the_policy_loads(tmp_path):
+    from rl_i2it.core.trainer import load_policy
+    tr = trainer(tmp_path, 10)
+    tr.train()
+    tr2 = trainer(tmp_path, 14)
+    assert tr2.resumed and tr2.counters["updates"] == 10
+    tr2.train()
+    task, policy, cfg = load_policy(tmp_path / "run")
+    assert cfg.task == "style" and isinstance(task, StyleTask)
+    out, _ = stylize(task, policy, torch.rand(1, 3, 21, 30), 2)
+    assert len(out) == 2 and out[1].shape == (1, 3, 21, 30)
+
+
+# -- arbitrary style ---------------------------------------------------------------------------
+def test_arbitrary_model_observes_the_style_code_and_takes_any_style(tmp_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for i in range(3):
+        write_style(styles / f"s{i}.png", seed=i)
+    task = style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=3)
+    grams, codes = task.style_bank()
+    assert codes.shape == (3, CODE_DIM) and grams[0].shape == (3, 64, 64)
+    env = task.make_env(4, torch.Generator().manual_seed(0))
+    state = env.reset()
+    obs = task.observe(state)
+    assert isinstance(obs, tuple) and obs[1].shape == (4, CODE_DIM)
+    replay_like = {"current": state["current"], "style": state["style"], "index": state["index"]}
+    assert torch.equal(task.observe(replay_like)[1], obs[1])      # replay states look the code up
+    policy = task.build_policy()
+    other = torch.rand(1, 3, 40, 24)                              # a style not in the bank, any size
+    out, _ = stylize(task, policy, torch.rand(2, 3, 32, 28), 2, style_image=other)
+    assert out[-1].shape == (2, 3, 32, 28)
+    with pytest.raises(UserError, match="needs a style image"):
+        stylize(task, policy, torch.rand(1, 3, 32, 32), 1)
+    with pytest.raises(UserError, match="holds 3 style images"):
+        style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=5).style_bank()
+
+
+def test_bad_options_are_user_errors(tmp_path):
+    for bad in ({"size": 30}, {"widths": [8, 8]}, {"vgg": "imagenet"}, {"style_weight": -1.0}):
+        with pytest.raises(UserError):
+            StyleTask({**SMALL, **bad})
+    with pytest.raises(UserError, match="not a readable image|not found"):
+        StyleTask({**SMALL, "style": str(tmp_path / "missing.png")}).style_bank()

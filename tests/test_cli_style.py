@@ -1,0 +1,134 @@
+"""`rl-i2it train style` and `rl-i2it stylize`: image, every step, strip, pairs, video, colour
+preservation; bad input -> one line, exit 2, nothing written."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rl_i2it.cli import main
+
+SET = ["--set", "task_options.size=32", "--set", "task_options.widths=8,8,16",
+       "--set", "task_options.critic_widths=8,8,8", "--set", "task_options.vgg=random",
+       "--set", "task_options.n_content=16", "--set", "train.n_envs=2", "--set", "train.horizon=2",
+       "--set", "train.learning_starts=4", "--set", "train.replay_size=32", "--set", "sac.batch_size=2"]
+
+
+def save(path, arr):
+    Image.fromarray(arr).save(path)
+    return str(path)
+
+
+def picture(h, w, seed=0):
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    base = np.stack([np.sin(xx / g.uniform(3, 9)), np.cos(yy / g.uniform(3, 9)), np.sin((xx + yy) / 7)], -1)
+    return ((base + 1) * 127.5).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("style")
+    content = root / "content"
+    content.mkdir()
+    for i in range(3):
+        save(content / f"c{i}.png", picture(48, 64, i))
+    styles = root / "styles"
+    styles.mkdir()
+    for i in range(2):
+        save(styles / f"s{i}.png", picture(40, 40, 10 + i)[:, ::-1].copy())
+    common = SET + ["--set", f"task_options.content={content}", "--steps", "2"]
+    one, arb = root / "one", root / "arb"
+    assert main(["train", "style", "--style", str(styles / "s0.png"), "--out", str(one), *common]) == 0
+    assert main(["train", "style", "--arbitrary", "--styles", str(styles), "--set", "task_options.n_styles=2",
+                 "--out", str(arb), *common]) == 0
+    return {"one": one, "arb": arb, "style": styles / "s1.png", "root": root}
+
+
+def test_stylize_writes_result_steps_and_strip_at_the_contents_size(tmp_path, models, capsys):
+    c = save(tmp_path / "c.png", picture(37, 50))
+    out = tmp_path / "out"
+    assert main(["stylize", str(models["one"]), "--content", c, "--steps", "3", "--every-step", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["result.png", "step_01.png", "step_02.png", "step_03.png", "strip.png"]
+    assert Image.open(out / "result.png").size == (50, 37)
+    assert np.array_equal(np.asarray(Image.open(out / "step_03.png")), np.asarray(Image.open(out / "result.png")))
+    assert "in 3 steps" in capsys.readouterr().out
+    small = tmp_path / "small"
+    assert main(["stylize", str(models["one"]), "--content", c, "--size", "24", "--preserve-color",
+                 "--out", str(small)]) == 0
+    assert Image.open(small / "result.png").size == (24, 18)
+
+
+def test_preserve_colour_keeps_the_contents_chroma():
+    from rl_i2it.cli import preserve_colour
+    g = torch.Generator().manual_seed(0)
+    content, stylized = torch.rand(3, 8, 8, generator=g), torch.rand(3, 8, 8, generator=g)
+    out = preserve_colour(stylized, content)
+    lum = lambda x: 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]          # noqa: E731
+    inside = (out > 0.01).all(0) & (out < 0.99).all(0)                  # not clipped
+    assert torch.allclose(lum(out)[inside], lum(stylized)[inside], atol=2e-3)
+    assert torch.allclose(preserve_colour(content, content), content, atol=2e-3)
+
+
+def test_arbitrary_model_takes_a_style_and_pairs_write_numbered_files(tmp_path, models, capsys):
+    c0, c1 = save(tmp_path / "a.png", picture(32, 40, 1)), save(tmp_path / "b.png", picture(44, 28, 2))
+    out = tmp_path / "one"
+    assert main(["stylize", str(models["arb"]), "--content", c0, "--style", str(models["style"]), "--steps", "2",
+                 "--out", str(out)]) == 0
+    assert Image.open(out / "result.png").size == (40, 32)
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(f"content,style\n{c0},{models['style']}\nb.png,{models['style']}\n")
+    assert main(["stylize", str(models["arb"]), "--pairs", str(csv), "--steps", "2", "--out", str(tmp_path / "p")]) == 0
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["0000.png", "0001.png"]
+    assert Image.open(tmp_path / "p" / "0001.png").size == (28, 44)
+
+
+def test_video_in_frames_and_a_video_out(tmp_path, models):
+    import cv2
+    path = tmp_path / "in.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 32))
+    assert writer.isOpened()
+    for i in range(4):
+        writer.write(np.roll(picture(32, 40, 3), 2 * i, axis=1))
+    writer.release()
+    out = tmp_path / "v"
+    assert main(["stylize", str(models["one"]), "--video", str(path), "--steps", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{i:05d}.png" for i in range(4)]
+    made = [p for p in out.iterdir() if p.suffix in (".mp4", ".gif")]
+    assert len(made) == 1 and made[0].stat().st_size > 0
+    frames = tmp_path / "frames"                     # a folder of frames works too
+    frames.mkdir()
+    for i in range(2):
+        save(frames / f"{i:03d}.png", picture(32, 40, i))
+    assert main(["stylize", str(models["one"]), "--video", str(frames), "--steps", "1", "--out", str(tmp_path / "f")]) == 0
+    assert len(list((tmp_path / "f" / "frames").iterdir())) == 2
+
+
+@pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",
+                                  "pairs_missing_style"])
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, case):
+    c = save(tmp_path / "c.png", picture(32, 32))
+    out = tmp_path / "out"
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    csv = tmp_path / "p.csv"
+    csv.write_text(f"content\n{c}\n")
+    args = {"style_to_one": [str(models["one"]), "--content", c, "--style", str(models["style"])],
+            "arb_without_style": [str(models["arb"]), "--content", c],
+            "bad_video": [str(models["one"]), "--video", str(junk)],
+            "unreadable": [str(models["one"]), "--content", str(bad)],
+            "two_modes": [str(models["one"]), "--content", c, "--video", str(junk)],
+            "pairs_missing_style": [str(models["arb"]), "--pairs", str(csv)]}[case]
+    assert main(["stylize", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rl-i2it: error:") and "\n" not in err
+    assert not out.exists()
+
+
+def test_train_style_flags_are_checked(tmp_path, capsys):
+    assert main(["train", "digits", "--style", "x.png", "--steps", "1", "--out", str(tmp_path / "d")]) == 2
+    assert main(["train", "style", "--styles", str(tmp_path), "--steps", "1", "--out", str(tmp_path / "s")]) == 2
+    assert main(["train", "style", "--arbitrary", "--style", "x.png", "--steps", "1", "--out", str(tmp_path / "s")]) == 2
+    assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
