@@ -8,9 +8,9 @@ first conv's features), then a 9x9 conv to three channels. Reflection padding ev
 padding leaves borders in style transfer, Johnson et al.). With the default widths (16, 32, 64)
 planner + actor hold about 0.18 M parameters, as the paper's.
 
-The actor's output is the next image. ``residual=True`` (default) adds the actor's output to the
-current image in logit space, ``sigmoid(logit(x) + delta)``: in [0, 1], and a zero output leaves
-the image as it is, so a step starts as a small change (the step-wise control of the method).
+The actor's output is the next image (sigmoid). ``residual=True`` adds it to the current image in
+logit space instead, ``sigmoid(logit(x) + delta)`` (a zero output leaves the image as it is);
+measured worse: repeated steps compound the change and the images darken (README).
 
 Conditioning (``cond_dim > 0``, the arbitrary-style model): the observation is a pair
 ``(image, code)`` with ``code [B, cond_dim]`` a style image's VGG statistics; a small MLP maps
@@ -111,7 +111,7 @@ class StylePlanner(nn.Module):
 class StyleActor(nn.Module):
     """``(plan, skips) -> next image [B, 3, H, W]`` in [0, 1]."""
 
-    def __init__(self, widths=(16, 32, 64), plan_channels: int = 1, residual: bool = True):
+    def __init__(self, widths=(16, 32, 64), plan_channels: int = 1, residual: bool = False):
         super().__init__()
         w0, w1, w2 = widths
         self.residual = residual

@@ -59,8 +59,9 @@ class StyleOptions:
     """Planner channels: the 9x9 conv and the two stride-2 convs (actor mirrors them)."""
     plan_channels: int = 1
     """Channels of the plan map (at 1/4 of the image's side)."""
-    residual: bool = True
-    """The actor changes the current image (in logit space) instead of drawing a new one."""
+    residual: bool = False
+    """The actor changes the current image (in logit space) instead of drawing a new one (worse:
+    repeated steps compound the change and darken the image, see README)."""
     critic_widths: tuple = (32, 64, 64)
     """Channels of the critic's 7 convs (2, 2, 3 of them)."""
     content_weight: float = 1.0

