@@ -5,8 +5,10 @@
 Trained here for the same wall time each, one after the other (``configs/style.toml``: 128 px
 crops of the photos and video frames; style opencv-doc's ``starry_night.jpg``):
 RL-I2IT, the one-step planner-actor without RL (horizon 1: a Johnson-type feed-forward network
-with the same 0.18 M-parameter net and loss) and the arbitrary-style RL-I2IT (trained on the
-made stroke textures, never on starry_night). Runs go to ``--out`` and resume.
+with the same 0.18 M-parameter net and loss), the arbitrary-style RL-I2IT (trained on the
+made stroke textures, never on starry_night) and the video RL-I2IT (``configs/style-video.toml``:
+GRU memories, synthetic clips, compound temporal regularisation). ``--quick`` trains on 64 px
+crops (~0.3 s per update on 2 cores against ~1 s at 128). Runs go to ``--out`` and resume.
 
 Evaluated on test crops (the right 25 % of each picture, never trained on): Gatys et al.
 (L-BFGS on the same objective, the slow quality ceiling), the one-step network, RL-I2IT after
@@ -17,8 +19,8 @@ VGG16 on raw RGB in [0, 1], the style image at its own size). Then styles none o
 trained on (starry_night for the arbitrary model, and made textures of held-out seeds): the
 arbitrary model against the ONNX one. Video: the first frames of opencv-doc's ``tree.avi``
 (never trained on), warping error (DIS flow, occlusion mask; ``ops/temporal``) and style loss of
-the input and of the image model applied frame by frame. Also: the time of one planner-actor step
-against one VGG16 forward (relu4_3) on the same 256x256 image.
+the input, of the image model applied frame by frame and of the video model (memory carried).
+Also: the time of one planner-actor step against one VGG16 forward (relu4_3), same 256x256 image.
 """
 from __future__ import annotations
 
@@ -42,11 +44,12 @@ from rl_i2it.data.style import TEST_VIDEO, made_style, read_frames, style_file  
 from rl_i2it.experiment import train_methods  # noqa: E402
 from rl_i2it.nets.profile import count_params  # noqa: E402
 from rl_i2it.ops.temporal import warp_error  # noqa: E402
-from rl_i2it.tasks.style import HELD_OUT_SEED, load_style_image, style_losses, stylize  # noqa: E402
+from rl_i2it.tasks.style import HELD_OUT_SEED, load_style_image, style_losses, stylize, stylize_video  # noqa: E402
 from rl_i2it.viz import image_grid  # noqa: E402
 
 METHODS = {"rl": {}, "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}},
            "arbitrary": {"task_options": {"arbitrary": True}}}
+VIDEO = {"video": {}}          # configs/style-video.toml
 LABEL = {"gatys": "Gatys (L-BFGS)", "onestep": "one-step PA (no RL)", "rl_t1": "RL-I2IT T=1",
          "rl_t10": "RL-I2IT T=10", "arbitrary": "RL-I2IT arbitrary T=10", "onnx_arbitrary": "ONNX arbitrary (Magenta)"}
 
@@ -94,7 +97,8 @@ def curve(task, policy, content, style_image, steps=10, arbitrary=False):
 def step_vs_vgg(task, policy, size=256, reps=5):
     """Median seconds of one planner-actor step over one VGG16 forward to relu4_3, same image."""
     x = torch.rand(1, 3, size, size, device=task.device)
-    obs = (x, torch.zeros(1, task.cond_dim, device=task.device)) if task.options.arbitrary else x
+    env = task.make_env(0, torch.Generator(), "test")
+    obs = task.observe(env.start(x, scored=False, style_image=x if task.options.arbitrary else None))
     vgg = task.objective.vgg
 
     def timed(fn):
@@ -150,14 +154,14 @@ def table(res):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="64 px crops, shorter training, fewer images (< 20 min on 2 cores)")
-    ap.add_argument("--minutes", type=float, help="training minutes per method (default 3.5 quick, 20 full)")
+    ap.add_argument("--minutes", type=float, help="training minutes per method (default 3 quick, 20 full)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--out", help="run directory (default runs/bench-style[-quick])")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t_start = time.time()
-    minutes = args.minutes or (3.5 if args.quick else 20.0)
+    minutes = args.minutes or (3.0 if args.quick else 20.0)
     n_img, gatys_iters, n_frames = (16, 60, 12) if args.quick else (32, 200, 30)
     unseen_seeds = [HELD_OUT_SEED, HELD_OUT_SEED + 1] if args.quick else [HELD_OUT_SEED + i for i in range(4)]
     out = Path(args.out or f"runs/bench-style{'-quick' if args.quick else ''}")
@@ -167,6 +171,7 @@ def main() -> None:
     if args.quick:                        # 64 px crops: ~0.3 s per update on 2 cores (128 px: ~1 s)
         over["task_options"] = {"size": 64}
     train_methods(out, minutes, str(config), over, METHODS)
+    train_methods(out, minutes, str(ROOT / "configs" / "style-video.toml"), over, VIDEO)
 
     task, rl, _ = load_policy(out / "rl", args.device)
     _, one, _ = load_policy(out / "onestep", args.device)
@@ -223,10 +228,14 @@ def main() -> None:
     vid = F.interpolate(vid, size=(120, 160), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     vin = (vid.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     v_out, _ = stylize(task, rl, vid, 10)
+    vtask, vmodel, _ = load_policy(out / "video", args.device)
+    vv, _ = stylize_video(vtask, vmodel, vid, 10)
     video = {"input": {"warp_error": warp_error(vin, vid.permute(0, 2, 3, 1).numpy()),
                        "style": float(style_losses(task, vid, vid, style)[1].mean())},
              "rl_image_t10": {"warp_error": warp_error(vin, v_out[9].permute(0, 2, 3, 1).numpy()),
-                              "style": float(style_losses(task, v_out[9], vid, style)[1].mean())}}
+                              "style": float(style_losses(task, v_out[9], vid, style)[1].mean())},
+             "rl_video_t10": {"warp_error": warp_error(vin, vv.permute(0, 2, 3, 1).numpy()),
+                              "style": float(style_losses(task, vv, vid, style)[1].mean())}}
     print(f"\nvideo ({TEST_VIDEO}, {len(vid)} frames at 160x120): " + "; ".join(
         f"{k} warp error {v['warp_error']:.4f}, style {v['style']:.2e}" for k, v in video.items()))
     ratio, step_s, vgg_s = step_vs_vgg(task, rl)

@@ -31,7 +31,7 @@ def models(tmp_path_factory):
     content = root / "content"
     content.mkdir()
     for i in range(3):
-        save(content / f"c{i}.png", picture(48, 64, i))
+        save(content / f"c{i}.png", picture(48, 160, i))      # test region (right 25 %): 40 px wide
     styles = root / "styles"
     styles.mkdir()
     for i in range(2):
@@ -132,3 +132,32 @@ def test_train_style_flags_are_checked(tmp_path, capsys):
     assert main(["train", "style", "--styles", str(tmp_path), "--steps", "1", "--out", str(tmp_path / "s")]) == 2
     assert main(["train", "style", "--arbitrary", "--style", "x.png", "--steps", "1", "--out", str(tmp_path / "s")]) == 2
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
+
+
+def test_train_video_model_and_stylize_a_video(tmp_path, models):
+    import cv2
+    run = tmp_path / "video"
+    assert main(["train", "style", "--video", "--no-step-gru", "--style", str(models["style"]), "--out", str(run),
+                 "--steps", "2", *SET, "--set", f"task_options.content={models['root'] / 'content'}",
+                 "--set", "task_options.frame_steps=1"]) == 0
+    import json
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["task_options"]["video"] and not cfg["task_options"]["step_gru"] and cfg["task_options"]["frame_gru"]
+    path = tmp_path / "in.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 32))
+    for i in range(3):
+        writer.write(np.roll(picture(32, 40, 3), 2 * i, axis=1))
+    writer.release()
+    assert main(["stylize", str(run), "--video", str(path), "--steps", "2", "--out", str(tmp_path / "v")]) == 0
+    assert len(list((tmp_path / "v" / "frames").iterdir())) == 3
+    assert main(["train", "style", "--no-frame-gru", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_eval_prints_losses_per_step(tmp_path, models, capsys):
+    import json
+    assert main(["eval", str(models["one"]), "--steps", "1,3", "--out", str(tmp_path / "e")]) == 0
+    res = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert set(res["steps"]) == {"1", "3"} and res["steps"]["3"]["style"] > 0
+    assert main(["eval", str(models["arb"]), "--steps", "2", "--style", str(models["style"]),
+                 "--out", str(tmp_path / "a")]) == 0
+    assert "T=2" in capsys.readouterr().out

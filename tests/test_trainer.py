@@ -139,7 +139,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digi
     run(tmp_path / "r", digits, 8)
     good = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
     monkeypatch.setattr(DigitsTask, "auxiliary_loss",
-                        lambda self, state, action: (action.sum() * float("nan"), {}))
+                        lambda self, state, action, policy=None: (action.sum() * float("nan"), {}))
     with pytest.raises(UserError, match="non-finite loss"):
         run(tmp_path / "r", digits, 16)
     kept = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)

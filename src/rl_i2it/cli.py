@@ -57,6 +57,9 @@ def _overrides(args) -> dict:
             extra.setdefault("task_options", {})[name] = str(Path(getattr(args, name)).resolve())
     if getattr(args, "arbitrary", False):
         extra.setdefault("task_options", {})["arbitrary"] = True
+    for flag, key in (("no_step_gru", "step_gru"), ("no_frame_gru", "frame_gru")):
+        if getattr(args, flag, False):
+            extra.setdefault("task_options", {})[key] = False
     return merge(over, extra)
 
 
@@ -72,13 +75,18 @@ def cmd_train(args) -> None:
     from .core.trainer import Trainer
     from .tasks import task_class
     task_class(args.task)
-    if args.task != "style" and (args.style or args.arbitrary or args.styles):
-        raise UserError("--style, --arbitrary and --styles are options of `train style`")
+    if args.task != "style" and (args.style or args.arbitrary or args.styles or args.video):
+        raise UserError("--style, --arbitrary, --styles and --video are options of `train style`")
+    if (args.no_step_gru or args.no_frame_gru) and not args.video:
+        raise UserError("--no-step-gru and --no-frame-gru are ablations of the --video model")
+    if args.video and args.config:
+        raise UserError("give --video (the video preset) or --config, not both")
     if args.styles and not args.arbitrary:
         raise UserError("--styles goes with --arbitrary (the styles an arbitrary-style model trains on)")
     if args.style and args.arbitrary:
         raise UserError("an --arbitrary model trains on --styles (a folder); give --style to a one-style model")
-    cfg = load_config(_config_path(args.task, args.config), merge({"task": args.task}, _overrides(args)))
+    preset = _config_path("style-video", None) if args.video else _config_path(args.task, args.config)
+    cfg = load_config(preset, merge({"task": args.task}, _overrides(args)))
     out = Path(args.out or f"runs/{args.task}")
     trainer = Trainer(cfg, out)
     if trainer.resumed:
@@ -109,6 +117,8 @@ def cmd_eval(args) -> None:
         return _eval_registration(args, run)
     if kind in ("inpainting", "translation"):
         return _eval_image(args, run)
+    if kind == "style":
+        return _eval_style(args, run)
     runs = {"identity": None, "rl": run}
     for name in ("onestep", "norl"):
         if getattr(args, name):
@@ -158,6 +168,34 @@ def _eval_image(args, run: Path) -> None:
     (out / "results.json").write_text(json.dumps({"split": args.split, "steps": res}, indent=1) + "\n")
     print(f"{cfg.task}, {args.split} split:")
     print(format_scores({f"RL-I2IT T={t}": r for t, r in res.items()}))
+    print(f"results: {out}/results.json")
+
+
+def _eval_style(args, run: Path) -> None:
+    """Style: the test crops after each step, content and style loss in the evaluation form."""
+    import json
+
+    from .core.trainer import load_policy
+    from .tasks.style import load_style_image, style_losses, stylize
+    steps = _steps_list(args.steps)
+    task, policy, cfg = load_policy(run, args.device or "cpu")
+    if args.split != "test":
+        raise UserError("style runs have a test split only (crops of the right 25 % of each picture)")
+    spec = args.style or (task.options.style if not task.options.arbitrary else "starry_night")
+    style = load_style_image(spec)
+    content = task.content_bank("test").float().cpu() / 255
+    outs, seconds = stylize(task, policy, content, max(steps), style if task.options.arbitrary else None)
+    res = {}
+    for t in steps:
+        c, s = style_losses(task, outs[t - 1], content, style)
+        res[t] = {"content": float(c.mean()), "style": float(s.mean()),
+                  "sec_per_image": seconds / len(content) * t / max(steps)}
+    out = Path(args.out) if args.out else run / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"style": str(spec), "n": len(content), "steps": res}, indent=1) + "\n")
+    print(f"style, {len(content)} test crops at {task.options.size} px, style {spec}:")
+    for t, r in res.items():
+        print(f"  T={t:<3d} content {r['content']:.4f}  style {r['style']:.3e}  {r['sec_per_image']:.4f} s/img")
     print(f"results: {out}/results.json")
 
 
@@ -417,20 +455,25 @@ def cmd_stylize(args) -> None:
         print(f"stylized {len(jobs)} image(s) in {args.steps} steps: {out}/0000.png .. {len(jobs) - 1:04d}.png")
         return
     from .data.style import read_frames, video_fps, write_video
+    from .tasks.style import stylize_frames
     frames = read_frames(args.video)
     style_image = style_for(args.style)
     out = writable_dir(args.out)
     (out / "frames").mkdir(exist_ok=True)
+    inputs = (_resize_longer(torch.from_numpy(f).permute(2, 0, 1).float() / 255, args.size) for f in frames)
     done = []
     from tqdm.auto import tqdm
-    for i, f in enumerate(tqdm(frames, desc="stylize", unit="frame")):
-        content = _resize_longer(torch.from_numpy(f).permute(2, 0, 1).float() / 255, args.size)
-        img = run(content, style_image)[-1]
+    for i, (img, _) in enumerate(tqdm(stylize_frames(task, policy, inputs, args.steps, style_image, args.sample),
+                                      total=len(frames), desc="stylize", unit="frame")):
+        if args.preserve_color:
+            img = preserve_colour(img, _resize_longer(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255,
+                                                      args.size))
         write_image(out / "frames" / f"{i:05d}.png", img)
         done.append((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     video = write_video(np.stack(done), out / "stylized.mp4",
                         video_fps(args.video) if Path(args.video).is_file() else 10.0)
-    print(f"stylized {len(done)} frames in {args.steps} steps: {out}/frames/NNNNN.png, {video}")
+    kind = "video model, frame memory carried" if task.options.video else "image model, frame by frame"
+    print(f"stylized {len(done)} frames in {args.steps} steps ({kind}): {out}/frames/NNNNN.png, {video}")
 
 
 def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
@@ -519,6 +562,11 @@ def cmd_data(args) -> None:
         path = fetch_photos(force=args.force)
         print(f"photos: {len(list(path.iterdir()))} opencv-doc photos in {path} (used by photo_pairs)")
         return
+    if args.dataset == "style":
+        from .data.style import fetch_style
+        path = fetch_style(force=args.force)
+        print(f"style: {', '.join(sorted(p.name for p in path.iterdir() if not p.name.endswith('.npz')))} in {path}")
+        return
     if args.dataset == "weights":
         from .features import WEIGHT_NAMES, fetch_weights
         for name in WEIGHT_NAMES:
@@ -529,7 +577,7 @@ def cmd_data(args) -> None:
         print(f"{args.dataset}: {', '.join(sorted(p.name for p in path.iterdir()))} in {path}")
         return
     if args.dataset != "mnist":
-        raise UserError(f"unknown dataset {args.dataset!r} (known: mnist, faces, photos, weights, {', '.join(SOURCES)})")
+        raise UserError(f"unknown dataset {args.dataset!r} (known: mnist, faces, photos, style, weights, {', '.join(SOURCES)})")
     path = fetch_mnist(force=args.force)
     d = load_mnist(path)
     print(f"MNIST: {len(d.train_x)} train, {len(d.test_x)} test digits in {path}")
@@ -541,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a task (resumes when --out holds a run)")
-    t.add_argument("task", help="task name: digits | registration | inpainting | translation")
+    t.add_argument("task", help="task name: digits | registration | inpainting | translation | style")
     t.add_argument("--config", help="TOML config (default: the task's preset)")
     _limits(t)
     _common(t)
@@ -554,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style", help="style: the style image (default: opencv-doc's starry_night.jpg)")
     t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image")
     t.add_argument("--styles", help="style --arbitrary: a folder of training styles (default: painted textures made here)")
+    t.add_argument("--video", action="store_true", help="style: the video model (configs/style-video.toml)")
+    t.add_argument("--no-step-gru", action="store_true", help="style --video ablation: no step-wise GRU")
+    t.add_argument("--no-frame-gru", action="store_true", help="style --video ablation: no frame-wise GRU")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a run with the paper's protocol, beside identity")
@@ -566,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--onestep", help="a one-step run to show beside it")
     e.add_argument("--norl", help="a w/o-RL run to show beside it")
     e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels)")
+    e.add_argument("--style", help="style: the style image (arbitrary models; default starry_night)")
     e.add_argument("--no-features", action="store_true",
                    help="inpainting/translation: PSNR and SSIM only (no LPIPS/FID, no pretrained weights)")
     e.add_argument("--out", help="where to write results (default RUN/eval)")
@@ -628,7 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="fetch datasets into the cache ($RL_I2IT_DATA)")
     d.add_argument("action", choices=["fetch"])
-    d.add_argument("dataset", help="mnist | faces | photos | weights (VGG16, AlexNet, LPIPS, Inception) | mricron | mni152 | liver | itk")
+    d.add_argument("dataset", help="mnist | faces | photos | style (starry_night, 3 videos) | weights (VGG16, AlexNet, "
+                                   "LPIPS, Inception) | mricron | mni152 | liver | itk")
     d.add_argument("--force", action="store_true", help="fetch again even if cached")
     d.set_defaults(func=cmd_data)
     return p

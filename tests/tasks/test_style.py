@@ -182,9 +182,9 @@ def test_arbitrary_model_observes_the_style_code_and_takes_any_style(tmp_path):
     env = task.make_env(4, torch.Generator().manual_seed(0))
     state = env.reset()
     obs = task.observe(state)
-    assert isinstance(obs, tuple) and obs[1].shape == (4, CODE_DIM)
+    assert obs["code"].shape == (4, CODE_DIM) and obs["image"] is state["current"]
     replay_like = {"current": state["current"], "style": state["style"], "index": state["index"]}
-    assert torch.equal(task.observe(replay_like)[1], obs[1])      # replay states look the code up
+    assert torch.equal(task.observe(replay_like)["code"], obs["code"])      # replay states look the code up
     policy = task.build_policy()
     other = torch.rand(1, 3, 40, 24)                              # a style not in the bank, any size
     out, _ = stylize(task, policy, torch.rand(2, 3, 32, 28), 2, style_image=other)
@@ -201,3 +201,84 @@ def test_bad_options_are_user_errors(tmp_path):
             StyleTask({**SMALL, **bad})
     with pytest.raises(UserError, match="not a readable image|not found"):
         StyleTask({**SMALL, "style": str(tmp_path / "missing.png")}).style_bank()
+
+
+# -- video ---------------------------------------------------------------------------------------
+def test_video_planner_carries_two_gru_memories():
+    planner, actor = StylePlanner(step_gru=True, frame_gru=True, memory_channels=16), StyleActor()
+    x, memory = torch.rand(2, 3, 32, 40), torch.zeros(2, 32, 8, 10)
+    mu, _, skips = planner({"image": x, "memory": memory})
+    action = actor(mu, skips)
+    assert action.shape == (2, 3 + 2, 32, 40)                     # image + memory, space-to-depth
+    new = torch.nn.functional.pixel_unshuffle(action[:, 3:], 4)
+    assert new.shape == memory.shape and new.abs().max() > 0 and new.abs().max() < 1
+    only_step = StylePlanner(step_gru=True, frame_gru=False)
+    _, _, skips = only_step({"image": x, "memory": memory})
+    assert torch.equal(skips[-1][:, 16:], memory[:, 16:])         # the ablated GRU's half stays as it was
+    with pytest.raises(ValueError, match="needs its memory"):
+        planner(x)
+
+
+def test_video_episode_moves_the_frame_and_keeps_the_frame_memory(tmp_path):
+    task = style_task(tmp_path, video=True, frame_steps=2)
+    env = task.make_env(2, torch.Generator().manual_seed(0))
+    state = env.reset()
+    first = state["content"].clone()
+    assert state["memory"].shape == (2, 32, 8, 8) and not state["memory"].any()
+    policy = task.build_policy()
+    for step in range(2):
+        out = policy(task.observe(state))
+        state, reward, _, _ = env.step(out.action)
+    assert torch.isfinite(reward).all()
+    assert not torch.equal(state["content"], first)                # a new (moved) frame
+    assert torch.equal(state["current"], state["content"])
+    assert not state["memory"][:, :16].any() and state["memory"][:, 16:].abs().sum() > 0
+    fields = task.state_fields()
+    assert fields["memory"].dtype == "float16" and fields["content"].dtype == "uint8"
+
+
+class _Identity(torch.nn.Module):
+    """A 'policy' returning its input image (or a fixed image): temporal-loss references."""
+
+    def __init__(self, fixed=None):
+        super().__init__()
+        self.fixed = fixed
+
+    def forward(self, obs, sample=True):
+        from rl_i2it.core.policy import PolicyOutput
+        x = obs["image"] if isinstance(obs, dict) else obs
+        return PolicyOutput(None, None, x if self.fixed is None else self.fixed.expand_as(x))
+
+
+def test_temporal_loss_is_zero_for_a_motion_equivariant_map(tmp_path):
+    task = style_task(tmp_path, temporal_weight=1.0, motion_noise=0.0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8, generator=g), size=(32, 32), mode="bilinear")
+    state = {"current": x, "style": torch.zeros(2, dtype=torch.long)}
+    assert task.temporal_loss(state, _Identity()) < 1e-6
+    assert task.temporal_loss(state, _Identity(fixed=x[:1])) > 1e-3       # ignores the motion: penalised
+
+
+def test_video_stylize_carries_the_frame_memory(tmp_path):
+    from rl_i2it.tasks.style import stylize_video
+    frames = torch.rand(3, 3, 32, 36)
+    for frame_gru, carried in ((True, True), (False, False)):
+        task = style_task(tmp_path, video=True, frame_gru=frame_gru)
+        torch.manual_seed(0)
+        policy = task.build_policy().eval()
+        out, _ = stylize_video(task, policy, frames, 2)
+        alone, _ = stylize(task, policy, frames[1:2], 2)
+        assert out.shape == frames.shape
+        assert (not torch.allclose(out[1], alone[-1][0], atol=1e-6)) == carried
+
+
+def test_video_model_trains_and_resumes(tmp_path):
+    over = {"task_options": {"video": True, "frame_steps": 2, "temporal_weight": 1.0}, "train": {"horizon": 4}}
+    tr = trainer(tmp_path, 6, **{k: dict(v) for k, v in over.items()})
+    tr.train()
+    tr2 = trainer(tmp_path, 9, **{k: dict(v) for k, v in over.items()})
+    assert tr2.resumed
+    tr2.train()
+    from rl_i2it.viz import read_metrics
+    rows = read_metrics(tmp_path / "run")
+    assert rows and "temporal" in rows[-1]

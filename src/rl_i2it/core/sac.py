@@ -81,7 +81,7 @@ class SAC(nn.Module):
             loss = loss + ramp * cfg.rl_weight * rl_loss
             logs.update(rl_loss=rl_loss.item(), entropy=-out.log_prob.mean().item())
         if cfg.use_aux:
-            aux, aux_logs = task.auxiliary_loss(batch["state"], out.action)
+            aux, aux_logs = task.auxiliary_loss(batch["state"], out.action, policy=self.policy)
             loss = loss + cfg.aux_weight * aux
             logs.update(aux_loss=aux.item(), **aux_logs)
         self._step(self.policy_opt, loss, self.policy.parameters())

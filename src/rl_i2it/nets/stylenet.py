@@ -12,10 +12,20 @@ The actor's output is the next image (sigmoid). ``residual=True`` adds it to the
 logit space instead, ``sigmoid(logit(x) + delta)`` (a zero output leaves the image as it is);
 measured worse: repeated steps compound the change and the images darken (README).
 
-Conditioning (``cond_dim > 0``, the arbitrary-style model): the observation is a pair
-``(image, code)`` with ``code [B, cond_dim]`` a style image's VGG statistics; a small MLP maps
-the code to a scale and shift of every instance norm of planner and actor (adaptive instance
-norm), and the critic adds a projection of it to its first features.
+Conditioning (``cond_dim > 0``, the arbitrary-style model): the observation holds a ``code
+[B, cond_dim]``, a style image's VGG statistics; a small MLP maps the code to a scale and shift
+of every instance norm of planner and actor (adaptive instance norm), and the critic adds a
+projection of it to its first features.
+
+Memory (video, paper section 4.5 and Fig. 19): a step-wise and a frame-wise convolutional GRU
+on the 1/4-resolution features, each with ``memory_channels`` channels; the observation holds
+their hidden states ``memory [B, 2 m, H/4, W/4]`` (step then frame), the GRUs' new states are
+added (1x1 conv) to the features the plan and the actor see, and the actor returns them beside
+the image, space-to-depth'ed to full resolution: ``[B, 3 + 2 m / 16, H, W]`` (the environment
+keeps the step memory between the steps of a frame and the frame memory between frames).
+Either GRU can be switched off (the ablations); its half of the memory then stays zero.
+
+Observations are an image ``[B, 3, H, W]`` or a dict ``{"image", "code", "memory"}``.
 
 Any image whose sides are multiples of 4 goes through (``stylize`` pads others by reflection).
 No batch statistics: instance norm normalises each image by itself.
@@ -26,12 +36,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["StylePlanner", "StyleActor", "StyleCritic", "StyleConditioner", "split_obs"]
+__all__ = ["StylePlanner", "StyleActor", "StyleCritic", "StyleConditioner", "ConvGRU", "split_obs"]
 
 
-def split_obs(obs) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``obs`` is an image ``[B, 3, H, W]`` or a pair ``(image, style code [B, D])``."""
-    return (obs[0], obs[1]) if isinstance(obs, (tuple, list)) else (obs, None)
+def split_obs(obs) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``(image, style code or None, memory or None)`` of an image or a dict observation."""
+    if isinstance(obs, dict):
+        return obs["image"], obs.get("code"), obs.get("memory")
+    return obs, None, None
+
+
+class ConvGRU(nn.Module):
+    """A convolutional GRU cell: ``h' = (1 - z) h + z tanh(W [x, r h])``."""
+
+    def __init__(self, cin: int, channels: int):
+        super().__init__()
+        self.gates = rconv(cin + channels, 2 * channels)
+        self.candidate = rconv(cin + channels, channels)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        z, r = torch.sigmoid(self.gates(torch.cat([x, h], 1))).chunk(2, 1)
+        return (1 - z) * h + z * torch.tanh(self.candidate(torch.cat([x, r * h], 1)))
 
 
 def rconv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
@@ -87,16 +112,21 @@ class StylePlanner(nn.Module):
     """``obs -> (mu, log_std [B, plan_channels, H/4, W/4], skips)``; skips carry the image, the
     features at 1, 1/2 and 1/4 and the conditioner's outputs for the actor."""
 
-    def __init__(self, widths=(16, 32, 64), plan_channels: int = 1, cond_dim: int = 0):
+    def __init__(self, widths=(16, 32, 64), plan_channels: int = 1, cond_dim: int = 0,
+                 step_gru: bool = False, frame_gru: bool = False, memory_channels: int = 16):
         super().__init__()
         w0, w1, w2 = widths
         self.c1, self.c2, self.c3 = ConvNorm(3, w0, 9), ConvNorm(w0, w1, 3, 2), ConvNorm(w1, w2, 3, 2)
         self.r1, self.r2 = ConvNorm(w2, w2), ConvNorm(w2, w2, act=False)
         self.head = rconv(w2, 2 * plan_channels)
         self.cond = StyleConditioner(cond_dim, [w0, w1, w2, w2, w2, w2, w1, w0]) if cond_dim else None
+        m = memory_channels
+        self.step_gru = ConvGRU(w2, m) if step_gru else None
+        self.frame_gru = ConvGRU(w2, m) if frame_gru else None
+        self.mix = nn.Conv2d(2 * m, w2, 1) if (step_gru or frame_gru) else None
 
     def forward(self, obs):
-        x, code = split_obs(obs)
+        x, code, memory = split_obs(obs)
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"image sides must be multiples of 4, got {tuple(x.shape[-2:])}")
         films = self.cond(code) if self.cond is not None else [None] * 8
@@ -104,8 +134,16 @@ class StylePlanner(nn.Module):
         f2 = self.c2(f1, films[1])
         f3 = self.c3(f2, films[2])
         f3 = f3 + self.r2(self.r1(f3, films[3]), films[4])
+        if self.mix is not None:
+            if memory is None:
+                raise ValueError("this planner has GRUs: the observation needs its memory")
+            hs, hf = memory.chunk(2, 1)
+            hs = self.step_gru(f3, hs) if self.step_gru is not None else hs
+            hf = self.frame_gru(f3, hf) if self.frame_gru is not None else hf
+            memory = torch.cat([hs, hf], 1)
+            f3 = f3 + self.mix(memory)
         mu, log_std = self.head(f3).chunk(2, dim=1)
-        return mu, log_std, (x, f1, f2, f3, films[5:])
+        return mu, log_std, (x, f1, f2, f3, films[5:], memory if self.mix is not None else None)
 
 
 class StyleActor(nn.Module):
@@ -124,7 +162,7 @@ class StyleActor(nn.Module):
             nn.init.zeros_(self.out[1].bias)
 
     def forward(self, plan: torch.Tensor, skips) -> torch.Tensor:
-        x, f1, f2, f3, films = skips
+        x, f1, f2, f3, films, memory = skips
         h = self.d3(torch.cat([plan, f3], 1), films[0])
         h = F.interpolate(h, size=f2.shape[-2:], mode="nearest")
         h = self.d2(torch.cat([h, f2], 1), films[1])
@@ -132,8 +170,10 @@ class StyleActor(nn.Module):
         h = self.d1(torch.cat([h, f1], 1), films[2])
         delta = self.out(h)
         if self.residual:
-            return torch.sigmoid(torch.logit(x.clamp(1e-3, 1 - 1e-3)) + delta)
-        return torch.sigmoid(delta)
+            image = torch.sigmoid(torch.logit(x.clamp(1e-3, 1 - 1e-3)) + delta)
+        else:
+            image = torch.sigmoid(delta)
+        return image if memory is None else torch.cat([image, F.pixel_shuffle(memory, 4)], 1)
 
 
 class StyleCritic(nn.Module):
@@ -141,17 +181,18 @@ class StyleCritic(nn.Module):
     the critic sees texture) beside the plan map, 7 reflection-padded convs (3 of stride 2),
     global average pooling, one linear layer."""
 
-    def __init__(self, plan_channels: int = 1, widths=(32, 64, 64), cond_dim: int = 0):
+    def __init__(self, plan_channels: int = 1, widths=(32, 64, 64), cond_dim: int = 0, memory_channels: int = 0):
         super().__init__()
         a, b, c = widths
-        chans = [(48 + plan_channels, a, 1), (a, a, 2), (a, b, 1), (b, b, 2), (b, c, 1), (c, c, 2), (c, c, 1)]
+        self.memory = memory_channels > 0
+        chans = [(48 + plan_channels + 2 * memory_channels, a, 1), (a, a, 2), (a, b, 1), (b, b, 2), (b, c, 1), (c, c, 2), (c, c, 1)]
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, s) for i, o, s in chans)
         self.cond = nn.Linear(cond_dim, a) if cond_dim else None
         self.linear = nn.Linear(c, 1)
 
     def forward(self, obs, plan: torch.Tensor) -> torch.Tensor:
-        x, code = split_obs(obs)
-        h = torch.cat([F.pixel_unshuffle(x, 4), plan], 1)
+        x, code, memory = split_obs(obs)
+        h = torch.cat([F.pixel_unshuffle(x, 4), plan] + ([memory] if memory is not None and self.memory else []), 1)
         for i, conv in enumerate(self.convs):       # reflection padding (replicate on 1-pixel maps)
             h = conv(F.pad(h, (1, 1, 1, 1), mode="reflect" if min(h.shape[-2:]) > 1 else "replicate"))
             if i == 0 and self.cond is not None:

@@ -77,7 +77,7 @@ def warp_image(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                          align_corners=True)
 
 
-def synthetic_motion(shape: tuple[int, int, int, int], generator: torch.Generator, device="cpu",
+def synthetic_motion(shape: tuple[int, int, int, int], generator: torch.Generator | None, device="cpu",
                      max_shift: float = 4.0, max_flow: float = 2.0) -> torch.Tensor:
     """A random flow ``[B, 2, H, W]`` in pixels: a global shift (up to ``max_shift``) plus a smooth
     random field (a 4x4 grid of offsets up to ``max_flow``, bicubically upsampled): the compound

@@ -59,7 +59,10 @@ class Task:
 
     def observe(self, state: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
-    def auxiliary_loss(self, state: dict, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def auxiliary_loss(self, state: dict, action: torch.Tensor, policy=None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The auxiliary loss of the policy's ``action`` in ``state`` (a scalar) and scalars to log;
+        ``policy`` (the one being trained) for terms that run it again (the style task's temporal
+        consistency)."""
 
     # --- optional: learners of the task's own (a discriminator) ---------------------------------
     def update_learners(self, state: dict, action: torch.Tensor) -> dict[str, float]:

@@ -236,7 +236,7 @@ class DigitsTask(Task):
     def observe(self, state: dict) -> torch.Tensor:
         return torch.cat([state["fixed"], state["current"]], 1)
 
-    def auxiliary_loss(self, state: dict, action: torch.Tensor):
+    def auxiliary_loss(self, state: dict, action: torch.Tensor, policy=None):
         o = self.options
         moved = warp(state["current"], action)
         sim = ncc_loss(state["fixed"], moved, o.ncc_window)

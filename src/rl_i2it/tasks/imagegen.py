@@ -225,7 +225,7 @@ class ImageTask(Task):
         """``(image the action makes, mask the reconstruction is measured over or None)``."""
         return action, None
 
-    def auxiliary_loss(self, state: dict, action: torch.Tensor):
+    def auxiliary_loss(self, state: dict, action: torch.Tensor, policy=None):
         o = self.options
         image, mask = self.generated(state, action)
         recon = self.recon_loss(image, self.target_of(state), mask)

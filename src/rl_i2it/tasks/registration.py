@@ -200,7 +200,7 @@ class RegistrationTask(Task):
     def observe(self, state: dict) -> torch.Tensor:
         return torch.cat([self.fixed_of(state), state["current"]], 1)
 
-    def auxiliary_loss(self, state: dict, action: torch.Tensor):
+    def auxiliary_loss(self, state: dict, action: torch.Tensor, policy=None):
         o = self.options
         step = self.step_field(action)
         sim = ncc_loss(self.fixed_of(state), warp(state["current"], step), o.ncc_window)

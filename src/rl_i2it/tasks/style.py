@@ -74,6 +74,24 @@ class StyleOptions:
     """reward = reward_scale x (style_weight x style loss before - after the step)."""
     vgg: str = "pretrained"
     """Loss network: 'pretrained' (ImageNet VGG16) or 'random' (seeded, untrained: tests only)."""
+    video: bool = False
+    """Video model (paper 4.5): GRU memory in the planner; training episodes are synthetic clips
+    (a crop, then the crop moved by `synthetic_motion` every `frame_steps` steps)."""
+    step_gru: bool = True
+    """Video: the step-wise GRU (memory between the steps of a frame)."""
+    frame_gru: bool = True
+    """Video: the frame-wise GRU (memory between frames)."""
+    memory_channels: int = 16
+    """Video: channels of each GRU's state (a multiple of 8), at 1/4 of the image's side."""
+    frame_steps: int = 4
+    """Video: steps per frame of a training clip (train.horizon / frame_steps frames per clip)."""
+    temporal_weight: float = 0.0
+    """Compound temporal regularisation: weight of the L1 between the output on a moved (and
+    noisy) input and the moved output (ReReVST's; any model, the video preset uses it)."""
+    motion_pixels: float = 4.0
+    """Synthetic motion: largest global shift (pixels); the smooth random part is half of it."""
+    motion_noise: float = 0.02
+    """Synthetic motion: std of the Gaussian noise added to the moved frame."""
 
 
 def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
@@ -93,22 +111,61 @@ def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
 
 
 class StyleEnv(ImageEnv):
+    """Episodes on content images; for a video model's training (``reset``) the episode is a
+    synthetic clip: every ``frame_steps`` steps the frame moves (``next_frame``), the current
+    image becomes the moved frame, the step memory is cleared and the frame memory kept."""
+
     target = None
+    clips = False
 
     def reset(self) -> dict:
         bank = self.task.content_bank(self.split)
         idx = torch.randint(0, len(bank), (self.n,), generator=self.gen).to(bank.device)
         style = torch.randint(0, self.task.n_styles, (self.n,), generator=self.gen).to(bank.device)
+        self.clips = self.task.options.video
         return self.start(bank[idx].float() / 255, index=idx, style=style, scored=self.task.rewards_used)
 
+    def apply(self, action: torch.Tensor) -> torch.Tensor:
+        if self.task.options.video:
+            self.memory = F.pixel_unshuffle(action[:, 3:], 4)
+            return action[:, :3]
+        return action
+
+    def step(self, action: torch.Tensor):
+        state, reward, done, info = super().step(action)
+        self.frame_step += 1
+        if self.clips and self.frame_step == self.task.options.frame_steps:
+            self.next_frame()
+            state = self.state
+        return state, reward, done, info
+
+    def next_frame(self) -> None:
+        from ..ops.temporal import synthetic_motion, warp_image
+        o = self.task.options
+        flow = synthetic_motion(self.content.shape, self.gen, self.content.device, o.motion_pixels, o.motion_pixels / 2)
+        noise = torch.randn(self.content.shape, generator=self.gen).to(self.content.device) * o.motion_noise
+        self.content = (warp_image(self.content, flow) + noise).clamp(0, 1)
+        self.current = self.content
+        self.memory = self.task.frame_memory(self.memory)
+        self.frame_step = 0
+        self.score = self.measure()
+
     def start(self, content: torch.Tensor, index=None, style: torch.Tensor | None = None,
-              style_image: torch.Tensor | None = None, scored: bool = True) -> dict:
+              style_image: torch.Tensor | None = None, scored: bool = True,
+              memory: torch.Tensor | None = None) -> dict:
         """Begin on ``content [n, 3, H, W]`` in [0, 1] with the bank's styles ``style [n]`` (default
         0) or a user's ``style_image [1, 3, h, w]``. ``scored=False``: no style loss is measured
-        (plain inference: a one-style model then needs neither VGG nor its style image)."""
+        (plain inference: a one-style model then needs neither VGG nor its style image). A video
+        model starts from ``memory`` (the previous frame's, see ``frame_memory``) or zeros."""
         task, dev = self.task, self.task.device
         self.content = content.to(dev)
         self.n = content.shape[0]
+        self.frame_step = 0
+        self.memory = None
+        if task.options.video:
+            h, w = content.shape[2:]
+            m = 2 * task.options.memory_channels
+            self.memory = memory.to(dev) if memory is not None else torch.zeros(self.n, m, h // 4, w // 4, device=dev)
         self.style = (style if style is not None else torch.zeros(self.n, dtype=torch.long)).to(dev)
         self.style_image = None if style_image is None else style_image.to(dev)
         self.scored, self._grams, self.code = scored, None, None
@@ -136,6 +193,8 @@ class StyleEnv(ImageEnv):
         st = {"index": self.index, "style": self.style, "current": self.current, "content": self.content}
         if self.code is not None:
             st["code"] = self.code
+        if self.memory is not None:
+            st["memory"] = self.memory
         return st
 
 
@@ -162,8 +221,14 @@ class StyleTask(Task):
             raise UserError("task_options.plan_channels, n_content and n_styles must be >= 1")
         if o.vgg not in ("pretrained", "random"):
             raise UserError("task_options.vgg must be 'pretrained' or 'random'")
-        if min(o.content_weight, o.style_weight, o.tv_weight) < 0:
+        if min(o.content_weight, o.style_weight, o.tv_weight, o.temporal_weight) < 0:
             raise UserError("task_options weights must be >= 0")
+        if o.video and (o.memory_channels < 8 or o.memory_channels % 8):
+            raise UserError("task_options.memory_channels must be a positive multiple of 8")
+        if o.video and not (o.step_gru or o.frame_gru):
+            raise UserError("a video model needs step_gru or frame_gru (else train an image model)")
+        if o.frame_steps < 1:
+            raise UserError("task_options.frame_steps must be >= 1")
 
     # -- loss network, styles, content ----------------------------------------------------------
     @property
@@ -250,41 +315,80 @@ class StyleTask(Task):
 
     def build_policy(self) -> MetaPolicy:
         o = self.options
-        return MetaPolicy(StylePlanner(tuple(o.widths), o.plan_channels, self.cond_dim),
-                          StyleActor(tuple(o.widths), o.plan_channels, o.residual), self.plan_shape, any_size=True)
+        v = o.video
+        planner = StylePlanner(tuple(o.widths), o.plan_channels, self.cond_dim, v and o.step_gru, v and o.frame_gru,
+                               o.memory_channels)
+        return MetaPolicy(planner, StyleActor(tuple(o.widths), o.plan_channels, o.residual), self.plan_shape,
+                          any_size=True)
 
     def build_critic(self, critic_on: str = "plan"):
         if critic_on != "plan":
             raise UserError("the style task's critic scores the plan (sac.critic_on = 'plan')")
         o = self.options
-        return StyleCritic(o.plan_channels, tuple(o.critic_widths), self.cond_dim)
+        return StyleCritic(o.plan_channels, tuple(o.critic_widths), self.cond_dim, o.memory_channels if o.video else 0)
 
     def state_fields(self) -> dict[str, Field]:
-        s = self.options.size
-        return {"index": Field((), "int64", static=True), "style": Field((), "int64", static=True),
-                "current": Field((3, s, s), "uint8")}
+        o, s = self.options, self.options.size
+        fields = {"index": Field((), "int64", static=True), "style": Field((), "int64", static=True),
+                  "current": Field((3, s, s), "uint8")}
+        if o.video:        # a clip's frame is not in the bank; the memory is the policy's
+            fields["content"] = Field((3, s, s), "uint8")
+            fields["memory"] = Field((2 * o.memory_channels, s // 4, s // 4), "float16")
+        return fields
+
+    def frame_memory(self, memory: torch.Tensor) -> torch.Tensor:
+        """The memory a new frame starts with: the step half cleared, the frame half kept."""
+        step, frame = memory.chunk(2, 1)
+        return torch.cat([torch.zeros_like(step), frame], 1)
 
     def make_env(self, n: int, generator: torch.Generator, split: str = "train") -> StyleEnv:
         return StyleEnv(self, n, generator, split)
 
     def observe(self, state: dict):
-        if not self.options.arbitrary:
+        o = self.options
+        if not (o.arbitrary or o.video):
             return state["current"]
-        code = state["code"] if "code" in state else self.code_of(state["style"])
-        return state["current"], code
+        obs = {"image": state["current"]}
+        if o.arbitrary:
+            obs["code"] = state["code"] if "code" in state else self.code_of(state["style"])
+        if o.video:
+            obs["memory"] = state["memory"]
+        return obs
 
     def content_of(self, state: dict) -> torch.Tensor:
         if "content" in state:
             return state["content"]
         return self.content_bank("train")[state["index"]].float() / 255
 
-    def auxiliary_loss(self, state: dict, action: torch.Tensor):
+    def auxiliary_loss(self, state: dict, action: torch.Tensor, policy=None):
         o = self.options
         obj = self.objective
-        content, style = obj(action, obj.content_features(self.content_of(state)), self.grams_of(state["style"]))
-        tv = total_variation(action)
+        image = action[:, :3]
+        content, style = obj(image, obj.content_features(self.content_of(state)), self.grams_of(state["style"]))
+        tv = total_variation(image)
         loss = o.content_weight * content.mean() + o.style_weight * style.mean() + o.tv_weight * tv.mean()
-        return loss, {"content": content.mean().item(), "style": style.mean().item(), "tv": tv.mean().item()}
+        logs = {"content": content.mean().item(), "style": style.mean().item(), "tv": tv.mean().item()}
+        if o.temporal_weight > 0 and policy is not None:
+            temporal = self.temporal_loss(state, policy)
+            loss = loss + o.temporal_weight * temporal
+            logs["temporal"] = temporal.item()
+        return loss, logs
+
+    def temporal_loss(self, state: dict, policy) -> torch.Tensor:
+        """Compound temporal regularisation: ``|f(W(x) + n) - W(f(x))|_1`` (mean) for a synthetic
+        motion ``W`` (shift + smooth flow; the memory moved with it) and noise ``n``; the mean
+        plan on both sides (the consistency of the deterministic map)."""
+        from ..ops.temporal import synthetic_motion, warp_image
+        o = self.options
+        x = state["current"]
+        flow = synthetic_motion(x.shape, None, x.device, o.motion_pixels, o.motion_pixels / 2)
+        moved = {**state, "current": (warp_image(x, flow) + o.motion_noise * torch.randn_like(x)).clamp(0, 1)}
+        if o.video:
+            small = F.avg_pool2d(flow, 4) / 4
+            moved["memory"] = warp_image(state["memory"], small)
+        y = policy(self.observe(state), sample=False).action[:, :3]
+        y_moved = policy(self.observe(moved), sample=False).action[:, :3]
+        return (y_moved - warp_image(y, flow)).abs().mean()
 
 
 # -- inference and evaluation -------------------------------------------------------------------
@@ -319,6 +423,40 @@ def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_im
         torch.cuda.synchronize(task.device)
     seconds = time.perf_counter() - t0
     return [o[:, :, :h, :w].cpu() for o in outs], seconds
+
+
+@torch.no_grad()
+def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: torch.Tensor | None = None,
+                   sample: bool = False):
+    """Yield ``(output [3, H, W] on the CPU, seconds)`` for each frame ``[3, H, W]`` in [0, 1] of
+    the iterable ``frames`` after ``steps`` steps; a video model carries its frame memory from
+    one frame to the next (the step memory starts empty on each frame)."""
+    from ..core.rollout import rollout
+    if task.options.arbitrary and style_image is None:
+        raise UserError("an arbitrary-style model needs a style image (--style)")
+    memory = None
+    for frame in frames:
+        x, (h, w) = pad4(frame[None].to(task.device))
+        env = task.make_env(0, torch.Generator(), "test")
+        if memory is not None and memory.shape[2:] != (x.shape[2] // 4, x.shape[3] // 4):
+            memory = None                                  # the frame size changed: start afresh
+        state = env.start(x, style_image=style_image, scored=False, memory=memory)
+        t0 = time.perf_counter()
+        for _, state, _, _ in rollout(policy, task, env, state, steps, sample):
+            pass
+        if task.device.type == "cuda":
+            torch.cuda.synchronize(task.device)
+        seconds = time.perf_counter() - t0
+        if env.memory is not None:
+            memory = task.frame_memory(env.memory)
+        yield state["current"][0, :, :h, :w].cpu(), seconds
+
+
+def stylize_video(task: StyleTask, policy, frames: torch.Tensor, steps: int,
+                  style_image: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """``frames [N, 3, H, W]`` -> (outputs ``[N, 3, H, W]``, seconds of the steps), frame by frame."""
+    outs = list(stylize_frames(task, policy, frames, steps, style_image))
+    return torch.stack([o for o, _ in outs]), sum(s for _, s in outs)
 
 
 def style_losses(task: StyleTask, images: torch.Tensor, content: torch.Tensor, style_image: torch.Tensor,
