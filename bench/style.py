@@ -6,7 +6,8 @@ Trained here for the same wall time each, one after the other (``configs/style.t
 crops of the photos and video frames; style opencv-doc's ``starry_night.jpg``):
 RL-I2IT, the one-step planner-actor without RL (horizon 1: a Johnson-type feed-forward network
 with the same 0.18 M-parameter net and loss), the arbitrary-style RL-I2IT (trained on the
-made stroke textures, never on starry_night) and the video RL-I2IT (``configs/style-video.toml``:
+made stroke textures, never on starry_night; ``configs/style-arbitrary.toml``) and the video
+RL-I2IT (``configs/style-video.toml``:
 GRU memories, synthetic clips, compound temporal regularisation). ``--quick`` trains on 64 px
 crops (~0.3 s per update on 2 cores against ~1 s at 128). Runs go to ``--out`` and resume.
 
@@ -47,10 +48,10 @@ from rl_i2it.ops.temporal import warp_error  # noqa: E402
 from rl_i2it.tasks.style import HELD_OUT_SEED, load_style_image, style_losses, stylize, stylize_video  # noqa: E402
 from rl_i2it.viz import image_grid  # noqa: E402
 
-METHODS = {"rl": {}, "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}},
-           "arbitrary": {"task_options": {"arbitrary": True}}}
-VIDEO = {"video": {}}          # configs/style-video.toml
-LABEL = {"gatys": "Gatys (L-BFGS)", "onestep": "one-step PA (no RL)", "rl_t1": "RL-I2IT T=1",
+METHODS = {"rl": {}, "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}}}
+PRESETS = {"arbitrary": "style-arbitrary.toml", "video": "style-video.toml"}
+LABEL = {"gatys": "Gatys (L-BFGS)", "onestep": "one-step PA (no RL)", "rl": "RL-I2IT", "video": "RL-I2IT video",
+         "rl_t1": "RL-I2IT T=1",
          "rl_t10": "RL-I2IT T=10", "arbitrary": "RL-I2IT arbitrary T=10", "onnx_arbitrary": "ONNX arbitrary (Magenta)"}
 
 
@@ -170,8 +171,9 @@ def main() -> None:
     over = {"device": args.device, "seed": args.seed}
     if args.quick:                        # 64 px crops: ~0.3 s per update on 2 cores (128 px: ~1 s)
         over["task_options"] = {"size": 64}
-    train_methods(out, minutes, str(config), over, METHODS)
-    train_methods(out, minutes, str(ROOT / "configs" / "style-video.toml"), over, VIDEO)
+    train_methods(out, minutes, str(config), over, METHODS, labels=LABEL)
+    for name, preset in PRESETS.items():
+        train_methods(out, minutes, str(ROOT / "configs" / preset), over, {name: {}}, labels=LABEL)
 
     task, rl, _ = load_policy(out / "rl", args.device)
     _, one, _ = load_policy(out / "onestep", args.device)

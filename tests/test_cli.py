@@ -170,7 +170,7 @@ def test_experiment_trains_three_methods_and_prints_the_table(tmp_path, run_dir,
 
 
 @pytest.mark.parametrize("preset", ["registration", "liver3d", "liver3d-128", "inpainting", "inpainting-128",
-                                    "translation"])
+                                    "translation", "style", "style-arbitrary", "style-video"])
 def test_task_presets_document_every_task_option(preset):
     import dataclasses
     from rl_i2it.cli import DEFAULT_CONFIGS
@@ -184,5 +184,5 @@ def test_task_presets_document_every_task_option(preset):
     task = cls(cfg.task_options)            # validates; builds no data
     if cfg.task == "registration":
         assert task.plan_shape[1:] == (8,) * task.dims
-    if preset in ("inpainting", "translation"):      # the demo presets are the options' defaults
+    if preset in ("inpainting", "translation", "style"):      # the demo presets are the options' defaults
         assert task.options == cls.Options()

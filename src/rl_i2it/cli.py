@@ -79,13 +79,16 @@ def cmd_train(args) -> None:
         raise UserError("--style, --arbitrary, --styles and --video are options of `train style`")
     if (args.no_step_gru or args.no_frame_gru) and not args.video:
         raise UserError("--no-step-gru and --no-frame-gru are ablations of the --video model")
-    if args.video and args.config:
-        raise UserError("give --video (the video preset) or --config, not both")
+    if (args.video or args.arbitrary) and args.config:
+        raise UserError("--video and --arbitrary choose their presets: give them or --config, not both")
+    if args.video and args.arbitrary:
+        raise UserError("give --video or --arbitrary (a video model of any style: --video --set task_options.arbitrary=true)")
     if args.styles and not args.arbitrary:
         raise UserError("--styles goes with --arbitrary (the styles an arbitrary-style model trains on)")
     if args.style and args.arbitrary:
         raise UserError("an --arbitrary model trains on --styles (a folder); give --style to a one-style model")
-    preset = _config_path("style-video", None) if args.video else _config_path(args.task, args.config)
+    preset = _config_path("style-video" if args.video else "style-arbitrary" if args.arbitrary else args.task,
+                          args.config)
     cfg = load_config(preset, merge({"task": args.task}, _overrides(args)))
     out = Path(args.out or f"runs/{args.task}")
     trainer = Trainer(cfg, out)
@@ -600,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--horizon", type=int, help="steps per training episode (1 = a one-step method)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. sac.gamma=0.95")
     t.add_argument("--style", help="style: the style image (default: opencv-doc's starry_night.jpg)")
-    t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image")
+    t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image (configs/style-arbitrary.toml)")
     t.add_argument("--styles", help="style --arbitrary: a folder of training styles (default: painted textures made here)")
     t.add_argument("--video", action="store_true", help="style: the video model (configs/style-video.toml)")
     t.add_argument("--no-step-gru", action="store_true", help="style --video ablation: no step-wise GRU")

@@ -210,20 +210,24 @@ OPENCV_PHOTOS = {
 """Natural colour photos of Debian's ``opencv-doc`` (4.6.0) examples, with their sha256."""
 
 
-def fetch_photos(force: bool = False) -> Path:
-    """Copy the ``OPENCV_PHOTOS`` out of Debian's ``opencv-doc`` (``apt-get download``, never
-    installed) into ``cache_dir()/photos``, sha256 checked; return the folder."""
+def fetch_opencv_doc(files: dict[str, str], out: Path, force: bool = False) -> Path:
+    """Copy ``files`` (``{name: sha256}``) of Debian's ``opencv-doc`` examples (``apt-get
+    download``, never installed) into ``out``, sha256 checked; nothing when all are there."""
     import tempfile
 
     from .cache import apt_download, copy_checked
-    out = cache_dir() / "photos"
-    if not force and all((out / f).is_file() for f in OPENCV_PHOTOS):
+    if not force and all((out / f).is_file() for f in files):
         return out
     with tempfile.TemporaryDirectory() as tmp:
         root = apt_download("opencv-doc", Path(tmp))
-        for name, sha in OPENCV_PHOTOS.items():
+        for name, sha in files.items():
             copy_checked(root / OPENCV_DOC / name, out / name, sha)
     return out
+
+
+def fetch_photos(force: bool = False) -> Path:
+    """``cache_dir()/photos`` holding the ``OPENCV_PHOTOS`` (``fetch_opencv_doc``)."""
+    return fetch_opencv_doc(OPENCV_PHOTOS, cache_dir() / "photos", force)
 
 
 def sample_photos() -> list[tuple[str, np.ndarray]]:

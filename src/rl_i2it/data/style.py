@@ -42,18 +42,8 @@ FRAME_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 def fetch_style(force: bool = False) -> Path:
     """``cache_dir()/style`` holding ``STYLE_FILES`` (fetched once)."""
-    import tempfile
-
-    from .cache import apt_download, copy_checked
-    from .paired import OPENCV_DOC
-    out = cache_dir() / "style"
-    if not force and all((out / f).is_file() for f in STYLE_FILES):
-        return out
-    with tempfile.TemporaryDirectory() as tmp:
-        root = apt_download("opencv-doc", Path(tmp))
-        for name, sha in STYLE_FILES.items():
-            copy_checked(root / OPENCV_DOC / name, out / name, sha)
-    return out
+    from .paired import fetch_opencv_doc
+    return fetch_opencv_doc(STYLE_FILES, cache_dir() / "style", force)
 
 
 def style_file(name: str = "starry_night.jpg", fetch: bool = True) -> Path:

@@ -91,7 +91,10 @@ class ConvNorm(nn.Module):
 
 
 class StyleConditioner(nn.Module):
-    """``code [B, D] -> [(gamma, beta) per modulated layer]`` (zero at initialisation)."""
+    """``code [B, D] -> [(gamma, beta) per modulated layer]``, zero at initialisation and bounded
+    (``tanh``: the scale ``1 + gamma`` stays in [0.5, 1.5], the shift in [-1, 1]) so that no
+    style can switch the content off (unbounded, the model learned to erase it and paint one
+    texture for every content)."""
 
     def __init__(self, cond_dim: int, channels: list[int], hidden: int = 128):
         super().__init__()
@@ -101,9 +104,9 @@ class StyleConditioner(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, code: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        out, films, i = self.mlp(code), [], 0
+        out, films, i = torch.tanh(self.mlp(code)), [], 0
         for c in self.channels:
-            films.append((out[:, i:i + c], out[:, i + c:i + 2 * c]))
+            films.append((0.5 * out[:, i:i + c], out[:, i + c:i + 2 * c]))
             i += 2 * c
         return films
 
