@@ -1,0 +1,44 @@
+"""Warping error (DIS flow, occlusion mask) and the synthetic motion of the temporal regularisation."""
+import numpy as np
+import torch
+
+from rl_i2it.ops.temporal import consistency_mask, dis_flow, synthetic_motion, warp_error, warp_image, warp_np
+
+
+def moving_frames(n=4, h=48, w=64, shift=2):
+    g = np.random.default_rng(0)
+    base = (np.kron(g.random((h // 4, (w + n * shift) // 4 + 1, 3)), np.ones((4, 4, 1))) * 255).astype(np.uint8)
+    import cv2
+    base = cv2.GaussianBlur(base, (5, 5), 1.0)
+    return np.stack([base[:, i * shift:i * shift + w] for i in range(n)])
+
+
+def test_dis_flow_finds_a_shift_and_the_mask_keeps_consistent_pixels():
+    f = moving_frames(2, shift=2)
+    flow = dis_flow(f[1], f[0])                 # f1(x) = f0(x + 2): flow x ~ +2
+    inner = flow[8:-8, 8:-8]
+    assert abs(np.median(inner[..., 0]) - 2) < 0.3 and abs(np.median(inner[..., 1])) < 0.3
+    mask = consistency_mask(flow, dis_flow(f[0], f[1]))
+    assert mask[8:-8, 8:-8].mean() > 0.9
+    warped = warp_np(f[0].astype(np.float32), flow)
+    assert np.abs(warped[8:-8, 8:-8] - f[1][8:-8, 8:-8]).mean() < 6
+
+
+def test_warp_error_is_low_for_consistent_outputs_and_high_for_flicker():
+    f = moving_frames(5)
+    steady = f.astype(np.float32) / 255
+    flicker = np.clip(steady * np.array([1.0, 0.6, 1.0, 0.6, 1.0])[:, None, None, None], 0, 1)
+    e0, e1 = warp_error(f, steady), warp_error(f, flicker)
+    assert e0 < 0.003 and e1 > 10 * e0
+
+
+def test_synthetic_motion_is_seeded_smooth_and_warps_like_a_shift():
+    g = torch.Generator().manual_seed(0)
+    flow = synthetic_motion((2, 3, 32, 32), g, max_shift=4.0, max_flow=2.0)
+    assert flow.shape == (2, 2, 32, 32) and flow.abs().max() <= 6.0
+    assert torch.equal(flow, synthetic_motion((2, 3, 32, 32), torch.Generator().manual_seed(0)))
+    assert (flow.diff(dim=3).abs().max()) < 0.5                 # smooth
+    x = torch.rand(1, 3, 16, 16)
+    shift = torch.zeros(1, 2, 16, 16)
+    shift[:, 0] = 1.0                                           # sample one pixel to the right
+    assert torch.allclose(warp_image(x, shift)[..., :, :-1], x[..., :, 1:], atol=1e-5)
