@@ -154,7 +154,8 @@ def table(res):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="64 px crops, shorter training, fewer images (< 20 min on 2 cores)")
+    ap.add_argument("--quick", action="store_true",
+                    help="64 px crops, shorter training, fewer images (< 20 min on 2 cores)")
     ap.add_argument("--minutes", type=float, help="training minutes per method (default 3 quick, 20 full)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--out", help="run directory (default runs/bench-style[-quick])")
@@ -190,9 +191,9 @@ def main() -> None:
               task.options.content_weight, task.options.style_weight, task.options.tv_weight, gatys_iters).cpu()
     res["gatys"] = scores(task, g, content, style, time.perf_counter() - t0, 0)
     pics["Gatys"] = g
-    o1, sec = stylize(task, one, content, 1)
-    res["onestep"] = scores(task, o1[0], content, style, sec, params)
-    pics["one-step"] = o1[0]
+    o_outs, sec, one_curve = curve(task, one, content, style)          # the one-step net, applied again and again
+    res["onestep"] = scores(task, o_outs[0], content, style, sec / 10, params)
+    pics["one-step"] = o_outs[0]
     outs, sec, step_curve = curve(task, rl, content, style)
     res["rl_t1"] = scores(task, outs[0], content, style, sec / 10, params)
     res["rl_t10"] = scores(task, outs[9], content, style, sec, params)
@@ -215,10 +216,14 @@ def main() -> None:
             st = torch.from_numpy(made_style(seed)).permute(2, 0, 1)[None].float() / 255
             _, _, cv = curve(atask, arb, content, st, arbitrary=True)
             on = torch.stack([run_onnx(c, st) for c in content])
-            unseen[f"made:{seed}"] = {"arbitrary_curve": cv, "onnx_arbitrary": scores(task, on, content, st, 0, onnx_params)}
+            unseen[f"made:{seed}"] = {"arbitrary_curve": cv,
+                                      "onnx_arbitrary": scores(task, on, content, st, 0, onnx_params)}
     print()
     print(table(res))
-    print("\nRL-I2IT over steps (content, style): " + ", ".join(f"T{t + 1} {c:.3f}/{s:.2e}" for t, (c, s) in enumerate(step_curve)))
+    def line(cv):
+        return ", ".join(f"T{t + 1} {c:.3f}/{s:.2e}" for t, (c, s) in enumerate(cv))
+    print("\nRL-I2IT over steps (content, style): " + line(step_curve))
+    print("one-step network applied T times:   " + line(one_curve))
     for name, u in unseen.items():
         print(f"unseen style {name}: arbitrary T1 {u['arbitrary_curve'][0][0]:.3f}/{u['arbitrary_curve'][0][1]:.2e}, "
               f"T10 {u['arbitrary_curve'][9][0]:.3f}/{u['arbitrary_curve'][9][1]:.2e}; ONNX "
@@ -254,7 +259,8 @@ def main() -> None:
                "seed": args.seed, "device": args.device, "gatys_iterations": gatys_iters,
                "methods": {k: res[k] for k in ("gatys", "onestep", "rl_t1", "rl_t10", "arbitrary", "onnx_arbitrary")
                            if k in res},
-               "step_curve": step_curve, "arbitrary_step_curve": arb_curve, "unseen_styles": unseen,
+               "step_curve": step_curve, "onestep_step_curve": one_curve, "arbitrary_step_curve": arb_curve,
+               "unseen_styles": unseen,
                "video": video, "step_time_vs_vgg_ratio": ratio, "verdict": lines,
                "bench_minutes": (time.time() - t_start) / 60}
     if args.json:

@@ -236,7 +236,8 @@ def made_style(seed: int, size: int = 256) -> np.ndarray:
     width, length = int(rng.integers(1, 7)), int(rng.integers(4, 30))
     for _ in range(int(rng.integers(300, 1500))):
         x, y = rng.uniform(0, size, 2)
-        angle = np.sin(freq[0] * x / size * 2 * np.pi + phase[0]) * np.pi + np.cos(freq[1] * y / size * 2 * np.pi + phase[1])
+        angle = (np.sin(freq[0] * x / size * 2 * np.pi + phase[0]) * np.pi
+                 + np.cos(freq[1] * y / size * 2 * np.pi + phase[1]))
         dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
         colour = np.clip(palette[int(rng.integers(k))] + rng.normal(0, 20, 3), 0, 255)
         cv2.line(img, (int(x - dx), int(y - dy)), (int(x + dx), int(y + dy)), tuple(float(c) for c in colour),

@@ -188,7 +188,8 @@ class StyleCritic(nn.Module):
         super().__init__()
         a, b, c = widths
         self.memory = memory_channels > 0
-        chans = [(48 + plan_channels + 2 * memory_channels, a, 1), (a, a, 2), (a, b, 1), (b, b, 2), (b, c, 1), (c, c, 2), (c, c, 1)]
+        chans = [(48 + plan_channels + 2 * memory_channels, a, 1), (a, a, 2), (a, b, 1), (b, b, 2),
+                 (b, c, 1), (c, c, 2), (c, c, 1)]
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, s) for i, o, s in chans)
         self.cond = nn.Linear(cond_dim, a) if cond_dim else None
         self.linear = nn.Linear(c, 1)
