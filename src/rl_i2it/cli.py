@@ -366,37 +366,13 @@ def _translate_photo(args) -> None:
 
 def _thumb(img, side: int = 256):
     """``[3, H, W]`` shrunk so its longer side is at most ``side``."""
-    import torch.nn.functional as F
-    h, w = img.shape[1:]
-    scale = side / max(h, w)
-    if scale >= 1:
-        return img
-    return F.interpolate(img[None], size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
-                         antialias=True, align_corners=False)[0].clamp(0, 1)
+    from .data.images import resize_longer
+    return img if max(img.shape[1:]) <= side else resize_longer(img, side)
 
 
 def _resize_longer(img, size: int | None):
-    import torch.nn.functional as F
-    if not size:
-        return img
-    h, w = img.shape[1:]
-    scale = size / max(h, w)
-    return F.interpolate(img[None], size=(max(4, round(h * scale)), max(4, round(w * scale))), mode="bilinear",
-                         antialias=scale < 1, align_corners=False)[0].clamp(0, 1)
-
-
-def preserve_colour(stylized, content):
-    """The stylized image's luminance with the content's chroma (YCbCr, ITU-R BT.601)."""
-    def ycbcr(x):
-        r, g, b = x.unbind(-3)
-        y = 0.299 * r + 0.587 * g + 0.114 * b
-        return y, 0.564 * (b - y), 0.713 * (r - y)
-    y, _, _ = ycbcr(stylized)
-    _, cb, cr = ycbcr(content)
-    r, b = y + 1.403 * cr, y + 1.773 * cb
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    import torch
-    return torch.stack([r, g, b], -3).clamp(0, 1)
+    from .data.images import resize_longer
+    return resize_longer(img, size, min_side=4) if size else img
 
 
 def cmd_stylize(args) -> None:
@@ -406,7 +382,7 @@ def cmd_stylize(args) -> None:
     from .core.trainer import load_policy
     from .data.cache import writable_dir
     from .data.images import read_colour_image, write_image
-    from .tasks.style import load_style_image, stylize
+    from .tasks.style import load_style_image, preserve_colour, stylize
     from .viz import image_grid
 
     modes = [m for m in ("content", "pairs", "video") if getattr(args, m)]

@@ -54,6 +54,18 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:
     return m
 
 
+def resize_longer(img: torch.Tensor, size: int, min_side: int = 1) -> torch.Tensor:
+    """``img`` (``[C, H, W]`` or ``[B, C, H, W]`` in [0, 1]) resized so that its longer side is
+    ``size`` (bilinear, antialiased when shrinking; no side below ``min_side``)."""
+    import torch.nn.functional as F
+    x = img if img.dim() == 4 else img[None]
+    h, w = x.shape[2:]
+    scale = size / max(h, w)
+    x = F.interpolate(x, size=(max(min_side, round(h * scale)), max(min_side, round(w * scale))), mode="bilinear",
+                      antialias=scale < 1, align_corners=False).clamp(0, 1)
+    return x if img.dim() == 4 else x[0]
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """``[C, H, W]`` or ``[H, W]`` in [0, 1] -> ``[H, W(, C)]`` uint8."""
     a = img.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()

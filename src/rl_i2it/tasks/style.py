@@ -96,15 +96,12 @@ class StyleOptions:
 
 def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
     """``[1, 3, H, W]`` in [0, 1]: a path or ``starry_night``; ``size`` > 0 resizes the longer side."""
-    from ..data.images import read_colour_image
+    from ..data.images import read_colour_image, resize_longer
     from ..data.style import style_file
     path = style_file() if spec == "starry_night" else spec
     img = read_colour_image(path)[None]
     if size:
-        h, w = img.shape[2:]
-        scale = size / max(h, w)
-        img = F.interpolate(img, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear",
-                            antialias=True, align_corners=False).clamp(0, 1)
+        img = resize_longer(img, size, min_side=16)
     if min(img.shape[2:]) < 16:
         raise UserError(f"style image {spec} is {img.shape[3]}x{img.shape[2]}: it needs at least 16x16 pixels")
     return img
@@ -402,6 +399,18 @@ def pad4(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     return x, (h, w)
 
 
+def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, **start) -> tuple[list, float, StyleEnv]:
+    """``steps`` steps from ``x`` (sides multiples of 4): ``(images, seconds of the steps, env)``."""
+    from ..core.rollout import rollout
+    env = task.make_env(0, torch.Generator(), "test")
+    state = env.start(x, **start)
+    t0 = time.perf_counter()
+    outs = [s["current"] for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
+    if task.device.type == "cuda":
+        torch.cuda.synchronize(task.device)
+    return outs, time.perf_counter() - t0, env
+
+
 @torch.no_grad()
 def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_image: torch.Tensor | None = None,
             style: torch.Tensor | None = None, sample: bool = False, score: bool = False
@@ -411,17 +420,10 @@ def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_im
     style model uses its style; an arbitrary one ``style_image [1, 3, h, w]`` (or bank indices
     ``style``). ``score``: also measure the style loss after each step (the training reward's
     metric; off for plain inference, which then needs no VGG for a one-style model)."""
-    from ..core.rollout import rollout
     if task.options.arbitrary and style_image is None and style is None:
         raise UserError("an arbitrary-style model needs a style image (--style)")
     x, (h, w) = pad4(content.to(task.device))
-    env = task.make_env(0, torch.Generator(), "test")
-    state = env.start(x, style=style, style_image=style_image, scored=score)
-    t0 = time.perf_counter()
-    outs = [s["current"] for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
-    if task.device.type == "cuda":
-        torch.cuda.synchronize(task.device)
-    seconds = time.perf_counter() - t0
+    outs, seconds, _ = _run(task, policy, x, steps, sample, style=style, style_image=style_image, scored=score)
     return [o[:, :, :h, :w].cpu() for o in outs], seconds
 
 
@@ -431,25 +433,17 @@ def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: tor
     """Yield ``(output [3, H, W] on the CPU, seconds)`` for each frame ``[3, H, W]`` in [0, 1] of
     the iterable ``frames`` after ``steps`` steps; a video model carries its frame memory from
     one frame to the next (the step memory starts empty on each frame)."""
-    from ..core.rollout import rollout
     if task.options.arbitrary and style_image is None:
         raise UserError("an arbitrary-style model needs a style image (--style)")
     memory = None
     for frame in frames:
         x, (h, w) = pad4(frame[None].to(task.device))
-        env = task.make_env(0, torch.Generator(), "test")
         if memory is not None and memory.shape[2:] != (x.shape[2] // 4, x.shape[3] // 4):
             memory = None                                  # the frame size changed: start afresh
-        state = env.start(x, style_image=style_image, scored=False, memory=memory)
-        t0 = time.perf_counter()
-        for _, state, _, _ in rollout(policy, task, env, state, steps, sample):
-            pass
-        if task.device.type == "cuda":
-            torch.cuda.synchronize(task.device)
-        seconds = time.perf_counter() - t0
+        outs, seconds, env = _run(task, policy, x, steps, sample, style_image=style_image, scored=False, memory=memory)
         if env.memory is not None:
             memory = task.frame_memory(env.memory)
-        yield state["current"][0, :, :h, :w].cpu(), seconds
+        yield outs[-1][0, :, :h, :w].cpu(), seconds
 
 
 def stylize_video(task: StyleTask, policy, frames: torch.Tensor, steps: int,
@@ -457,6 +451,19 @@ def stylize_video(task: StyleTask, policy, frames: torch.Tensor, steps: int,
     """``frames [N, 3, H, W]`` -> (outputs ``[N, 3, H, W]``, seconds of the steps), frame by frame."""
     outs = list(stylize_frames(task, policy, frames, steps, style_image))
     return torch.stack([o for o, _ in outs]), sum(s for _, s in outs)
+
+
+def preserve_colour(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The stylized image's luminance with the content's chroma (YCbCr, ITU-R BT.601); ``[..., 3, H, W]``."""
+    def ycbcr(x):
+        r, g, b = x.unbind(-3)
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        return y, 0.564 * (b - y), 0.713 * (r - y)
+    y, _, _ = ycbcr(stylized)
+    _, cb, cr = ycbcr(content)
+    r, b = y + 1.403 * cr, y + 1.773 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], -3).clamp(0, 1)
 
 
 def style_losses(task: StyleTask, images: torch.Tensor, content: torch.Tensor, style_image: torch.Tensor,
