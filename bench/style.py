@@ -50,6 +50,8 @@ from rl_i2it.viz import image_grid  # noqa: E402
 
 METHODS = {"rl": {}, "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}}}
 PRESETS = {"arbitrary": "style-arbitrary.toml", "video": "style-video.toml"}
+ABLATIONS = {"video_norl": {"sac": {"use_rl": False}}, "video_no_step_gru": {"task_options": {"step_gru": False}},
+             "video_no_frame_gru": {"task_options": {"frame_gru": False}}}     # of the video model (--ablations)
 LABEL = {"gatys": "Gatys (L-BFGS)", "onestep": "one-step PA (no RL)", "rl": "RL-I2IT", "video": "RL-I2IT video",
          "rl_t1": "RL-I2IT T=1",
          "rl_t10": "RL-I2IT T=10", "arbitrary": "RL-I2IT arbitrary T=10", "onnx_arbitrary": "ONNX arbitrary (Magenta)"}
@@ -161,6 +163,8 @@ def main() -> None:
     ap.add_argument("--out", help="run directory (default runs/bench-style[-quick])")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ablations", action="store_true",
+                    help="also train and measure the video model without RL, step-wise GRU, frame-wise GRU")
     args = ap.parse_args()
     t_start = time.time()
     minutes = args.minutes or (3.0 if args.quick else 20.0)
@@ -175,6 +179,8 @@ def main() -> None:
     train_methods(out, minutes, str(config), over, METHODS, labels=LABEL)
     for name, preset in PRESETS.items():
         train_methods(out, minutes, str(ROOT / "configs" / preset), over, {name: {}}, labels=LABEL)
+    if args.ablations:
+        train_methods(out, minutes, str(ROOT / "configs" / "style-video.toml"), over, ABLATIONS)
 
     task, rl, _ = load_policy(out / "rl", args.device)
     _, one, _ = load_policy(out / "onestep", args.device)
@@ -234,15 +240,13 @@ def main() -> None:
     vid = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
     vid = F.interpolate(vid, size=(120, 160), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     vin = (vid.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-    v_out, _ = stylize(task, rl, vid, 10)
-    vtask, vmodel, _ = load_policy(out / "video", args.device)
-    vv, _ = stylize_video(vtask, vmodel, vid, 10)
-    video = {"input": {"warp_error": warp_error(vin, vid.permute(0, 2, 3, 1).numpy()),
-                       "style": float(style_losses(task, vid, vid, style)[1].mean())},
-             "rl_image_t10": {"warp_error": warp_error(vin, v_out[9].permute(0, 2, 3, 1).numpy()),
-                              "style": float(style_losses(task, v_out[9], vid, style)[1].mean())},
-             "rl_video_t10": {"warp_error": warp_error(vin, vv.permute(0, 2, 3, 1).numpy()),
-                              "style": float(style_losses(task, vv, vid, style)[1].mean())}}
+    def judged(frames_out):
+        return {"warp_error": warp_error(vin, frames_out.permute(0, 2, 3, 1).numpy()),
+                "style": float(style_losses(task, frames_out, vid, style)[1].mean())}
+    video = {"input": judged(vid), "rl_image_t10": judged(stylize(task, rl, vid, 10)[0][9])}
+    for name in ("video", *(ABLATIONS if args.ablations else ())):
+        vtask, vmodel, _ = load_policy(out / name, args.device)
+        video["rl_video_t10" if name == "video" else f"{name}_t10"] = judged(stylize_video(vtask, vmodel, vid, 10)[0])
     print(f"\nvideo ({TEST_VIDEO}, {len(vid)} frames at 160x120): " + "; ".join(
         f"{k} warp error {v['warp_error']:.4f}, style {v['style']:.2e}" for k, v in video.items()))
     ratio, step_s, vgg_s = step_vs_vgg(task, rl)
