@@ -45,7 +45,9 @@ from rl_i2it.data.style import TEST_VIDEO, made_style, read_frames, style_file  
 from rl_i2it.experiment import train_methods  # noqa: E402
 from rl_i2it.nets.profile import count_params  # noqa: E402
 from rl_i2it.ops.temporal import warp_error  # noqa: E402
-from rl_i2it.tasks.style import HELD_OUT_SEED, load_style_image, style_losses, stylize, stylize_video  # noqa: E402
+from rl_i2it.data.images import to_uint8  # noqa: E402
+from rl_i2it.tasks.style import (HELD_OUT_SEED, load_style_image, step_losses, style_losses, stylize,  # noqa: E402
+                                 stylize_video)
 from rl_i2it.viz import image_grid  # noqa: E402
 
 METHODS = {"rl": {}, "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}}}
@@ -69,7 +71,7 @@ def onnx_stylizer():
     st = StyleTransfer(device="cpu")
 
     def pil(x):
-        return Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        return Image.fromarray(to_uint8(x))
 
     def run(content, style):
         out = st.stylize_with(pil(content), pil(style[0]))
@@ -89,12 +91,6 @@ def scores(task, images, content, style, seconds, params):
     c, s = style_losses(task, images, content, style)
     return {"content": float(c.mean()), "style": float(s.mean()), "sec_per_image": seconds / len(images),
             "params": params}
-
-
-def curve(task, policy, content, style_image, steps=10, arbitrary=False):
-    outs, seconds = stylize(task, policy, content, steps, style_image if arbitrary else None)
-    style = style_image
-    return outs, seconds, [[float(v.mean()) for v in style_losses(task, o, content, style)] for o in outs]
 
 
 def step_vs_vgg(task, policy, size=256, reps=5):
@@ -197,14 +193,14 @@ def main() -> None:
               task.options.content_weight, task.options.style_weight, task.options.tv_weight, gatys_iters).cpu()
     res["gatys"] = scores(task, g, content, style, time.perf_counter() - t0, 0)
     pics["Gatys"] = g
-    o_outs, sec, one_curve = curve(task, one, content, style)          # the one-step net, applied again and again
+    o_outs, sec, one_curve = step_losses(task, one, content, style)          # the one-step net, applied again and again
     res["onestep"] = scores(task, o_outs[0], content, style, sec / 10, params)
     pics["one-step"] = o_outs[0]
-    outs, sec, step_curve = curve(task, rl, content, style)
+    outs, sec, step_curve = step_losses(task, rl, content, style)
     res["rl_t1"] = scores(task, outs[0], content, style, sec / 10, params)
     res["rl_t10"] = scores(task, outs[9], content, style, sec, params)
     pics.update({"RL T1": outs[0], "RL T5": outs[4], "RL T10": outs[9]})
-    a_outs, a_sec, arb_curve = curve(atask, arb, content, style, arbitrary=True)
+    a_outs, a_sec, arb_curve = step_losses(atask, arb, content, style)
     res["arbitrary"] = scores(task, a_outs[9], content, style, a_sec, count_params(arb))
     pics["arbitrary T10"] = a_outs[9]
     onnx = onnx_stylizer()
@@ -220,7 +216,7 @@ def main() -> None:
         unseen["starry_night"] = {"arbitrary_curve": arb_curve, "onnx_arbitrary": res["onnx_arbitrary"]}
         for seed in unseen_seeds:
             st = torch.from_numpy(made_style(seed)).permute(2, 0, 1)[None].float() / 255
-            _, _, cv = curve(atask, arb, content, st, arbitrary=True)
+            _, _, cv = step_losses(atask, arb, content, st)
             on = torch.stack([run_onnx(c, st) for c in content])
             unseen[f"made:{seed}"] = {"arbitrary_curve": cv,
                                       "onnx_arbitrary": scores(task, on, content, st, 0, onnx_params)}

@@ -179,7 +179,7 @@ def _eval_style(args, run: Path) -> None:
     import json
 
     from .core.trainer import load_policy
-    from .tasks.style import load_style_image, style_losses, stylize
+    from .tasks.style import load_style_image, step_losses
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
     if args.split != "test":
@@ -187,12 +187,9 @@ def _eval_style(args, run: Path) -> None:
     spec = args.style or (task.options.style if not task.options.arbitrary else "starry_night")
     style = load_style_image(spec)
     content = task.content_bank("test").float().cpu() / 255
-    outs, seconds = stylize(task, policy, content, max(steps), style if task.options.arbitrary else None)
-    res = {}
-    for t in steps:
-        c, s = style_losses(task, outs[t - 1], content, style)
-        res[t] = {"content": float(c.mean()), "style": float(s.mean()),
-                  "sec_per_image": seconds / len(content) * t / max(steps)}
+    _, seconds, curve = step_losses(task, policy, content, style, max(steps))
+    res = {t: {"content": curve[t - 1][0], "style": curve[t - 1][1],
+               "sec_per_image": seconds / len(content) * t / max(steps)} for t in steps}
     out = Path(args.out) if args.out else run / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"style": str(spec), "n": len(content), "steps": res}, indent=1) + "\n")
@@ -439,16 +436,18 @@ def cmd_stylize(args) -> None:
     style_image = style_for(args.style)
     out = writable_dir(args.out)
     (out / "frames").mkdir(exist_ok=True)
-    inputs = (_resize_longer(torch.from_numpy(f).permute(2, 0, 1).float() / 255, args.size) for f in frames)
+    def frame(i):
+        return _resize_longer(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255, args.size)
     done = []
     from tqdm.auto import tqdm
-    for i, (img, _) in enumerate(tqdm(stylize_frames(task, policy, inputs, args.steps, style_image, args.sample),
-                                      total=len(frames), desc="stylize", unit="frame")):
+
+    from .data.images import to_uint8
+    outputs = stylize_frames(task, policy, (frame(i) for i in range(len(frames))), args.steps, style_image, args.sample)
+    for i, (img, _) in enumerate(tqdm(outputs, total=len(frames), desc="stylize", unit="frame")):
         if args.preserve_color:
-            img = preserve_colour(img, _resize_longer(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255,
-                                                      args.size))
+            img = preserve_colour(img, frame(i))
         write_image(out / "frames" / f"{i:05d}.png", img)
-        done.append((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        done.append(to_uint8(img))
     video = write_video(np.stack(done), out / "stylized.mp4",
                         video_fps(args.video) if Path(args.video).is_file() else 10.0)
     kind = "video model, frame memory carried" if task.options.video else "image model, frame by frame"

@@ -56,6 +56,12 @@ def style_file(name: str = "starry_night.jpg", fetch: bool = True) -> Path:
     return path
 
 
+def _read_rgb(path: Path) -> np.ndarray:
+    """An image file as ``[H, W, 3]`` uint8 RGB (``UserError`` when unreadable)."""
+    from .images import read_image, to_uint8
+    return to_uint8(read_image(path, "RGB"))
+
+
 # -- videos -----------------------------------------------------------------------------------
 def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.ndarray:
     """Frames ``[N, H, W, 3]`` uint8 RGB of a video file (any format OpenCV reads) or of a folder
@@ -69,8 +75,7 @@ def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.nda
         for i, p in enumerate(files[::every]):
             if max_frames and i >= max_frames:
                 break
-            from .images import read_image
-            frames.append((read_image(p, "RGB").permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+            frames.append(_read_rgb(p))
         if len({f.shape for f in frames}) > 1:
             raise UserError(f"the frames in {path} differ in size")
         return np.stack(frames)
@@ -211,8 +216,7 @@ def folder_crops(folder: str | Path, size: int, n: int, split: str, seed: int = 
     pics = []
     for p in sorted(folder.rglob("*")):
         if p.suffix.lower() in FRAME_EXT:
-            from .images import read_image
-            pics.append((str(p), (read_image(p, "RGB").permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)))
+            pics.append((str(p), _read_rgb(p)))
         elif p.suffix.lower() in (".avi", ".mp4", ".mov", ".mkv"):
             pics += [(f"{p}#{i}", f) for i, f in enumerate(read_frames(p, every=10))]
     if not pics:
@@ -256,6 +260,4 @@ def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tu
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in FRAME_EXT)
     if not files:
         raise UserError(f"no style images in {folder}")
-    from .images import read_image
-    return [(str(p), (read_image(p, "RGB").permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-            for p in files[: n or None]]
+    return [(str(p), _read_rgb(p)) for p in files[: n or None]]

@@ -112,7 +112,6 @@ class StyleEnv(ImageEnv):
     synthetic clip: every ``frame_steps`` steps the frame moves (``next_frame``), the current
     image becomes the moved frame, the step memory is cleared and the frame memory kept."""
 
-    target = None
     clips = False
 
     def reset(self) -> dict:
@@ -413,18 +412,25 @@ def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, **s
 
 @torch.no_grad()
 def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_image: torch.Tensor | None = None,
-            style: torch.Tensor | None = None, sample: bool = False, score: bool = False
-            ) -> tuple[list[torch.Tensor], float]:
+            sample: bool = False) -> tuple[list[torch.Tensor], float]:
     """Images after steps 1..``steps`` (``[T] x [B, 3, H, W]`` on the CPU; any ``H, W``) of
-    ``content [B, 3, H, W]`` in [0, 1], and the seconds the steps took (without copies). A
-    style model uses its style; an arbitrary one ``style_image [1, 3, h, w]`` (or bank indices
-    ``style``). ``score``: also measure the style loss after each step (the training reward's
-    metric; off for plain inference, which then needs no VGG for a one-style model)."""
-    if task.options.arbitrary and style_image is None and style is None:
+    ``content [B, 3, H, W]`` in [0, 1], and the seconds the steps took (without copies). An
+    arbitrary model stylises with ``style_image [1, 3, h, w]``; a one-style model uses its own
+    style (and needs neither VGG nor ``style_image``)."""
+    if task.options.arbitrary and style_image is None:
         raise UserError("an arbitrary-style model needs a style image (--style)")
     x, (h, w) = pad4(content.to(task.device))
-    outs, seconds, _ = _run(task, policy, x, steps, sample, style=style, style_image=style_image, scored=score)
+    outs, seconds, _ = _run(task, policy, x, steps, sample, style_image=style_image, scored=False)
     return [o[:, :, :h, :w].cpu() for o in outs], seconds
+
+
+def step_losses(task: StyleTask, policy, content: torch.Tensor, style_image: torch.Tensor, steps: int = 10
+                ) -> tuple[list[torch.Tensor], float, list[list[float]]]:
+    """``stylize`` ``content`` for ``steps`` steps and measure each step: ``(images, seconds,
+    [[mean content loss, mean style loss] per step])`` against ``style_image`` (the model's own
+    style, or the one an arbitrary model is given)."""
+    outs, seconds = stylize(task, policy, content, steps, style_image)
+    return outs, seconds, [[float(v.mean()) for v in style_losses(task, o, content, style_image)] for o in outs]
 
 
 @torch.no_grad()
