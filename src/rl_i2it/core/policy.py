@@ -21,8 +21,8 @@ class PolicyOutput:
     """``[B, *plan_shape]`` in (-1, 1)."""
     log_prob: torch.Tensor
     """``[B]``, log density of ``plan`` (zeros for the mean plan)."""
-    action: torch.Tensor
-    """``[B, *action_shape]``: what the environment applies."""
+    action: torch.Tensor | None
+    """``[B, *action_shape]``: what the environment applies (None when not decoded)."""
 
 
 def squashed_gaussian(mu: torch.Tensor, log_std: torch.Tensor, sample: bool = True
@@ -72,8 +72,9 @@ class MetaPolicy(nn.Module):
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(log_std) + 1)
         return mu, log_std, skips
 
-    def forward(self, obs: torch.Tensor, sample: bool = True) -> PolicyOutput:
-        """One decision. ``sample=False`` takes the mean plan (inference)."""
+    def forward(self, obs: torch.Tensor, sample: bool = True, decode: bool = True) -> PolicyOutput:
+        """One decision. ``sample=False`` takes the mean plan (inference); ``decode=False``
+        skips the actor (the action is None: a critic of plans needs no more)."""
         mu, log_std, skips = self.plan_distribution(obs)
         plan, log_prob = squashed_gaussian(mu, log_std, sample)
-        return PolicyOutput(plan, log_prob, self.actor(plan, skips))
+        return PolicyOutput(plan, log_prob, self.actor(plan, skips) if decode else None)

@@ -62,7 +62,7 @@ class SAC(nn.Module):
         if cfg.use_rl:
             with torch.no_grad():
                 obs_next = task.observe(batch["next_state"])
-                nxt = self.policy(obs_next)
+                nxt = self.policy(obs_next, decode=cfg.critic_on != "plan")
                 q_next = self.critic_target.min_q(obs_next, self._z(nxt))
                 target = batch["reward"] + cfg.gamma * (1 - batch["done"]) * (q_next - self.alpha * nxt.log_prob)
             q1, q2 = self.critic(obs, batch["z"])

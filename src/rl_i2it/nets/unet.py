@@ -50,29 +50,38 @@ class UNetActor(nn.Module):
     """``(plan [B, plan_channels, *S'], skips) -> action [B, out_channels, *S]``.
 
     The output is ``out_scale * tanh(.)`` (bounded steps) or linear when ``out_scale == 0``.
+    ``out_level > 0``: the decoder stops at level ``out_level`` (``1 / 2**out_level`` of the
+    input's side) and its output is upsampled linearly to full size, as VoxelMorph predicts its
+    fields at half size: the full-size decoder levels, most of the cost, are skipped.
     """
 
     def __init__(self, in_channels: int, out_channels: int, widths=(16, 32, 32), plan_channels: int = 1,
-                 nd: int = 2, out_scale: float = 0.0):
+                 nd: int = 2, out_scale: float = 0.0, out_level: int = 0):
         super().__init__()
-        self.nd, self.out_scale = nd, out_scale
+        if not 0 <= out_level < len(widths) - 1:
+            raise ValueError(f"out_level must be in [0, {len(widths) - 2}], got {out_level}")
+        self.nd, self.out_scale, self.out_level = nd, out_scale, out_level
         self.inp = block(nd, plan_channels, widths[-1])
         ups, c = [], widths[-1]
-        for w in reversed(widths[:-1]):      # upsample, concatenate the skip, convolve
+        for w in reversed(widths[out_level:-1]):      # upsample, concatenate the skip, convolve
             ups.append(block(nd, c + w, w))
             c = w
         self.ups = nn.ModuleList(ups)
-        self.out = conv(nd, c + in_channels, out_channels)
+        self.out = conv(nd, c + (in_channels if out_level == 0 else 0), out_channels)
         nn.init.normal_(self.out.weight, std=1e-3)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, plan: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         x = self.inp(plan)
-        for up, skip in zip(self.ups, reversed(skips[1:])):
+        for up, skip in zip(self.ups, reversed(skips[1 + self.out_level:])):
             x = F.interpolate(x, size=skip.shape[2:], mode="nearest")
             x = up(torch.cat([x, skip], 1))
-        x = self.out(torch.cat([x, skips[0]], 1))
-        return self.out_scale * torch.tanh(x / self.out_scale) if self.out_scale > 0 else x
+        x = self.out(torch.cat([x, skips[0]], 1) if self.out_level == 0 else x)
+        x = self.out_scale * torch.tanh(x / self.out_scale) if self.out_scale > 0 else x
+        if self.out_level:
+            x = F.interpolate(x, size=skips[0].shape[2:], mode="bilinear" if self.nd == 2 else "trilinear",
+                              align_corners=True)
+        return x
 
 
 class ConvCritic(nn.Module):

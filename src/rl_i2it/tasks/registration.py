@@ -49,8 +49,13 @@ class RegistrationOptions:
     """Critic conv encoder channels."""
     critic_hidden: int = 128
     """Critic MLP width."""
+    critic_pool: int = 1
+    """The critic sees the observation average-pooled by this factor (cheaper updates)."""
     max_step: float = 2.0
     """Largest displacement (or velocity) of one step, in voxels."""
+    field_level: int = 0
+    """The actor predicts each step's field at ``1 / 2**field_level`` of the grid, upsampled
+    linearly (VoxelMorph's half-size fields at 1: the costly full-size decoder level is skipped)."""
     diffeomorphic: bool = False
     """Integrate each step from a velocity (scaling and squaring): |J| > 0 everywhere."""
     int_steps: int = 6
@@ -134,6 +139,10 @@ class RegistrationTask(Task):
             raise UserError(f"task_options.reward must be 'kmeans' or 'labels', got {o.reward!r}")
         if o.kmeans_k < 2 or o.max_step <= 0 or o.ncc_window < 1 or o.ncc_window % 2 == 0:
             raise UserError("need kmeans_k >= 2, max_step > 0 and an odd ncc_window")
+        if not 0 <= o.field_level <= levels - 2:
+            raise UserError(f"task_options.field_level must be in [0, {levels - 2}] (len(widths) - 2)")
+        if o.critic_pool < 1 or o.size % o.critic_pool:
+            raise UserError(f"task_options.critic_pool must divide the size {o.size}")
         if o.smooth_penalty not in ("l1", "l2"):
             raise UserError("task_options.smooth_penalty must be 'l1' or 'l2'")
 
@@ -174,12 +183,14 @@ class RegistrationTask(Task):
     def build_policy(self) -> MetaPolicy:
         w, nd = tuple(self.options.widths), self.dims
         return MetaPolicy(UNetPlanner(2, w, plan_channels=1, nd=nd),
-                          UNetActor(2, nd, w, plan_channels=1, nd=nd, out_scale=self.options.max_step),
+                          UNetActor(2, nd, w, plan_channels=1, nd=nd, out_scale=self.options.max_step,
+                                    out_level=self.options.field_level),
                           self.plan_shape)
 
     def build_critic(self, critic_on: str = "plan"):
         z = self.plan_shape if critic_on == "plan" else self.action_shape
-        return ConvCritic(2, self.grid, z, tuple(self.options.critic_widths), self.options.critic_hidden)
+        o = self.options
+        return ConvCritic(2, self.grid, z, tuple(o.critic_widths), o.critic_hidden, o.critic_pool)
 
     def state_fields(self) -> dict[str, Field]:
         return {"pair": Field((), "int64", static=True), "current": Field((1, *self.grid), "uint8")}
