@@ -115,7 +115,8 @@ def step_vs_vgg(task, policy, size=256, reps=5):
     return step / ref, step, ref
 
 
-def verdict(res, curve_, unseen):
+def verdict(res, curve_, unseen, weights=(1.0, 1e5)):
+    """The issue's targets, one line each; ``weights`` = (content, style) weights of the training loss."""
     lines = []
     c = [p[0] for p in curve_]
     s = [p[1] for p in curve_]
@@ -128,6 +129,10 @@ def verdict(res, curve_, unseen):
     both = r1["content"] < one["content"] and r1["style"] < one["style"]
     lines.append(f"RL-I2IT T=1 vs one-step, same training time: content {r1['content']:.3f} vs {one['content']:.3f}, "
                  f"style {r1['style']:.3g} vs {one['style']:.3g}: {'met' if both else 'NOT met'}")
+    cw, sw = weights
+    lines.append(f"  training loss {cw:g} x content + {sw:g} x style (what the one-step net minimises at step 1): "
+                 f"one-step {cw * one['content'] + sw * one['style']:.3f}, "
+                 f"RL-I2IT T=1 {cw * r1['content'] + sw * r1['style']:.3f}")
     if "onnx_arbitrary" in res:
         o = res["onnx_arbitrary"]
         wins = [t + 1 for t, (ct, st) in enumerate(curve_) if ct < o["content"] and st < o["style"]]
@@ -248,7 +253,7 @@ def main() -> None:
     ratio, step_s, vgg_s = step_vs_vgg(task, rl)
     print(f"one planner-actor step / one VGG16 forward (relu4_3), 256x256: {step_s * 1e3:.1f} ms / "
           f"{vgg_s * 1e3:.1f} ms = {ratio:.3f}")
-    lines = verdict(res, step_curve, unseen)
+    lines = verdict(res, step_curve, unseen, (task.options.content_weight, task.options.style_weight))
     print("\n" + "\n".join(lines))
 
     out.mkdir(parents=True, exist_ok=True)

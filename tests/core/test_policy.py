@@ -67,3 +67,28 @@ def test_critic_on_action_concatenates_channels():
     c = ConvCritic(2, (28, 28), (2, 28, 28), (8, 8, 8), 16)
     assert c.z_is_map and c(torch.rand(3, 2, 28, 28), torch.rand(3, 2, 28, 28)).shape == (3,)
     assert math.prod(c.grid) <= 16
+
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_actor_at_half_size_is_upsampled_and_cheaper(nd):
+    """``out_level=1``: the field is decoded at half size (skipping the full-size level), bounded,
+    then linearly upsampled to full size."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    size = (16,) * nd
+    full = UNetActor(2, nd, (4, 8, 8), nd=nd, out_scale=2.0)
+    half = UNetActor(2, nd, (4, 8, 8), nd=nd, out_scale=2.0, out_level=1)
+    torch.nn.init.normal_(half.out.weight, std=0.5)
+    mu, _, skips = UNetPlanner(2, (4, 8, 8), nd=nd)(torch.rand(2, 2, *size))
+    a = half(mu, skips)
+    assert a.shape == (2, nd, *size) and 0.1 < a.abs().max() <= 2.0
+    assert sum(p.numel() for p in half.parameters()) < sum(p.numel() for p in full.parameters())
+    x = half.inp(mu)                               # the decoder by hand, down to half size
+    x = half.ups[0](torch.cat([F.interpolate(x, size=skips[2].shape[2:]), skips[2]], 1))
+    coarse = 2.0 * torch.tanh(half.out(x) / 2.0)
+    assert coarse.shape[2:] == (8,) * nd
+    expected = F.interpolate(coarse, size=size, mode="bilinear" if nd == 2 else "trilinear", align_corners=True)
+    torch.testing.assert_close(a, expected)
+    with pytest.raises(ValueError, match="out_level"):
+        UNetActor(2, nd, (4, 8, 8), nd=nd, out_level=2)

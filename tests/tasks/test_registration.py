@@ -25,6 +25,10 @@ def test_options_are_checked():
         RegistrationTask({"pairs": "liver3d", "dims": 2})
     with pytest.raises(UserError, match="reward"):
         RegistrationTask({"reward": "psnr"})
+    with pytest.raises(UserError, match="field_level"):
+        RegistrationTask({"size": 32, "widths": [8, 8, 8], "field_level": 2})
+    with pytest.raises(UserError, match="critic_pool"):
+        RegistrationTask({"size": 32, "widths": [8, 8, 8], "critic_pool": 3})
 
 
 def test_env_composes_fields_and_rewards_dice_improvement(reg_pairs):

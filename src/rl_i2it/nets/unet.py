@@ -19,7 +19,7 @@ def conv(nd: int, cin: int, cout: int, stride: int = 1) -> nn.Module:
 
 
 def block(nd: int, cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(conv(nd, cin, cout, stride), nn.LeakyReLU(0.2))
+    return nn.Sequential(conv(nd, cin, cout, stride), nn.LeakyReLU(0.2, inplace=True))
 
 
 class UNetPlanner(nn.Module):

@@ -83,13 +83,17 @@ class RegistrationEnv:
         return self.start(p.fixed[idx].to(dev).float() / 255, p.moving[idx].to(dev).float() / 255,
                           p.fixed_labels[idx].to(dev), p.moving_labels[idx].to(dev), pair=idx.to(dev))
 
-    def start(self, fixed, moving, fixed_labels=None, moving_labels=None, pair=None) -> dict:
-        """Begin episodes on images ``[n, 1, *S]`` in [0, 1] (labels ``[n, *S]``, for ``reward='labels'``)."""
+    def start(self, fixed, moving, fixed_labels=None, moving_labels=None, pair=None, scored: bool = True) -> dict:
+        """Begin episodes on images ``[n, 1, *S]`` in [0, 1] (labels ``[n, *S]``, for ``reward='labels'``).
+        ``scored=False`` (inference): no labels, no K-means, no Dice; scores and rewards are NaN."""
         dev = self.task.device
         self.fixed, self.moving = fixed.to(dev), moving.to(dev)
         self.n = fixed.shape[0]
         self.pair = pair if pair is not None else torch.full((self.n,), -1, dtype=torch.long, device=dev)
-        if self.o.reward == "labels":
+        self.scored = scored
+        if not scored:
+            self.fl = self.ml = self.label_ids = None
+        elif self.o.reward == "labels":
             if fixed_labels is None or moving_labels is None:
                 raise UserError("reward = 'labels' needs labelled pairs")
             self.fl, self.ml = fixed_labels.to(dev).long(), moving_labels.to(dev).long()
@@ -103,6 +107,8 @@ class RegistrationEnv:
         return self.state
 
     def _dice(self) -> torch.Tensor:
+        if not self.scored:
+            return torch.full((self.n,), float("nan"), device=self.field.device)
         return mean_dice(warp_labels(self.ml, self.field), self.fl, self.label_ids)
 
     @property
@@ -227,17 +233,16 @@ def mean_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9) -> torch.Tensor:
 
 @torch.no_grad()
 def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.Tensor, steps: int = 10,
-             adaptive: bool = False, tol: float = 1e-3, every_step: bool = False, labels=None) -> dict:
-    """Register ``moving`` onto ``fixed`` (``[B, 1, *S]`` in [0, 1], on the task's grid).
+             adaptive: bool = False, tol: float = 1e-3, every_step: bool = False) -> dict:
+    """Register ``moving`` onto ``fixed`` (``[B, 1, *S]`` in [0, 1], on the task's grid); no
+    labels and no rewards are needed (nor computed).
 
-    ``labels`` = ``(fixed_labels, moving_labels)`` ``[B, *S]``, needed by a ``reward='labels'`` model.
     Fixed ``steps``, or ``adaptive``: each pair stops at the first step whose mean local-NCC gain
     is below ``tol`` (that step is undone), at most ``steps`` steps. Returns ``{"field", "warped",
-    "steps_taken" [B], "fields": the accumulated field after each step (with every_step), "score"}``.
+    "steps_taken" [B], "fields": the accumulated field after each step (with every_step)}``.
     """
     env = task.make_env(0, torch.Generator(), "eval")
-    fl, ml = labels if labels is not None else (None, None)
-    state = env.start(fixed, moving, fl, ml)
+    state = env.start(fixed, moving, scored=False)
     policy.eval()
     active = torch.ones(env.n, dtype=torch.bool, device=task.device)
     taken = torch.zeros(env.n, dtype=torch.long)
@@ -266,8 +271,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
             fields.append(env.field.cpu())
         if adaptive and not active.any():
             break
-    return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields,
-            "score": env._dice()}
+    return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields}
 
 
 def warp_labels(labels: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
@@ -317,8 +321,7 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
             f = pairs.fixed[lo: lo + batch].to(task.device).float() / 255
             m = pairs.moving[lo: lo + batch].to(task.device).float() / 255
             t0 = time.perf_counter()
-            labels = (pairs.fixed_labels[lo: lo + batch].to(task.device), pairs.moving_labels[lo: lo + batch].to(task.device))
-            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol, labels=labels)
+            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol)
             secs += time.perf_counter() - t0
             taken += r["steps_taken"].tolist()
             for k, v in score_fields(pairs, r["field"], lo).items():
