@@ -74,3 +74,21 @@ def test_no_aux_and_critic_on_action(digits):
     logs = agent.update(batch)
     assert "aux_loss" not in logs and "critic_loss" in logs
     assert batch["z"].shape[1:] == (2, 28, 28)
+
+
+def test_term_gradients_scale_with_their_weights_and_take_no_step(digits):
+    agent, batch = setup(digits)
+    before = copy.deepcopy(agent.policy.state_dict())
+    g = agent.term_gradients(batch)
+    assert all(g[k] > 0 for k in ("rl", "minus_q", "aux")) and -1 <= g["cos_rl_aux"] <= 1
+    assert all(torch.equal(v, agent.policy.state_dict()[k]) for k, v in before.items())
+    agent.cfg.aux_weight *= 3                      # the auxiliary norm is of aux_weight x aux
+    torch.manual_seed(0)
+    g1 = agent.term_gradients(batch)
+    agent.cfg.aux_weight /= 3
+    torch.manual_seed(0)
+    g0 = agent.term_gradients(batch)
+    assert g1["aux"] == pytest.approx(3 * g0["aux"], rel=1e-4) and g1["rl"] == pytest.approx(g0["rl"], rel=1e-4)
+    noaux, _ = setup(digits, use_aux=False)
+    with pytest.raises(ValueError, match="both"):
+        noaux.term_gradients(batch)

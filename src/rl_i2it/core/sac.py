@@ -70,20 +70,14 @@ class SAC(nn.Module):
             self._step(self.critic_opt, critic_loss, self.critic.parameters())
             logs.update(critic_loss=critic_loss.item(), q=q1.mean().item(), q_target=target.mean().item())
 
-        out = self.policy(obs)
+        out, terms, term_logs = self._policy_terms(batch, obs)
+        logs.update(term_logs)
         loss = self.log_alpha.new_zeros(())
         if cfg.use_rl:
-            self.critic.requires_grad_(False)
-            q = self.critic.min_q(obs, self._z(out))
-            self.critic.requires_grad_(True)
-            rl_loss = (self.alpha * out.log_prob - q).mean()
             ramp = min(1.0, (self.updates + 1) / cfg.rl_warmup) if cfg.rl_warmup else 1.0
-            loss = loss + ramp * cfg.rl_weight * rl_loss
-            logs.update(rl_loss=rl_loss.item(), entropy=-out.log_prob.mean().item())
+            loss = loss + ramp * cfg.rl_weight * terms["rl"]
         if cfg.use_aux:
-            aux, aux_logs = task.auxiliary_loss(batch["state"], out.action, policy=self.policy)
-            loss = loss + cfg.aux_weight * aux
-            logs.update(aux_loss=aux.item(), **aux_logs)
+            loss = loss + cfg.aux_weight * terms["aux"]
         self._step(self.policy_opt, loss, self.policy.parameters())
         if cfg.use_aux:
             logs.update(task.update_learners(batch["state"], out.action.detach()))
@@ -96,6 +90,42 @@ class SAC(nn.Module):
             logs["alpha"] = self.alpha.item()
         self.updates += 1
         return logs
+
+    def _policy_terms(self, batch: dict, obs) -> tuple:
+        """``(out, terms, logs)``: the policy's output on ``obs`` and the unweighted terms of its
+        loss: with RL ``q`` (min of the twin critics; their weights get no gradient) and ``rl`` =
+        mean(alpha log pi - q); with the auxiliary loss ``aux``."""
+        out = self.policy(obs)
+        terms, logs = {}, {}
+        if self.cfg.use_rl:
+            self.critic.requires_grad_(False)
+            terms["q"] = self.critic.min_q(obs, self._z(out))
+            self.critic.requires_grad_(True)
+            terms["rl"] = (self.alpha * out.log_prob - terms["q"]).mean()
+            logs.update(rl_loss=terms["rl"].item(), entropy=-out.log_prob.mean().item())
+        if self.cfg.use_aux:
+            terms["aux"], aux_logs = self.task.auxiliary_loss(batch["state"], out.action, policy=self.policy)
+            logs.update(aux_loss=terms["aux"].item(), **aux_logs)
+        return out, terms, logs
+
+    def term_gradients(self, batch: dict) -> dict[str, float]:
+        """Norms of the planner's gradient from each term of the policy loss on ``batch`` (no
+        step taken): ``rl`` (alpha log pi - Q), ``minus_q``, ``aux`` (x aux_weight), and the
+        cosine between the RL and auxiliary gradients: how hard each term pulls, for setting
+        ``rl_weight`` and ``aux_weight`` (``bench/rl_gradients.py``)."""
+        cfg = self.cfg
+        if not (cfg.use_rl and cfg.use_aux):
+            raise ValueError("term_gradients needs both the RL and the auxiliary terms")
+        params = [p for p in self.policy.planner.parameters() if p.requires_grad]
+
+        def grad(loss):
+            gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(gs, params)])
+        self.policy.train()
+        _, t, _ = self._policy_terms(batch, self.task.observe(batch["state"]))
+        g_rl, g_q, g_aux = grad(t["rl"]), grad(-t["q"].mean()), grad(cfg.aux_weight * t["aux"])
+        return {"rl": g_rl.norm().item(), "minus_q": g_q.norm().item(), "aux": g_aux.norm().item(),
+                "cos_rl_aux": F.cosine_similarity(g_rl, g_aux, 0).item()}
 
     def optim_state(self) -> dict:
         sd = {"policy_opt": self.policy_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict()}
