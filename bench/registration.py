@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-registration"), help="runs and pictures")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the training runs (the pairs stay the same)")
     ap.add_argument("--diffeomorphic", action="store_true", help="train RL-I2IT with diffeomorphic steps")
     args = ap.parse_args()
     t_start = time.time()
@@ -162,7 +163,7 @@ def main() -> None:
         spec = GROUPS[g]
         config = str(CONFIGS / spec["config"])
         cfg = load_config(config)
-        over = {"device": str(device)}
+        over = {"device": str(device), "seed": args.seed}
         if args.diffeomorphic:
             over["task_options"] = {"diffeomorphic": True}
         methods = methods_for(load_config(config, over))

@@ -133,6 +133,27 @@ def test_adaptive_stopping_undoes_steps_that_do_not_help(reg_pairs):
     assert (fixed_t["steps_taken"] == 3).all() and torch.allclose(fixed_t["field"][:, 0].mean(), torch.tensor(6.0), atol=0.5)
 
 
+def test_inference_needs_no_labels_and_scores_nothing(reg_pairs):
+    """A model trained with ``reward='labels'`` registers unlabelled pairs; an unscored episode
+    runs no K-means and gives NaN scores and rewards, the same fields as a scored one."""
+    task = make_task(reg_pairs, reward="labels", field_level=1)
+    policy = task.build_policy()
+    torch.nn.init.normal_(policy.actor.out.weight, std=0.05)     # steps that move something
+    ps = reg_pairs["test"]
+    f, m = ps.fixed[:3].float() / 255, ps.moving[:3].float() / 255
+    r = register(task, policy, f, m, steps=3)
+    assert r["field"].shape == (3, 2, 32, 32) and r["field"].abs().max() > 0
+    env = task.make_env(0, torch.Generator(), "eval")
+    env.start(f, m, scored=False)
+    _, reward, _, info = env.step(policy(task.observe(env.state), sample=False).action)
+    assert env.fl is None and reward.isnan().all() and info["score"].isnan().all()
+    scored = task.make_env(0, torch.Generator(), "eval")
+    scored.start(f, m, ps.fixed_labels[:3], ps.moving_labels[:3])
+    scored.step(policy(task.observe(scored.state), sample=False).action)
+    torch.testing.assert_close(scored.field, env.field)
+    assert torch.isfinite(scored.score).all()
+
+
 def small_cfg(steps, **sac):
     return load_config(None, {"task": "registration", "seed": 0,
                               "sac": {"batch_size": 16, "lr_policy": 1e-3, "log_std_max": -2.0,
