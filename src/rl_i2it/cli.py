@@ -135,7 +135,8 @@ def cmd_eval(args) -> None:
 
 
 def _eval_registration(args, run: Path) -> None:
-    """Registration: the run's test pairs (or --pairs), identity beside RL-I2IT at each T and adaptive."""
+    """Registration: the run's test (or valid) pairs or --pairs; identity, --onestep (T=1) and --norl (T=10)
+    beside RL-I2IT at each T and adaptive."""
     import json
 
     from .core.trainer import load_policy
@@ -145,14 +146,20 @@ def _eval_registration(args, run: Path) -> None:
     task, policy, cfg = load_policy(run, args.device or "cpu")
     o = task.options
     name = f"manifest:{args.pairs}" if args.pairs else o.pairs
-    pairs = load_pairs(name, "test", 40 if o.dims == 2 else 8, o.size)
+    pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size)
     task._pairs["test"] = pairs
+    batch = 8 if o.dims == 2 else 1
     res = {"identity": identity_scores(pairs)}
-    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30, batch=8 if o.dims == 2 else 1))
+    for other, t in (("onestep", 1), ("norl", 10)):
+        if getattr(args, other):
+            other_task, other_policy, _ = load_policy(Path(getattr(args, other)), args.device or "cpu")
+            other_task._pairs["test"] = pairs
+            res[other] = evaluate_policy(other_task, other_policy, pairs, (t,), batch=batch)[f"t{t}"]
+    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30, batch=batch))
     out = Path(args.out) if args.out else run / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"pairs": name, "n": len(pairs), "methods": res}, indent=1) + "\n")
-    print(f"{len(pairs)} test pairs of {name}:")
+    (out / "results.json").write_text(json.dumps({"pairs": name, "split": args.split, "n": len(pairs), "methods": res}, indent=1) + "\n")
+    print(f"{len(pairs)} {args.split} pairs of {name}:")
     print(format_rows(res))
     print(f"results: {out}/results.json")
 
