@@ -74,6 +74,31 @@ def test_replay_keeps_the_fixed_image_by_index(reg_pairs):
     assert torch.allclose(task.observe(stored), task.observe(s), atol=1 / 255)
 
 
+def test_total_smoothness_penalises_the_accumulated_field(reg_pairs):
+    """smooth_on='total': the replay keeps the field (fp16) and the aux loss smooths
+    compose(field, step), so a zero step on a rough field still pays, and a registered state
+    (step undoing nothing) is a fixed point; 'step' sees only the step."""
+    from rl_i2it.ops.losses import smoothness
+    gen = torch.Generator().manual_seed(0)
+    step_task, total_task = make_task(reg_pairs), make_task(reg_pairs, smooth_on="total")
+    assert "field" not in step_task.state_fields()
+    f = total_task.state_fields()["field"]
+    assert f.dtype == "float16" and f.shape == (2, 32, 32) and not f.static
+    env = total_task.make_env(2, gen)
+    env.reset()
+    env.step(torch.randn(2, 2, 32, 32, generator=gen).clamp(-1, 1) / 2)      # a rough field so far
+    s = env.state
+    zero = torch.zeros(2, 2, 32, 32)
+    _, step_terms = step_task.auxiliary_loss(s, zero)
+    _, total_terms = total_task.auxiliary_loss(s, zero)
+    assert step_terms["smooth"] == 0 and total_terms["smooth"] == pytest.approx(smoothness(env.field).item(), rel=1e-5)
+    a = torch.randn(2, 2, 32, 32, generator=gen).clamp(-1, 1) / 4
+    _, terms = total_task.auxiliary_loss(s, a)
+    assert terms["smooth"] == pytest.approx(smoothness(compose(env.field, a)).item(), rel=1e-5)
+    with pytest.raises(UserError, match="smooth_on"):
+        make_task(reg_pairs, smooth_on="field")
+
+
 def test_diffeomorphic_steps_never_fold(reg_pairs):
     from rl_i2it.data.pairs import bspline_upsample
 
@@ -141,8 +166,12 @@ def test_inference_needs_no_labels_and_scores_nothing(reg_pairs):
     torch.nn.init.normal_(policy.actor.out.weight, std=0.05)     # steps that move something
     ps = reg_pairs["test"]
     f, m = ps.fixed[:3].float() / 255, ps.moving[:3].float() / 255
+    policy.train()
     r = register(task, policy, f, m, steps=3)
     assert r["field"].shape == (3, 2, 32, 32) and r["field"].abs().max() > 0
+    # the mean plan, not a draw: the same pairs register the same way; the policy's mode is kept
+    assert policy.training
+    torch.testing.assert_close(register(task, policy, f, m, steps=3)["field"], r["field"])
     env = task.make_env(0, torch.Generator(), "eval")
     env.start(f, m, scored=False)
     _, reward, _, info = env.step(policy(task.observe(env.state), sample=False).action)

@@ -7,7 +7,9 @@ action = one step's displacement field (voxels, ``tanh``-bounded by ``max_step``
 their composition, keeps |J| > 0); reward = ``reward_scale`` x the step's improvement of the
 mean Dice over K-means (k=3) pseudo-labels of the fixed and moving images, computed at reset
 without any ground truth (paper Fig. 22), or of the given labels with ``reward = "labels"``;
-auxiliary loss = local NCC + ``smooth_weight`` x smoothness of the step field.
+auxiliary loss = local NCC + ``smooth_weight`` x smoothness of the step field, or with
+``smooth_on = "total"`` of the accumulated field after the step (the one-step network's objective
+at every step: a registered pair is a fixed point, so extra steps do not roughen the field).
 
 The replay stores the fixed image by its index in the training pair set (``pair``), not the image.
 """
@@ -68,6 +70,9 @@ class RegistrationOptions:
     """Weight of the field smoothness in the auxiliary loss."""
     smooth_penalty: str = "l2"
     """'l2' (diffusion) or 'l1' (total variation)."""
+    smooth_on: str = "step"
+    """'step': smoothness of each step's field; 'total': of the accumulated field after the step
+    (the replay then stores the field, fp16: 2 x 128^2 x 2 B = 64 KiB per 2D transition)."""
 
 
 class RegistrationEnv:
@@ -113,7 +118,7 @@ class RegistrationEnv:
 
     @property
     def state(self) -> dict:
-        return {"pair": self.pair, "fixed": self.fixed, "current": self.current}
+        return {"pair": self.pair, "fixed": self.fixed, "current": self.current, "field": self.field}
 
     def step(self, action: torch.Tensor):
         self.field = compose(self.field, self.task.step_field(action))
@@ -151,6 +156,8 @@ class RegistrationTask(Task):
             raise UserError(f"task_options.critic_pool must divide the size {o.size}")
         if o.smooth_penalty not in ("l1", "l2"):
             raise UserError("task_options.smooth_penalty must be 'l1' or 'l2'")
+        if o.smooth_on not in ("step", "total"):
+            raise UserError(f"task_options.smooth_on must be 'step' or 'total', got {o.smooth_on!r}")
 
     @property
     def dims(self) -> int:
@@ -199,7 +206,10 @@ class RegistrationTask(Task):
         return ConvCritic(2, self.grid, z, tuple(o.critic_widths), o.critic_hidden, o.critic_pool)
 
     def state_fields(self) -> dict[str, Field]:
-        return {"pair": Field((), "int64", static=True), "current": Field((1, *self.grid), "uint8")}
+        fields = {"pair": Field((), "int64", static=True), "current": Field((1, *self.grid), "uint8")}
+        if self.options.smooth_on == "total":
+            fields["field"] = Field((self.dims, *self.grid), "float16")
+        return fields
 
     def make_env(self, n: int, generator: torch.Generator, split: str = "train") -> RegistrationEnv:
         return RegistrationEnv(self, n, generator, split)
@@ -221,7 +231,7 @@ class RegistrationTask(Task):
         o = self.options
         step = self.step_field(action)
         sim = ncc_loss(self.fixed_of(state), warp(state["current"], step), o.ncc_window)
-        smooth = smoothness(step, o.smooth_penalty)
+        smooth = smoothness(compose(state["field"], step) if o.smooth_on == "total" else step, o.smooth_penalty)
         return sim + o.smooth_weight * smooth, {"ncc": -sim.item(), "smooth": smooth.item()}
 
 
@@ -243,13 +253,14 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     """
     env = task.make_env(0, torch.Generator(), "eval")
     state = env.start(fixed, moving, scored=False)
+    was_training = policy.training
     policy.eval()
     active = torch.ones(env.n, dtype=torch.bool, device=task.device)
     taken = torch.zeros(env.n, dtype=torch.long)
     ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window)
     fields = []
     for t in range(steps):
-        action = policy(task.observe(state)).action
+        action = policy(task.observe(state), sample=False).action       # the mean plan
         if adaptive:
             prev_field = env.field
             action = action * active.view(-1, *([1] * (action.dim() - 1)))
@@ -271,6 +282,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
             fields.append(env.field.cpu())
         if adaptive and not active.any():
             break
+    policy.train(was_training)
     return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields}
 
 
