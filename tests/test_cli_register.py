@@ -86,3 +86,18 @@ def test_eval_scores_a_registration_run_on_users_pairs(reg_run, pair, tmp_path, 
     assert set(res["methods"]) == {"identity", "t1", "t2", "adaptive"} and res["n"] == 1
     assert 0 < res["methods"]["identity"]["dice"] < 1
     assert "| t2 |" in capsys.readouterr().out
+
+
+def test_eval_scores_baseline_runs_beside_it(reg_run, pair, tmp_path):
+    """--onestep (scored at T=1) and --norl (at T=10) join the table on the same pairs; with the
+    mean plan the same run as --onestep gives exactly its own T=1 row."""
+    import json
+    (tmp_path / "pairs.csv").write_text("moving,fixed,moving_labels,fixed_labels\n"
+                                        f"{pair['moving']},{pair['fixed']},{pair['moving_labels']},{pair['fixed_labels']}\n")
+    out = tmp_path / "ev"
+    assert main(["eval", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1,10",
+                 "--onestep", str(reg_run), "--norl", str(reg_run), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    m = res["methods"]
+    assert res["split"] == "test" and {"onestep", "norl", "t1", "t10"} <= set(m)
+    assert m["onestep"]["dice"] == m["t1"]["dice"] and m["norl"]["dice"] == m["t10"]["dice"]
