@@ -76,8 +76,7 @@ def test_replay_keeps_the_fixed_image_by_index(reg_pairs):
 
 def test_total_smoothness_penalises_the_accumulated_field(reg_pairs):
     """smooth_on='total': the replay keeps the field (fp16) and the aux loss smooths
-    compose(field, step), so a zero step on a rough field still pays, and a registered state
-    (step undoing nothing) is a fixed point; 'step' sees only the step."""
+    compose(field, step), so a zero step on a rough field still pays; 'step' sees only the step."""
     from rl_i2it.ops.losses import smoothness
     gen = torch.Generator().manual_seed(0)
     step_task, total_task = make_task(reg_pairs), make_task(reg_pairs, smooth_on="total")

@@ -9,7 +9,7 @@ mean Dice over K-means (k=3) pseudo-labels of the fixed and moving images, compu
 without any ground truth (paper Fig. 22), or of the given labels with ``reward = "labels"``;
 auxiliary loss = local NCC + ``smooth_weight`` x smoothness of the step field, or with
 ``smooth_on = "total"`` of the accumulated field after the step (the one-step network's objective
-at every step: a registered pair is a fixed point, so extra steps do not roughen the field).
+at every step: a step that roughens an aligned pair's field pays for it).
 
 The replay stores the fixed image by its index in the training pair set (``pair``), not the image.
 """
