@@ -33,12 +33,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.baselines import classical  # noqa: E402
 from rl_i2it.config import load_config  # noqa: E402
-from rl_i2it.core.trainer import build_task, load_policy, resolve_device  # noqa: E402
+from rl_i2it.core.trainer import build_task, resolve_device  # noqa: E402
 from rl_i2it.data.pairs import PairSet, load_pairs  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
-from rl_i2it.tasks.registration import (evaluate_policy, format_rows, grid_image, identity_scores,  # noqa: E402
-                                        mid_slices, register, score_fields, summarise)
-from rl_i2it.nets.profile import count_params  # noqa: E402
+from rl_i2it.tasks.registration import (BASELINE_STEPS, evaluate_run, format_rows, grid_image,  # noqa: E402
+                                        identity_scores, mid_slices, register, score_fields, summarise)
 from rl_i2it.ops.warp import warp  # noqa: E402
 from rl_i2it.viz import image_grid  # noqa: E402
 
@@ -78,18 +77,12 @@ def run_set(name: str, pairs: PairSet, runs: dict, device, out: Path) -> dict:
         fields[tool] = torch.from_numpy(f)
         res[tool] = summarise(score_fields(pairs, fields[tool]), sum(secs), len(pairs))
     for run_name, run in runs.items():
-        task, policy, _ = load_policy(run, device)
-        task._pairs["test"] = pairs
-        batch = 8 if task.dims == 2 else 1
-        params = count_params(policy)
-        if run_name == "onestep":
-            res["onestep"] = evaluate_policy(task, policy, pairs, (1,), batch=batch)["t1"] | {"params": params}
-        elif run_name == "norl":
-            res["norl_t10"] = evaluate_policy(task, policy, pairs, (10,), batch=batch)["t10"] | {"params": params}
+        if run_name in BASELINE_STEPS:
+            t = BASELINE_STEPS[run_name]
+            res["onestep" if run_name == "onestep" else f"norl_t{t}"] = evaluate_run(run, pairs, (t,), device=device)[2][f"t{t}"]
         else:
-            r = evaluate_policy(task, policy, pairs, (1, 10, 20), adaptive=30, batch=batch)
-            for k, v in r.items():
-                res[f"rl_{k}"] = v | {"params": params}
+            task, policy, r = evaluate_run(run, pairs, (1, 10, 20), adaptive=30, device=device)
+            res.update({f"rl_{k}": v for k, v in r.items()})
             show = min(4, len(pairs))
             f = pairs.fixed[:show].to(task.device).float() / 255
             m = pairs.moving[:show].to(task.device).float() / 255

@@ -342,6 +342,22 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
     return out
 
 
+BASELINE_STEPS = {"onestep": 1, "norl": 10}
+"""The step count each baseline run is scored at: the one-step network at T=1, w/o RL at T=10."""
+
+
+def evaluate_run(run, pairs, steps=(1, 10, 20), adaptive: int = 0, device="cpu"):
+    """Load a run directory and score it on ``pairs`` (batches of 8 pairs in 2D, 1 in 3D):
+    ``(task, policy, {"t{T}" | "adaptive": summary with "params"})``."""
+    from ..core.trainer import load_policy
+    from ..nets.profile import count_params
+    task, policy, _ = load_policy(run, device)
+    task._pairs["test"] = pairs
+    res = evaluate_policy(task, policy, pairs, steps, adaptive=adaptive, batch=8 if task.dims == 2 else 1)
+    params = count_params(policy)
+    return task, policy, {k: v | {"params": params} for k, v in res.items()}
+
+
 COLUMNS = "| method | Dice | std | % det J <= 0 | std log det J | s / pair | steps | params |\n|---|---|---|---|---|---|---|---|"
 
 
