@@ -56,6 +56,31 @@ def test_resume_continues_exactly(tmp_path, digits):
     assert rows == sorted(set(rows))                       # no duplicated log lines
 
 
+def test_policy_average_is_saved_and_resumes_exactly(tmp_path, digits):
+    from rl_i2it.core.checkpoint import load
+    ema = {"train": {"policy_ema": 0.9}}
+    straight = run(tmp_path / "s", digits, 32, **ema)
+    saved = load(tmp_path / "s" / "policy.pt")["policy"]
+    avg = straight.policy_avg.state_dict()
+    assert all(torch.equal(saved[k], avg[k]) for k in avg)               # policy.pt holds the average
+    live = straight.policy.state_dict()
+    assert not all(torch.equal(saved[k], live[k]) for k in live)         # ... not the last weights
+    run(tmp_path / "r", digits, 16, **ema)
+    resumed = run(tmp_path / "r", digits, 32, **ema)
+    assert torch.equal(flat(resumed.policy_avg), flat(straight.policy_avg))
+    plain = run(tmp_path / "p", digits, 32)
+    assert plain.policy_avg is None and torch.equal(flat(plain.policy), flat(straight.policy))  # rollouts unchanged
+
+
+def test_resume_accepts_a_run_saved_before_a_key_was_added(tmp_path, digits):
+    run(tmp_path / "r", digits, 8)
+    path = tmp_path / "r" / "checkpoint.pt"
+    sd = torch.load(path, weights_only=True)
+    del sd["config"]["train"]["policy_ema"]                # as written by an older version
+    torch.save(sd, path)
+    assert run(tmp_path / "r", digits, 12).resumed
+
+
 def test_resume_survives_a_log_line_cut_short(tmp_path, digits):
     run(tmp_path / "r", digits, 8)
     with open(tmp_path / "r" / "metrics.jsonl", "a") as fh:

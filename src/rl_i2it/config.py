@@ -85,6 +85,10 @@ class TrainConfig:
     """Save the replay inside checkpoints when it is at most this big (exact resume)."""
     memory_fraction: float = 0.6
     """Refuse a replay larger than this fraction of the memory available now."""
+    policy_ema: float = 0.0
+    """Decay of an exponential moving average of the planner-actor's weights, updated after every
+    update (the rollouts use the live weights); ``policy.pt`` holds the average, which smooths
+    out where a noisy (adversarial) training happens to stop. 0 = keep the last weights."""
 
 
 @dataclass

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config
+from ..config import Config, fill
 from ..data.cache import writable_dir
 from ..errors import UserError
 from ..nets import fast_layout
 from ..viz import read_metrics
 from . import checkpoint as ckpt
 from .buffer import ReplayBuffer
-from .critic import TwinCritic
+from .critic import TwinCritic, make_target, soft_update
 from .sac import SAC
 
 
@@ -82,6 +82,7 @@ class Trainer:
         if cfg.sac.use_rl:
             critic = fast_layout(TwinCritic(lambda: self.task.build_critic(cfg.sac.critic_on)).to(self.device))
         self.sac = SAC(self.policy, critic, cfg.sac, self.task).to(self.device)
+        self.policy_avg = make_target(self.policy) if cfg.train.policy_ema > 0 else None
         self.env_gen = torch.Generator().manual_seed(cfg.seed)
         self.sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.env = self.task.make_env(cfg.train.n_envs, self.env_gen, "train")
@@ -98,7 +99,7 @@ class Trainer:
         cfg_path = self.run_dir / "config.json"
         if (self.run_dir / "checkpoint.pt").is_file():
             saved = ckpt.load(self.run_dir / "checkpoint.pt", (ckpt.TRAIN_FORMAT,))
-            old, new = dict(saved["config"]), self.cfg.to_dict()
+            old, new = fill(Config, saved["config"]).to_dict(), self.cfg.to_dict()   # keys added since: defaults
             for d in (old, new):       # the stopping rule and device may change on resume
                 d.pop("device", None)
                 d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "minutes")}
@@ -117,6 +118,8 @@ class Trainer:
         if self.cfg.sac.use_rl:
             sd["critic"] = self.sac.critic.state_dict()
             sd["critic_target"] = self.sac.critic_target.state_dict()
+        if self.policy_avg is not None:
+            sd["policy_avg"] = self.policy_avg.state_dict()
         learners = self.task.learner_state()
         if learners:
             sd["task"] = learners
@@ -131,6 +134,8 @@ class Trainer:
         if self.cfg.sac.use_rl:
             self.sac.critic.load_state_dict(sd["critic"])
             self.sac.critic_target.load_state_dict(sd["critic_target"])
+        if self.policy_avg is not None:
+            self.policy_avg.load_state_dict(sd["policy_avg"])
         self.sac.load_optim_state(sd["optim"])
         self.task.load_learner_state(sd.get("task", {}))
         self.counters.update(sd["counters"])
@@ -151,8 +156,9 @@ class Trainer:
 
     def save(self) -> None:
         ckpt.atomic_save(self._state(), self.run_dir / "checkpoint.pt")
+        policy = self.policy if self.policy_avg is None else self.policy_avg
         ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": self.cfg.to_dict(),
-                          "policy": self.policy.state_dict(), "counters": dict(self.counters)},
+                          "policy": policy.state_dict(), "counters": dict(self.counters)},
                          self.run_dir / "policy.pt")
 
     # -- training -----------------------------------------------------------------------------
@@ -196,6 +202,7 @@ class Trainer:
                             batch = self.replay.sample(cfg.sac.batch_size, self.sample_gen)
                             logs = self.sac.update(batch)
                             self.counters["updates"] += 1
+                            self._average_policy()
                             for k, v in logs.items():
                                 stats.setdefault(k, []).append(v)
                             if self.counters["updates"] % t.log_every == 0:
@@ -223,6 +230,13 @@ class Trainer:
             print("\nstopped: checkpoint saved (run the same command again to resume)")
         self.plot()
         return dict(self.counters)
+
+    def _average_policy(self) -> None:
+        """One step of the weights' moving average; its decay grows from 0.1 to ``policy_ema``
+        over the first updates (n+1)/(n+10), so early weights fade out of short runs too."""
+        if self.policy_avg is not None:
+            n = self.counters["updates"]
+            soft_update(self.policy_avg, self.policy, 1 - min(self.cfg.train.policy_ema, (n + 1) / (n + 10)))
 
     def _request_stop(self, signum, frame) -> None:
         """First Ctrl-C: finish the episode, save, stop. A second one stops at once."""
