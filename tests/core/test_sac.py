@@ -79,7 +79,9 @@ def test_no_aux_and_critic_on_action(digits):
 def test_term_gradients_scale_with_their_weights_and_take_no_step(digits):
     agent, batch = setup(digits)
     before = copy.deepcopy(agent.policy.state_dict())
+    agent.policy.eval()
     g = agent.term_gradients(batch)
+    assert not agent.policy.training                # the caller's mode is kept
     assert all(g[k] > 0 for k in ("rl", "minus_q", "aux")) and -1 <= g["cos_rl_aux"] <= 1
     assert all(torch.equal(v, agent.policy.state_dict()[k]) for k, v in before.items())
     agent.cfg.aux_weight *= 3                      # the auxiliary norm is of aux_weight x aux

@@ -121,9 +121,11 @@ class SAC(nn.Module):
         def grad(loss):
             gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
             return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(gs, params)])
+        was_training = self.policy.training
         self.policy.train()
         _, t, _ = self._policy_terms(batch, self.task.observe(batch["state"]))
         g_rl, g_q, g_aux = grad(t["rl"]), grad(-t["q"].mean()), grad(cfg.aux_weight * t["aux"])
+        self.policy.train(was_training)
         return {"rl": g_rl.norm().item(), "minus_q": g_q.norm().item(), "aux": g_aux.norm().item(),
                 "cos_rl_aux": F.cosine_similarity(g_rl, g_aux, 0).item()}
 

@@ -9,6 +9,7 @@ import torch.nn as nn
 from ..config import fill
 from ..core.buffer import Field
 from ..core.policy import MetaPolicy
+from ..errors import UserError
 
 
 class Env(Protocol):
@@ -40,6 +41,12 @@ class Task:
 
     def validate(self) -> None:
         """Raise ``UserError`` for inconsistent options."""
+
+    def check_critic_pool(self) -> None:
+        """The critic's ``critic_pool`` must divide the image side ``size`` (tasks that have both)."""
+        o = self.options
+        if o.critic_pool < 1 or o.size % o.critic_pool:
+            raise UserError(f"task_options.critic_pool must divide the size {o.size}")
 
     # --- what the core needs ---------------------------------------------------------------
     plan_shape: tuple[int, ...]

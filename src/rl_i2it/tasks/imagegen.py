@@ -137,8 +137,7 @@ class ImageTask(Task):
             raise UserError("task_options.disc must be 'global' or 'patch'")
         if o.plan_dim < 1:
             raise UserError("task_options.plan_dim must be >= 1")
-        if o.critic_pool < 1 or o.size % o.critic_pool:
-            raise UserError(f"task_options.critic_pool must divide the size {o.size}")
+        self.check_critic_pool()
 
     # -- data -------------------------------------------------------------------------------
     def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:

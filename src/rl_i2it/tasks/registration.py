@@ -152,8 +152,7 @@ class RegistrationTask(Task):
             raise UserError("need kmeans_k >= 2, max_step > 0 and an odd ncc_window")
         if not 0 <= o.field_level <= levels - 2:
             raise UserError(f"task_options.field_level must be in [0, {levels - 2}] (len(widths) - 2)")
-        if o.critic_pool < 1 or o.size % o.critic_pool:
-            raise UserError(f"task_options.critic_pool must divide the size {o.size}")
+        self.check_critic_pool()
         if o.smooth_penalty not in ("l1", "l2"):
             raise UserError("task_options.smooth_penalty must be 'l1' or 'l2'")
         if o.smooth_on not in ("step", "total"):
