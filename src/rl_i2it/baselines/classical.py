@@ -92,6 +92,7 @@ def _worker(tool: str, src: str, dst: str, threads: int) -> None:
     ``number_of_threads`` argument crashes itk-elastix 0.2x)."""
     import os
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
+    os.environ.setdefault("ANTS_RANDOM_SEED", "1")    # SyN's affine stage samples at random (clock seed otherwise)
     fn = {"syn": syn, "elastix": elastix}[tool]
     with np.load(src) as z:
         fixed, moving = z["fixed"], z["moving"]
