@@ -65,6 +65,9 @@ def test_policy_average_is_saved_and_resumes_exactly(tmp_path, digits):
     assert all(torch.equal(saved[k], avg[k]) for k in avg)               # policy.pt holds the average
     live = straight.policy.state_dict()
     assert not all(torch.equal(saved[k], live[k]) for k in live)         # ... not the last weights
+    from rl_i2it.core.trainer import load_policy
+    _, from_ckpt, _ = load_policy(tmp_path / "s" / "checkpoint.pt")
+    assert torch.equal(flat(from_ckpt), flat(straight.policy_avg))     # a checkpoint gives the average too
     run(tmp_path / "r", digits, 16, **ema)
     resumed = run(tmp_path / "r", digits, 32, **ema)
     assert torch.equal(flat(resumed.policy_avg), flat(straight.policy_avg))

@@ -49,7 +49,8 @@ def build_task(cfg: Config, device: torch.device):
 
 
 def load_policy(path, device="cpu"):
-    """``(task, policy)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory."""
+    """``(task, policy)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory (a checkpoint's
+    averaged weights when the run keeps an average, as its ``policy.pt`` has)."""
     from ..config import fill
     obj = ckpt.load(path)
     cfg = fill(Config, obj["config"])
@@ -57,7 +58,7 @@ def load_policy(path, device="cpu"):
     task = build_task(cfg, device)
     policy = fast_layout(task.build_policy().to(device))
     try:
-        policy.load_state_dict(obj["policy"])
+        policy.load_state_dict(obj.get("policy_avg", obj["policy"]))
     except (RuntimeError, KeyError) as exc:
         raise UserError(f"{path}: weights do not fit the {cfg.task} model ({exc.__class__.__name__})") from None
     return task, policy.eval(), cfg
