@@ -152,7 +152,7 @@ def _eval_registration(args, run: Path) -> None:
     for other, t in BASELINE_STEPS.items():
         if getattr(args, other):
             res[other] = evaluate_run(Path(getattr(args, other)), pairs, (t,), device=args.device or "cpu")[2][f"t{t}"]
-    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30, batch=8 if o.dims == 2 else 1))
+    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30))
     out = Path(args.out) if args.out else run / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"pairs": name, "split": args.split, "n": len(pairs), "methods": res}, indent=1) + "\n")

@@ -322,8 +322,10 @@ def summarise(scores: dict[str, list[float]], seconds: float, n: int, **extra) -
 
 @torch.no_grad()
 def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), adaptive: int = 0,
-                    tol: float = 1e-3, batch: int = 8) -> dict:
-    """``{"t{T}": summary}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive`` steps) when > 0."""
+                    tol: float = 1e-3, batch: int = 0) -> dict:
+    """``{"t{T}": summary}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive`` steps) when > 0;
+    pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D)."""
+    batch = batch or (8 if task.dims == 2 else 1)
     runs = [(f"t{t}", t, False) for t in steps] + ([("adaptive", adaptive, True)] if adaptive else [])
     out = {}
     for name, t, adapt in runs:
@@ -346,13 +348,13 @@ BASELINE_STEPS = {"onestep": 1, "norl": 10}
 
 
 def evaluate_run(run, pairs, steps=(1, 10, 20), adaptive: int = 0, device="cpu"):
-    """Load a run directory and score it on ``pairs`` (batches of 8 pairs in 2D, 1 in 3D):
+    """Load a run directory and score it on ``pairs`` (``evaluate_policy``):
     ``(task, policy, {"t{T}" | "adaptive": summary with "params"})``."""
     from ..core.trainer import load_policy
     from ..nets.profile import count_params
     task, policy, _ = load_policy(run, device)
     task._pairs["test"] = pairs
-    res = evaluate_policy(task, policy, pairs, steps, adaptive=adaptive, batch=8 if task.dims == 2 else 1)
+    res = evaluate_policy(task, policy, pairs, steps, adaptive=adaptive)
     params = count_params(policy)
     return task, policy, {k: v | {"params": params} for k, v in res.items()}
 
