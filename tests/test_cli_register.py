@@ -85,6 +85,7 @@ def test_eval_scores_a_registration_run_on_users_pairs(reg_run, pair, tmp_path, 
     res = json.loads((out / "results.json").read_text())
     assert set(res["methods"]) == {"identity", "t1", "t2", "adaptive"} and res["n"] == 1
     assert 0 < res["methods"]["identity"]["dice"] < 1
+    assert res["methods"]["t2"]["params"] == res["methods"]["adaptive"]["params"] > 0
     assert "| t2 |" in capsys.readouterr().out
 
 
