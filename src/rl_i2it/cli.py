@@ -140,11 +140,11 @@ def _eval_registration(args, run: Path) -> None:
     import json
 
     from .core.trainer import load_policy
-    from .data.pairs import load_pairs
+    from .data.pairs import SETS, load_pairs
     from .tasks.registration import BASELINE_STEPS, evaluate_run, format_rows, identity_scores
     steps = _steps_list(args.steps)
     o = load_policy(run, args.device or "cpu")[0].options
-    name = f"manifest:{args.pairs}" if args.pairs else o.pairs
+    name = (args.pairs if args.pairs in SETS else f"manifest:{args.pairs}") if args.pairs else o.pairs
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size)
     res = {"identity": identity_scores(pairs)}
     for other, t in BASELINE_STEPS.items():
@@ -596,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test (the table) or valid (held out of training, for choosing settings)")
     e.add_argument("--onestep", help="a one-step run to show beside it")
     e.add_argument("--norl", help="a w/o-RL run to show beside it")
-    e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels)")
+    e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels), "
+                   "or a named set (brain2d, brain2d-inter, liver3d) at --split")
     e.add_argument("--style", help="style: the style image (arbitrary models; default starry_night)")
     e.add_argument("--no-features", action="store_true",
                    help="inpainting/translation: PSNR and SSIM only (no LPIPS/FID, no pretrained weights)")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import make_anatomy
-from rl_i2it.data.pairs import (PairSet, bspline_matrix, bspline_upsample, deform_pairs, load_pairs,
+from rl_i2it.data.pairs import (INTER_Z, PairSet, bspline_matrix, bspline_upsample, deform_pairs, load_pairs,
                                 manifest_pairs, random_field, random_intensity)
 from rl_i2it.data.volumes import write_nifti
 from rl_i2it.errors import UserError
@@ -79,3 +79,10 @@ def test_manifest_pairs_resample_users_volumes(tmp_path):
         manifest_pairs(tmp_path / "pairs.csv", 16)
     with pytest.raises(UserError, match="unknown pair set"):
         load_pairs("nope")
+
+
+def test_inter_subject_splits_use_disjoint_levels():
+    """Settings chosen on the valid inter-subject pairs never see a test level (nor train on one)."""
+    test, valid, train = (set(INTER_Z[k]) for k in ("test", "valid", "train"))
+    assert len(test) == len(valid) == 20 and len(train) == 40
+    assert not (test & valid) and not (test & train) and not (valid & train)

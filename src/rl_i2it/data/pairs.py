@@ -11,6 +11,7 @@ integer label maps ``[P, *S]``. Sets (``S`` = 128x128 in 2D, ``s^3`` in 3D):
   2009a template (fixed, nilearn), aligned by their header affines (both are in MNI space: an
   affine alignment in world coordinates), both skull-stripped; labels grey and white matter,
   defined the same way on both (3-class K-means of the brain's intensities, CSF = background).
+  Test = 20 levels 4 mm apart, valid = the 20 levels between them, train = the odd levels.
 * ``liver3d`` (synthetic, 3D): the 128^3 liver CT (liver-ct-segmentation-package), HU window
   [-200, 300], resized to ``s^3``; labels liver and tumour; pairs made as for ``brain2d``.
 * ``manifest:PATH``: a user's pairs from a CSV (``moving, fixed[, moving_labels, fixed_labels]``),
@@ -196,6 +197,9 @@ def kmeans_tissue(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 BRAIN_Z = range(40, 120, 4)        # axial levels (ch2 voxels, 1 mm) with much brain
+INTER_Z = {"test": BRAIN_Z, "valid": range(42, 122, 4), "train": range(41, 121, 2)}
+"""The inter-subject set's levels per split: disjoint, so choosing settings on ``valid`` never
+sees a test slice."""
 
 
 def brain_slices(size: int = 128, zs=BRAIN_Z) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,7 +260,7 @@ def build_set(name: str, split: str, n: int, size: int) -> PairSet:
         images, labels = brain_slices(size, zs)
         return deform_pairs(images, labels, n, seed, default_magnitude((size, size)))
     if name == "brain2d-inter":
-        return brain_intersubject(size)
+        return brain_intersubject(size, INTER_Z[split])
     if name == "liver3d":
         images, labels = liver_volume(size)
         return deform_pairs(images, labels, n, seed, default_magnitude((size,) * 3))
@@ -269,7 +273,8 @@ def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128) -
         raise UserError(f"split must be one of {', '.join(SPLIT_SEED)}, got {split!r}")
     if name.startswith("manifest:"):
         return manifest_pairs(Path(name[len("manifest:"):]), size)
-    key = hashlib.sha1(json.dumps([name, split, n, size, 2]).encode()).hexdigest()[:10]
+    version = 3 if name == "brain2d-inter" else 2        # 3: its splits became disjoint levels
+    key = hashlib.sha1(json.dumps([name, split, n, size, version]).encode()).hexdigest()[:10]
     path = cache_dir() / "registration" / "pairs" / f"{name}-{split}-{size}-{key}.npz"
     if path.is_file():
         return PairSet.load(path, name)
