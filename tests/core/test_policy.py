@@ -92,3 +92,22 @@ def test_actor_at_half_size_is_upsampled_and_cheaper(nd):
     torch.testing.assert_close(a, expected)
     with pytest.raises(ValueError, match="out_level"):
         UNetActor(2, nd, (4, 8, 8), nd=nd, out_level=2)
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_upsample_conv_is_the_conv_of_the_upsampled_concatenation(nd):
+    """The decoder's transposed-convolution shortcut (2D) gives the numbers (and gradients) of
+    upsample -> concatenate -> conv, at every border; odd sizes and 3D take the plain path."""
+    import torch.nn.functional as F
+    from rl_i2it.nets.unet import upsample_conv
+    torch.manual_seed(0)
+    conv = (torch.nn.Conv2d if nd == 2 else torch.nn.Conv3d)(7, 5, 3, padding=1)
+    for x_size, skip_size in ((5, 10), (4, 7)):          # exact x2 (shortcut) and not (fallback)
+        x = torch.randn(2, 3, *[x_size] * nd, requires_grad=True)
+        skip = torch.randn(2, 4, *[skip_size] * nd, requires_grad=True)
+        ref = conv(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="nearest"), skip], 1))
+        got = upsample_conv(conv, x, skip)
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+        for a, b in zip(torch.autograd.grad(ref.square().sum(), [x, skip, conv.weight, conv.bias]),
+                        torch.autograd.grad(got.square().sum(), [x, skip, conv.weight, conv.bias])):
+            torch.testing.assert_close(b, a, atol=2e-4, rtol=1e-4)
