@@ -102,3 +102,22 @@ def test_eval_scores_baseline_runs_beside_it(reg_run, pair, tmp_path):
     m = res["methods"]
     assert res["split"] == "test" and {"onestep", "norl", "t1", "t10"} <= set(m)
     assert m["onestep"]["dice"] == m["t1"]["dice"] and m["norl"]["dice"] == m["t10"]["dice"]
+
+
+def test_eval_takes_a_named_pair_set_at_the_split(reg_run, reg_pairs, tmp_path, monkeypatch):
+    """--pairs brain2d-inter --split valid scores the run on that set's valid pairs (the loader is
+    stubbed: the real set needs the MNI152 and ch2 files)."""
+    import json
+    import rl_i2it.data.pairs as pairs_mod
+    asked = []
+
+    def fake_load(name, split="train", n=256, size=128):
+        asked.append((name, split))
+        return reg_pairs["test"]
+    monkeypatch.setattr(pairs_mod, "load_pairs", fake_load)
+    out = tmp_path / "ev"
+    assert main(["eval", str(reg_run), "--pairs", "brain2d-inter", "--split", "valid", "--steps", "1",
+                 "--out", str(out)]) == 0
+    assert asked == [("brain2d-inter", "valid")]
+    res = json.loads((out / "results.json").read_text())
+    assert res["pairs"] == "brain2d-inter" and res["split"] == "valid" and res["n"] == len(reg_pairs["test"])
