@@ -141,16 +141,17 @@ def _eval_registration(args, run: Path) -> None:
 
     from .core.trainer import load_policy
     from .data.pairs import SETS, load_pairs
-    from .tasks.registration import BASELINE_STEPS, evaluate_run, format_rows, identity_scores
+    from .tasks.registration import BASELINE_STEPS, evaluate_policy, evaluate_run, format_rows, identity_scores
     steps = _steps_list(args.steps)
-    o = load_policy(run, args.device or "cpu")[0].options
+    task, policy, _ = load_policy(run, args.device or "cpu")
+    o = task.options
     name = (args.pairs if args.pairs in SETS else f"manifest:{args.pairs}") if args.pairs else o.pairs
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size)
     res = {"identity": identity_scores(pairs)}
     for other, t in BASELINE_STEPS.items():
         if getattr(args, other):
             res[other] = evaluate_run(Path(getattr(args, other)), pairs, (t,), device=args.device or "cpu")[2][f"t{t}"]
-    res.update(evaluate_run(run, pairs, steps, adaptive=30, device=args.device or "cpu")[2])
+    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30))
     out = Path(args.out) if args.out else run / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"pairs": name, "split": args.split, "n": len(pairs), "methods": res}, indent=1) + "\n")

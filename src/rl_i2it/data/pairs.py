@@ -273,8 +273,7 @@ def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128) -
         raise UserError(f"split must be one of {', '.join(SPLIT_SEED)}, got {split!r}")
     if name.startswith("manifest:"):
         return manifest_pairs(Path(name[len("manifest:"):]), size)
-    version = 3 if name == "brain2d-inter" else 2        # 3: its splits became disjoint levels
-    key = hashlib.sha1(json.dumps([name, split, n, size, version]).encode()).hexdigest()[:10]
+    key = hashlib.sha1(json.dumps([name, split, n, size, 3]).encode()).hexdigest()[:10]   # 3: brain2d-inter's splits
     path = cache_dir() / "registration" / "pairs" / f"{name}-{split}-{size}-{key}.npz"
     if path.is_file():
         return PairSet.load(path, name)

@@ -323,8 +323,9 @@ def summarise(scores: dict[str, list[float]], seconds: float, n: int, **extra) -
 @torch.no_grad()
 def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), adaptive: int = 0,
                     tol: float = 1e-3, batch: int = 0) -> dict:
-    """``{"t{T}": summary}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive`` steps) when > 0;
-    pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D)."""
+    """``{"t{T}": summary with "params"}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive``
+    steps) when > 0; pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D)."""
+    from ..nets.profile import count_params
     batch = batch or (8 if task.dims == 2 else 1)
     runs = [(f"t{t}", t, False) for t in steps] + ([("adaptive", adaptive, True)] if adaptive else [])
     out = {}
@@ -339,7 +340,8 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
             taken += r["steps_taken"].tolist()
             for k, v in score_fields(pairs, r["field"], lo).items():
                 scores[k] += v
-        out[name] = summarise(scores, secs, len(pairs), mean_steps=sum(taken) / max(1, len(taken)))
+        out[name] = summarise(scores, secs, len(pairs), mean_steps=sum(taken) / max(1, len(taken)),
+                              params=count_params(policy))
     return out
 
 
@@ -351,12 +353,9 @@ def evaluate_run(run, pairs, steps=(1, 10, 20), adaptive: int = 0, device="cpu")
     """Load a run directory and score it on ``pairs`` (``evaluate_policy``):
     ``(task, policy, {"t{T}" | "adaptive": summary with "params"})``."""
     from ..core.trainer import load_policy
-    from ..nets.profile import count_params
     task, policy, _ = load_policy(run, device)
     task._pairs["test"] = pairs
-    res = evaluate_policy(task, policy, pairs, steps, adaptive=adaptive)
-    params = count_params(policy)
-    return task, policy, {k: v | {"params": params} for k, v in res.items()}
+    return task, policy, evaluate_policy(task, policy, pairs, steps, adaptive=adaptive)
 
 
 COLUMNS = "| method | Dice | std | % det J <= 0 | std log det J | s / pair | steps | params |\n|---|---|---|---|---|---|---|---|"
