@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rl_i2it.ops.losses import local_ncc, ncc_loss, smoothness
+from rl_i2it.ops.losses import box_sum, local_ncc, ncc_loss, smoothness
 
 
 def smooth_image(*shape, seed=0):
@@ -32,6 +32,20 @@ def test_monotone_under_growing_misalignment():
     a = smooth_image(32, 32, seed=3)
     losses = [ncc_loss(a, torch.roll(a, s, dims=3), 9).item() for s in (0, 1, 2, 4)]
     assert losses == sorted(losses)
+
+
+@pytest.mark.parametrize("shape,window", [((2, 3, 11, 7), 5), ((1, 2, 6, 9, 5), 3), ((1, 1, 4, 4), 9)])
+def test_box_sum_is_the_zero_padded_box_convolution(shape, window):
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    nd, c = len(shape) - 2, shape[1]
+    conv = torch.nn.functional.conv2d if nd == 2 else torch.nn.functional.conv3d
+    ref = conv(x, torch.ones(c, 1, *[window] * nd, dtype=x.dtype), padding=window // 2, groups=c)
+    out = box_sum(x, window)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert torch.allclose(out, ref, atol=1e-5)
+    g, = torch.autograd.grad((out * ref.detach()).sum(), x)
+    g_ref, = torch.autograd.grad((ref * ref.detach()).sum(), x)
+    assert torch.allclose(g, g_ref, atol=1e-4)
 
 
 def test_ncc_map_range_and_shape():
