@@ -256,7 +256,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     policy.eval()
     active = torch.ones(env.n, dtype=torch.bool, device=task.device)
     taken = torch.zeros(env.n, dtype=torch.long)
-    ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window)
+    ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window) if adaptive else None   # fixed T: no NCC
     fields = []
     for t in range(steps):
         action = policy(task.observe(state), sample=False).action       # the mean plan
