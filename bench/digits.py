@@ -29,13 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.rollout import rollout  # noqa: E402
 from rl_i2it.core.trainer import Trainer  # noqa: E402
+from rl_i2it.nets.profile import sync  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits.toml"
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def timed(fn, n: int, device) -> float:

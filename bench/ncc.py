@@ -23,6 +23,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.nets.profile import sync  # noqa: E402
 from rl_i2it.ops import losses  # noqa: E402
 
 SHAPES = {"2D, 16 x 128^2": (16, 1, 128, 128), "3D, 4 x 64^3": (4, 1, 64, 64, 64), "3D, 2 x 128^3": (2, 1, 128, 128, 128)}
@@ -49,11 +50,6 @@ def ncc_map(a, b, box):
         return losses.local_ncc(a, b, 9)
     finally:
         losses.box_sum = SUMS
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(shape, device, reps: int) -> dict:

@@ -43,7 +43,7 @@ from rl_i2it.baselines.gatys import gatys  # noqa: E402
 from rl_i2it.core.trainer import load_policy  # noqa: E402
 from rl_i2it.data.style import TEST_VIDEO, made_style, read_frames, style_file  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
-from rl_i2it.nets.profile import count_params  # noqa: E402
+from rl_i2it.nets.profile import count_params, sync  # noqa: E402
 from rl_i2it.ops.temporal import warp_error  # noqa: E402
 from rl_i2it.data.images import to_uint8  # noqa: E402
 from rl_i2it.tasks.style import (HELD_OUT_SEED, load_style_image, step_losses, style_losses, stylize,  # noqa: E402
@@ -106,8 +106,7 @@ def step_vs_vgg(task, policy, size=256, reps=5):
             t0 = time.perf_counter()
             with torch.no_grad():
                 fn()
-            if task.device.type == "cuda":
-                torch.cuda.synchronize(task.device)
+            sync(task.device)
             ts.append(time.perf_counter() - t0)
         return statistics.median(ts[1:])
     step = timed(lambda: policy(obs, sample=False))

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.trainer import build_task  # noqa: E402
 from rl_i2it.nets import fast_layout, unet  # noqa: E402
+from rl_i2it.nets.profile import sync  # noqa: E402
 
 PRESETS = {"registration-2d, batch 8": ("registration.toml", 8), "registration-2d, one pair": ("registration.toml", 1)}
 
@@ -34,11 +35,6 @@ PRESETS = {"registration-2d, batch 8": ("registration.toml", 8), "registration-2
 def plain(conv, x, skip):
     """The composition the shortcut replaces."""
     return conv(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="nearest"), skip], 1))
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(name: str, batch: int, device: torch.device, reps: int) -> dict:

@@ -12,6 +12,13 @@ import torch
 import torch.nn as nn
 
 
+def sync(device) -> None:
+    """Wait for the work queued on ``device`` (CUDA runs asynchronously): call before reading a timer."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -22,6 +22,7 @@ from ..core.policy import MetaPolicy
 from ..errors import UserError
 from ..nets import ConvCritic
 from ..nets.encdec import VectorActor, VectorPlanner, levels_for
+from ..nets.profile import sync
 from ..ops import gan
 from ..ops.losses import smoothness
 from ..ops.metrics import psnr, ssim
@@ -337,8 +338,7 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
                           None if m is None else m.to(dev))
         t0 = time.perf_counter()
         batch_out = [s["current"] for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
-        if task.device.type == "cuda":
-            torch.cuda.synchronize(task.device)
+        sync(task.device)
         seconds += time.perf_counter() - t0       # the steps (with their reward's metric), not the copies
         for t, img in enumerate(batch_out):
             outs[t].append(img.cpu())

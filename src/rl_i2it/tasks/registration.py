@@ -325,7 +325,7 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
                     tol: float = 1e-3, batch: int = 0) -> dict:
     """``{"t{T}": summary with "params"}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive``
     steps) when > 0; pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D)."""
-    from ..nets.profile import count_params
+    from ..nets.profile import count_params, sync
     batch = batch or (8 if task.dims == 2 else 1)
     runs = [(f"t{t}", t, False) for t in steps] + ([("adaptive", adaptive, True)] if adaptive else [])
     out = {}
@@ -336,6 +336,7 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
             m = pairs.moving[lo: lo + batch].to(task.device).float() / 255
             t0 = time.perf_counter()
             r = register(task, policy, f, m, t, adaptive=adapt, tol=tol)
+            sync(task.device)
             secs += time.perf_counter() - t0
             taken += r["steps_taken"].tolist()
             for k, v in score_fields(pairs, r["field"], lo).items():

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from ..core.buffer import Field
 from ..core.policy import MetaPolicy
 from ..errors import UserError
+from ..nets.profile import sync
 from ..nets.stylenet import StyleActor, StyleCritic, StylePlanner
 from ..ops.losses import total_variation
 from .base import Task
@@ -405,8 +406,7 @@ def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, **s
     state = env.start(x, **start)
     t0 = time.perf_counter()
     outs = [s["current"] for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
-    if task.device.type == "cuda":
-        torch.cuda.synchronize(task.device)
+    sync(task.device)
     return outs, time.perf_counter() - t0, env
 
 
