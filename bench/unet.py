@@ -1,13 +1,17 @@
-"""U-Net decoder benchmark: the transposed-convolution shortcut against upsample -> concatenate ->
-conv, side by side in one run, on the registration presets' planner-actor (same weights, same input).
+"""U-Net benchmarks, each side by side in one run on a registration preset's planner-actor (same
+weights, same input), against what it replaces:
 
     python bench/unet.py [--quick] [--json FILE] [--device cpu|cuda]
 
-On the 2D preset (128x128; a batch of 8 pairs, as the bench registers them, and one pair) it times, interleaved, the planner-actor's
-inference forward (the mean plan) and a training step's forward + backward, once with
-``nets.unet.upsample_conv`` and once with the plain composition, and prints
-``time(shortcut) / time(plain)`` (medians; below 1 = faster) and the largest difference of the
-outputs (rounding only).
+* the decoder's transposed-convolution shortcut (``nets.unet.upsample_conv``) against upsample ->
+  concatenate -> conv, on the 2D preset (128x128; a batch of 8 pairs, as the bench registers
+  them, and one pair): the inference forward (the mean plan) and a training step's forward +
+  backward;
+* ``nets.unet.Conv3d`` (oneDNN's kernel for one volume) against ``nn.Conv3d``, on the 3D liver
+  preset (64^3, one volume, as ``register`` and the bench run 3D pairs): the inference forward.
+
+Each prints ``time(ours) / time(replaced)`` (medians of interleaved repetitions; below 1 =
+faster) and the largest difference of the outputs (rounding only).
 """
 from __future__ import annotations
 
@@ -29,20 +33,35 @@ from rl_i2it.core.trainer import build_task  # noqa: E402
 from rl_i2it.nets import fast_layout, unet  # noqa: E402
 from rl_i2it.nets.profile import sync  # noqa: E402
 
-PRESETS = {"registration-2d, batch 8": ("registration.toml", 8), "registration-2d, one pair": ("registration.toml", 1)}
-
-
 def plain(conv, x, skip):
     """The composition the shortcut replaces."""
     return conv(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="nearest"), skip], 1))
 
 
-def measure(name: str, batch: int, device: torch.device, reps: int) -> dict:
-    cfg = load_config(ROOT / "configs" / PRESETS[name][0], {"device": str(device)})
+def set_decoder(impl) -> None:
+    unet.upsample_conv = impl
+
+
+def set_conv3d(impl) -> None:
+    unet.Conv3d.forward = impl
+
+
+# name: (config, batch, what is swapped, ours, replaced, timed parts)
+CASES = {"registration-2d, batch 8": ("registration.toml", 8, set_decoder, unet.upsample_conv, plain,
+                                      ("inference", "train_step")),
+         "registration-2d, one pair": ("registration.toml", 1, set_decoder, unet.upsample_conv, plain,
+                                       ("inference", "train_step")),
+         "registration-3d (liver 64^3), one volume: Conv3d": ("liver3d.toml", 1, set_conv3d, unet.Conv3d.forward,
+                                                             torch.nn.Conv3d.forward, ("inference",))}
+
+
+def measure(name: str, device: torch.device, reps: int) -> dict:
+    config, batch, swap, ours, replaced, parts = CASES[name]
+    cfg = load_config(ROOT / "configs" / config, {"device": str(device)})
     task = build_task(cfg, device)
     torch.manual_seed(0)
     policy = fast_layout(task.build_policy().to(device))
-    obs = torch.rand(batch, 2, *task.grid, device=device)
+    obs = torch.rand(batch, task.obs_channels, *task.grid, device=device)
 
     def infer():
         with torch.no_grad():
@@ -52,44 +71,44 @@ def measure(name: str, batch: int, device: torch.device, reps: int) -> dict:
         policy.zero_grad(set_to_none=True)
         policy(obs).action.square().mean().backward()
 
-    fast = unet.upsample_conv
     out = {}
-    for label, fn in (("inference", infer), ("train_step", train_step)):
-        times = {"shortcut": [], "plain": []}
+    for label in parts:
+        fn = infer if label == "inference" else train_step
+        times = {"ours": [], "replaced": []}
         for rep in range(reps + 2):                       # the first two rounds warm up
-            for kind, impl in (("shortcut", fast), ("plain", plain)):
-                unet.upsample_conv = impl
+            for kind, impl in (("ours", ours), ("replaced", replaced)):
+                swap(impl)
                 sync(device)
                 t0 = time.perf_counter()
                 fn()
                 sync(device)
                 if rep >= 2:
                     times[kind].append(time.perf_counter() - t0)
-        unet.upsample_conv = fast
-        out[f"{label}_ratio"] = statistics.median(times["shortcut"]) / statistics.median(times["plain"])
-        out[f"{label}_ms_plain"] = 1000 * statistics.median(times["plain"])
+        swap(ours)
+        out[f"{label}_ratio"] = statistics.median(times["ours"]) / statistics.median(times["replaced"])
+        out[f"{label}_ms_replaced"] = 1000 * statistics.median(times["replaced"])
     a = infer()
-    unet.upsample_conv = plain
+    swap(replaced)
     b = infer()
-    unet.upsample_conv = fast
+    swap(ours)
     out["max_abs_diff"] = float((a - b).abs().max())
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions (about 10 s on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (about 15 s on 2 cores)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     device = torch.device(args.device)
     reps = 10 if args.quick else 30
     res = {}
-    for name, (_, batch) in PRESETS.items():
-        res[name] = r = measure(name, batch, device, reps)
-        print(f"{name}: inference {r['inference_ratio']:.3f} x the plain decoder's time "
-              f"({r['inference_ms_plain']:.1f} ms plain), training step {r['train_step_ratio']:.3f} x "
-              f"({r['train_step_ms_plain']:.1f} ms plain); outputs differ by {r['max_abs_diff']:.1e}", flush=True)
+    for name in CASES:
+        res[name] = r = measure(name, device, reps)
+        parts = [f"{k[:-6].replace('_', ' ')} {v:.3f} x the replaced code's time ({r[k[:-6] + '_ms_replaced']:.1f} ms)"
+                 for k, v in r.items() if k.endswith("_ratio")]
+        print(f"{name}: " + ", ".join(parts) + f"; outputs differ by {r['max_abs_diff']:.1e}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "reps": reps, **res}, indent=1) + "\n")
 

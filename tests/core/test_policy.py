@@ -111,3 +111,31 @@ def test_upsample_conv_is_the_conv_of_the_upsampled_concatenation(nd):
         for a, b in zip(torch.autograd.grad(ref.square().sum(), [x, skip, conv.weight, conv.bias]),
                         torch.autograd.grad(got.square().sum(), [x, skip, conv.weight, conv.bias])):
             torch.testing.assert_close(b, a, atol=2e-4, rtol=1e-4)
+
+
+def test_conv3d_takes_onednn_for_one_volume_with_the_same_numbers():
+    """nets.unet.Conv3d on a batch of one: the numbers and gradients of nn.Conv3d (also with
+    channels-last weights, as fast_layout stores them), and no slow native kernel in a 3D
+    planner-actor's forward (PyTorch's own choice for such inputs)."""
+    from torch.profiler import profile
+    from rl_i2it.nets import fast_layout
+    from rl_i2it.nets.unet import Conv3d
+    torch.manual_seed(0)
+    for stride, layout in ((1, False), (2, False), (1, True)):
+        ours = Conv3d(5, 8, 3, stride=stride, padding=1)
+        stock = torch.nn.Conv3d(5, 8, 3, stride=stride, padding=1)
+        stock.load_state_dict(ours.state_dict())
+        if layout:
+            fast_layout(ours), fast_layout(stock)
+        x = torch.randn(1, 5, 12, 12, 12, requires_grad=True)
+        a, b = ours(x), stock(x)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        for ga, gb in zip(torch.autograd.grad(a.square().sum(), [x, ours.weight, ours.bias]),
+                          torch.autograd.grad(b.square().sum(), [x, stock.weight, stock.bias])):
+            torch.testing.assert_close(ga, gb, atol=1e-3, rtol=1e-4)
+    planner, actor = UNetPlanner(5, (8, 16, 16), nd=3), UNetActor(5, 3, (8, 16, 16), nd=3, out_level=1)
+    policy = fast_layout(MetaPolicy(planner, actor, (1, 4, 4, 4)))
+    with torch.no_grad(), profile() as prof:
+        policy(torch.rand(1, 5, 16, 16, 16), sample=False)
+    kernels = {e.key for e in prof.key_averages()}
+    assert "aten::slow_conv3d_forward" not in kernels and "aten::mkldnn_convolution" in kernels, kernels

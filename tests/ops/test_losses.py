@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from rl_i2it.ops.losses import box_sum, local_ncc, ncc_loss, smoothness
+from rl_i2it.ops.losses import box_sum, local_ncc, ncc_force, ncc_loss, smoothness
+from rl_i2it.ops.warp import warp
 
 
 def smooth_image(*shape, seed=0):
@@ -66,6 +67,44 @@ def test_ncc_gradcheck():
     a = smooth_image(6, 6).double()
     b = smooth_image(6, 6, seed=1).double().requires_grad_()
     assert torch.autograd.gradcheck(lambda x: ncc_loss(a, x, 3), (b,))
+
+
+def waves(shape, seed, shift=None, n=6):
+    """A smooth image, a sum of ``n`` random plane waves of 20-40 pixels' wavelength, evaluated
+    at ``x + shift(x)`` (a field ``[1, N, *S]``): an exactly moved image, free of the blur that
+    a linear interpolation adds at any fractional displacement."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float64) for s in shape], indexing="ij"))
+    x = x if shift is None else x + shift[0]
+    img = torch.zeros(shape, dtype=torch.float64)
+    for _ in range(n):
+        k = torch.randn(len(shape), generator=g, dtype=torch.float64)
+        k = k / k.norm() * 2 * torch.pi / (20 + 20 * torch.rand(1, generator=g, dtype=torch.float64))
+        img += torch.sin((k.view(-1, *[1] * len(shape)) * x).sum(0) + 6.3 * torch.rand(1, generator=g).item())
+    return img[None, None] / n + 0.5
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (16, 16, 16)])
+def test_ncc_force_is_the_similarity_gradient_of_a_displacement(shape):
+    """First order: moving the image by a small field u changes sum(local_ncc) by sum(force . u)
+    (within 10 %: central differences, one-sided at the border, are not the exact slope; measured
+    2 % in 2D, 9 % in 3D, against 110 % / 80 % with the force's channels swapped), and a step
+    along the force raises the NCC."""
+    nd = len(shape)
+    fixed, moved = waves(shape, 0), waves(shape, 1)
+    with torch.no_grad():                                              # needs no caller gradient
+        force = ncc_force(fixed, moved, 5)
+    assert force.shape == (1, nd, *shape) and not force.requires_grad
+    u = torch.cat([waves(shape, 2 + i) - 0.5 for i in range(nd)], 1)
+    base = local_ncc(fixed, moved, 5).sum()
+    for eps in (1e-2, 1e-3):
+        change = (local_ncc(fixed, waves(shape, 1, eps * u), 5).sum() - base).item()
+        predicted = eps * (force * u).sum().item()
+        assert abs(change - predicted) < 0.1 * abs(predicted), (eps, change, predicted)
+    step = 0.5 * force / force.abs().max()
+    assert ncc_loss(fixed, warp(moved, step), 5) < ncc_loss(fixed, moved, 5)
+    with pytest.raises(ValueError, match="one-channel"):
+        ncc_force(fixed.repeat(1, 2, *[1] * nd), moved.repeat(1, 2, *[1] * nd))
 
 
 def test_smoothness_analytic():

@@ -132,6 +132,30 @@ def test_3d_uses_the_same_code():
     assert r.shape == (2,)
 
 
+def test_force_adds_the_ncc_pull_to_the_observation(reg_pairs):
+    """force=True: the observation is [fixed, current, tanh(ncc_force)] (2 + N channels), in 2D
+    and 3D, recomputed from the stored state; policy and critic take it."""
+    from rl_i2it.ops.losses import ncc_force
+    task = make_task(reg_pairs, force=True)
+    env = task.make_env(3, torch.Generator().manual_seed(0))
+    s = env.reset()
+    obs = task.observe(s)
+    assert obs.shape == (3, 4, 32, 32) and torch.equal(obs[:, :2], torch.cat([s["fixed"], s["current"]], 1))
+    assert torch.allclose(obs[:, 2:], torch.tanh(ncc_force(s["fixed"], s["current"], task.options.ncc_window)))
+    assert obs[:, 2:].abs().amax() > 0.1                  # misaligned pairs: a real pull
+    out = task.build_policy()(obs)
+    assert out.action.shape == (3, 2, 32, 32) and task.build_critic()(obs, out.plan).shape == (3,)
+    s2, _, _, _ = env.step(out.action.detach())
+    assert not torch.allclose(task.observe(s2)[:, 2:], obs[:, 2:])
+    imgs, labs = make_anatomy(2, 16, 3)
+    task3 = RegistrationTask({"dims": 3, "pairs": "liver3d", "size": 16, "widths": [4, 8, 8], "force": True,
+                              "critic_widths": [4, 8], "critic_hidden": 16},
+                             pairs={"train": deform_pairs(imgs, labs, 4, 0, 0.8)})
+    s3 = task3.make_env(2, torch.Generator()).reset()
+    assert task3.observe(s3).shape == (2, 5, 16, 16, 16)
+    assert task3.build_policy()(task3.observe(s3)).action.shape == (2, 3, 16, 16, 16)
+
+
 def test_scores_of_identity_and_perfect_fields(reg_pairs):
     ps = reg_pairs["test"]
     ident = identity_scores(ps)
@@ -182,13 +206,13 @@ def test_inference_needs_no_labels_and_scores_nothing(reg_pairs):
     assert torch.isfinite(scored.score).all()
 
 
-def small_cfg(steps, **sac):
+def small_cfg(steps, task_options=None, **sac):
     return load_config(None, {"task": "registration", "seed": 0,
                               "sac": {"batch_size": 16, "lr_policy": 1e-3, "log_std_max": -2.0,
                                       "rl_warmup": 300, **sac},
                               "train": {"steps": steps, "n_envs": 8, "horizon": 5, "replay_size": 2000,
                                         "learning_starts": 64, "updates_per_step": 2, "log_every": 50},
-                              "task_options": {**REG_SMALL, "max_step": 1.5}})
+                              "task_options": {**REG_SMALL, "max_step": 1.5, **(task_options or {})}})
 
 
 def test_short_training_beats_the_untrained_policy(tmp_path, reg_pairs):
@@ -205,3 +229,15 @@ def test_short_training_beats_the_untrained_policy(tmp_path, reg_pairs):
     after = evaluate_policy(task, trainer.policy, reg_pairs["test"], (5,), adaptive=20)
     assert after["t5"]["dice"] >= ident + 0.04 and after["adaptive"]["dice"] >= ident + 0.05, (ident, after)
     assert after["t5"]["neg_jac_pct"] < 0.5
+
+
+def test_the_force_observation_learns_faster(tmp_path, reg_pairs):
+    """With the NCC force in the observation, 150 updates go far beyond what 300 reach without
+    it (0.81 above): >= identity + 0.12 at T=5 on the 16 unseen pairs (measured: 0.75 -> 0.93)."""
+    cfg = small_cfg(150, {"force": True})
+    task = RegistrationTask(cfg.task_options, pairs=reg_pairs)
+    trainer = Trainer(cfg, tmp_path / "run", task=task, verbose=False)
+    ident = identity_scores(reg_pairs["test"])["dice"]
+    trainer.train()
+    after = evaluate_policy(task, trainer.policy, reg_pairs["test"], (5,))
+    assert after["t5"]["dice"] >= ident + 0.12, (ident, after)

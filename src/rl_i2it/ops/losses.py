@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_sum", "local_ncc", "ncc_loss", "smoothness", "gram", "gram_distance", "total_variation"]
+__all__ = ["box_sum", "local_ncc", "ncc_loss", "ncc_force", "smoothness", "gram", "gram_distance", "total_variation"]
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> int:
@@ -54,6 +54,22 @@ def local_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9, eps: float = 1e
 def ncc_loss(fixed: torch.Tensor, moved: torch.Tensor, window: int = 9) -> torch.Tensor:
     """``-mean(local_ncc)``: -1 for a perfect match, 0 for unrelated images."""
     return -local_ncc(fixed, moved, window).mean()
+
+
+def ncc_force(fixed: torch.Tensor, moved: torch.Tensor, window: int = 9) -> torch.Tensor:
+    """The local NCC's pull on ``moved [B, 1, *S]``: ``d sum(local_ncc) / du`` at ``u = 0`` for
+    ``moved`` resampled at ``x + u(x)``, a field ``[B, nd, *S]`` (the steepest-ascent displacement
+    of the similarity, like the demons force): the NCC's gradient in the intensities times the
+    image gradient (central differences). Needs no gradient from its caller; returns none."""
+    nd = _check_pair(fixed, moved)
+    if moved.shape[1] != 1:
+        raise ValueError(f"expected one-channel images, got {tuple(moved.shape)}")
+    moved = moved.detach()
+    with torch.enable_grad():
+        m = moved.clone().requires_grad_(True)
+        g, = torch.autograd.grad(local_ncc(fixed.detach(), m, window).sum(), m)
+    slope = torch.stack(torch.gradient(moved[:, 0], dim=tuple(range(1, nd + 1))), 1)
+    return g * slope
 
 
 def smoothness(disp: torch.Tensor, penalty: str = "l2") -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 State = [fixed, current] where current = the *initial* moving image warped by the accumulated
 field (Eq. 11-12: each step's field is composed onto it, so no interpolation blur piles up);
+with ``force`` the observation adds where the local NCC pulls the current image
+(``ops.losses.ncc_force``, recomputed from the state, never stored);
 action = one step's displacement field (voxels, ``tanh``-bounded by ``max_step``), or with
 ``diffeomorphic`` a stationary velocity integrated by scaling and squaring (so every step, and
 their composition, keeps |J| > 0); reward = ``reward_scale`` x the step's improvement of the
@@ -25,7 +27,7 @@ from ..core.buffer import Field
 from ..core.policy import MetaPolicy
 from ..errors import UserError
 from ..nets import ConvCritic, UNetActor, UNetPlanner
-from ..ops.losses import local_ncc, ncc_loss, smoothness
+from ..ops.losses import local_ncc, ncc_force, ncc_loss, smoothness
 from ..ops.metrics import jacobian_determinant, kmeans_labels, mean_dice
 from ..ops.warp import compose, integrate_velocity, warp
 from .base import Task
@@ -70,6 +72,10 @@ class RegistrationOptions:
     """Weight of the field smoothness in the auxiliary loss."""
     smooth_penalty: str = "l2"
     """'l2' (diffusion) or 'l1' (total variation)."""
+    force: bool = False
+    """The observation adds the local NCC's force on the current image (``ops.losses.ncc_force``:
+    the similarity's steepest-ascent displacement, squashed by tanh), so each step sees where the
+    similarity pulls (beyond the paper: a learned step of an iterative optimiser)."""
     smooth_on: str = "step"
     """'step': smoothness of each step's field; 'total': of the accumulated field after the step
     (the replay then stores the field, fp16: 2 x 128^2 x 2 B = 64 KiB per 2D transition)."""
@@ -194,15 +200,15 @@ class RegistrationTask(Task):
     # -- the core's interface -----------------------------------------------------------------
     def build_policy(self) -> MetaPolicy:
         w, nd = tuple(self.options.widths), self.dims
-        return MetaPolicy(UNetPlanner(2, w, plan_channels=1, nd=nd),
-                          UNetActor(2, nd, w, plan_channels=1, nd=nd, out_scale=self.options.max_step,
-                                    out_level=self.options.field_level),
+        return MetaPolicy(UNetPlanner(self.obs_channels, w, plan_channels=1, nd=nd),
+                          UNetActor(self.obs_channels, nd, w, plan_channels=1, nd=nd,
+                                    out_scale=self.options.max_step, out_level=self.options.field_level),
                           self.plan_shape)
 
     def build_critic(self, critic_on: str = "plan"):
         z = self.plan_shape if critic_on == "plan" else self.action_shape
         o = self.options
-        return ConvCritic(2, self.grid, z, tuple(o.critic_widths), o.critic_hidden, o.critic_pool)
+        return ConvCritic(self.obs_channels, self.grid, z, tuple(o.critic_widths), o.critic_hidden, o.critic_pool)
 
     def state_fields(self) -> dict[str, Field]:
         fields = {"pair": Field((), "int64", static=True), "current": Field((1, *self.grid), "uint8")}
@@ -223,8 +229,15 @@ class RegistrationTask(Task):
             cached = self._fixed_on_device = self.pairs("train").fixed.to(self.device)
         return cached[state["pair"]].float() / 255
 
+    @property
+    def obs_channels(self) -> int:
+        return 2 + (self.dims if self.options.force else 0)
+
     def observe(self, state: dict) -> torch.Tensor:
-        return torch.cat([self.fixed_of(state), state["current"]], 1)
+        fixed, current = self.fixed_of(state), state["current"]
+        if not self.options.force:
+            return torch.cat([fixed, current], 1)
+        return torch.cat([fixed, current, torch.tanh(ncc_force(fixed, current, self.options.ncc_window))], 1)
 
     def auxiliary_loss(self, state: dict, action: torch.Tensor, policy=None):
         o = self.options
