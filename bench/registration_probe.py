@@ -3,12 +3,13 @@ the loss itself can give.
 
     python bench/registration_probe.py [--size 32] [--seconds 40] [--pairs 8] [--seed 0]
 
-Trains the one-step planner-actor of ``configs/liver3d.toml`` (mean plan, no RL) on the synthetic
-liver pairs at ``--size``^3 with its auxiliary loss alone (local NCC + smoothness of the step's
-field) for ``--seconds``, printing the validation pairs' NCC and Dice as it goes; then
-optimises one field per validation pair directly (Adam on a half-size field, the same loss,
-150 iterations: instance optimisation, the loss's own ceiling at that field resolution) and
-prints NCC, liver and tumour Dice, mean |field| and the cosine between the two fields.
+Trains the one-step planner-actor of ``configs/liver3d.toml`` (on the preset's observation, the
+NCC force included; mean plan, no RL) on the synthetic liver pairs at ``--size``^3 with its
+auxiliary loss alone (local NCC + smoothness of the step's field) for ``--seconds``, printing the
+validation pairs' NCC and Dice as it goes; then optimises one field per validation pair directly
+(Adam on a half-size field, the same loss, 150 iterations: instance optimisation, the loss's own
+ceiling at that field resolution) and prints NCC, liver and tumour Dice, mean |field| and the
+cosine between the two fields.
 A diagnostic, not a method of the benchmark: nothing is saved.
 """
 from __future__ import annotations
@@ -74,7 +75,7 @@ def main() -> None:
     t0, updates, report = time.perf_counter(), 0, args.seconds / 4
     while time.perf_counter() - t0 < args.seconds:
         f, m = images(train, torch.randint(0, len(train), (batch,), generator=gen))
-        step = policy(torch.cat([f, m], 1), sample=False).action
+        step = policy(task.observe({"fixed": f, "current": m}), sample=False).action
         loss = ncc_loss(f, warp(m, step), window) + weight * smoothness(step)
         opt.zero_grad()
         loss.backward()
@@ -83,10 +84,10 @@ def main() -> None:
         if time.perf_counter() - t0 >= report:
             report += args.seconds / 4
             with torch.no_grad():
-                net = policy(torch.cat([fv, mv], 1), sample=False).action
+                net = policy(task.observe({"fixed": fv, "current": mv}), sample=False).action
             print(line(f"network, {updates} updates", scores(valid, n, net, window)), flush=True)
     with torch.no_grad():
-        net = policy(torch.cat([fv, mv], 1), sample=False).action
+        net = policy(task.observe({"fixed": fv, "current": mv}), sample=False).action
     coarse = torch.zeros(n, 3, *[s // 2 for s in task.grid], requires_grad=True)
     opt = torch.optim.Adam([coarse], lr=0.05)
     for _ in range(150):
