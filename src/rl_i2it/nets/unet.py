@@ -23,7 +23,8 @@ class Conv3d(nn.Conv3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.shape[0] == 1 and x.device.type == "cpu" and x.dtype == torch.float32
-                and self.padding_mode == "zeros" and torch.backends.mkldnn.is_available()):
+                and self.padding_mode == "zeros" and torch.backends.mkldnn.is_available()
+                and torch.backends.mkldnn.enabled):
             return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride,
                                             self.dilation, self.groups)
         return super().forward(x)

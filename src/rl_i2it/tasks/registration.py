@@ -68,14 +68,14 @@ class RegistrationOptions:
     """Reward = reward_scale x (Dice after - Dice before)."""
     ncc_window: int = 9
     """Window of the local NCC."""
-    smooth_weight: float = 1.0
-    """Weight of the field smoothness in the auxiliary loss."""
-    smooth_penalty: str = "l2"
-    """'l2' (diffusion) or 'l1' (total variation)."""
     force: bool = False
     """The observation adds the local NCC's force on the current image (``ops.losses.ncc_force``:
     the similarity's steepest-ascent displacement, squashed by tanh), so each step sees where the
     similarity pulls (beyond the paper: a learned step of an iterative optimiser)."""
+    smooth_weight: float = 1.0
+    """Weight of the field smoothness in the auxiliary loss."""
+    smooth_penalty: str = "l2"
+    """'l2' (diffusion) or 'l1' (total variation)."""
     smooth_on: str = "step"
     """'step': smoothness of each step's field; 'total': of the accumulated field after the step
     (the replay then stores the field, fp16: 2 x 128^2 x 2 B = 64 KiB per 2D transition)."""
