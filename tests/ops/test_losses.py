@@ -49,6 +49,17 @@ def test_box_sum_is_the_zero_padded_box_convolution(shape, window):
     assert torch.allclose(g, g_ref, atol=1e-4)
 
 
+def test_box_sum_keeps_float32_precision_on_large_volumes():
+    # each output adds window values per axis: no running sums whose rounding grows with the axis
+    x = 0.5 + 0.01 * torch.rand(1, 1, 96, 96, 96, generator=torch.Generator().manual_seed(2))
+    out = box_sum(x, 9)
+    ref = box_sum(x.double(), 9)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4), slice(4, -4))
+    assert out.dtype == torch.float32
+    assert ((out.double() - ref)[inner].abs() / ref[inner]).max() < 5e-7     # float32 running sums: 1e-6
+    assert torch.allclose(ref[inner], x.double()[inner].new_tensor(0.505 * 729), rtol=0.02)
+
+
 def test_ncc_map_range_and_shape():
     m = local_ncc(torch.rand(2, 1, 12, 12), torch.rand(2, 1, 12, 12), 3)
     assert m.shape == (2, 1, 12, 12) and (m >= 0).all() and (m <= 1 + 1e-4).all()

@@ -19,19 +19,17 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> int:
 def box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
     """Sum of ``x [B, C, *S]`` over the ``window``-wide box around each voxel (zero padded).
 
-    Per axis, a difference of running sums (2 operations per voxel, whatever the window), in
-    float64: the running sums grow to ``window**(nd-1)`` x the axis length, where float32's
-    rounding would show in flat regions. The local NCC with its gradient takes 0.1-0.25 of the
-    time it took with a depthwise box convolution per axis (``bench/ncc.py``, CPU)."""
-    r, out = window // 2, x.double()
+    Per axis, the sum of the ``window`` neighbours (``unfold``: a view, no copy), in ``x``'s own
+    dtype: each output adds ``window`` values, so float32 keeps its precision (running sums,
+    which grow to ``window**(nd-1)`` x the axis length, needed float64). The local NCC with its
+    gradient at 2 x 128^3 takes a quarter of the time it took with float64 running sums, and less than
+    with a depthwise box convolution per axis (``bench/ncc.py``, CPU)."""
+    r, out = window // 2, x
     for axis in range(2, x.dim()):
         pad = [0, 0] * (x.dim() - 2)
-        pad[2 * (x.dim() - 1 - axis)] = r + 1          # F.pad lists the last axis first
-        pad[2 * (x.dim() - 1 - axis) + 1] = r
-        run = F.pad(out, pad).cumsum(axis)
-        n = x.shape[axis]
-        out = run.narrow(axis, window, n) - run.narrow(axis, 0, n)
-    return out.to(x.dtype)
+        pad[2 * (x.dim() - 1 - axis)] = pad[2 * (x.dim() - 1 - axis) + 1] = r   # F.pad lists the last axis first
+        out = F.pad(out, pad).unfold(axis, window, 1).sum(-1)
+    return out
 
 
 def local_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9, eps: float = 1e-5) -> torch.Tensor:
