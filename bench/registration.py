@@ -45,7 +45,7 @@ CONFIGS = ROOT / "configs"
 GROUPS = {
     "brain2d": {"config": "registration.toml", "sets": {"brain2d": ("brain2d", 40), "brain2d-inter": ("brain2d-inter", 0)}},
     "liver64": {"config": "liver3d.toml", "sets": {"liver3d-64": ("liver3d", 6)}},
-    "liver128": {"config": "liver3d-128.toml", "sets": {"liver3d-128": ("liver3d", 2)}},
+    "liver128": {"config": "liver3d-128.toml", "sets": {"liver3d-128": ("liver3d", 6)}},
 }
 ORDER = ("identity", "onestep", "norl_t10", "syn", "elastix", "rl_t1", "rl_t10", "rl_t20", "rl_adaptive")
 LABEL = {"identity": "identity", "onestep": "one-step (VM-style)", "norl_t10": "RL-I2IT w/o RL, T=10",
