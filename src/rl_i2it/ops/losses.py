@@ -22,12 +22,12 @@ def box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
     Per axis, the sum of the ``window`` neighbours (``unfold``: a view, no copy), in ``x``'s own
     dtype: each output adds ``window`` values, so float32 keeps its precision (running sums,
     which grow to ``window**(nd-1)`` x the axis length, needed float64). The local NCC with its
-    gradient at 2 x 128^3 takes a quarter of the time it took with float64 running sums, and less than
-    with a depthwise box convolution per axis (``bench/ncc.py``, CPU)."""
+    gradient at 2 x 128^3 takes a quarter of the time of float64 running sums, and less than a
+    depthwise box convolution per axis (``bench/ncc.py``, CPU)."""
     r, out = window // 2, x
     for axis in range(2, x.dim()):
         pad = [0, 0] * (x.dim() - 2)
-        pad[2 * (x.dim() - 1 - axis)] = pad[2 * (x.dim() - 1 - axis) + 1] = r   # F.pad lists the last axis first
+        pad[2 * (x.dim() - 1 - axis)] = pad[2 * (x.dim() - 1 - axis) + 1] = r   # last axis first
         out = F.pad(out, pad).unfold(axis, window, 1).sum(-1)
     return out
 
