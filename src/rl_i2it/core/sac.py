@@ -1,6 +1,7 @@
 """One SAC update on the plan, plus the task's auxiliary loss: only the loss math lives here.
 
 critic:  Q_i(s, z) -> r + gamma (1 - d) [min_j Q'_j(s', z') - alpha log pi(p' | s')]
+         (the critic sees ``task.critic_observe(s)``, the policy ``task.observe(s)``)
 policy:  rl_weight * (alpha log pi(p | s) - min_j Q_j(s, z)) + aux_weight * aux(s, actor(p))
 alpha:   log_alpha * (-log pi - target_entropy)   (SAC v2 temperature tuning)
 
@@ -63,9 +64,9 @@ class SAC(nn.Module):
             with torch.no_grad():
                 obs_next = task.observe(batch["next_state"])
                 nxt = self.policy(obs_next, decode=cfg.critic_on != "plan")
-                q_next = self.critic_target.min_q(obs_next, self._z(nxt))
+                q_next = self.critic_target.min_q(task.critic_observe(batch["next_state"]), self._z(nxt))
                 target = batch["reward"] + cfg.gamma * (1 - batch["done"]) * (q_next - self.alpha * nxt.log_prob)
-            q1, q2 = self.critic(obs, batch["z"])
+            q1, q2 = self.critic(task.critic_observe(batch["state"]), batch["z"])
             critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
             self._step(self.critic_opt, critic_loss, self.critic.parameters())
             logs.update(critic_loss=critic_loss.item(), q=q1.mean().item(), q_target=target.mean().item())
@@ -99,7 +100,7 @@ class SAC(nn.Module):
         terms, logs = {}, {}
         if self.cfg.use_rl:
             self.critic.requires_grad_(False)
-            terms["q"] = self.critic.min_q(obs, self._z(out))
+            terms["q"] = self.critic.min_q(self.task.critic_observe(batch["state"]), self._z(out))
             self.critic.requires_grad_(True)
             terms["rl"] = (self.alpha * out.log_prob - terms["q"]).mean()
             logs.update(rl_loss=terms["rl"].item(), entropy=-out.log_prob.mean().item())

@@ -43,6 +43,9 @@ class ImageOptions:
     """Channels of the critic's conv encoder."""
     critic_hidden: int = 256
     """Width of the critic's MLP."""
+    critic_target: bool = False
+    """The critic also sees the target image (training only; the policy never does): an asymmetric
+    critic that can tell how close a step's image comes to the target, as the reward does."""
     critic_pool: int = 4
     """The critic sees the observation average-pooled by this factor (coarse content; 4x faster
     per factor 2 than at full resolution)."""
@@ -193,8 +196,12 @@ class ImageTask(Task):
     def build_critic(self, critic_on: str = "plan"):
         z = self.plan_shape if critic_on == "plan" else self.action_shape
         o = self.options
-        return ConvCritic(self.in_channels, (o.size, o.size), z, tuple(o.critic_widths), o.critic_hidden,
-                          o.critic_pool)
+        return ConvCritic(self.in_channels + 3 * o.critic_target, (o.size, o.size), z, tuple(o.critic_widths),
+                          o.critic_hidden, o.critic_pool)
+
+    def critic_observe(self, state: dict):
+        obs = self.observe(state)
+        return torch.cat([obs, self.target_of(state)], 1) if self.options.critic_target else obs
 
     def score(self, image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The reward's metric ``[B]`` (PSNR in dB or SSIM), over ``mask`` when given."""

@@ -1,0 +1,74 @@
+"""bench/rl_gradients.py's critic ranking, and the asymmetric critic (``critic_target``): the
+critic sees the target, the policy never does."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import image_trainer
+from rl_i2it.ops.metrics import psnr
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "rl_gradients.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_rl_gradients", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def faces(photo_data):
+    return {k: (t, t) for k, (_, t) in photo_data.items()}
+
+
+def test_spearman_within_states(bench):
+    r = torch.randn(12, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(bench.spearman_within(r, r), torch.ones(5))
+    assert torch.allclose(bench.spearman_within(r.exp() * 3 - 1, r), torch.ones(5))      # monotone: ranks only
+    assert torch.allclose(bench.spearman_within(-r, r), -torch.ones(5))
+    q = torch.randn(4000, 3, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(4000, 3, generator=torch.Generator().manual_seed(2))
+    assert bench.spearman_within(q, noise).abs().max() < 0.06                          # independent: ~0
+
+
+def test_critic_sees_the_target_and_the_policy_does_not(tmp_path, photo_data):
+    tr = image_trainer("inpainting", tmp_path, faces(photo_data), steps=6, critic_target=True)
+    state = tr.env.reset()
+    obs, cobs = tr.task.observe(state), tr.task.critic_observe(state)
+    assert obs.shape[1] == 4 and cobs.shape[1] == 7
+    assert torch.equal(cobs[:, :4], obs) and torch.equal(cobs[:, 4:], state["target"])
+    batch_state = {k: v for k, v in state.items() if k != "target"}            # replay rows: the index only
+    assert torch.equal(tr.task.critic_observe(batch_state)[:, 4:], state["target"])
+    tr.train()
+    assert tr.counters["updates"] >= 6
+    plan = tr.policy(obs).plan
+    assert tr.sac.critic.min_q(cobs, plan).shape == (len(obs),)
+    with pytest.raises(RuntimeError):                                      # built for 7 channels
+        tr.sac.critic.min_q(obs, plan)
+    plain = image_trainer("inpainting", tmp_path / "plain", faces(photo_data), steps=1)
+    assert torch.equal(plain.task.critic_observe(state), plain.task.observe(state))
+
+
+def test_plan_outcomes_steps_each_plan_on_a_copy(bench, tmp_path, photo_data):
+    """With an oracle for a critic (the reward the plan's image earns, computed from the target
+    the asymmetric critic sees), the ranking is perfect; the environment itself never moves."""
+    tr = image_trainer("inpainting", tmp_path, faces(photo_data), steps=1, critic_target=True)
+    task, policy, env = tr.task, tr.policy.eval(), tr.env
+    state = env.reset()
+    before = env.current.clone()
+
+    def oracle(cobs, plan):
+        obs, target = cobs[:, :4], cobs[:, 4:]
+        image = torch.where(state["mask"], policy.actor(plan, policy.plan_distribution(obs)[2]), obs[:, :3])
+        return task.options.reward_scale * (psnr(image, target, state["mask"]) - env.score)
+
+    q, r = bench.plan_outcomes(task, policy, oracle, env, state, plans=8)
+    assert q.shape == r.shape == (8, env.n)
+    assert torch.allclose(q, r, atol=1e-4) and r.std(0).min() > 0
+    assert torch.allclose(bench.spearman_within(q, r), torch.ones(env.n))
+    assert torch.equal(env.current, before)
+    ranking = bench.critic_ranking(tr, states=4, plans=4, steps=(1, 2))
+    assert set(ranking) == {1, 2} and all(-1 <= k["spearman"] <= 1 for k in ranking.values())
