@@ -114,10 +114,10 @@ def main() -> None:
     if "replay" not in saved:
         sys.exit(f"{run}/checkpoint.pt holds no replay (its replay was above train.checkpoint_replay_mb)")
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "run"
-        copy.mkdir()
-        shutil.copy(run / "checkpoint.pt", copy / "checkpoint.pt")
-        trainer = Trainer(cfg, copy, verbose=False)
+        scratch = Path(tmp) / "run"
+        scratch.mkdir()
+        shutil.copy(run / "checkpoint.pt", scratch / "checkpoint.pt")
+        trainer = Trainer(cfg, scratch, verbose=False)
         r = gradient_balance(trainer, args.batches, args.seed)
         steps = tuple(int(v) for v in args.steps.split(","))
         ranking = critic_ranking(trainer, args.states, args.plans, steps, args.seed)

@@ -114,8 +114,10 @@ def step_vs_vgg(task, policy, size=256, reps=5):
     return step / ref, step, ref
 
 
-def verdict(res, curve_, unseen, weights=(1.0, 1e5)):
-    """The issue's targets, one line each; ``weights`` = (content, style) weights of the training loss."""
+def verdict(res, curve_, unseen, weights=(1.0, 1e5), video=None, ratio=None):
+    """The issue's targets, one line each; ``weights`` = (content, style) weights of the training
+    loss; ``video`` the video table (``rl_image_t10``, ``rl_video_t10``), ``ratio`` the step's time
+    over one VGG16 forward."""
     lines = []
     c = [p[0] for p in curve_]
     s = [p[1] for p in curve_]
@@ -142,6 +144,16 @@ def verdict(res, curve_, unseen, weights=(1.0, 1e5)):
                     if ct < u["onnx_arbitrary"]["content"] and st < u["onnx_arbitrary"]["style"]]
             lines.append(f"arbitrary vs ONNX on unseen style {name}: lower both at T = {wins or 'none'}: "
                          f"{'met' if wins else 'NOT met'}")
+    if video and "rl_video_t10" in video:
+        im, vi = video["rl_image_t10"], video["rl_video_t10"]
+        ok = vi["warp_error"] <= 0.5 * im["warp_error"] and vi["style"] <= 1.1 * im["style"]
+        lines.append(f"video T=10 vs the image model frame by frame: warping error {vi['warp_error']:.4f} vs "
+                     f"{im['warp_error']:.4f} (x{vi['warp_error'] / im['warp_error']:.2f}, target <= 0.5), style "
+                     f"{vi['style']:.3g} vs {im['style']:.3g} (x{vi['style'] / im['style']:.2f}, target <= 1.1): "
+                     f"{'met' if ok else 'NOT met'}")
+    if ratio is not None:
+        lines.append(f"one planner-actor step / one VGG16 forward = {ratio:.3f} (target <= 0.5): "
+                     f"{'met' if ratio <= 0.5 else 'NOT met'}")
     return lines
 
 
@@ -252,7 +264,7 @@ def main() -> None:
     ratio, step_s, vgg_s = step_vs_vgg(task, rl)
     print(f"one planner-actor step / one VGG16 forward (relu4_3), 256x256: {step_s * 1e3:.1f} ms / "
           f"{vgg_s * 1e3:.1f} ms = {ratio:.3f}")
-    lines = verdict(res, step_curve, unseen, (task.options.content_weight, task.options.style_weight))
+    lines = verdict(res, step_curve, unseen, (task.options.content_weight, task.options.style_weight), video, ratio)
     print("\n" + "\n".join(lines))
 
     out.mkdir(parents=True, exist_ok=True)

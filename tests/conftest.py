@@ -1,6 +1,9 @@
 """Shared fixtures: small synthetic digit data made here (tests never touch the network or caches)."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +139,12 @@ def _smooth(b=2, size=64, seed=0, c=3):
 @pytest.fixture
 def smooth():
     return _smooth
+
+
+def load_bench(name: str):
+    """The module of the script ``bench/{name}.py`` (bench scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

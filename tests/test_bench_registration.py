@@ -1,22 +1,15 @@
 """bench/registration.py's pieces on tiny pairs: every method's row on the same pairs, and the
 verdict lines that say which of the issue's targets a table meets."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from conftest import load_bench
 from rl_i2it.data.pairs import PairSet
 from test_cli_register import reg_run  # noqa: F401  (a tiny trained 2D registration run)
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "registration.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_registration", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("registration")
 
 
 def row(dice, secs, folds=0.0):

@@ -1,23 +1,15 @@
 """bench/rl_gradients.py's critic ranking, and the asymmetric critic (``critic_target``): the
 critic sees the target, the policy never does."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-from conftest import image_trainer
+from conftest import image_trainer, load_bench
 from rl_i2it.ops.metrics import psnr
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "rl_gradients.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_rl_gradients", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("rl_gradients")
 
 
 def faces(photo_data):

@@ -1,0 +1,38 @@
+"""bench/style.py's verdict: one line per target of the style issue, each saying met or NOT met."""
+import pytest
+
+from conftest import load_bench
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_bench("style")
+
+
+def row(content, style):
+    return {"content": content, "style": style}
+
+
+def verdicts(bench, video, ratio, t1=row(0.5, 8e-6)):
+    curve = [[0.5 + 0.1 * t, 9e-6 - 3e-7 * t] for t in range(10)]
+    res = {"rl_t1": t1, "onestep": row(0.6, 9e-6), "onnx_arbitrary": row(1.1, 3e-5)}
+    unseen = {"made:1": {"arbitrary_curve": [[2.0, 1e-4]] * 10, "onnx_arbitrary": row(1.0, 3e-5)}}
+    return bench.verdict(res, curve, unseen, (1.0, 1e5), video, ratio)
+
+
+def test_every_target_has_a_line(bench):
+    video = {"rl_image_t10": {"warp_error": 0.005, "style": 5e-6}, "rl_video_t10": {"warp_error": 0.002, "style": 5.4e-6}}
+    lines = verdicts(bench, video, 0.3)
+    assert lines[0].startswith("step-wise control") and lines[0].endswith(": met")
+    assert lines[1].startswith("RL-I2IT T=1 vs one-step") and lines[1].endswith(": met")
+    assert any(ln.startswith("arbitrary vs ONNX on unseen style made:1") and ln.endswith("NOT met") for ln in lines)
+    assert lines[-2].startswith("video T=10") and lines[-2].endswith(": met")
+    assert lines[-1].endswith("(target <= 0.5): met")
+
+
+@pytest.mark.parametrize("warp, style", [(0.003, 5e-6), (0.002, 5.6e-6)])     # flicker above half / style > +10 %
+def test_video_and_speed_targets_not_met(bench, warp, style):
+    video = {"rl_image_t10": {"warp_error": 0.005, "style": 5e-6}, "rl_video_t10": {"warp_error": warp, "style": style}}
+    lines = verdicts(bench, video, 0.6, t1=row(0.7, 8e-6))
+    assert lines[1].endswith("NOT met") and lines[-2].endswith("NOT met") and lines[-1].endswith("NOT met")
+    assert verdicts(bench, None, None)[-1].startswith("arbitrary vs ONNX")          # no video, no timing: no lines
