@@ -64,7 +64,8 @@ def plan_outcomes(task, policy, q_fn, env, state: dict, plans: int, critic_on: s
     """``(q [plans, B], reward [plans, B])``: ``plans`` plans drawn by the planner in ``state``
     (``env``'s current state), each scored by ``q_fn(obs, z)`` and stepped on a shallow copy
     of ``env`` (whose ``step`` reassigns, never changes in place, what it holds)."""
-    obs, cobs = task.observe(state), task.critic_observe(state)
+    obs = task.observe(state)
+    cobs = task.critic_observe(state, obs)
     mu, log_std, skips = policy.plan_distribution(obs)
     qs, rs = [], []
     for _ in range(plans):

@@ -29,11 +29,12 @@ def test_spearman_within_states(bench):
 def test_critic_sees_the_target_and_the_policy_does_not(tmp_path, photo_data):
     tr = image_trainer("inpainting", tmp_path, faces(photo_data), steps=6, critic_target=True)
     state = tr.env.reset()
-    obs, cobs = tr.task.observe(state), tr.task.critic_observe(state)
+    obs = tr.task.observe(state)
+    cobs = tr.task.critic_observe(state, obs)
     assert obs.shape[1] == 4 and cobs.shape[1] == 7
     assert torch.equal(cobs[:, :4], obs) and torch.equal(cobs[:, 4:], state["target"])
     batch_state = {k: v for k, v in state.items() if k != "target"}            # replay rows: the index only
-    assert torch.equal(tr.task.critic_observe(batch_state)[:, 4:], state["target"])
+    assert torch.equal(tr.task.critic_observe(batch_state, obs)[:, 4:], state["target"])
     tr.train()
     assert tr.counters["updates"] >= 6
     plan = tr.policy(obs).plan
@@ -41,7 +42,18 @@ def test_critic_sees_the_target_and_the_policy_does_not(tmp_path, photo_data):
     with pytest.raises(RuntimeError):                                      # built for 7 channels
         tr.sac.critic.min_q(obs, plan)
     plain = image_trainer("inpainting", tmp_path / "plain", faces(photo_data), steps=1)
-    assert torch.equal(plain.task.critic_observe(state), plain.task.observe(state))
+    assert plain.task.critic_observe(state, obs) is obs
+
+
+def test_an_update_observes_each_state_once(tmp_path, photo_data, monkeypatch):
+    """The critic's observation is built on the policy's: one ``observe`` per state and next state."""
+    tr = image_trainer("inpainting", tmp_path, faces(photo_data), steps=1)
+    tr.train()
+    calls = []
+    observe = tr.task.observe
+    monkeypatch.setattr(tr.task, "observe", lambda state: calls.append(1) or observe(state))
+    tr.sac.update(tr.replay.sample(8, torch.Generator().manual_seed(0)))
+    assert len(calls) == 2
 
 
 def test_plan_outcomes_steps_each_plan_on_a_copy(bench, tmp_path, photo_data):

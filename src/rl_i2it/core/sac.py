@@ -1,7 +1,7 @@
 """One SAC update on the plan, plus the task's auxiliary loss: only the loss math lives here.
 
 critic:  Q_i(s, z) -> r + gamma (1 - d) [min_j Q'_j(s', z') - alpha log pi(p' | s')]
-         (the critic sees ``task.critic_observe(s)``, the policy ``task.observe(s)``)
+         (the critic sees ``task.critic_observe(s, obs)``, the policy ``obs = task.observe(s)``)
 policy:  rl_weight * (alpha log pi(p | s) - min_j Q_j(s, z)) + aux_weight * aux(s, actor(p))
 alpha:   log_alpha * (-log pi - target_entropy)   (SAC v2 temperature tuning)
 
@@ -58,20 +58,21 @@ class SAC(nn.Module):
         """One gradient step of every learner on a replay batch; returns scalars to log."""
         cfg, task = self.cfg, self.task
         obs = task.observe(batch["state"])
+        critic_obs = task.critic_observe(batch["state"], obs) if cfg.use_rl else None
         logs: dict[str, float] = {}
         self.policy.train()
         if cfg.use_rl:
             with torch.no_grad():
                 obs_next = task.observe(batch["next_state"])
                 nxt = self.policy(obs_next, decode=cfg.critic_on != "plan")
-                q_next = self.critic_target.min_q(task.critic_observe(batch["next_state"]), self._z(nxt))
+                q_next = self.critic_target.min_q(task.critic_observe(batch["next_state"], obs_next), self._z(nxt))
                 target = batch["reward"] + cfg.gamma * (1 - batch["done"]) * (q_next - self.alpha * nxt.log_prob)
-            q1, q2 = self.critic(task.critic_observe(batch["state"]), batch["z"])
+            q1, q2 = self.critic(critic_obs, batch["z"])
             critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
             self._step(self.critic_opt, critic_loss, self.critic.parameters())
             logs.update(critic_loss=critic_loss.item(), q=q1.mean().item(), q_target=target.mean().item())
 
-        out, terms, term_logs = self._policy_terms(batch, obs)
+        out, terms, term_logs = self._policy_terms(batch, obs, critic_obs)
         logs.update(term_logs)
         loss = self.log_alpha.new_zeros(())
         if cfg.use_rl:
@@ -92,7 +93,7 @@ class SAC(nn.Module):
         self.updates += 1
         return logs
 
-    def _policy_terms(self, batch: dict, obs) -> tuple:
+    def _policy_terms(self, batch: dict, obs, critic_obs) -> tuple:
         """``(out, terms, logs)``: the policy's output on ``obs`` and the unweighted terms of its
         loss: with RL ``q`` (min of the twin critics; their weights get no gradient) and ``rl`` =
         mean(alpha log pi - q); with the auxiliary loss ``aux``."""
@@ -100,7 +101,7 @@ class SAC(nn.Module):
         terms, logs = {}, {}
         if self.cfg.use_rl:
             self.critic.requires_grad_(False)
-            terms["q"] = self.critic.min_q(self.task.critic_observe(batch["state"]), self._z(out))
+            terms["q"] = self.critic.min_q(critic_obs, self._z(out))
             self.critic.requires_grad_(True)
             terms["rl"] = (self.alpha * out.log_prob - terms["q"]).mean()
             logs.update(rl_loss=terms["rl"].item(), entropy=-out.log_prob.mean().item())
@@ -124,7 +125,8 @@ class SAC(nn.Module):
             return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(gs, params)])
         was_training = self.policy.training
         self.policy.train()
-        _, t, _ = self._policy_terms(batch, self.task.observe(batch["state"]))
+        obs = self.task.observe(batch["state"])
+        _, t, _ = self._policy_terms(batch, obs, self.task.critic_observe(batch["state"], obs))
         g_rl, g_q, g_aux = grad(t["rl"]), grad(-t["q"].mean()), grad(cfg.aux_weight * t["aux"])
         self.policy.train(was_training)
         return {"rl": g_rl.norm().item(), "minus_q": g_q.norm().item(), "aux": g_aux.norm().item(),

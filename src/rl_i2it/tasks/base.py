@@ -66,10 +66,11 @@ class Task:
 
     def observe(self, state: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
-    def critic_observe(self, state: dict[str, torch.Tensor]):
-        """What the critic sees: the policy's observation, unless a task adds what only training
-        knows (an asymmetric critic: the inpainting target, say); the policy never sees it."""
-        return self.observe(state)
+    def critic_observe(self, state: dict[str, torch.Tensor], obs):
+        """What the critic sees, given ``obs = observe(state)``: that observation, unless a task
+        adds what only training knows (an asymmetric critic: the inpainting target, say); the
+        policy never sees it."""
+        return obs
 
     def auxiliary_loss(self, state: dict, action: torch.Tensor, policy=None) -> tuple[torch.Tensor, dict[str, float]]:
         """The auxiliary loss of the policy's ``action`` in ``state`` (a scalar) and scalars to log;

@@ -199,8 +199,7 @@ class ImageTask(Task):
         return ConvCritic(self.in_channels + 3 * o.critic_target, (o.size, o.size), z, tuple(o.critic_widths),
                           o.critic_hidden, o.critic_pool)
 
-    def critic_observe(self, state: dict):
-        obs = self.observe(state)
+    def critic_observe(self, state: dict, obs: torch.Tensor) -> torch.Tensor:
         return torch.cat([obs, self.target_of(state)], 1) if self.options.critic_target else obs
 
     def score(self, image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
