@@ -1,7 +1,11 @@
-"""bench/style.py's verdict: one line per target of the style issue, each saying met or NOT met."""
+"""bench/style.py's verdict: one line per target of the style issue, each saying met or NOT met;
+bench/style_valid.py's check that an arbitrary model is run with each style's code and another's."""
+import re
+
 import pytest
 
 from conftest import load_bench
+from test_cli_style import models  # noqa: F401  (tiny trained one-style and arbitrary models)
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +40,14 @@ def test_video_and_speed_targets_not_met(bench, warp, style):
     lines = verdicts(bench, video, 0.6, t1=row(0.7, 8e-6))
     assert lines[1].endswith("NOT met") and lines[-2].endswith("NOT met") and lines[-1].endswith("NOT met")
     assert verdicts(bench, None, None)[-1].startswith("arbitrary vs ONNX")          # no video, no timing: no lines
+
+
+def test_style_valid_codes_scores_own_and_other_codes(models, capsys):  # noqa: F811
+    valid = load_bench("style_valid")
+    valid.codes(str(models["arb"]), [5000, 5001])
+    lines = [ln.strip() for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("made:")]
+    assert len(lines) == 2 and "code of made:5001" in lines[0] and "code of made:5000" in lines[1]
+    values = [float(v) for ln in lines for v in re.findall(r"\d\.\d\de[-+]\d\d", ln)]
+    assert len(values) == 12 and all(v > 0 for v in values)                # T = 1, 5, 10, two codes each
+    with pytest.raises(SystemExit, match="one-style model"):
+        valid.codes(str(models["one"]), [5000, 5001])
