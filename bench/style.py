@@ -34,20 +34,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.baselines.gatys import gatys  # noqa: E402
 from rl_i2it.core.trainer import load_policy  # noqa: E402
-from rl_i2it.data.style import TEST_VIDEO, made_style, read_frames, style_file  # noqa: E402
+from rl_i2it.data.style import TEST_VIDEO, made_style, read_clip, style_file  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
 from rl_i2it.nets.profile import count_params, sync  # noqa: E402
-from rl_i2it.ops.temporal import warp_error  # noqa: E402
 from rl_i2it.data.images import to_uint8  # noqa: E402
 from rl_i2it.tasks.style import (HELD_OUT_SEED, load_style_image, step_losses, style_losses, stylize,  # noqa: E402
-                                 stylize_video)
+                                 stylize_video, video_scores)
 from rl_i2it.viz import image_grid  # noqa: E402
 
 METHODS = {"rl": {}, "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}}}
@@ -248,17 +246,13 @@ def main() -> None:
               f"{u['onnx_arbitrary']['content']:.3f}/{u['onnx_arbitrary']['style']:.2e}")
 
     # video: the test clip, frame by frame with the image model, and the input itself
-    frames = read_frames(style_file(TEST_VIDEO), max_frames=n_frames)
-    vid = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
-    vid = F.interpolate(vid, size=(120, 160), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    vin = (vid.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-    def judged(frames_out):
-        return {"warp_error": warp_error(vin, frames_out.permute(0, 2, 3, 1).numpy()),
-                "style": float(style_losses(task, frames_out, vid, style)[1].mean())}
-    video = {"input": judged(vid), "rl_image_t10": judged(stylize(task, rl, vid, 10)[0][9])}
+    vid = read_clip(style_file(TEST_VIDEO), 0, n_frames)
+    video = {"input": video_scores(task, vid, vid, style),
+             "rl_image_t10": video_scores(task, stylize(task, rl, vid, 10)[0][9], vid, style)}
     for name in ("video", *(ABLATIONS if args.ablations else ())):
         vtask, vmodel, _ = load_policy(out / name, args.device)
-        video["rl_video_t10" if name == "video" else f"{name}_t10"] = judged(stylize_video(vtask, vmodel, vid, 10)[0])
+        key = "rl_video_t10" if name == "video" else f"{name}_t10"
+        video[key] = video_scores(task, stylize_video(vtask, vmodel, vid, 10)[0], vid, style)
     print(f"\nvideo ({TEST_VIDEO}, {len(vid)} frames at 160x120): " + "; ".join(
         f"{k} warp error {v['warp_error']:.4f}, style {v['style']:.2e}" for k, v in video.items()))
     ratio, step_s, vgg_s = step_vs_vgg(task, rl)

@@ -18,38 +18,30 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.core.trainer import load_policy  # noqa: E402
-from rl_i2it.data.style import made_style, read_frames, style_file  # noqa: E402
-from rl_i2it.ops.temporal import warp_error  # noqa: E402
-from rl_i2it.tasks.style import load_style_image, style_losses, stylize, stylize_video  # noqa: E402
+from rl_i2it.data.style import made_style, read_clip, style_file  # noqa: E402
+from rl_i2it.tasks.style import load_style_image, style_losses, stylize, stylize_video, video_scores  # noqa: E402
 
 CLIP, FIRST, N_FRAMES = "Megamind.avi", 100, 12
 
 
 def video(image_run: str, video_runs: list[str]) -> None:
-    frames = read_frames(style_file(CLIP), max_frames=FIRST + N_FRAMES)[FIRST:]
-    vid = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
-    vid = F.interpolate(vid, size=(120, 160), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    vin = (vid.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    vid = read_clip(style_file(CLIP), FIRST, N_FRAMES)
     task, model, _ = load_policy(image_run)
     style = load_style_image(task.options.style)
-
-    def judged(out):
-        return warp_error(vin, out.permute(0, 2, 3, 1).numpy()), float(style_losses(task, out, vid, style)[1].mean())
-    iw, ist = judged(stylize(task, model, vid, 10)[0][9])
+    image = video_scores(task, stylize(task, model, vid, 10)[0][9], vid, style)
     print(f"{CLIP} frames {FIRST}-{FIRST + N_FRAMES - 1} at 160x120, T=10")
-    print(f"  image model {image_run}: warping error {iw:.4f}, style {ist:.3e}")
+    print(f"  image model {image_run}: warping error {image['warp_error']:.4f}, style {image['style']:.3e}")
     for run in video_runs:
         vtask, vmodel, _ = load_policy(run)
-        w, st = judged(stylize_video(vtask, vmodel, vid, 10)[0])
-        print(f"  {run}: warping error {w:.4f} (x{w / iw:.2f}), style {st:.3e} (x{st / ist:.2f})")
+        v = video_scores(task, stylize_video(vtask, vmodel, vid, 10)[0], vid, style)
+        print(f"  {run}: warping error {v['warp_error']:.4f} (x{v['warp_error'] / image['warp_error']:.2f}), "
+              f"style {v['style']:.3e} (x{v['style'] / image['style']:.2f})")
 
 
 def codes(run: str, seeds: list[int]) -> None:

@@ -123,6 +123,11 @@ def image_trainer(task: str, run_dir, data: dict, steps: int = 8, **opts):
     return Trainer(cfg, run_dir, task=task_class(task)(cfg.task_options, data=data), verbose=False)
 
 
+def faces(photo_data):
+    """Inpainting data from ``photo_data``: the colour images are both source and target."""
+    return {k: (t, t) for k, (_, t) in photo_data.items()}
+
+
 IMG_SMALL = {"size": 16, "widths": [8, 16], "plan_dim": 16, "critic_widths": [8, 8], "critic_hidden": 32,
              "disc_widths": [8, 16]}
 
@@ -148,3 +153,12 @@ def load_bench(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def moving_frames(n=4, h=48, w=64, shift=2):
+    """``[n, h, w, 3]`` uint8 frames of a smooth random texture moving ``shift`` px right per frame."""
+    import cv2
+    g = np.random.default_rng(0)
+    base = (np.kron(g.random((h // 4, (w + n * shift) // 4 + 1, 3)), np.ones((4, 4, 1))) * 255).astype(np.uint8)
+    base = cv2.GaussianBlur(base, (5, 5), 1.0)
+    return np.stack([base[:, i * shift:i * shift + w] for i in range(n)])

@@ -3,17 +3,13 @@ critic sees the target, the policy never does."""
 import pytest
 import torch
 
-from conftest import image_trainer, load_bench
+from conftest import faces, image_trainer, load_bench
 from rl_i2it.ops.metrics import psnr
 
 
 @pytest.fixture(scope="module")
 def bench():
     return load_bench("rl_gradients")
-
-
-def faces(photo_data):
-    return {k: (t, t) for k, (_, t) in photo_data.items()}
 
 
 def test_spearman_within_states(bench):

@@ -1,9 +1,10 @@
 """Style data: crops keep train and test regions apart, videos read and write, made styles."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from rl_i2it.data.style import folder_crops, made_style, random_crops, read_frames, style_images, write_video
+from rl_i2it.data.style import folder_crops, made_style, random_crops, read_clip, read_frames, style_images, write_video
 from rl_i2it.errors import UserError
 
 
@@ -44,6 +45,9 @@ def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
     for i, f in enumerate(frames):
         Image.fromarray(f).save(folder / f"{i:02d}.png")
     assert np.array_equal(read_frames(folder, every=2), frames[::2])
+    clip = read_clip(folder, first=1, n=3, size=(12, 16))                    # frames 1-3, resized
+    assert clip.shape == (3, 3, 12, 16) and clip.dtype == torch.float32
+    assert torch.allclose(clip.mean((1, 2, 3)), torch.tensor([40.0, 80.0, 120.0]) / 255, atol=1e-3)
     (tmp_path / "junk.avi").write_bytes(b"x")
     with pytest.raises(UserError, match="cannot open video|no frames"):
         read_frames(tmp_path / "junk.avi")

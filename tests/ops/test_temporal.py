@@ -2,15 +2,8 @@
 import numpy as np
 import torch
 
+from conftest import moving_frames
 from rl_i2it.ops.temporal import consistency_mask, dis_flow, synthetic_motion, warp_error, warp_image, warp_np
-
-
-def moving_frames(n=4, h=48, w=64, shift=2):
-    g = np.random.default_rng(0)
-    base = (np.kron(g.random((h // 4, (w + n * shift) // 4 + 1, 3)), np.ones((4, 4, 1))) * 255).astype(np.uint8)
-    import cv2
-    base = cv2.GaussianBlur(base, (5, 5), 1.0)
-    return np.stack([base[:, i * shift:i * shift + w] for i in range(n)])
 
 
 def test_dis_flow_finds_a_shift_and_the_mask_keeps_consistent_pixels():

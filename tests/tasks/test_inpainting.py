@@ -3,17 +3,12 @@ discriminator's checkpointing and divergence stop, evaluation, and learning."""
 import pytest
 import torch
 
-from conftest import IMG_SMALL, image_trainer
+from conftest import IMG_SMALL, faces, image_trainer
 from rl_i2it.errors import UserError
 from rl_i2it.ops.gan import KINDS
 from rl_i2it.ops.metrics import psnr
 from rl_i2it.tasks.imagegen import evaluate
 from rl_i2it.tasks.inpainting import InpaintingTask, square_masks
-
-
-def faces(photo_data):
-    """Inpainting data: the colour images are both source and target."""
-    return {k: (t, t) for k, (_, t) in photo_data.items()}
 
 
 def make_trainer(tmp_path, photo_data, steps=8, **opts):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import moving_frames
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.errors import UserError
@@ -13,7 +14,7 @@ from rl_i2it.features.vgg import VGG16Features
 from rl_i2it.nets.profile import count_params
 from rl_i2it.nets.stylenet import StyleActor, StyleCritic, StylePlanner
 from rl_i2it.ops.losses import gram, gram_distance, total_variation
-from rl_i2it.tasks.style import StyleTask, load_style_image, pad4, style_losses, stylize
+from rl_i2it.tasks.style import StyleTask, load_style_image, pad4, style_losses, stylize, video_scores
 
 
 def write_style(path, seed=0, size=48):
@@ -282,3 +283,13 @@ def test_video_model_trains_and_resumes(tmp_path):
     from rl_i2it.viz import read_metrics
     rows = read_metrics(tmp_path / "run")
     assert rows and "temporal" in rows[-1]
+
+
+def test_video_scores_are_the_warping_error_and_style_loss_of_a_clip(tmp_path):
+    task = style_task(tmp_path, vgg="random")
+    frames = torch.from_numpy(moving_frames(4)).permute(0, 3, 1, 2).float() / 255
+    style = load_style_image(task.options.style)
+    steady = video_scores(task, frames, frames, style)
+    flicker = video_scores(task, frames * torch.tensor([1.0, 0.6, 1.0, 0.6]).view(4, 1, 1, 1), frames, style)
+    assert steady["warp_error"] < 0.003 and flicker["warp_error"] > 10 * steady["warp_error"]
+    assert steady["style"] == pytest.approx(style_losses(task, frames, frames, style)[1].mean().item())

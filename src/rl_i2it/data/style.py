@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import UserError
@@ -101,6 +102,14 @@ def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.nda
     if not frames:
         raise UserError(f"no frames could be read from {path}")
     return np.stack(frames)
+
+
+def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, int] = (120, 160)) -> torch.Tensor:
+    """Frames ``first .. first + n - 1`` of a video (or frame folder) as ``[n, 3, H, W]`` float in
+    [0, 1], resized (antialiased bilinear) to ``size = (H, W)``: the benchmarks' evaluation clips."""
+    frames = read_frames(path, max_frames=first + n)[first:]
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
 def video_fps(path: str | Path, default: float = 10.0) -> float:

@@ -486,3 +486,14 @@ def style_losses(task: StyleTask, images: torch.Tensor, content: torch.Tensor, s
             cs.append(c.cpu())
             ss.append(s.cpu())
     return torch.cat(cs), torch.cat(ss)
+
+
+def video_scores(task: StyleTask, outputs: torch.Tensor, frames: torch.Tensor, style_image: torch.Tensor
+                 ) -> dict[str, float]:
+    """``{"warp_error", "style"}`` of the stylised ``outputs`` of a clip's ``frames`` (both
+    ``[N, 3, H, W]`` in [0, 1]): the warping error with the input frames' flow and occlusion mask
+    (``ops/temporal``), and the mean style loss against ``style_image``."""
+    from ..ops.temporal import warp_error
+    src = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return {"warp_error": warp_error(src, outputs.permute(0, 2, 3, 1).numpy()),
+            "style": float(style_losses(task, outputs, frames, style_image)[1].mean())}
