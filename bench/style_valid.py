@@ -2,6 +2,7 @@
 
     python bench/style_valid.py video IMAGE_RUN VIDEO_RUN [VIDEO_RUN ...]
     python bench/style_valid.py codes ARBITRARY_RUN [--seeds 5000,5001,5002]
+    python bench/style_valid.py steps RUN [RUN ...]
 
 ``video``: warping error and style loss at T=10 of each video model (memory carried) and of the
 one-style image model frame by frame, on a validation clip: frames 100-111 of opencv-doc's
@@ -11,6 +12,10 @@ model that the video target judges (flicker <= 0.5, style <= 1.1).
 T = 1, 5, 10 on 16 training-split crops for validation textures (made seeds 5000-5002; training
 uses 0-63, the bench's unseen ones are >= 10000), with each texture's own code and with the
 next texture's code: lower with its own code = the model uses the code.
+``steps``: content and style loss at T = 1, 2, 5, 10 of one-style models on 32 validation crops
+(new crops of the training pictures, crop seed 7; training uses seed 0, the bench the test
+pictures), with content + style_weight x style: what the bench's "T=1 against the one-step
+network" target judges, for choosing training settings.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.core.trainer import load_policy  # noqa: E402
 from rl_i2it.data.style import made_style, read_clip, style_file  # noqa: E402
-from rl_i2it.tasks.style import load_style_image, style_losses, stylize, stylize_video, video_scores  # noqa: E402
+from rl_i2it.tasks.style import (load_style_image, step_losses, style_losses, stylize, stylize_video,  # noqa: E402
+                                 video_scores)
 
 CLIP, FIRST, N_FRAMES = "Megamind.avi", 100, 12
 
@@ -60,6 +66,18 @@ def codes(run: str, seeds: list[int]) -> None:
         print(f"  made:{s}: own code {row[0]}; code of made:{other} {row[1]}")
 
 
+def steps(runs: list[str], n: int = 32, crop_seed: int = 7) -> None:
+    print(f"content / style at T = 1, 2, 5, 10 on {n} validation crops (seed {crop_seed}); sum = content + w x style")
+    for run in runs:
+        task, model, cfg = load_policy(run)
+        content = task.load_content("train", n, crop_seed).float() / 255
+        _, _, curve = step_losses(task, model, content, load_style_image(task.options.style))
+        w = task.options.style_weight
+        cells = "  ".join(f"T{t}: {curve[t - 1][0]:.4g} / {curve[t - 1][1]:.3g} ({curve[t - 1][0] + w * curve[t - 1][1]:.4g})"
+                          for t in (1, 2, 5, 10))
+        print(f"  {run} ({cfg.train.horizon}-step episodes): {cells}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -69,9 +87,13 @@ def main() -> None:
     c = sub.add_parser("codes", help="an arbitrary model with each validation texture's code and another's")
     c.add_argument("run")
     c.add_argument("--seeds", default="5000,5001,5002")
+    st = sub.add_parser("steps", help="one-style models' losses over steps on validation crops")
+    st.add_argument("runs", nargs="+")
     args = ap.parse_args()
     if args.what == "video":
         video(args.image_run, args.video_runs)
+    elif args.what == "steps":
+        steps(args.runs)
     else:
         codes(args.run, [int(s) for s in args.seeds.split(",")])
 

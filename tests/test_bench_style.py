@@ -1,8 +1,10 @@
 """bench/style.py's verdict: one line per target of the style issue, each saying met or NOT met;
-bench/style_valid.py's check that an arbitrary model is run with each style's code and another's."""
+bench/style_valid.py's check that an arbitrary model is run with each style's code and another's,
+and its losses over steps on new crops of the training pictures."""
 import re
 
 import pytest
+import torch
 
 from conftest import load_bench
 from test_cli_style import models  # noqa: F401  (tiny trained one-style and arbitrary models)
@@ -51,3 +53,20 @@ def test_style_valid_codes_scores_own_and_other_codes(models, capsys):  # noqa: 
     assert len(values) == 12 and all(v > 0 for v in values)                # T = 1, 5, 10, two codes each
     with pytest.raises(SystemExit, match="one-style model"):
         valid.codes(str(models["one"]), [5000, 5001])
+
+
+def test_style_valid_steps_scores_new_crops_of_the_training_pictures(models, capsys):  # noqa: F811
+    valid = load_bench("style_valid")
+    valid.steps([str(models["one"])], n=4)
+    line = [ln for ln in capsys.readouterr().out.splitlines() if str(models["one"]) in ln][0]
+    num = r"(\d[\d.]*(?:e[-+]\d+)?)"
+    cells = re.findall(rf"T(\d+): {num} / {num} \({num}\)", line)
+    assert [int(c[0]) for c in cells] == [1, 2, 5, 10]
+    for _, content, style, total in cells:                     # the sum is content + 1e5 x style
+        content, style, total = float(content), float(style), float(total)
+        assert content > 0 and style > 0
+        assert total == pytest.approx(content + 1e5 * style, rel=2e-3)
+    from rl_i2it.core.trainer import load_policy
+    task = load_policy(models["one"])[0]
+    bank, new = task.content_bank("train").cpu(), task.load_content("train", 4, 7)
+    assert new.shape == (4, *bank.shape[1:]) and not any(torch.equal(c, b) for c in new for b in bank)

@@ -271,14 +271,16 @@ class StyleTask(Task):
         codes = self.style_bank()[1]
         return None if codes is None else codes[style]
 
-    def load_content(self, split: str) -> torch.Tensor:
+    def load_content(self, split: str, n: int = 0, seed: int = 0) -> torch.Tensor:
+        """uint8 crops of the content source: the split's bank (``n = 0``, crop seed 0), or ``n``
+        other crops of the same pictures with another ``seed`` (validation crops)."""
         o = self.options
-        n = o.n_content if split == "train" else max(8, o.n_content // 8)
+        n = n or (o.n_content if split == "train" else max(8, o.n_content // 8))
         if o.content == "photos":
             from ..data.style import content_crops
-            return content_crops(o.size, n, split)
+            return content_crops(o.size, n, split, seed)
         from ..data.style import folder_crops
-        return folder_crops(o.content, o.size, n, split)
+        return folder_crops(o.content, o.size, n, split, seed)
 
     def content_bank(self, split: str = "train") -> torch.Tensor:
         """uint8 ``[N, 3, size, size]`` content crops of a split, on the task's device."""
