@@ -98,6 +98,10 @@ def test_bad_training_requests(tmp_path, capsys):
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=2", "--out", str(tmp_path / "a")], "gamma")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.transform=spin", "--out", str(tmp_path / "a")], "transform")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.nosuch=1", "--out", str(tmp_path / "a")], "unknown config key")
+    fails(capsys, ["experiment", "digits", "--minutes", "0", "--out", str(tmp_path / "x")], "--minutes must be > 0")
+    for widths in ("8,x", "", "8,16.5"):                       # a list entry that is not an int
+        fails(capsys, ["train", "digits", "--steps", "1", "--set", f"task_options.widths={widths}",
+                       "--out", str(tmp_path / "a")], "task_options.widths")
     fails(capsys, ["train", "digits", "--steps", "1", "--config", str(tmp_path / "none.toml")], "config file not found")
     fails(capsys, ["train", "digits", "--steps", "1", "--device", "tpu"], "device")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.source=" + str(tmp_path / "x.npz"),
@@ -138,6 +142,11 @@ def test_eval_and_train_refuse_bad_requests_before_any_work(tmp_path, run_dir, c
     out = tmp_path / "ev"
     fails(capsys, ["eval", str(run_dir), "--n-moving", "0", "--out", str(out)], "n-moving")
     fails(capsys, ["eval", str(run_dir), "--norl", str(tmp_path / "missing"), "--out", str(out)], "not found")
+    assert not out.exists()
+    fails(capsys, ["eval", str(run_dir), "--pairs", str(tmp_path / "p.csv"), "--out", str(out)], "--pairs is for registration")
+    fails(capsys, ["eval", str(run_dir / "policy.pt"), "--out", str(out)], "give the run directory")
+    (tmp_path / "file").write_text("")
+    fails(capsys, ["eval", str(run_dir), "--out", str(tmp_path / "file" / "ev")], "is a file")
     assert not out.exists()
     fails(capsys, ["train", "digits", "--out", str(tmp_path / "r")], "stopping rule")
     fails(capsys, ["train", "digits", "--steps", "2", "--horizon", "0", "--out", str(tmp_path / "r")], "horizon")
@@ -186,3 +195,28 @@ def test_task_presets_document_every_task_option(preset):
         assert task.plan_shape[1:] == (8,) * task.dims
     if preset in ("inpainting", "translation", "style"):      # the demo presets are the options' defaults
         assert task.options == cls.Options()
+
+
+def test_huge_image_and_out_of_memory_are_one_line(tmp_path, run_dir, digits, capsys, monkeypatch):
+    """A decompression bomb (PIL's limit, lowered here) and an allocation failure deep in a
+    command: one line, exit 2, no traceback."""
+    from PIL import Image
+
+    import rl_i2it.cli as cli
+    m = digit_png(tmp_path / "m.png", digits, 0)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)         # 28 x 28 > 2 x 100 pixels
+    fails(capsys, ["translate", str(run_dir), "--moving", str(m), "--fixed", str(m), "--out", str(tmp_path / "o")],
+          "decompression bomb")
+    assert not (tmp_path / "o").exists()
+
+    def no_memory(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 88800000000 bytes.")
+    monkeypatch.setattr(cli, "cmd_stylize", no_memory)
+    fails(capsys, ["stylize", "x.pt", "--content", "c.png", "--out", str(tmp_path / "o")], "out of memory")
+
+    def bug(args):
+        raise RuntimeError("shape mismatch")                     # not a memory error: a real traceback
+    monkeypatch.setattr(cli, "cmd_stylize", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["stylize", "x.pt", "--content", "c.png", "--out", str(tmp_path / "o")])

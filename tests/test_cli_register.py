@@ -54,8 +54,35 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     labels = np.asarray(nib.load(str(out / "warped_labels.nii.gz")).dataobj)
     assert set(np.unique(labels)) <= {0, 1, 2, 3} and labels.any()
     assert (out / "preview.png").is_file() and (out / "step_03.nii.gz").is_file()
+    assert main(args(reg_run, pair, tmp_path / "ad", "--adaptive", "--tol=-1e9", "--steps", "4")) == 2
+    assert "--tol must be > 0" in capsys.readouterr().err
+    assert main(args(reg_run, pair, tmp_path / "ad", "--tol", "0.1")) == 2       # --tol alone: no adaptive
+    assert "--tol goes with --adaptive" in capsys.readouterr().err
+    assert not (tmp_path / "ad").exists()
     assert main(args(reg_run, pair, tmp_path / "ad", "--adaptive")) == 0
-    assert "registered in" in capsys.readouterr().out
+    text = capsys.readouterr()
+    assert "registered in" in text.out and "affines" not in text.err
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 5.0
+    write_nifti(pair["moving"], np.asarray(nib.load(str(pair["moving"])).dataobj), shifted)
+    assert main(args(reg_run, pair, tmp_path / "af", "--steps", "1")) == 0
+    assert "different affines" in capsys.readouterr().err                  # said, not refused
+
+
+def test_register_adaptive_runs_up_to_30_steps_or_its_steps(reg_run, pair, tmp_path, capsys, monkeypatch):
+    """--adaptive stops after at most 30 steps, or after at most --steps when given."""
+    import rl_i2it.tasks.registration as reg
+    taken = []
+    real = reg.register
+
+    def spy(task, policy, f, m, steps=10, **kw):
+        taken.append(steps)
+        return real(task, policy, f, m, steps, **kw)
+    monkeypatch.setattr(reg, "register", spy)
+    assert main(args(reg_run, pair, tmp_path / "a", "--adaptive")) == 0
+    assert main(args(reg_run, pair, tmp_path / "b", "--adaptive", "--steps", "5")) == 0
+    assert main(args(reg_run, pair, tmp_path / "c")) == 0
+    assert taken == [30, 5, 10]
 
 
 def test_register_refuses_bad_input_before_writing(reg_run, run_dir, pair, tmp_path, capsys):  # noqa: F811
@@ -121,3 +148,13 @@ def test_eval_takes_a_named_pair_set_at_the_split(reg_run, reg_pairs, tmp_path, 
     assert asked == [("brain2d-inter", "valid")]
     res = json.loads((out / "results.json").read_text())
     assert res["pairs"] == "brain2d-inter" and res["split"] == "valid" and res["n"] == len(reg_pairs["test"])
+
+
+def test_eval_refuses_pairs_and_baselines_that_do_not_fit(reg_run, run_dir, pair, tmp_path, capsys):  # noqa: F811
+    """A 3D pair set, 3D volumes or a run of another task beside a 2D registration run: one line,
+    before any work (the named set is not even built)."""
+    out = tmp_path / "ev"
+    fails(capsys, ["eval", str(reg_run), "--pairs", "liver3d", "--out", str(out)], "3D set")
+    fails(capsys, ["eval", str(reg_run), "--onestep", str(run_dir), "--out", str(out)], "is a digits run")
+    fails(capsys, ["eval", str(reg_run), "--style", str(pair["fixed"]), "--out", str(out)], "--style is for style runs")
+    assert not out.exists()

@@ -105,7 +105,7 @@ def test_video_in_frames_and_a_video_out(tmp_path, models):
 
 
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",
-                                  "pairs_missing_style"])
+                                  "pairs_missing_style", "pairs_missing_file"])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, case):
     c = save(tmp_path / "c.png", picture(32, 32))
     out = tmp_path / "out"
@@ -115,15 +115,19 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, 
     bad.write_bytes(b"not an image")
     csv = tmp_path / "p.csv"
     csv.write_text(f"content\n{c}\n")
+    csv2 = tmp_path / "p2.csv"
+    csv2.write_text(f"content\n{c}\nmissing.png\n")
     args = {"style_to_one": [str(models["one"]), "--content", c, "--style", str(models["style"])],
             "arb_without_style": [str(models["arb"]), "--content", c],
             "bad_video": [str(models["one"]), "--video", str(junk)],
             "unreadable": [str(models["one"]), "--content", str(bad)],
             "two_modes": [str(models["one"]), "--content", c, "--video", str(junk)],
-            "pairs_missing_style": [str(models["arb"]), "--pairs", str(csv)]}[case]
+            "pairs_missing_style": [str(models["arb"]), "--pairs", str(csv)],
+            "pairs_missing_file": [str(models["one"]), "--pairs", str(csv2)]}[case]
     assert main(["stylize", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rl-i2it: error:") and "\n" not in err
+    assert case != "pairs_missing_file" or "p2.csv, row 2: image not found" in err
     assert not out.exists()
 
 
@@ -132,6 +136,22 @@ def test_train_style_flags_are_checked(tmp_path, capsys):
     assert main(["train", "style", "--styles", str(tmp_path), "--steps", "1", "--out", str(tmp_path / "s")]) == 2
     assert main(["train", "style", "--arbitrary", "--style", "x.png", "--steps", "1", "--out", str(tmp_path / "s")]) == 2
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("bad", [["--style", "nope.png"], ["--arbitrary", "--styles", "empty"],
+                                 ["--set", "task_options.content=nowhere"]])
+def test_train_with_bad_data_writes_no_run(tmp_path, models, capsys, bad):
+    """A style, style folder or content folder that cannot be read: one line, exit 2, and no run
+    directory left behind (the data is read before anything is written)."""
+    (tmp_path / "empty").mkdir()
+    bad = [str(tmp_path / b) if b in ("nope.png", "empty") else b for b in bad]
+    good = ([] if "--arbitrary" in bad else ["--style", str(models["style"])]) + \
+        ["--set", f"task_options.content={models['root'] / 'content'}"]
+    out = tmp_path / "run"
+    assert main(["train", "style", *SET, *good, *bad, "--steps", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rl-i2it: error:") and "\n" not in err and "train style" not in err
+    assert not out.exists()
 
 
 def test_train_video_model_and_stylize_a_video(tmp_path, models):

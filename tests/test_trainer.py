@@ -97,8 +97,15 @@ def test_resume_survives_a_log_line_cut_short(tmp_path, digits):
 def test_resume_refuses_another_config(tmp_path, digits):
     from rl_i2it.errors import UserError
     run(tmp_path / "r", digits, 4)
-    with pytest.raises(UserError, match="another config"):
+    with pytest.raises(UserError, match=r"another config \(sac\.batch_size\)"):
         run(tmp_path / "r", digits, 8, sac={"batch_size": 8})
+
+
+def test_resume_takes_a_list_spelled_either_way(tmp_path, digits):
+    """``--set task_options.widths=8,16`` and ``[8, 16]`` are one config (compared resolved)."""
+    widths = list(SMALL["widths"])
+    run(tmp_path / "r", digits, 4, task_options=dict(SMALL, transform="cross", widths=",".join(map(str, widths))))
+    assert run(tmp_path / "r", digits, 8, task_options=dict(SMALL, transform="cross", widths=widths)).resumed
 
 
 def test_resume_after_kill(tmp_path, digits):
@@ -173,3 +180,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digi
     kept = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
     assert kept["counters"] == good["counters"]
     assert all(torch.equal(kept["policy"][k], v) for k, v in good["policy"].items())
+
+
+def test_device_errors_name_the_device_asked_for():
+    from rl_i2it.core.trainer import resolve_device
+    from rl_i2it.errors import UserError
+    assert resolve_device("cpu") == torch.device("cpu")
+    for name in ("cuda:3", "tpu", "gpu"):
+        if name == "cuda:3" and torch.cuda.device_count() > 3:
+            continue
+        with pytest.raises(UserError, match=name):
+            resolve_device(name)

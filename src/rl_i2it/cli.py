@@ -112,29 +112,58 @@ def _steps_list(text: str) -> list[int]:
 def cmd_eval(args) -> None:
     from .experiment import evaluate_runs, format_table
     run = Path(args.run)
-    if not (run / "policy.pt").is_file():
-        raise UserError(f"{run} is not a run directory (no policy.pt)")
-    from .core import checkpoint as ckpt
-    kind = ckpt.load(run / "policy.pt")["config"]["task"]
+    kind = _run_task(run)
+    for name in ("onestep", "norl"):         # runs shown beside it: the same task
+        other = getattr(args, name)
+        if other and kind not in ("digits", "registration"):
+            raise UserError(f"--{name} is for digits and registration runs; {run} is a {kind} run")
+        if other and (their := _run_task(Path(other), f"--{name} ")) != kind:
+            raise UserError(f"--{name} {other} is a {their} run; {run} is a {kind} run")
+    for name, task in (("pairs", "registration"), ("style", "style")):
+        if getattr(args, name) and kind != task:
+            raise UserError(f"--{name} is for {task} runs; {run} is a {kind} run")
+    out = _free_dir(Path(args.out) if args.out else run / "eval")
     if kind == "registration":
-        return _eval_registration(args, run)
+        return _eval_registration(args, run, out)
     if kind in ("inpainting", "translation"):
-        return _eval_image(args, run)
+        return _eval_image(args, run, out)
     if kind == "style":
-        return _eval_style(args, run)
+        return _eval_style(args, run, out)
     runs = {"identity": None, "rl": run}
     for name in ("onestep", "norl"):
         if getattr(args, name):
             runs[name] = Path(getattr(args, name))
     steps = _steps_list(args.steps)
-    out = Path(args.out) if args.out else run / "eval"
     summary = evaluate_runs(out, runs, steps, args.n_moving, args.transform, args.device or "cpu",
                             split=args.split)
     print(format_table(summary["methods"], steps))
     print(f"\nresults: {out}/results.md, results.json; pictures: {out}/steps_*.png, chain_rl.png, curves.png")
 
 
-def _eval_registration(args, run: Path) -> None:
+def _run_task(run: Path, what: str = "") -> str:
+    """The task of a run directory, or (``what``: a baseline's option) of a policy or checkpoint file."""
+    from .core import checkpoint as ckpt
+    if what and not run.exists():
+        raise UserError(f"{what}{run}: not found")
+    if run.is_file() and not what:
+        raise UserError(f"{run}: give the run directory ({run.parent}), not a file in it")
+    path = run if run.is_file() else run / "policy.pt"
+    if not path.is_file():
+        raise UserError(f"{what}{run} is not a run directory (no policy.pt)")
+    return ckpt.load(path)["config"]["task"]
+
+
+def _free_dir(path: Path) -> Path:
+    """``path`` if a folder can be made there: checked before any work, made when results are written."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise UserError(f"cannot write to {path}: {p} is a file")
+    return path
+
+
+def _eval_registration(args, run: Path, out: Path) -> None:
     """Registration: the run's test (or valid) pairs or --pairs; identity, --onestep (T=1) and --norl (T=10)
     beside RL-I2IT at each T and adaptive."""
     import json
@@ -146,13 +175,16 @@ def _eval_registration(args, run: Path) -> None:
     task, policy, _ = load_policy(run, args.device or "cpu")
     o = task.options
     name = (args.pairs if args.pairs in SETS else f"manifest:{args.pairs}") if args.pairs else o.pairs
+    if name in SETS and (name == "liver3d") != (o.dims == 3):
+        raise UserError(f"--pairs {name} is a {5 - o.dims}D set; {run} is a {o.dims}D model")
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size)
+    if pairs.fixed.dim() - 2 != o.dims:
+        raise UserError(f"--pairs {args.pairs}: {pairs.fixed.dim() - 2}D images; {run} is a {o.dims}D model")
     res = {"identity": identity_scores(pairs)}
     for other, t in BASELINE_STEPS.items():
         if getattr(args, other):
             res[other] = evaluate_run(Path(getattr(args, other)), pairs, (t,), device=args.device or "cpu")[2][f"t{t}"]
     res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30))
-    out = Path(args.out) if args.out else run / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"pairs": name, "split": args.split, "n": len(pairs), "methods": res}, indent=1) + "\n")
     print(f"{len(pairs)} {args.split} pairs of {name}:")
@@ -160,7 +192,7 @@ def _eval_registration(args, run: Path) -> None:
     print(f"results: {out}/results.json")
 
 
-def _eval_image(args, run: Path) -> None:
+def _eval_image(args, run: Path, out: Path) -> None:
     """Inpainting / translation: the test split at each T, with PSNR, SSIM, LPIPS and FID."""
     import json
 
@@ -169,7 +201,6 @@ def _eval_image(args, run: Path) -> None:
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
     res = evaluate(task, policy, steps, split=args.split, features=not args.no_features)
-    out = Path(args.out) if args.out else run / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"split": args.split, "steps": res}, indent=1) + "\n")
     print(f"{cfg.task}, {args.split} split:")
@@ -177,7 +208,7 @@ def _eval_image(args, run: Path) -> None:
     print(f"results: {out}/results.json")
 
 
-def _eval_style(args, run: Path) -> None:
+def _eval_style(args, run: Path, out: Path) -> None:
     """Style: the test crops after each step, content and style loss in the evaluation form."""
     import json
 
@@ -193,7 +224,6 @@ def _eval_style(args, run: Path) -> None:
     _, seconds, curve = step_losses(task, policy, content, style, max(steps))
     res = {t: {"content": curve[t - 1][0], "style": curve[t - 1][1],
                "sec_per_image": seconds / len(content) * t / max(steps)} for t in steps}
-    out = Path(args.out) if args.out else run / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"style": str(spec), "n": len(content), "steps": res}, indent=1) + "\n")
     print(f"style, {len(content)} test crops at {task.options.size} px, style {spec}:")
@@ -238,7 +268,8 @@ def cmd_translate(args) -> None:
     if args.steps < 1:
         raise UserError("--steps must be >= 1")
     if bool(args.pairs) == bool(args.moving or args.fixed):
-        raise UserError("give either --moving and --fixed, or --pairs CSV")
+        raise UserError("give --source IMAGE (a photo translation model), or --moving and --fixed, or "
+                        "--pairs CSV (a digits model)")
     if args.pairs:
         pairs = _read_pairs(Path(args.pairs))
     else:
@@ -309,7 +340,7 @@ def _image_model(args, kind: str):
         raise UserError("--steps must be >= 1")
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != kind:
-        raise UserError(f"this needs an {kind} model, this one is {cfg.task!r}")
+        raise UserError(f"this needs {'an' if kind[0] in 'aeiou' else 'a'} {kind} model, this one is {cfg.task!r}")
     return task, policy
 
 
@@ -427,7 +458,12 @@ def cmd_stylize(args) -> None:
     if args.pairs:
         from .data.volumes import read_manifest
         rows = read_manifest(Path(args.pairs), required=("content",), optional=("style",))
-        jobs = [(_resize_longer(read_colour_image(r["content"]), args.size), style_for(r.get("style"))) for r in rows]
+        jobs = []
+        for i, r in enumerate(rows):
+            try:
+                jobs.append((_resize_longer(read_colour_image(r["content"]), args.size), style_for(r.get("style"))))
+            except UserError as exc:
+                raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
         out = writable_dir(args.out)
         for i, (content, style_image) in enumerate(jobs):
             write_image(out / f"{i:04d}.png", run(content, style_image)[-1])
@@ -475,8 +511,14 @@ def cmd_register(args) -> None:
     from .ops.metrics import mean_dice
     from .viz import image_grid
 
-    if args.steps < 1:
+    steps = args.steps if args.steps is not None else (30 if args.adaptive else 10)
+    if steps < 1:
         raise UserError("--steps must be >= 1")
+    if args.tol is not None and not args.adaptive:
+        raise UserError("--tol goes with --adaptive")
+    tol = 1e-3 if args.tol is None else args.tol
+    if not tol > 0:
+        raise UserError(f"--tol must be > 0, got {args.tol}")
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
         raise UserError(f"register needs a registration model, this one is {cfg.task!r}")
@@ -488,6 +530,9 @@ def cmd_register(args) -> None:
     if fixed.array.shape != moving.array.shape:
         raise UserError(f"--moving {moving.array.shape} and --fixed {fixed.array.shape} differ in dimensions: "
                         f"resample them onto one grid first")
+    if not np.allclose(fixed.affine, moving.affine, atol=1e-3):
+        print("rl-i2it: note: --moving and --fixed have different affines (voxel-to-world maps): they are "
+              "registered voxel to voxel; the outputs take the fixed image's affine", file=sys.stderr)
     labels = {}
     for role in ("moving", "fixed"):
         path = getattr(args, role + "_labels")
@@ -500,7 +545,7 @@ def cmd_register(args) -> None:
     dev, shape = task.device, fixed.array.shape
     f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
     m = to_grid(normalise(moving.array), task.options.size)[None, None].to(dev)
-    r = register(task, policy, f, m, args.steps, adaptive=args.adaptive, tol=args.tol, every_step=args.every_step)
+    r = register(task, policy, f, m, steps, adaptive=args.adaptive, tol=tol, every_step=args.every_step)
     field = resize_field(r["field"], shape).cpu()                         # voxels of the input grid
     m_full = torch.from_numpy(moving.array)[None, None]
     warped = warp(m_full, field)[0, 0]
@@ -640,10 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fixed", required=True, help="fixed image, same grid as the moving one")
     g.add_argument("--moving-labels", help="label map of the moving image: written warped")
     g.add_argument("--fixed-labels", help="label map of the fixed image: Dice before/after is printed")
-    k = g.add_mutually_exclusive_group()
-    k.add_argument("--steps", type=int, default=10, help="steps T (default 10; the cap with --adaptive)")
-    k.add_argument("--adaptive", action="store_true", help="stop when a step's local-NCC gain < --tol (at most 30 steps)")
-    g.add_argument("--tol", type=float, default=1e-3, help="adaptive stopping threshold (default 1e-3)")
+    g.add_argument("--steps", type=int, help="steps T (default 10); with --adaptive the most steps (default 30)")
+    g.add_argument("--adaptive", action="store_true", help="stop when a step's local-NCC gain < --tol")
+    g.add_argument("--tol", type=float, help="adaptive stopping threshold, > 0 (default 1e-3)")
     g.add_argument("--every-step", action="store_true", help="also write each step's image (model grid)")
     g.add_argument("--out", required=True, help="output directory")
     _common(g, seed=False)
@@ -677,7 +721,16 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rl-i2it: error: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:      # torch.OutOfMemoryError is a RuntimeError
+        if not isinstance(exc, MemoryError) and not any(m in str(exc) for m in OUT_OF_MEMORY):
+            raise
+        print(f"rl-i2it: error: out of memory ({str(exc).splitlines()[0][:120]}): use smaller images "
+              f"(stylize --size), fewer at once, or a smaller train.replay_size / sac.batch_size", file=sys.stderr)
+        return 2
     return 0
+
+
+OUT_OF_MEMORY = ("can't allocate memory", "tried to allocate", "Tried to allocate", "out of memory")
 
 
 if __name__ == "__main__":

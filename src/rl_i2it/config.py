@@ -128,11 +128,11 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             pass
     elif kind in (tuple, list):
         if isinstance(value, str):
-            value = [float(v) for v in value.strip("()[]").split(",")]
+            value = [v.strip() for v in value.strip("()[]").split(",")]
         if isinstance(value, (list, tuple)) and value and default:     # lengths are the task's to check
             try:
-                return type(default)(type(default[min(i, len(default) - 1)])(v) for i, v in enumerate(value))
-            except (TypeError, ValueError):
+                return type(default)(_coerce(name, v, default[min(i, len(default) - 1)]) for i, v in enumerate(value))
+            except UserError:
                 pass
     elif kind is str and isinstance(value, str):
         return value

@@ -21,6 +21,8 @@ from pathlib import Path
 from .config import load_config, merge
 from .core import checkpoint as ckpt
 from .core.trainer import Trainer, build_task, load_policy, resolve_device
+from .data.cache import writable_dir
+from .errors import UserError
 
 METHODS = {
     "rl": {},
@@ -97,9 +99,11 @@ def format_table(results: dict, steps) -> str:
 
 def run_experiment(out: str | Path, minutes: float, config: str | None = None, overrides: dict | None = None,
                    n_moving: int = 1000, device: str = "cpu", verbose: bool = True) -> dict:
-    out = Path(out)
+    if not minutes > 0:
+        raise UserError(f"--minutes must be > 0, got {minutes}")
     from .tasks.digits import eval_pairs
     eval_pairs(build_task(load_config(config, overrides), resolve_device(device)), n_moving)  # before training
+    out = writable_dir(out)
     train_methods(out, minutes, config, merge(overrides or {}, {"device": device}), verbose=verbose)
     runs = {"identity": None, **{m: out / m for m in METHODS}}
     return evaluate_runs(out, runs, n_moving=n_moving, device=device, verbose=verbose)

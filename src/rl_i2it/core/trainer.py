@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -37,10 +38,25 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise UserError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+        raise UserError(f"--device {name} asked for, but torch sees no CUDA device")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise UserError(f"--device {name}: torch sees only {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"unsupported device {name!r}")
     return dev
+
+
+def differing(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the keys whose values differ between two nested dicts."""
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differing(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
 
 
 def build_task(cfg: Config, device: torch.device):
@@ -77,6 +93,7 @@ class Trainer:
         self.task = task if task is not None else build_task(cfg, self.device)
         self.task.device = self.device
         self.task.rewards_used = cfg.sac.use_rl
+        self.task.load_training_data()         # bad data fails here, before the run directory is written
         self.policy = fast_layout(self.task.build_policy().to(self.device))
         self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
         critic = None
@@ -104,9 +121,11 @@ class Trainer:
             for d in (old, new):       # the stopping rule and device may change on resume
                 d.pop("device", None)
                 d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "minutes")}
+                if d["task"] == self.cfg.task:          # "8,16" and [8, 16] are the same widths
+                    d["task_options"] = asdict(fill(type(self.task.options), d["task_options"], "task_options."))
             if old != new:
-                raise UserError(f"{self.run_dir} holds a run with another config: use a new --out "
-                                f"or the same settings to resume it")
+                raise UserError(f"{self.run_dir} holds a run with another config ({', '.join(differing(old, new))}): "
+                                f"use a new --out or the same settings to resume it")
             self._restore(saved)
             self.resumed = True
         cfg_path.write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")

@@ -18,6 +18,8 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert(mode), dtype=np.float32) / 255.0
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path}: {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
     t = torch.from_numpy(arr)
@@ -33,7 +35,7 @@ def read_colour_image(path: str | Path) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             mode = im.mode
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         mode = None                 # read_image gives the error
     if mode in GREY_MODES:
         raise UserError(f"{path} is a grey image ({mode}): this model works on colour (RGB) images")

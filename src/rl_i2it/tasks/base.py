@@ -42,6 +42,10 @@ class Task:
     def validate(self) -> None:
         """Raise ``UserError`` for inconsistent options."""
 
+    def load_training_data(self) -> None:
+        """Read what training uses (a ``UserError`` for bad data options), so that the trainer can
+        fail before it writes anything."""
+
     def check_critic_pool(self) -> None:
         """The critic's ``critic_pool`` must divide the image side ``size`` (tasks that have both)."""
         o = self.options

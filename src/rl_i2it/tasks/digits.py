@@ -183,6 +183,9 @@ class DigitsTask(Task):
             raise UserError("task_options.smooth_penalty must be 'l1' or 'l2'")
 
     # -- data -------------------------------------------------------------------------------
+    def load_training_data(self) -> None:
+        self.data               # read once, kept
+
     @property
     def data(self):
         if self._data is None:

@@ -181,6 +181,9 @@ class RegistrationTask(Task):
         return (self.dims, *self.grid)
 
     # -- data ----------------------------------------------------------------------------------
+    def load_training_data(self) -> None:
+        self.pairs("train")
+
     def pairs(self, split: str = "train"):
         """The pair set of ``split`` (built or read from the cache on first use), checked against the model."""
         if split not in self._pairs:

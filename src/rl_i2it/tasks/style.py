@@ -227,6 +227,10 @@ class StyleTask(Task):
         if o.frame_steps < 1:
             raise UserError("task_options.frame_steps must be >= 1")
 
+    def load_training_data(self) -> None:
+        self.content_bank("train")
+        self.style_bank()
+
     # -- loss network, styles, content ----------------------------------------------------------
     @property
     def objective(self):
