@@ -713,6 +713,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+OUT_OF_MEMORY = ("can't allocate memory", "tried to allocate", "Tried to allocate", "out of memory")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -729,8 +732,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-OUT_OF_MEMORY = ("can't allocate memory", "tried to allocate", "Tried to allocate", "out of memory")
 
 
 if __name__ == "__main__":
