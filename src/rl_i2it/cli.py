@@ -6,6 +6,7 @@ import csv
 import sys
 from pathlib import Path
 
+from .data.cache import writable_dir
 from .errors import UserError
 
 DEFAULT_CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -185,7 +186,7 @@ def _eval_registration(args, run: Path, out: Path) -> None:
         if getattr(args, other):
             res[other] = evaluate_run(Path(getattr(args, other)), pairs, (t,), device=args.device or "cpu")[2][f"t{t}"]
     res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30))
-    out.mkdir(parents=True, exist_ok=True)
+    writable_dir(out)
     (out / "results.json").write_text(json.dumps({"pairs": name, "split": args.split, "n": len(pairs), "methods": res}, indent=1) + "\n")
     print(f"{len(pairs)} {args.split} pairs of {name}:")
     print(format_rows(res))
@@ -201,7 +202,7 @@ def _eval_image(args, run: Path, out: Path) -> None:
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
     res = evaluate(task, policy, steps, split=args.split, features=not args.no_features)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_dir(out)
     (out / "results.json").write_text(json.dumps({"split": args.split, "steps": res}, indent=1) + "\n")
     print(f"{cfg.task}, {args.split} split:")
     print(format_scores({f"RL-I2IT T={t}": r for t, r in res.items()}))
@@ -224,7 +225,7 @@ def _eval_style(args, run: Path, out: Path) -> None:
     _, seconds, curve = step_losses(task, policy, content, style, max(steps))
     res = {t: {"content": curve[t - 1][0], "style": curve[t - 1][1],
                "sec_per_image": seconds / len(content) * t / max(steps)} for t in steps}
-    out.mkdir(parents=True, exist_ok=True)
+    writable_dir(out)
     (out / "results.json").write_text(json.dumps({"style": str(spec), "n": len(content), "steps": res}, indent=1) + "\n")
     print(f"style, {len(content)} test crops at {task.options.size} px, style {spec}:")
     for t, r in res.items():
@@ -254,7 +255,6 @@ def cmd_translate(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.cache import writable_dir
     from .data.images import read_image, write_image
     from .tasks.digits import register
     from .viz import image_grid
@@ -345,7 +345,6 @@ def _image_model(args, kind: str):
 
 
 def cmd_inpaint(args) -> None:
-    from .data.cache import writable_dir
     from .data.images import read_colour_image, read_mask
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
@@ -372,7 +371,6 @@ def cmd_inpaint(args) -> None:
 
 
 def _translate_photo(args) -> None:
-    from .data.cache import writable_dir
     from .data.images import read_image
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
@@ -411,7 +409,6 @@ def cmd_stylize(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.cache import writable_dir
     from .data.images import read_colour_image, write_image
     from .tasks.style import load_style_image, preserve_colour, stylize
     from .viz import image_grid
@@ -503,7 +500,6 @@ def cmd_register(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.cache import writable_dir
     from .data.pairs import normalise, to_grid
     from .data.volumes import read_volume, write_nifti
     from .ops.warp import resize_field, warp
