@@ -123,7 +123,7 @@ def cmd_eval(args) -> None:
     for name, task in (("pairs", "registration"), ("style", "style")):
         if getattr(args, name) and kind != task:
             raise UserError(f"--{name} is for {task} runs; {run} is a {kind} run")
-    out = _free_dir(Path(args.out) if args.out else run / "eval")
+    out = writable_dir(args.out or run / "eval", make=False)
     if kind == "registration":
         return _eval_registration(args, run, out)
     if kind in ("inpainting", "translation"):
@@ -154,16 +154,6 @@ def _run_task(run: Path, what: str = "") -> str:
     return ckpt.load(path)["config"]["task"]
 
 
-def _free_dir(path: Path) -> Path:
-    """``path`` if a folder can be made there: checked before any work, made when results are written."""
-    p = path
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    if not p.is_dir():
-        raise UserError(f"cannot write to {path}: {p} is a file")
-    return path
-
-
 def _eval_registration(args, run: Path, out: Path) -> None:
     """Registration: the run's test (or valid) pairs or --pairs; identity, --onestep (T=1) and --norl (T=10)
     beside RL-I2IT at each T and adaptive."""
@@ -176,8 +166,8 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     task, policy, _ = load_policy(run, args.device or "cpu")
     o = task.options
     name = (args.pairs if args.pairs in SETS else f"manifest:{args.pairs}") if args.pairs else o.pairs
-    if name in SETS and (name == "liver3d") != (o.dims == 3):
-        raise UserError(f"--pairs {name} is a {5 - o.dims}D set; {run} is a {o.dims}D model")
+    if SETS.get(name, o.dims) != o.dims:
+        raise UserError(f"--pairs {name} is a {SETS[name]}D set; {run} is a {o.dims}D model")
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size)
     if pairs.fixed.dim() - 2 != o.dims:
         raise UserError(f"--pairs {args.pairs}: {pairs.fixed.dim() - 2}D images; {run} is a {o.dims}D model")

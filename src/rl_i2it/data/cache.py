@@ -36,9 +36,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RL_I2IT_DATA", Path.home() / ".cache" / "rl-i2it")).expanduser()
 
 
-def writable_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and check that files can be written there (``UserError`` if not)."""
+def writable_dir(path: str | Path, make: bool = True) -> Path:
+    """Create ``path`` if needed and check that files can be written there (``UserError`` if not).
+    ``make=False`` only checks that it could be made (its nearest existing folder is writable):
+    for commands that check their output before long work and write at the end."""
     path = Path(path)
+    if not make:
+        p = path
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write to {path}: {p} is {'not a writable folder' if p.is_dir() else 'a file'}")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"

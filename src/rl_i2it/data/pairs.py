@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..ops.warp import integrate_velocity, warp
 from .cache import cache_dir
 
-SETS = ("brain2d", "brain2d-inter", "liver3d")
+SETS = {"brain2d": 2, "brain2d-inter": 2, "liver3d": 3}     # the named pair sets and their dimension
 SPLIT_SEED = {"train": 1000, "valid": 2000, "test": 3000}
 
 

@@ -147,8 +147,9 @@ class RegistrationTask(Task):
         o = self.options
         if o.dims not in (2, 3):
             raise UserError(f"task_options.dims must be 2 or 3, got {o.dims}")
-        if o.pairs == "liver3d" and o.dims != 3 or o.pairs.startswith("brain2d") and o.dims != 2:
-            raise UserError(f"task_options.pairs={o.pairs!r} needs dims={3 if o.pairs == 'liver3d' else 2}")
+        from ..data.pairs import SETS
+        if SETS.get(o.pairs, o.dims) != o.dims:
+            raise UserError(f"task_options.pairs={o.pairs!r} needs dims={SETS[o.pairs]}")
         levels = len(o.widths)
         if levels < 2 or o.size % 2 ** (levels - 1):
             raise UserError(f"task_options.size ({o.size}) must be divisible by 2**(len(widths)-1) = {2 ** (levels - 1)}")
