@@ -50,6 +50,17 @@ def test_inpaint_writes_result_steps_and_grid(tmp_path, models, capsys):
     assert "24-pixel hole" in capsys.readouterr().out
 
 
+def test_a_second_run_into_the_same_folder_leaves_only_its_own_steps(tmp_path, models, capsys):
+    img = save(tmp_path / "face.png", rgb())
+    out = tmp_path / "out"
+    assert main(["inpaint", str(models["inpainting"]), img, "--steps", "3", "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main(["inpaint", str(models["inpainting"]), img, "--steps", "1", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "notes.txt", "result.png", "step_01.png"]
+    assert main(["inpaint", str(models["inpainting"]), img, "--out", ""]) == 2
+    assert "empty name" in capsys.readouterr().err
+
+
 def test_inpaint_resizes_other_sizes_and_uses_the_centre_hole(tmp_path, models, capsys):
     img = save(tmp_path / "big.png", rgb(32))
     assert main(["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "o")]) == 0

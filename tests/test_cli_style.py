@@ -53,6 +53,8 @@ def test_stylize_writes_result_steps_and_strip_at_the_contents_size(tmp_path, mo
     assert Image.open(out / "result.png").size == (50, 37)
     assert np.array_equal(np.asarray(Image.open(out / "step_03.png")), np.asarray(Image.open(out / "result.png")))
     assert "in 3 steps" in capsys.readouterr().out
+    assert main(["stylize", str(models["one"]), "--content", c, "--steps", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["result.png", "strip.png"]     # no steps of the first run
     small = tmp_path / "small"
     assert main(["stylize", str(models["one"]), "--content", c, "--size", "24", "--preserve-color",
                  "--out", str(small)]) == 0

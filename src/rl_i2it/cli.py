@@ -272,7 +272,7 @@ def cmd_translate(args) -> None:
     # read and check everything before writing anything
     moving = torch.stack([task.check_image(read_image(m), str(m)) for m, _ in pairs])
     fixed = torch.stack([task.check_image(read_image(f), str(f)) for _, f in pairs])
-    out = writable_dir(args.out)
+    out = _output(args.out, STEP_FILES, "[0-9][0-9][0-9][0-9]_*")
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]
@@ -297,6 +297,22 @@ def cmd_translate(args) -> None:
         w.writerows(rows)
     print(f"{len(pairs)} pair(s), {args.steps} steps, mean Dice {float(dice.mean()):.3f}: {out}/ "
           f"({'warped.png, field.npy' if single else 'NNNN_warped.png, NNNN_field.npy'}, grid.png, results.csv)")
+
+
+STEP_FILES = "step_[0-9]*.png"
+
+
+def _output(path: str, *numbered: str) -> Path:
+    """The command's output folder, made and checked, without the numbered files (``numbered``:
+    glob patterns of this command's per-step, per-row or per-frame outputs) an earlier run left
+    there: their count varies, and a second run with fewer steps would leave the first run's
+    last steps beside its own."""
+    out = writable_dir(path)
+    for pattern in numbered:
+        for old in out.glob(pattern):
+            if old.is_file():
+                old.unlink()
+    return out
 
 
 def _to_model_size(img, size: int, what: str, mode: str = "bilinear"):
@@ -348,7 +364,7 @@ def cmd_inpaint(args) -> None:
     if not mask.any() or mask.all():
         raise UserError(f"mask {args.mask} is {'empty' if not mask.any() else 'the whole image'} at the "
                         f"model's {size}x{size}: mark a larger hole, or give an image of that size")
-    out = writable_dir(args.out)
+    out = _output(args.out, STEP_FILES)
     steps, _ = predict(task, policy, image[None], image[None], args.steps, mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
     holed = image.masked_fill(mask, task.options.fill)
@@ -373,7 +389,7 @@ def _translate_photo(args) -> None:
         grey = luminance(source[None].mul(255).round().byte())[0].float() / 255
         source = grey.expand(3, -1, -1).contiguous()
     target = _to_model_size(read_image(args.target, "RGB"), size, args.target) if args.target else None
-    out = writable_dir(args.out)
+    out = _output(args.out, STEP_FILES)
     steps, _ = predict(task, policy, source[None], None if target is None else target[None], args.steps,
                        sample=args.sample)
     steps = [s[0] for s in steps]
@@ -431,7 +447,7 @@ def cmd_stylize(args) -> None:
     if args.content:              # read and check everything before writing anything
         content = _resize_longer(read_colour_image(args.content), args.size)
         style_image = style_for(args.style)
-        out = writable_dir(args.out)
+        out = _output(args.out, STEP_FILES)
         steps = run(content, style_image)
         write_image(out / "result.png", steps[-1])
         if args.every_step:
@@ -451,7 +467,7 @@ def cmd_stylize(args) -> None:
                 jobs.append((_resize_longer(read_colour_image(r["content"]), args.size), style_for(r.get("style"))))
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
-        out = writable_dir(args.out)
+        out = _output(args.out, "[0-9][0-9][0-9][0-9].png")
         for i, (content, style_image) in enumerate(jobs):
             write_image(out / f"{i:04d}.png", run(content, style_image)[-1])
         print(f"stylized {len(jobs)} image(s) in {args.steps} steps: {out}/0000.png .. {len(jobs) - 1:04d}.png")
@@ -460,7 +476,7 @@ def cmd_stylize(args) -> None:
     from .tasks.style import stylize_frames
     frames = read_frames(args.video)
     style_image = style_for(args.style)
-    out = writable_dir(args.out)
+    out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif")
     (out / "frames").mkdir(exist_ok=True)
     def frame(i):
         return _resize_longer(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255, args.size)
@@ -527,7 +543,7 @@ def cmd_register(args) -> None:
             if lab.shape != fixed.array.shape:
                 raise UserError(f"--{role}-labels {lab.shape} differ from the images {fixed.array.shape}")
             labels[role] = torch.from_numpy(lab)
-    out = writable_dir(args.out)
+    out = _output(args.out, "step_[0-9]*.nii.gz", "warped_labels.nii.gz")
     dev, shape = task.device, fixed.array.shape
     f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
     m = to_grid(normalise(moving.array), task.options.size)[None, None].to(dev)

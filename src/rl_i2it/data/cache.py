@@ -40,6 +40,8 @@ def writable_dir(path: str | Path, make: bool = True) -> Path:
     """Create ``path`` if needed and check that files can be written there (``UserError`` if not).
     ``make=False`` only checks that it could be made (its nearest existing folder is writable):
     for commands that check their output before long work and write at the end."""
+    if not str(path).strip():
+        raise UserError("the output folder is an empty name: give one (--out DIR)")
     path = Path(path)
     if not make:
         p = path
