@@ -106,6 +106,8 @@ def test_bad_training_requests(tmp_path, capsys):
     fails(capsys, ["train", "digits", "--steps", "1", "--device", "tpu"], "device")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.source=" + str(tmp_path / "x.npz"),
                    "--out", str(tmp_path / "b")], "not found")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "task=style", "--out", str(tmp_path / "a")],
+          "the command names the task")
     fails(capsys, ["data", "fetch", "imagenet"], "unknown dataset")
     fails(capsys, ["eval", str(tmp_path)], "not a run directory")
     assert not (tmp_path / "a").exists()

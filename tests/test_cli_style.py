@@ -107,7 +107,7 @@ def test_video_in_frames_and_a_video_out(tmp_path, models):
 
 
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",
-                                  "pairs_missing_style", "pairs_missing_file"])
+                                  "pairs_missing_style", "pairs_missing_file", "still_as_video"])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, case):
     c = save(tmp_path / "c.png", picture(32, 32))
     out = tmp_path / "out"
@@ -125,11 +125,13 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, 
             "unreadable": [str(models["one"]), "--content", str(bad)],
             "two_modes": [str(models["one"]), "--content", c, "--video", str(junk)],
             "pairs_missing_style": [str(models["arb"]), "--pairs", str(csv)],
-            "pairs_missing_file": [str(models["one"]), "--pairs", str(csv2)]}[case]
+            "pairs_missing_file": [str(models["one"]), "--pairs", str(csv2)],
+            "still_as_video": [str(models["one"]), "--video", c]}[case]
     assert main(["stylize", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rl-i2it: error:") and "\n" not in err
     assert case != "pairs_missing_file" or "p2.csv, row 2: image not found" in err
+    assert case != "still_as_video" or "still image" in err
     assert not out.exists()
 
 

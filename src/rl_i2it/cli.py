@@ -90,7 +90,11 @@ def cmd_train(args) -> None:
         raise UserError("an --arbitrary model trains on --styles (a folder); give --style to a one-style model")
     preset = _config_path("style-video" if args.video else "style-arbitrary" if args.arbitrary else args.task,
                           args.config)
-    cfg = load_config(preset, merge({"task": args.task}, _overrides(args)))
+    over = _overrides(args)
+    if over.get("task", args.task) != args.task:
+        raise UserError(f"--set task={over['task']} on `train {args.task}`: the command names the task "
+                        f"(`rl-i2it train {over['task']}`)")
+    cfg = load_config(preset, merge({"task": args.task}, over))
     out = Path(args.out or f"runs/{args.task}")
     trainer = Trainer(cfg, out)
     if trainer.resumed:
@@ -472,8 +476,10 @@ def cmd_stylize(args) -> None:
             write_image(out / f"{i:04d}.png", run(content, style_image)[-1])
         print(f"stylized {len(jobs)} image(s) in {args.steps} steps: {out}/0000.png .. {len(jobs) - 1:04d}.png")
         return
-    from .data.style import read_frames, video_fps, write_video
+    from .data.style import FRAME_EXT, read_frames, video_fps, write_video
     from .tasks.style import stylize_frames
+    if Path(args.video).suffix.lower() in FRAME_EXT:
+        raise UserError(f"--video {args.video} is a still image: give it with --content (or --video a folder of frames)")
     frames = read_frames(args.video)
     style_image = style_for(args.style)
     out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif")

@@ -14,6 +14,8 @@ def test_nifti_round_trip_keeps_affine_and_values(tmp_path):
     write_nifti(tmp_path / "a.nii.gz", a, AFFINE)
     v = read_volume(tmp_path / "a.nii.gz")
     assert v.array.shape == (6, 7, 5) and np.allclose(v.array, a) and np.allclose(v.affine, AFFINE)
+    write_nifti(tmp_path / "s.nii.gz", a[:, :, :1], AFFINE)                          # a 2D slice
+    assert read_volume(tmp_path / "s.nii.gz").array.shape == (6, 7)
     write_nifti(tmp_path / "f.nii.gz", np.zeros((6, 7, 5, 3), np.float32), AFFINE)   # a vector field
     import nibabel as nib
     assert nib.load(str(tmp_path / "f.nii.gz")).shape == (6, 7, 5, 3)

@@ -47,7 +47,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             import nibabel as nib
             img = nib.load(str(path))
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
-            if arr.ndim == 4 and arr.shape[3] == 1:
+            while arr.ndim > 2 and arr.shape[-1] == 1:     # a 2D slice is stored as X x Y x 1 (x 1)
                 arr = arr[..., 0]
         elif kind == "mrc":
             import mrcfile
