@@ -222,3 +222,16 @@ def test_huge_image_and_out_of_memory_are_one_line(tmp_path, run_dir, digits, ca
     monkeypatch.setattr(cli, "cmd_stylize", bug)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(["stylize", "x.pt", "--content", "c.png", "--out", str(tmp_path / "o")])
+
+
+def test_train_methods_takes_a_number_of_updates_in_place_of_minutes(tmp_path, run_dir, capsys):
+    from rl_i2it.core import checkpoint as ckpt
+    from rl_i2it.experiment import train_methods
+    over = {"task_options": {"source": str(run_dir.parent / "digits.npz"), "widths": [8, 16, 16],
+                             "critic_widths": [8, 8, 8], "critic_hidden": 32},
+            "train": {"n_envs": 8, "horizon": 2, "learning_starts": 8, "replay_size": 64}, "sac": {"batch_size": 8}}
+    train_methods(tmp_path, 100.0, None, {**over, "task": "digits"}, {"rl": {}}, steps=3)
+    assert "for 3 updates" in capsys.readouterr().out
+    counters = ckpt.load(tmp_path / "rl" / "checkpoint.pt")["counters"]
+    assert 3 <= counters["updates"] <= 4                 # stops at the end of the episode that reaches 3
+    assert json.loads((tmp_path / "rl" / "config.json").read_text())["train"]["minutes"] == 0

@@ -185,3 +185,35 @@ def test_eval_prints_losses_per_step(tmp_path, models, capsys):
     assert main(["eval", str(models["arb"]), "--steps", "2", "--style", str(models["style"]),
                  "--out", str(tmp_path / "a")]) == 0
     assert "T=2" in capsys.readouterr().out
+
+
+def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, capsys):
+    """``--init``: the video model's planner-actor starts as the image model's, and its memory path
+    starts closed, so before any update it stylises a first frame exactly as the image model."""
+    from rl_i2it.cli import DEFAULT_CONFIGS
+    from rl_i2it.config import load_config
+    from rl_i2it.core.trainer import Trainer, load_policy
+    from rl_i2it.errors import UserError
+    from rl_i2it.tasks.digits import DigitsTask
+    from rl_i2it.tasks.style import stylize, stylize_video
+    opts = {"size": 32, "widths": [8, 8, 16], "critic_widths": [8, 8, 8], "vgg": "random", "n_content": 16,
+            "content": str(models["root"] / "content"), "style": str(models["style"])}
+    cfg = load_config(DEFAULT_CONFIGS / "style-video.toml",
+                      {"task_options": opts, "train": {"steps": 1, "init": str(models["one"])}})
+    tr = Trainer(cfg, tmp_path / "v")
+    assert "planner-actor from" in capsys.readouterr().out
+    task, image_model, _ = load_policy(models["one"])
+    frames = torch.from_numpy(picture(32, 40, 5)).permute(2, 0, 1)[None].float() / 255
+    image_out = stylize(task, image_model, frames, 3)[0][-1][0]
+    video_out = stylize_video(tr.task, tr.policy.eval(), frames, 3)[0][0]
+    assert torch.allclose(video_out, image_out, atol=1e-5)
+    fresh = Trainer(load_config(DEFAULT_CONFIGS / "style-video.toml", {"task_options": opts, "train": {"steps": 1}}),
+                    tmp_path / "f")
+    assert not torch.allclose(stylize_video(fresh.task, fresh.policy.eval(), frames, 3)[0][0], image_out, atol=1e-2)
+    with pytest.raises(UserError, match="is a style model, this run trains digits"):
+        Trainer(load_config(None, {"train": {"steps": 1, "init": str(models["one"])}}), tmp_path / "d",
+                task=DigitsTask({}, data=digits))
+    assert main(["train", "style", "--video", "--init", str(models["arb"]), "--style", str(models["style"]),
+                 "--steps", "2", *SET, "--set", f"task_options.content={models['root'] / 'content'}",
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert "tensors (the rest start fresh)" in capsys.readouterr().out

@@ -53,6 +53,8 @@ def _overrides(args) -> dict:
         extra.setdefault("sac", {})["critic_on"] = args.critic_on
     if getattr(args, "horizon", None) is not None:
         extra.setdefault("train", {})["horizon"] = args.horizon
+    if getattr(args, "init", None):
+        extra.setdefault("train", {})["init"] = str(Path(args.init).resolve())
     for name in ("style", "styles"):
         if getattr(args, name, None):
             extra.setdefault("task_options", {})[name] = str(Path(getattr(args, name)).resolve())
@@ -632,6 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-aux", action="store_true", help="ablation: no auxiliary loss")
     t.add_argument("--critic-on", choices=["plan", "action"], help="ablation: the critic scores the action")
     t.add_argument("--horizon", type=int, help="steps per training episode (1 = a one-step method)")
+    t.add_argument("--init", metavar="RUN", help="start the planner-actor from RUN's weights where they fit "
+                   "(fine-tuning; for example a --video model from an image model of the same style)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. sac.gamma=0.95")
     t.add_argument("--style", help="style: the style image (default: opencv-doc's starry_night.jpg)")
     t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image (configs/style-arbitrary.toml)")

@@ -89,6 +89,10 @@ class TrainConfig:
     """Decay of an exponential moving average of the planner-actor's weights, updated after every
     update (the rollouts use the live weights); ``policy.pt`` holds the average, which smooths
     out where a noisy (adversarial) training happens to stop. 0 = keep the last weights."""
+    init: str = ""
+    """A run (or its policy.pt / checkpoint.pt) of the same task whose planner-actor weights a new
+    run starts from, wherever name and shape agree (the rest, and the critic, start fresh):
+    fine-tuning, for example a video model from an image model. Not used on resume."""
 
 
 @dataclass

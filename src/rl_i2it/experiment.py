@@ -36,15 +36,17 @@ LABELS = {"identity": "identity", "onestep": "one-step (VM-style)", "norl": "RL-
 
 
 def train_methods(out: Path, minutes: float, config: str | None = None, overrides: dict | None = None,
-                  methods: dict | None = None, verbose: bool = True, labels: dict | None = None) -> None:
-    """Train each method (``{name: config overrides}``, default ``METHODS``) for ``minutes`` into
-    ``out/name``, one after the other (never side by side: they would share the cores)."""
+                  methods: dict | None = None, verbose: bool = True, labels: dict | None = None,
+                  steps: int = 0) -> None:
+    """Train each method (``{name: config overrides}``, default ``METHODS``) for ``minutes`` (or,
+    given ``steps``, that many updates) into ``out/name``, one after the other (never side by
+    side: they would share the cores)."""
+    budget = {"minutes": 0.0, "steps": steps} if steps else {"minutes": minutes, "steps": 0}
     for name, method in (METHODS if methods is None else methods).items():
-        over = merge(merge(overrides or {}, method), {"train": {"minutes": minutes, "steps": 0}})
-        cfg = load_config(config, over)
+        cfg = load_config(config, merge(merge(overrides or {}, method), {"train": budget}))
         if verbose:
-            print(f"== training {(LABELS if labels is None else labels).get(name, name)} for {minutes:g} min "
-                  f"-> {out / name}")
+            print(f"== training {(LABELS if labels is None else labels).get(name, name)} for "
+                  f"{f'{steps} updates' if steps else f'{minutes:g} min'} -> {out / name}")
         Trainer(cfg, out / name, verbose=verbose).train()
 
 

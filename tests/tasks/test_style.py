@@ -267,6 +267,7 @@ def test_video_stylize_carries_the_frame_memory(tmp_path):
         task = style_task(tmp_path, video=True, frame_gru=frame_gru)
         torch.manual_seed(0)
         policy = task.build_policy().eval()
+        torch.nn.init.normal_(policy.planner.mix.weight, std=0.1)   # open the memory path (closed at start)
         out, _ = stylize_video(task, policy, frames, 2)
         alone, _ = stylize(task, policy, frames[1:2], 2)
         assert out.shape == frames.shape

@@ -96,6 +96,8 @@ class Trainer:
         self.task.load_training_data()         # bad data fails here, before the run directory is written
         self.policy = fast_layout(self.task.build_policy().to(self.device))
         self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
+        if cfg.train.init and not (self.run_dir / "checkpoint.pt").is_file():
+            self._start_from(cfg.train.init)
         critic = None
         if cfg.sac.use_rl:
             critic = fast_layout(TwinCritic(lambda: self.task.build_critic(cfg.sac.critic_on)).to(self.device))
@@ -110,6 +112,23 @@ class Trainer:
         self.counters = {"updates": 0, "env_steps": 0, "episodes": 0, "seconds": 0.0}
         self.resumed = False
         self._prepare_run_dir()
+
+    def _start_from(self, path: str) -> None:
+        """Copy ``path``'s planner-actor weights (its average when it keeps one) into this run's,
+        wherever name and shape agree (``train.init``)."""
+        from ..config import fill
+        obj = ckpt.load(path)
+        task = fill(Config, obj["config"]).task
+        if task != self.cfg.task:
+            raise UserError(f"train.init {path} is a {task} model, this run trains {self.cfg.task}")
+        own = self.policy.state_dict()
+        fit = {k: v for k, v in obj.get("policy_avg", obj["policy"]).items()
+               if k in own and own[k].shape == v.shape}
+        if not fit:
+            raise UserError(f"train.init {path}: none of its weights fit this {task} model")
+        self.policy.load_state_dict(fit, strict=False)
+        if self.verbose:
+            print(f"planner-actor from {path}: {len(fit)} of {len(own)} tensors (the rest start fresh)")
 
     # -- run directory ------------------------------------------------------------------------
     def _prepare_run_dir(self) -> None:

@@ -127,6 +127,9 @@ class StylePlanner(nn.Module):
         self.step_gru = ConvGRU(w2, m) if step_gru else None
         self.frame_gru = ConvGRU(w2, m) if frame_gru else None
         self.mix = nn.Conv2d(2 * m, w2, 1) if (step_gru or frame_gru) else None
+        if self.mix is not None:      # the memory path starts closed: an image model's weights work unchanged
+            nn.init.zeros_(self.mix.weight)
+            nn.init.zeros_(self.mix.bias)
 
     def forward(self, obs):
         x, code, memory = split_obs(obs)
