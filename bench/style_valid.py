@@ -5,9 +5,10 @@
     python bench/style_valid.py steps RUN [RUN ...]
 
 ``video``: warping error and style loss at T=10 of each video model (memory carried) and of the
-one-style image model frame by frame, on a validation clip: frames 100-111 of opencv-doc's
-``Megamind.avi`` at 160x120 (the bench's test clip is ``tree.avi``), with the ratios to the image
-model that the video target judges (flicker <= 0.5, style <= 1.1).
+one-style image model frame by frame, on two validation clips: frames 100-111 of opencv-doc's
+``Megamind.avi`` and ``vtest.avi`` at 160x120 (training videos, of which every 10th frame is
+cropped for content; the bench's test clip is ``tree.avi``), with the ratios to the image model
+that the video target judges (flicker <= 0.5, style <= 1.1).
 ``codes``: does an arbitrary-style model follow the style code it is given? Style loss at
 T = 1, 5, 10 on 16 training-split crops for validation textures (made seeds 5000-5002; training
 uses 0-63, the bench's unseen ones are >= 10000), with each texture's own code and with the
@@ -33,21 +34,22 @@ from rl_i2it.data.style import made_style, read_clip, style_file  # noqa: E402
 from rl_i2it.tasks.style import (load_style_image, step_losses, style_losses, stylize, stylize_video,  # noqa: E402
                                  video_scores)
 
-CLIP, FIRST, N_FRAMES = "Megamind.avi", 100, 12
+CLIPS, N_FRAMES = (("Megamind.avi", 100), ("vtest.avi", 100)), 12
 
 
 def video(image_run: str, video_runs: list[str]) -> None:
-    vid = read_clip(style_file(CLIP), FIRST, N_FRAMES)
     task, model, _ = load_policy(image_run)
     style = load_style_image(task.options.style)
-    image = video_scores(task, stylize(task, model, vid, 10)[0][9], vid, style)
-    print(f"{CLIP} frames {FIRST}-{FIRST + N_FRAMES - 1} at 160x120, T=10")
-    print(f"  image model {image_run}: warping error {image['warp_error']:.4f}, style {image['style']:.3e}")
-    for run in video_runs:
-        vtask, vmodel, _ = load_policy(run)
-        v = video_scores(task, stylize_video(vtask, vmodel, vid, 10)[0], vid, style)
-        print(f"  {run}: warping error {v['warp_error']:.4f} (x{v['warp_error'] / image['warp_error']:.2f}), "
-              f"style {v['style']:.3e} (x{v['style'] / image['style']:.2f})")
+    video_models = [(run, *load_policy(run)[:2]) for run in video_runs]
+    for clip, first in CLIPS:
+        vid = read_clip(style_file(clip), first, N_FRAMES)
+        image = video_scores(task, stylize(task, model, vid, 10)[0][9], vid, style)
+        print(f"{clip} frames {first}-{first + N_FRAMES - 1} at 160x120, T=10")
+        print(f"  image model {image_run}: warping error {image['warp_error']:.4f}, style {image['style']:.3e}")
+        for run, vtask, vmodel in video_models:
+            v = video_scores(task, stylize_video(vtask, vmodel, vid, 10)[0], vid, style)
+            print(f"  {run}: warping error {v['warp_error']:.4f} (x{v['warp_error'] / image['warp_error']:.2f}), "
+                  f"style {v['style']:.3e} (x{v['style'] / image['style']:.2f})")
 
 
 def codes(run: str, seeds: list[int]) -> None:
