@@ -64,6 +64,12 @@ def build_task(cfg: Config, device: torch.device):
     return task_class(cfg.task)(cfg.task_options, device)
 
 
+def saved_policy(obj: dict) -> dict:
+    """The planner-actor weights a checkpoint or policy file stands for: the moving average when
+    the run keeps one (as its ``policy.pt`` holds), else the last weights."""
+    return obj.get("policy_avg", obj["policy"])
+
+
 def load_policy(path, device="cpu"):
     """``(task, policy)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory (a checkpoint's
     averaged weights when the run keeps an average, as its ``policy.pt`` has)."""
@@ -74,7 +80,7 @@ def load_policy(path, device="cpu"):
     task = build_task(cfg, device)
     policy = fast_layout(task.build_policy().to(device))
     try:
-        policy.load_state_dict(obj.get("policy_avg", obj["policy"]))
+        policy.load_state_dict(saved_policy(obj))
     except (RuntimeError, KeyError) as exc:
         raise UserError(f"{path}: weights do not fit the {cfg.task} model ({exc.__class__.__name__})") from None
     return task, policy.eval(), cfg
@@ -122,8 +128,7 @@ class Trainer:
         if task != self.cfg.task:
             raise UserError(f"train.init {path} is a {task} model, this run trains {self.cfg.task}")
         own = self.policy.state_dict()
-        fit = {k: v for k, v in obj.get("policy_avg", obj["policy"]).items()
-               if k in own and own[k].shape == v.shape}
+        fit = {k: v for k, v in saved_policy(obj).items() if k in own and own[k].shape == v.shape}
         if not fit:
             raise UserError(f"train.init {path}: none of its weights fit this {task} model")
         self.policy.load_state_dict(fit, strict=False)
