@@ -65,6 +65,12 @@ def test_translate_pairs_csv(tmp_path, run_dir, digits):
     assert {"0000_warped.png", "0002_field.npy", "results.csv"} <= names and "0003_warped.png" not in names
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 3 and all(0 <= float(r["dice"]) <= 1 for r in rows)
+    (out / "0002_notes.txt").write_text("mine")
+    with open(tmp_path / "one.csv", "w", newline="") as fh:
+        fh.write("moving,fixed\nd0.png,d1.png\n")
+    assert main(["translate", str(run_dir), "--pairs", str(tmp_path / "one.csv"), "--steps", "1", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["0000_field.npy", "0000_warped.png", "0002_notes.txt",
+                                                     "grid.png", "results.csv"]
 
 
 def test_bad_inputs_one_line_exit_2_nothing_overwritten(tmp_path, run_dir, digits, capsys):

@@ -278,7 +278,8 @@ def cmd_translate(args) -> None:
     # read and check everything before writing anything
     moving = torch.stack([task.check_image(read_image(m), str(m)) for m, _ in pairs])
     fixed = torch.stack([task.check_image(read_image(f), str(f)) for _, f in pairs])
-    out = _output(args.out, STEP_FILES, "[0-9][0-9][0-9][0-9]_*")
+    out = _output(args.out, STEP_FILES, *(f"[0-9][0-9][0-9][0-9]_{name}" for name in ("warped.png", "field.npy",
+                                                                                 STEP_FILES)))
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]
