@@ -5,10 +5,12 @@
     python bench/style_valid.py steps RUN [RUN ...]
 
 ``video``: warping error and style loss at T=10 of each video model (memory carried) and of the
-one-style image model frame by frame, on two validation clips: frames 100-111 of opencv-doc's
+one-style image model frame by frame, on three validation clips: frames 100-111 of opencv-doc's
 ``Megamind.avi`` and ``vtest.avi`` at 160x120 (training videos, of which every 10th frame is
-cropped for content; the bench's test clip is ``tree.avi``), with the ratios to the image model
-that the video target judges (flicker <= 0.5, style <= 1.1).
+cropped for content; the bench's test clip is ``tree.avi``) and ``sway``, a training photo in
+small non-rigid motion (``sway_clip``: the clip whose ratios have followed tree.avi's best over
+five bench runs), with the ratios to the image model that the video target judges (flicker <=
+0.5, style <= 1.1).
 ``codes``: does an arbitrary-style model follow the style code it is given? Style loss at
 T = 1, 5, 10 on 16 training-split crops for validation textures (made seeds 5000-5002; training
 uses 0-63, the bench's unseen ones are >= 10000), with each texture's own code and with the
@@ -21,9 +23,11 @@ network" target judges, for choosing training settings.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +38,28 @@ from rl_i2it.data.style import made_style, read_clip, style_file  # noqa: E402
 from rl_i2it.tasks.style import (load_style_image, step_losses, style_losses, stylize, stylize_video,  # noqa: E402
                                  video_scores)
 
-CLIPS, N_FRAMES = (("Megamind.avi", 100), ("vtest.avi", 100)), 12
+CLIPS, N_FRAMES = (("Megamind.avi", 100), ("vtest.avi", 100), ("sway", 0)), 12
+
+
+def sway_clip(n: int = N_FRAMES, seed: int = 0) -> torch.Tensor:
+    """A natural picture in small non-rigid motion, like foliage in wind: the left (training)
+    region of the first still photo, at 160x120, warped by ``sin(2 pi t / 8) x`` a smooth random
+    field (an 8x8 grid of offsets up to 1.5 px, bicubic), frame ``t``; ``[n, 3, 120, 160]``."""
+    import torch.nn.functional as F
+    from PIL import Image
+    from rl_i2it.data.paired import TEST_STRIP, sample_photos
+    from rl_i2it.ops.temporal import warp_image
+    _, img = sample_photos()[0]
+    h, w = img.shape[:2]
+    region = img[:, : int(w * (1 - TEST_STRIP))]
+    side = min(region.shape[0], region.shape[1] * 3 // 4)
+    crop = region[:side, : side * 4 // 3]
+    base = torch.from_numpy(np.array(Image.fromarray(crop).resize((160, 120), Image.Resampling.LANCZOS)))
+    base = base.permute(2, 0, 1)[None].float() / 255
+    g = torch.Generator().manual_seed(seed)
+    field = F.interpolate((torch.rand(1, 2, 8, 8, generator=g) * 2 - 1) * 1.5, size=(120, 160), mode="bicubic",
+                          align_corners=True)
+    return torch.cat([warp_image(base, math.sin(2 * math.pi * t / 8) * field) for t in range(n)]).clamp(0, 1)
 
 
 def video(image_run: str, video_runs: list[str]) -> None:
@@ -42,7 +67,7 @@ def video(image_run: str, video_runs: list[str]) -> None:
     style = load_style_image(task.options.style)
     video_models = [(run, *load_policy(run)[:2]) for run in video_runs]
     for clip, first in CLIPS:
-        vid = read_clip(style_file(clip), first, N_FRAMES)
+        vid = sway_clip() if clip == "sway" else read_clip(style_file(clip), first, N_FRAMES)
         image = video_scores(task, stylize(task, model, vid, 10)[0][9], vid, style)
         print(f"{clip} frames {first}-{first + N_FRAMES - 1} at 160x120, T=10")
         print(f"  image model {image_run}: warping error {image['warp_error']:.4f}, style {image['style']:.3e}")
