@@ -70,3 +70,13 @@ def test_style_valid_steps_scores_new_crops_of_the_training_pictures(models, cap
     task = load_policy(models["one"])[0]
     bank, new = task.content_bank("train").cpu(), task.load_content("train", 4, 7)
     assert new.shape == (4, *bank.shape[1:]) and not any(torch.equal(c, b) for c in new for b in bank)
+
+
+def test_style_valid_sway_clip_moves_a_picture_smoothly():
+    pytest.importorskip("sklearn")
+    valid = load_bench("style_valid")
+    clip = valid.sway_clip(n=5)
+    assert clip.shape == (5, 3, 120, 160) and 0 <= clip.min() and clip.max() <= 1
+    step = (clip[1:] - clip[:-1]).abs().mean(dim=(1, 2, 3))
+    assert (step > 1e-3).all() and (step < 0.1).all()              # every frame moves, a little
+    assert torch.allclose(clip[4], clip[0], atol=1e-4)               # sin(2 pi 4 / 8) = 0: the picture at rest
