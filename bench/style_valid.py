@@ -8,8 +8,7 @@
 one-style image model frame by frame, on three validation clips: frames 100-111 of opencv-doc's
 ``Megamind.avi`` and ``vtest.avi`` at 160x120 (training videos, of which every 10th frame is
 cropped for content; the bench's test clip is ``tree.avi``) and ``sway``, a training photo in
-small non-rigid motion (``sway_clip``: the clip whose ratios have followed tree.avi's best over
-five bench runs), with the ratios to the image model that the video target judges (flicker <=
+small non-rigid motion (``sway_clip``), with the ratios to the image model that the video target judges (flicker <=
 0.5, style <= 1.1).
 ``codes``: does an arbitrary-style model follow the style code it is given? Style loss at
 T = 1, 5, 10 on 16 training-split crops for validation textures (made seeds 5000-5002; training
