@@ -278,8 +278,8 @@ def cmd_translate(args) -> None:
     # read and check everything before writing anything
     moving = torch.stack([task.check_image(read_image(m), str(m)) for m, _ in pairs])
     fixed = torch.stack([task.check_image(read_image(f), str(f)) for _, f in pairs])
-    out = _output(args.out, STEP_FILES, *(f"[0-9][0-9][0-9][0-9]_{name}" for name in ("warped.png", "field.npy",
-                                                                                 STEP_FILES)))
+    row = "[0-9][0-9][0-9][0-9]_"                     # a CSV's outputs: NNNN_warped.png, NNNN_field.npy, ...
+    out = _output(args.out, STEP_FILES, row + "warped.png", row + "field.npy", row + STEP_FILES)
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]
@@ -744,7 +744,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(stylize --size), fewer at once, or a smaller train.replay_size / sac.batch_size", file=sys.stderr)
         return 2
     return 0
-
 
 
 if __name__ == "__main__":

@@ -73,7 +73,6 @@ def saved_policy(obj: dict) -> dict:
 def load_policy(path, device="cpu"):
     """``(task, policy)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory (a checkpoint's
     averaged weights when the run keeps an average, as its ``policy.pt`` has)."""
-    from ..config import fill
     obj = ckpt.load(path)
     cfg = fill(Config, obj["config"])
     device = resolve_device(str(device))
@@ -122,7 +121,6 @@ class Trainer:
     def _start_from(self, path: str) -> None:
         """Copy ``path``'s planner-actor weights (its average when it keeps one) into this run's,
         wherever name and shape agree (``train.init``)."""
-        from ..config import fill
         obj = ckpt.load(path)
         task = fill(Config, obj["config"]).task
         if task != self.cfg.task:
