@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rl_i2it.cli import main
+from rl_i2it.cli import DEFAULT_CONFIGS, main
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.tasks.digits import DigitsTask
@@ -114,6 +114,8 @@ def test_bad_training_requests(tmp_path, capsys):
                    "--out", str(tmp_path / "b")], "not found")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "task=style", "--out", str(tmp_path / "a")],
           "the command names the task")
+    fails(capsys, ["train", "inpainting", "--steps", "1", "--config", str(DEFAULT_CONFIGS / "translation.toml"),
+                   "--out", str(tmp_path / "a")], "train translation --config")     # another task's preset
     fails(capsys, ["data", "fetch", "imagenet"], "unknown dataset")
     fails(capsys, ["eval", str(tmp_path)], "not a run directory")
     assert not (tmp_path / "a").exists()

@@ -74,7 +74,7 @@ def _config_path(task: str, given: str | None) -> str | None:
 
 
 def cmd_train(args) -> None:
-    from .config import load_config, merge
+    from .config import load_config, merge, read_config
     from .core.trainer import Trainer
     from .tasks import task_class
     task_class(args.task)
@@ -96,6 +96,10 @@ def cmd_train(args) -> None:
     if over.get("task", args.task) != args.task:
         raise UserError(f"--set task={over['task']} on `train {args.task}`: the command names the task "
                         f"(`rl-i2it train {over['task']}`)")
+    named = read_config(preset).get("task", args.task) if preset else args.task
+    if named != args.task:
+        raise UserError(f"{preset} is a config of task {named!r}; train it with `rl-i2it train {named} "
+                        f"--config {preset}`")
     cfg = load_config(preset, merge({"task": args.task}, over))
     out = Path(args.out or f"runs/{args.task}")
     trainer = Trainer(cfg, out)

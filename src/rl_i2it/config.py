@@ -187,18 +187,21 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
+def read_config(path: str | Path) -> dict:
+    """The values a TOML (or a run's config.json) sets, unchecked."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot parse config {path}: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Read a TOML (or a run's config.json) and apply overrides; validate everything."""
-    values: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            text = path.read_text()
-            values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot parse config {path}: {exc}") from None
+    values = read_config(path) if path is not None else {}
     cfg = fill(Config, merge(values, overrides or {}))
     validate(cfg)
     return cfg
