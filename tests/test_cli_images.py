@@ -1,5 +1,6 @@
 """`rl-i2it inpaint` and `rl-i2it translate --source`: outputs, and bad input -> one line, exit 2,
 nothing written."""
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -44,7 +45,7 @@ def test_inpaint_writes_result_steps_and_grid(tmp_path, models, capsys):
                  "--out", str(tmp_path / "out")]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["grid.png", "result.png", "step_01.png", "step_02.png", "step_03.png"]
-    out = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "out" / "result.png")))
+    out = torch.from_numpy(np.array(Image.open(tmp_path / "out" / "result.png")))
     keep = torch.from_numpy(mask.numpy()) == 0
     assert torch.equal(out[keep], torch.from_numpy(rgb())[keep])         # pixels outside the hole untouched
     assert "24-pixel hole" in capsys.readouterr().out
@@ -62,16 +63,35 @@ def test_a_second_run_into_the_same_folder_leaves_only_its_own_steps(tmp_path, m
 
 
 def test_inpaint_resizes_other_sizes_and_uses_the_centre_hole(tmp_path, models, capsys):
-    img = save(tmp_path / "big.png", rgb(32))
+    big = np.concatenate([rgb(32), rgb(32, 1)[:8]], 0)          # 32 wide, 40 high
+    img = save(tmp_path / "big.png", big)
     assert main(["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "o")]) == 0
-    assert "resized to the model's 16x16" in capsys.readouterr().out
-    assert Image.open(tmp_path / "o" / "result.png").size == (16, 16)
+    text = capsys.readouterr().out
+    assert "32x40 resized to the model's 16x16" in text and "back into the hole of the 32x40 image" in text
+    out = np.array(Image.open(tmp_path / "o" / "result.png"))
+    assert out.shape == (40, 32, 3)                              # the given image's size
+    hole = np.zeros((40, 32), bool)                              # the model's centre hole (8x8 of 16), scaled
+    hole[10:30, 8:24] = True
+    assert np.array_equal(out[~hole], big[~hole])               # the rest untouched, at full resolution
+    assert not np.array_equal(out[hole], big[hole])
     assert (tmp_path / "o" / "step_10.png").is_file()            # every step, without --every-step
+
+
+def test_inpaint_fills_a_small_hole_of_a_large_image(tmp_path, models, capsys):
+    img = save(tmp_path / "big.png", rgb(64))
+    m = torch.zeros(64, 64, dtype=torch.uint8)
+    m[20, 30:32] = 255                                          # two pixels: a quarter of one model pixel
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", save(tmp_path / "m.png", m.numpy(), "L"),
+                 "--out", str(tmp_path / "o")]) == 0
+    out = np.array(Image.open(tmp_path / "o" / "result.png"))
+    keep = m.numpy() == 0
+    assert np.array_equal(out[keep], rgb(64)[keep]) and not np.array_equal(out[~keep], rgb(64)[~keep])
+    assert "2-pixel hole" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case,message", [("grey", "grey image"), ("mask_size", "same size"),
                                           ("mask_empty", "empty"), ("not_image", "not a readable image"),
-                                          ("mask_vanishes", "empty at the model's 16x16"),
+                                          ("mask_everywhere", "whole image at the model's 16x16"),
                                           ("wrong_model", "needs an inpainting model")])
 def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
     img = save(tmp_path / "face.png", rgb())
@@ -82,10 +102,10 @@ def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
         args += ["--mask", save(tmp_path / "m.png", torch.full((8, 8), 255, dtype=torch.uint8).numpy(), "L")]
     elif case == "mask_empty":
         args += ["--mask", save(tmp_path / "m.png", torch.zeros(16, 16, dtype=torch.uint8).numpy(), "L")]
-    elif case == "mask_vanishes":                 # a one-pixel hole in a 32x32 image: gone at 16x16
+    elif case == "mask_everywhere":               # a hole in every 2x2 block of a 32x32 image: all at 16x16
         args[2] = save(tmp_path / "big.png", rgb(32))
         m = torch.zeros(32, 32, dtype=torch.uint8)
-        m[5, 5] = 255
+        m[::2, ::2] = 255
         args += ["--mask", save(tmp_path / "m.png", m.numpy(), "L")]
     elif case == "not_image":
         (tmp_path / "x.png").write_text("no")

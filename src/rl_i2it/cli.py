@@ -327,15 +327,22 @@ def _output(path: str, *numbered: str) -> Path:
 
 
 def _to_model_size(img, size: int, what: str, mode: str = "bilinear"):
-    """``[C, H, W]`` resized to the model's ``size`` x ``size`` (with a line saying so)."""
-    import torch.nn.functional as F
+    """``[C, H, W]`` resized to the model's ``size`` x ``size`` (with a line saying so); a mask
+    (``mode = "cover"``) keeps every model pixel that any of its pixels covers."""
     if tuple(img.shape[1:]) == (size, size):
         return img
     if mode == "bilinear":
         print(f"{what}: {img.shape[2]}x{img.shape[1]} resized to the model's {size}x{size}")
-        return F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True,
-                             align_corners=False)[0].clamp(0, 1)
-    return F.interpolate(img[None].float(), size=(size, size), mode="nearest")[0] > 0.5
+    return _resized(img, (size, size), mode)
+
+
+def _resized(img, shape: tuple, mode: str = "bilinear"):
+    """``[C, H, W]`` resized to ``shape``: an image (antialiased bilinear), or a boolean mask
+    (``"nearest"``, or ``"cover"``: true wherever a true pixel falls)."""
+    import torch.nn.functional as F
+    if mode == "bilinear":
+        return F.interpolate(img[None], size=shape, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return F.interpolate(img[None].float(), size=shape, mode="area" if mode == "cover" else "nearest")[0] > 0
 
 
 def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "input",
@@ -346,9 +353,9 @@ def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "in
     write_image(out / "result.png", steps[-1])
     for t, img in enumerate(steps):
         write_image(out / f"step_{t + 1:02d}.png", img)
-    row = [first] + list(steps) + ([last] if last is not None else [])
+    row = [_thumb(x) for x in [first] + list(steps) + ([last] if last is not None else [])]
     headers = [first_name] + [str(t) for t in range(1, len(steps) + 1)] + ([last_name] if last is not None else [])
-    image_grid([row], out / "grid.png", headers=headers, zoom=max(1, 128 // steps[-1].shape[-1]))
+    image_grid([row], out / "grid.png", headers=headers, zoom=max(1, 128 // row[-1].shape[-1]))
 
 
 def _image_model(args, kind: str):
@@ -362,6 +369,8 @@ def _image_model(args, kind: str):
 
 
 def cmd_inpaint(args) -> None:
+    import torch
+
     from .data.images import read_colour_image, read_mask
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
@@ -370,14 +379,20 @@ def cmd_inpaint(args) -> None:
     size = task.options.size
     image = read_colour_image(args.image)             # read and check everything before writing
     mask = read_mask(args.mask, image.shape[1:]) if args.mask else None
-    image = _to_model_size(image, size, args.image)
-    mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask, size, args.mask, "nearest")
-    if not mask.any() or mask.all():
-        raise UserError(f"mask {args.mask} is {'empty' if not mask.any() else 'the whole image'} at the "
-                        f"model's {size}x{size}: mark a larger hole, or give an image of that size")
+    small = _to_model_size(image, size, args.image)
+    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask, size, args.mask, "cover")
+    if small_mask.all():
+        raise UserError(f"mask {args.mask} covers the whole image at the model's {size}x{size}: "
+                        f"mark a smaller hole")
     out = _output(args.out, STEP_FILES)
-    steps, _ = predict(task, policy, image[None], image[None], args.steps, mask[None], sample=args.sample)
+    steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
+    if small is not image:         # back at the image's own size: the fill goes into its hole, nothing else moves
+        shape = tuple(image.shape[1:])
+        mask = _resized(small_mask, shape, "nearest") if mask is None else mask
+        steps = [torch.where(mask, _resized(s, shape), image) for s in steps]
+        print(f"the fill is resized back into the hole of the {shape[1]}x{shape[0]} image")
+    mask = small_mask if mask is None else mask
     holed = image.masked_fill(mask, task.options.fill)
     _write_steps(out, steps, holed, image, "input", "given")
     p0 = float(psnr(holed[None], image[None], mask[None]))
