@@ -387,12 +387,13 @@ def cmd_inpaint(args) -> None:
     out = _output(args.out, STEP_FILES)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
-    if small is not image:         # back at the image's own size: the fill goes into its hole, nothing else moves
+    if small is image:
+        mask = small_mask
+    else:                          # back at the image's own size: the fill goes into its hole, nothing else moves
         shape = tuple(image.shape[1:])
         mask = _resized(small_mask, shape, "nearest") if mask is None else mask
         steps = [torch.where(mask, _resized(s, shape), image) for s in steps]
         print(f"the fill is resized back into the hole of the {shape[1]}x{shape[0]} image")
-    mask = small_mask if mask is None else mask
     holed = image.masked_fill(mask, task.options.fill)
     _write_steps(out, steps, holed, image, "input", "given")
     p0 = float(psnr(holed[None], image[None], mask[None]))
