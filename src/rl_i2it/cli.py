@@ -96,11 +96,11 @@ def cmd_train(args) -> None:
     if over.get("task", args.task) != args.task:
         raise UserError(f"--set task={over['task']} on `train {args.task}`: the command names the task "
                         f"(`rl-i2it train {over['task']}`)")
-    named = read_config(preset).get("task", args.task) if preset else args.task
-    if named != args.task:
-        raise UserError(f"{preset} is a config of task {named!r}; train it with `rl-i2it train {named} "
-                        f"--config {preset}`")
-    cfg = load_config(preset, merge({"task": args.task}, over))
+    values = read_config(preset) if preset else {}     # read once: its task is checked, then filled in
+    if values.get("task", args.task) != args.task:
+        raise UserError(f"{preset} is a config of task {values['task']!r}; train it with `rl-i2it train "
+                        f"{values['task']} --config {preset}`")
+    cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
     out = Path(args.out or f"runs/{args.task}")
     trainer = Trainer(cfg, out)
     if trainer.resumed:
