@@ -193,7 +193,8 @@ def main() -> None:
     # the video model and its ablations start from the image model (``--init``) and train half its
     # number of updates more on clips, with the GRUs and the temporal term: trained from scratch in
     # the same minutes (~30 % fewer updates) its style loss varied from x0.99 to x1.17 of the image
-    # model's over three bench runs
+    # model's over three bench runs; the preset averages 3 fine-tunes (``train.fine_tunes``), each
+    # of that many updates
     video = merge(over, {"train": {"init": str((out / "rl").resolve())}})
     fine_tune = max(1, ckpt.load(out / "rl" / "checkpoint.pt")["counters"]["updates"] // 2)
     train_methods(out, minutes, str(ROOT / "configs" / "style-video.toml"), video,

@@ -216,4 +216,6 @@ def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, caps
     assert main(["train", "style", "--video", "--init", str(models["arb"]), "--style", str(models["style"]),
                  "--steps", "2", *SET, "--set", f"task_options.content={models['root'] / 'content'}",
                  "--out", str(tmp_path / "cli")]) == 0
-    assert "tensors (the rest start fresh)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "tensors (the rest start fresh)" in said and "the average of the 3 fine-tunes' weights" in said
+    assert all((tmp_path / "cli" / f"fine_tune_{i}" / "policy.pt").is_file() for i in range(3))   # the preset's 3

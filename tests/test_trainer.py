@@ -75,6 +75,38 @@ def test_policy_average_is_saved_and_resumes_exactly(tmp_path, digits):
     assert plain.policy_avg is None and torch.equal(flat(plain.policy), flat(straight.policy))  # rollouts unchanged
 
 
+def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
+    """``train.fine_tunes = 2`` with ``init``: two fine-tunes (seeds 0 and 1) from one start, and
+    ``policy.pt`` = the mean of their weights; the same command again trains nothing more."""
+    from rl_i2it.core.checkpoint import load
+    from rl_i2it.core.trainer import load_policy, train_run
+    from rl_i2it.errors import UserError
+    run(tmp_path / "start", digits, 8)
+    base = merge(FAST, {"task_options": dict(SMALL, transform="cross"),
+                        "train": {"steps": 8, "init": str(tmp_path / "start"), "fine_tunes": 2}})
+    cfg = load_config(None, base)
+    task = DigitsTask(cfg.task_options, data=digits)
+    counters = train_run(cfg, tmp_path / "soup", task=task, verbose=False)
+    a, b = (load(tmp_path / "soup" / f"fine_tune_{i}" / "policy.pt") for i in (0, 1))
+    assert (a["config"]["seed"], b["config"]["seed"]) == (0, 1)
+    soup = load(tmp_path / "soup" / "policy.pt")
+    assert not torch.equal(a["policy"]["planner.head.weight"], b["policy"]["planner.head.weight"])
+    for k, v in soup["policy"].items():
+        assert torch.allclose(v, (a["policy"][k] + b["policy"][k]) / 2, atol=1e-6), k
+    assert counters["updates"] == a["counters"]["updates"] + b["counters"]["updates"] >= 16
+    assert load_policy(tmp_path / "soup")[2].train.fine_tunes == 2      # loads as any run
+    assert train_run(cfg, tmp_path / "soup", task=task, verbose=False) == counters   # done: nothing more
+    one = load_config(None, merge(base, {"train": {"fine_tunes": 1}}))
+    with pytest.raises(UserError, match="holds an average of fine-tunes"):
+        train_run(one, tmp_path / "soup", task=task, verbose=False)
+    with pytest.raises(UserError, match="holds a single run"):
+        train_run(cfg, tmp_path / "start", task=task, verbose=False)
+    scratch = load_config(None, merge(base, {"train": {"init": ""}}))    # from scratch: one model
+    train_run(scratch, tmp_path / "scratch", task=task)
+    assert "training one model" in capsys.readouterr().out
+    assert (tmp_path / "scratch" / "checkpoint.pt").is_file() and not (tmp_path / "scratch" / "fine_tune_0").exists()
+
+
 def test_resume_accepts_a_run_saved_before_a_key_was_added(tmp_path, digits):
     run(tmp_path / "r", digits, 8)
     path = tmp_path / "r" / "checkpoint.pt"

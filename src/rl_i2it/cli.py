@@ -75,7 +75,7 @@ def _config_path(task: str, given: str | None) -> str | None:
 
 def cmd_train(args) -> None:
     from .config import load_config, merge, read_config
-    from .core.trainer import Trainer
+    from .core.trainer import train_run
     from .tasks import task_class
     task_class(args.task)
     if args.task != "style" and (args.style or args.arbitrary or args.styles or args.video):
@@ -102,10 +102,7 @@ def cmd_train(args) -> None:
                         f"{values['task']} --config {preset}`")
     cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
     out = Path(args.out or f"runs/{args.task}")
-    trainer = Trainer(cfg, out)
-    if trainer.resumed:
-        print(f"resuming {out} at update {trainer.counters['updates']}")
-    counters = trainer.train()
+    counters = train_run(cfg, out)
     print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
           f"(curves: {out}/curves.png)")
 
@@ -656,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--critic-on", choices=["plan", "action"], help="ablation: the critic scores the action")
     t.add_argument("--horizon", type=int, help="steps per training episode (1 = a one-step method)")
     t.add_argument("--init", metavar="RUN", help="start the planner-actor from RUN's weights where they fit "
-                   "(fine-tuning; for example a --video model from an image model of the same style)")
+                   "(fine-tuning; for example a --video model from an image model of the same style, "
+                   "whose preset averages 3 fine-tunes: train.fine_tunes)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. sac.gamma=0.95")
     t.add_argument("--style", help="style: the style image (default: opencv-doc's starry_night.jpg)")
     t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image (configs/style-arbitrary.toml)")

@@ -95,6 +95,12 @@ class TrainConfig:
     """A run (or its policy.pt / checkpoint.pt) of the same task whose planner-actor weights a new
     run starts from, wherever name and shape agree (the rest, and the critic, start fresh):
     fine-tuning, for example a video model from an image model. Not used on resume."""
+    fine_tunes: int = 1
+    """With ``init``: train this many fine-tunes of it (seeds seed, seed + 1, ...; each in
+    ``RUN/fine_tune_K`` with the whole budget, steps or minutes, of its own) and write the average
+    of their weights as ``RUN/policy.pt`` (a "model soup": fine-tunes of one start average into
+    one model, better than its parts on the validation clips of the video model, README). Runs
+    from different random starts do not average: without ``init`` one model is trained."""
 
 
 @dataclass
@@ -226,6 +232,7 @@ def validate(cfg: Config) -> None:
         (t.updates_per_step >= 1, "train.updates_per_step must be >= 1"),
         (t.steps >= 0 and t.minutes >= 0, "train.steps and train.minutes must be >= 0"),
         (0 < t.memory_fraction <= 1, "train.memory_fraction must be in (0, 1]"),
+        (t.fine_tunes >= 1, "train.fine_tunes must be >= 1"),
     ]
     for ok, message in checks:
         if not ok:

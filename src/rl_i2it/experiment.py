@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import load_config, merge
 from .core import checkpoint as ckpt
-from .core.trainer import Trainer, build_task, load_policy, resolve_device
+from .core.trainer import build_task, load_policy, resolve_device, train_run
 from .data.cache import writable_dir
 from .errors import UserError
 
@@ -47,7 +47,7 @@ def train_methods(out: Path, minutes: float, config: str | None = None, override
         if verbose:
             print(f"== training {(LABELS if labels is None else labels).get(name, name)} for "
                   f"{f'{steps} updates' if steps else f'{minutes:g} min'} -> {out / name}")
-        Trainer(cfg, out / name, verbose=verbose).train()
+        train_run(cfg, out / name, verbose=verbose)
 
 
 def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20), n_moving: int = 1000,

@@ -25,7 +25,7 @@ from ..config import Config, fill
 from ..data.cache import writable_dir
 from ..errors import UserError
 from ..nets import fast_layout
-from ..viz import read_metrics
+from ..viz import plot_curves, read_metrics
 from . import checkpoint as ckpt
 from .buffer import ReplayBuffer
 from .critic import TwinCritic, make_target, soft_update
@@ -83,6 +83,49 @@ def load_policy(path, device="cpu"):
     except (RuntimeError, KeyError) as exc:
         raise UserError(f"{path}: weights do not fit the {cfg.task} model ({exc.__class__.__name__})") from None
     return task, policy.eval(), cfg
+
+
+def average_policies(paths: list) -> dict:
+    """The mean of the saved planner-actor weights of several runs (integer tensors: the first's)."""
+    weights = [saved_policy(ckpt.load(p)) for p in paths]
+    return {k: (sum(w[k].double() for w in weights) / len(weights)).to(v.dtype) if v.is_floating_point() else v
+            for k, v in weights[0].items()}
+
+
+def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True) -> dict:
+    """Train ``cfg`` into ``run_dir`` (resuming) and return the counters. With ``train.init`` and
+    ``train.fine_tunes = K > 1``: K fine-tunes, seeds ``seed .. seed + K - 1``, into
+    ``run_dir/fine_tune_k``, then ``run_dir/policy.pt`` = the average of their weights."""
+    run_dir, k = Path(run_dir), cfg.train.fine_tunes
+    if k > 1 and not cfg.train.init:
+        if verbose:
+            print(f"train.fine_tunes = {k} averages fine-tunes of one model (train.init); runs from "
+                  f"different random starts do not average: training one model")
+        k = 1
+    soup = (run_dir / "fine_tune_0").is_dir()
+    if k == 1 and soup or k > 1 and (run_dir / "checkpoint.pt").is_file():
+        raise UserError(f"{run_dir} holds {'an average of fine-tunes' if soup else 'a single run'}: "
+                        f"use a new --out or the same train.fine_tunes to resume it")
+    if k == 1:
+        trainer = Trainer(cfg, run_dir, task=task, verbose=verbose)
+        if trainer.resumed and verbose:
+            print(f"resuming {run_dir} at update {trainer.counters['updates']}")
+        return trainer.train()
+    subs, total = [run_dir / f"fine_tune_{i}" for i in range(k)], {}
+    for i, sub in enumerate(subs):
+        one = fill(Config, {**cfg.to_dict(), "seed": cfg.seed + i})
+        one.train.fine_tunes = 1
+        if verbose:
+            print(f"fine-tune {i + 1} of {k} (seed {one.seed}) -> {sub}")
+        counters = train_run(one, sub, task=task, verbose=verbose)
+        total = {name: total.get(name, 0) + v for name, v in counters.items()}
+    ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
+                      "counters": total}, run_dir / "policy.pt")
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    plot_curves(subs, run_dir / "curves.png")
+    if verbose:
+        print(f"{run_dir}/policy.pt: the average of the {k} fine-tunes' weights")
+    return total
 
 
 class Trainer:
@@ -317,5 +360,4 @@ class Trainer:
         bar.refresh()
 
     def plot(self) -> None:
-        from ..viz import plot_curves
         plot_curves([self.run_dir], self.run_dir / "curves.png")
