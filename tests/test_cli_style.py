@@ -199,7 +199,7 @@ def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, caps
     opts = {"size": 32, "widths": [8, 8, 16], "critic_widths": [8, 8, 8], "vgg": "random", "n_content": 16,
             "content": str(models["root"] / "content"), "style": str(models["style"])}
     cfg = load_config(DEFAULT_CONFIGS / "style-video.toml",
-                      {"task_options": opts, "train": {"steps": 1, "init": str(models["one"])}})
+                      {"task_options": opts, "train": {"steps": 1, "init": str(models["one"]), "fine_tunes": 1}})
     tr = Trainer(cfg, tmp_path / "v")
     assert "planner-actor from" in capsys.readouterr().out
     task, image_model, _ = load_policy(models["one"])

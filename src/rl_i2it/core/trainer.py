@@ -135,6 +135,9 @@ class Trainer:
         self.cfg, self.verbose = cfg, verbose
         if not (cfg.train.steps or cfg.train.minutes):
             raise UserError("give a stopping rule: --steps N or --minutes M")
+        if cfg.train.fine_tunes > 1 and cfg.train.init:
+            raise UserError(f"train.fine_tunes = {cfg.train.fine_tunes}: a Trainer trains one model; "
+                            f"train_run (what `rl-i2it train` runs) trains and averages the fine-tunes")
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.device)
         ckpt.seed_everything(cfg.seed)
