@@ -62,19 +62,28 @@ def test_a_second_run_into_the_same_folder_leaves_only_its_own_steps(tmp_path, m
     assert "empty name" in capsys.readouterr().err
 
 
-def test_inpaint_resizes_other_sizes_and_uses_the_centre_hole(tmp_path, models, capsys):
+def test_inpaint_takes_the_face_square_of_other_sizes_and_uses_the_centre_hole(tmp_path, models, capsys):
+    """A 32x40 photo: the model sees its centred 32x32 square (as the training faces were cut),
+    resized to 16x16; the fill goes back into the hole at full resolution, nothing else moves."""
     big = np.concatenate([rgb(32), rgb(32, 1)[:8]], 0)          # 32 wide, 40 high
     img = save(tmp_path / "big.png", big)
     assert main(["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "o")]) == 0
     text = capsys.readouterr().out
-    assert "32x40 resized to the model's 16x16" in text and "back into the hole of the 32x40 image" in text
+    assert "sees the 32x32 square at column 0, row 4" in text and "32x32 resized to the model's 16x16" in text
+    assert "back into the hole at the image's own resolution (32x32)" in text
     out = np.array(Image.open(tmp_path / "o" / "result.png"))
     assert out.shape == (40, 32, 3)                              # the given image's size
-    hole = np.zeros((40, 32), bool)                              # the model's centre hole (8x8 of 16), scaled
-    hole[10:30, 8:24] = True
+    hole = np.zeros((40, 32), bool)                              # the model's centre hole (8x8 of 16), scaled,
+    hole[4 + 8:4 + 24, 8:24] = True                              # in the square 4 rows down
     assert np.array_equal(out[~hole], big[~hole])               # the rest untouched, at full resolution
     assert not np.array_equal(out[hole], big[hole])
     assert (tmp_path / "o" / "step_10.png").is_file()            # every step, without --every-step
+    m = np.zeros((40, 32), np.uint8)
+    m[1:3, 10:20] = 255                                          # above the square: the model cannot see it
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", save(tmp_path / "m.png", m, "L"),
+                 "--out", str(tmp_path / "o2")]) == 2
+    assert "reaches outside the 32x32 square at column 0, row 4" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
 
 
 def test_inpaint_fills_a_small_hole_of_a_large_image(tmp_path, models, capsys):

@@ -101,6 +101,18 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
         train_run(one, tmp_path / "soup", task=task, verbose=False)
     with pytest.raises(UserError, match="holds a single run"):
         train_run(cfg, tmp_path / "start", task=task, verbose=False)
+    stop_first = Trainer.train
+
+    def stopped_by_ctrl_c(self):             # as a first Ctrl-C does: this run saved, then stop
+        out = stop_first(self)
+        self.stopped = True
+        return out
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "train", stopped_by_ctrl_c)
+        train_run(cfg, tmp_path / "stop", task=task, verbose=False)
+    assert (tmp_path / "stop" / "fine_tune_0" / "policy.pt").is_file()
+    assert not (tmp_path / "stop" / "fine_tune_1").exists() and not (tmp_path / "stop" / "policy.pt").exists()
+    assert train_run(cfg, tmp_path / "stop", task=task, verbose=False)["updates"] == counters["updates"]  # goes on
     scratch = load_config(None, merge(base, {"train": {"init": ""}}))    # from scratch: one model
     train_run(scratch, tmp_path / "scratch", task=task)
     assert "training one model" in capsys.readouterr().out

@@ -103,8 +103,9 @@ def cmd_train(args) -> None:
     cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
     out = Path(args.out or f"runs/{args.task}")
     counters = train_run(cfg, out)
-    print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
-          f"(curves: {out}/curves.png)")
+    if (out / "policy.pt").is_file():        # not yet when a Ctrl-C stopped the first of several fine-tunes
+        print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
+              f"(curves: {out}/curves.png)")
 
 
 def _steps_list(text: str) -> list[int]:
@@ -368,6 +369,7 @@ def _image_model(args, kind: str):
 def cmd_inpaint(args) -> None:
     import torch
 
+    from .data.faces import crop_box
     from .data.images import read_colour_image, read_mask
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
@@ -376,21 +378,35 @@ def cmd_inpaint(args) -> None:
     size = task.options.size
     image = read_colour_image(args.image)             # read and check everything before writing
     mask = read_mask(args.mask, image.shape[1:]) if args.mask else None
-    small = _to_model_size(image, size, args.image)
-    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask, size, args.mask, "cover")
+    h, w = image.shape[1:]
+    left, top, right, bottom = crop_box(w, h)        # the square the training faces were cut from
+    box = (slice(None), slice(top, bottom), slice(left, right))
+    face = image[box]
+    if face.shape != image.shape:
+        if mask is not None and mask[box].sum() < mask.sum():
+            raise UserError(f"mask {args.mask} reaches outside the {right - left}x{bottom - top} square at column "
+                            f"{left}, row {top} of the {w}x{h} image, the face crop the model sees: mark the hole inside it")
+        print(f"{args.image}: the model sees the {right - left}x{bottom - top} square at column {left}, row {top} "
+              f"(the face crop of a {w}x{h} photo, as its training faces were cut)")
+    small = _to_model_size(face, size, args.image)
+    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask[box], size, args.mask, "cover")
     if small_mask.all():
         raise UserError(f"mask {args.mask} covers the whole image at the model's {size}x{size}: "
                         f"mark a smaller hole")
     out = _output(args.out, STEP_FILES)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
-    if small is image:
-        mask = small_mask
-    else:                          # back at the image's own size: the fill goes into its hole, nothing else moves
-        shape = tuple(image.shape[1:])
-        mask = _resized(small_mask, shape, "nearest") if mask is None else mask
-        steps = [torch.where(mask, _resized(s, shape), image) for s in steps]
-        print(f"the fill is resized back into the hole of the {shape[1]}x{shape[0]} image")
+    if small is face:
+        face_mask = small_mask
+    else:                          # back at the face's own size: the fill goes into its hole, nothing else moves
+        shape = tuple(face.shape[1:])
+        face_mask = _resized(small_mask, shape, "nearest") if mask is None else mask[box]
+        steps = [torch.where(face_mask, _resized(s, shape), face) for s in steps]
+        print(f"the fill is resized back into the hole at the image's own resolution ({shape[1]}x{shape[0]})")
+    mask = torch.zeros_like(image[:1], dtype=torch.bool)
+    mask[box] = face_mask
+    if face.shape != image.shape:                  # the face back into the photo
+        steps = [_pasted(image, box, step) for step in steps]
     holed = image.masked_fill(mask, task.options.fill)
     _write_steps(out, steps, holed, image, "input", "given")
     p0 = float(psnr(holed[None], image[None], mask[None]))
@@ -398,6 +414,13 @@ def cmd_inpaint(args) -> None:
     print(f"inpainted a {int(mask.sum())}-pixel hole in {args.steps} steps (PSNR over the hole against the "
           f"given image {p0:.2f} -> {p1:.2f} dB): {out}/result.png, grid.png"
           ", step_TT.png")
+
+
+def _pasted(image, box: tuple, part):
+    """A copy of ``image`` with ``part`` in place of ``image[box]``."""
+    whole = image.clone()
+    whole[box] = part
+    return whole
 
 
 def _translate_photo(args) -> None:

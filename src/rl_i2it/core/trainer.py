@@ -106,19 +106,18 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
     if k == 1 and soup or k > 1 and (run_dir / "checkpoint.pt").is_file():
         raise UserError(f"{run_dir} holds {'an average of fine-tunes' if soup else 'a single run'}: "
                         f"use a new --out or the same train.fine_tunes to resume it")
-    if k == 1:
-        trainer = Trainer(cfg, run_dir, task=task, verbose=verbose)
-        if trainer.resumed and verbose:
-            print(f"resuming {run_dir} at update {trainer.counters['updates']}")
-        return trainer.train()
-    subs, total = [run_dir / f"fine_tune_{i}" for i in range(k)], {}
+    subs, total = [run_dir] if k == 1 else [run_dir / f"fine_tune_{i}" for i in range(k)], {}
     for i, sub in enumerate(subs):
         one = fill(Config, {**cfg.to_dict(), "seed": cfg.seed + i})
         one.train.fine_tunes = 1
-        if verbose:
+        if verbose and k > 1:
             print(f"fine-tune {i + 1} of {k} (seed {one.seed}) -> {sub}")
-        counters = train_run(one, sub, task=task, verbose=verbose)
-        total = {name: total.get(name, 0) + v for name, v in counters.items()}
+        trainer = Trainer(one, sub, task=task, verbose=verbose)
+        if trainer.resumed and verbose:
+            print(f"resuming {sub} at update {trainer.counters['updates']}")
+        total = {name: total.get(name, 0) + v for name, v in trainer.train().items()}
+        if k == 1 or trainer.stopped:       # Ctrl-C: this fine-tune is saved, the same command goes on
+            return total
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
                       "counters": total}, run_dir / "policy.pt")
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -261,13 +260,13 @@ class Trainer:
         bar = self._progress()
         log = open(self.run_dir / "metrics.jsonl", "a")
         last_ckpt, stats, scores = time.monotonic(), {}, []
-        self._stop = False
+        self.stopped = False
         ok = False
         old_handler = None
         if threading.current_thread() is threading.main_thread():
             old_handler = signal.signal(signal.SIGINT, self._request_stop)
         try:
-            while not self._done() and not self._stop:
+            while not self._done() and not self.stopped:
                 start = time.monotonic()
                 if start - last_ckpt >= t.checkpoint_every_s:
                     self.save()
@@ -314,7 +313,7 @@ class Trainer:
             log.close()
             if ok:            # only between episodes: an error mid-update leaves the last checkpoint
                 self.save()
-        if self._stop and self.verbose:
+        if self.stopped and self.verbose:
             print("\nstopped: checkpoint saved (run the same command again to resume)")
         self.plot()
         return dict(self.counters)
@@ -328,9 +327,9 @@ class Trainer:
 
     def _request_stop(self, signum, frame) -> None:
         """First Ctrl-C: finish the episode, save, stop. A second one stops at once."""
-        if self._stop:
+        if self.stopped:
             raise KeyboardInterrupt
-        self._stop = True
+        self.stopped = True
         if self.verbose:
             print("\nstopping after this episode (Ctrl-C again to abort without saving) ...")
 
