@@ -9,8 +9,9 @@ with the same 0.18 M-parameter net and loss), the arbitrary-style RL-I2IT (train
 made stroke textures, never on starry_night; ``configs/style-arbitrary.toml``) and the video
 RL-I2IT (``configs/style-video.toml``: GRU memories, synthetic clips, compound temporal
 regularisation), which starts from the image model's weights and trains half its number of
-updates more (``--ablations``: its ablations likewise). ``--quick`` trains on 64 px
-crops (~0.3 s per update on 2 cores against ~1 s at 128). Runs go to ``--out`` and resume.
+updates more, three times with three seeds, averaged (the preset's ``train.fine_tunes = 3``;
+``--ablations``: its ablations likewise). ``--quick`` trains on 64 px crops (~0.3 s per update
+on 2 cores against ~1 s at 128; ~18 min in all). Runs go to ``--out`` and resume.
 
 Evaluated on test crops (the right 25 % of each picture, never trained on): Gatys et al.
 (L-BFGS on the same objective, the slow quality ceiling), the one-step network, RL-I2IT after
