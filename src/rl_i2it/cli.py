@@ -398,15 +398,13 @@ def cmd_inpaint(args) -> None:
     steps = [s[0] for s in steps]
     if small is face:
         face_mask = small_mask
-    else:                          # back at the face's own size: the fill goes into its hole, nothing else moves
+    else:                          # back at the square's own size: the fill goes into its hole, nothing else moves
         shape = tuple(face.shape[1:])
         face_mask = _resized(small_mask, shape, "nearest") if mask is None else mask[box]
         steps = [torch.where(face_mask, _resized(s, shape), face) for s in steps]
         print(f"the fill is resized back into the hole at the image's own resolution ({shape[1]}x{shape[0]})")
-    mask = torch.zeros_like(image[:1], dtype=torch.bool)
-    mask[box] = face_mask
-    if face.shape != image.shape:                  # the face back into the photo
-        steps = [_pasted(image, box, step) for step in steps]
+    mask = _pasted(torch.zeros_like(image[:1], dtype=torch.bool), box, face_mask)
+    steps = [_pasted(image, box, step) for step in steps]       # the face back into the photo
     holed = image.masked_fill(mask, task.options.fill)
     _write_steps(out, steps, holed, image, "input", "given")
     p0 = float(psnr(holed[None], image[None], mask[None]))

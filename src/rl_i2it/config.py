@@ -99,8 +99,8 @@ class TrainConfig:
     """With ``init``: train this many fine-tunes of it (seeds seed, seed + 1, ...; each in
     ``RUN/fine_tune_K`` with the whole budget, steps or minutes, of its own) and write the average
     of their weights as ``RUN/policy.pt`` (a "model soup": fine-tunes of one start average into
-    one model, better than its parts on the validation clips of the video model, README). Runs
-    from different random starts do not average: without ``init`` one model is trained."""
+    one model; the video model's flickers less than its parts, at their style or better, README).
+    Runs from different random starts do not average: without ``init`` one model is trained."""
 
 
 @dataclass

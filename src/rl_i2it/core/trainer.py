@@ -103,7 +103,7 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
                   f"different random starts do not average: training one model")
         k = 1
     soup = (run_dir / "fine_tune_0").is_dir()
-    if k == 1 and soup or k > 1 and (run_dir / "checkpoint.pt").is_file():
+    if (k == 1 and soup) or (k > 1 and (run_dir / "checkpoint.pt").is_file()):
         raise UserError(f"{run_dir} holds {'an average of fine-tunes' if soup else 'a single run'}: "
                         f"use a new --out or the same train.fine_tunes to resume it")
     subs, total = [run_dir] if k == 1 else [run_dir / f"fine_tune_{i}" for i in range(k)], {}
