@@ -139,6 +139,28 @@ def test_translate_source(tmp_path, models, capsys):
     assert not (tmp_path / "o2").exists()
 
 
+def test_translate_writes_at_the_source_size_and_colours_on_its_own_luminance(tmp_path, models, capsys):
+    """A 24x20 source (the model's 16x16): every output at 24x20; a grey -> colour model keeps
+    the source's own luminance and adds the model's colours."""
+    from rl_i2it.data.paired import luminance
+    photo = np.concatenate([rgb(24, 3), rgb(24, 4)], 0)[:20]     # 24 wide, 20 high
+    src = save(tmp_path / "src.png", photo)
+    assert main(["translate", str(models["translation"]), "--source", src, "--out", str(tmp_path / "a")]) == 0
+    assert "at 24x20" in capsys.readouterr().out
+    assert all(np.array(Image.open(p)).shape == (20, 24, 3) for p in (tmp_path / "a").glob("*_*.png"))
+    grey_model = tmp_path / "grey.pt"                            # the same nets, told they colourise
+    obj = torch.load(models["translation"] / "policy.pt", weights_only=True)
+    obj["config"]["task_options"]["data"] = "grey"
+    torch.save(obj, grey_model)
+    assert main(["translate", str(grey_model), "--source", src, "--out", str(tmp_path / "g")]) == 0
+    assert "source's own luminance" in capsys.readouterr().out
+    out = torch.from_numpy(np.array(Image.open(tmp_path / "g" / "result.png"))).permute(2, 0, 1)[None]
+    given = luminance(torch.from_numpy(photo).permute(2, 0, 1)[None])
+    assert out.shape == (1, 3, 20, 24)
+    assert (luminance(out).int() - given.int()).abs().max() <= 2       # the photo's own detail, at full size
+    assert not (out[:, 0] == out[:, 1]).all()                          # and colour
+
+
 def test_eval_an_inpainting_run_on_a_face_folder(tmp_path, capsys):
     """A run trained on a user's face folder is scored on its test split (not CelebA names: the last 10 %)."""
     from conftest import make_photos

@@ -425,22 +425,26 @@ def _translate_photo(args) -> None:
     from .data.images import read_image
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
+    from .tasks.style import preserve_colour
 
     task, policy = _image_model(args, "translation")
     size = task.options.size
-    source = _to_model_size(read_image(args.source, "RGB"), size, args.source)
+    given = read_image(args.source, "RGB")
+    shape = tuple(given.shape[1:])
     if task.options.data == "grey":           # a grey -> colour model sees the luminance
         from .data.paired import luminance
-        grey = luminance(source[None].mul(255).round().byte())[0].float() / 255
-        source = grey.expand(3, -1, -1).contiguous()
-    target = _to_model_size(read_image(args.target, "RGB"), size, args.target) if args.target else None
+        given = luminance(given[None].mul(255).round().byte())[0].float().div(255).expand(3, -1, -1).contiguous()
+    source = _to_model_size(given, size, args.source)
+    target = _resized(read_image(args.target, "RGB"), shape) if args.target else None
     out = _output(args.out, STEP_FILES)
-    steps, _ = predict(task, policy, source[None], None if target is None else target[None], args.steps,
-                       sample=args.sample)
-    steps = [s[0] for s in steps]
-    _write_steps(out, steps, source, target, "source", "target")
+    steps, _ = predict(task, policy, source[None], None, args.steps, sample=args.sample)
+    steps = [_resized(s[0], shape) for s in steps]          # at the source's own size
+    if task.options.data == "grey":           # its colours on the photo's own (full-resolution) luminance
+        steps = [preserve_colour(given, s) for s in steps]
+        print("colours of the model on the source's own luminance")
+    _write_steps(out, steps, given, target, "source", "target")
     line = f" (PSNR against --target {float(psnr(steps[-1][None], target[None])):.2f} dB)" if target is not None else ""
-    print(f"translated in {args.steps} steps{line}: {out}/result.png, grid.png"
+    print(f"translated in {args.steps} steps at {shape[1]}x{shape[0]}{line}: {out}/result.png, grid.png"
           ", step_TT.png")
 
 
