@@ -62,7 +62,7 @@ def test_stylize_writes_result_steps_and_strip_at_the_contents_size(tmp_path, mo
 
 
 def test_preserve_colour_keeps_the_contents_chroma():
-    from rl_i2it.tasks.style import preserve_colour
+    from rl_i2it.data.images import preserve_colour
     g = torch.Generator().manual_seed(0)
     content, stylized = torch.rand(3, 8, 8, generator=g), torch.rand(3, 8, 8, generator=g)
     out = preserve_colour(stylized, content)

@@ -422,10 +422,9 @@ def _pasted(image, box: tuple, part):
 
 
 def _translate_photo(args) -> None:
-    from .data.images import read_image
+    from .data.images import preserve_colour, read_image
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
-    from .tasks.style import preserve_colour
 
     task, policy = _image_model(args, "translation")
     size = task.options.size
@@ -465,7 +464,8 @@ def cmd_stylize(args) -> None:
 
     from .core.trainer import load_policy
     from .data.images import read_colour_image, write_image
-    from .tasks.style import load_style_image, preserve_colour, stylize
+    from .data.images import preserve_colour
+    from .tasks.style import load_style_image, stylize
     from .viz import image_grid
 
     modes = [m for m in ("content", "pairs", "video") if getattr(args, m)]

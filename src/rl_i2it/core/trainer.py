@@ -108,10 +108,12 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
                         f"use a new --out or the same train.fine_tunes to resume it")
     subs, total = [run_dir] if k == 1 else [run_dir / f"fine_tune_{i}" for i in range(k)], {}
     for i, sub in enumerate(subs):
-        one = fill(Config, {**cfg.to_dict(), "seed": cfg.seed + i})
-        one.train.fine_tunes = 1
-        if verbose and k > 1:
-            print(f"fine-tune {i + 1} of {k} (seed {one.seed}) -> {sub}")
+        one = cfg
+        if k > 1:                  # a fine-tune: its own seed, one model
+            one = fill(Config, {**cfg.to_dict(), "seed": cfg.seed + i})
+            one.train.fine_tunes = 1
+            if verbose:
+                print(f"fine-tune {i + 1} of {k} (seed {one.seed}) -> {sub}")
         trainer = Trainer(one, sub, task=task, verbose=verbose)
         if trainer.resumed and verbose:
             print(f"resuming {sub} at update {trainer.counters['updates']}")

@@ -78,3 +78,18 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
 
 def write_image(path: str | Path, img: torch.Tensor) -> None:
     Image.fromarray(to_uint8(img)).save(path)
+
+
+def preserve_colour(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The first image's luminance with the second's chroma (YCbCr, ITU-R BT.601); ``[..., 3, H, W]``:
+    ``stylize --preserve-color`` (stylised luminance, content colours) and a colourising
+    ``translate`` (the photo's luminance, the model's colours)."""
+    def ycbcr(x):
+        r, g, b = x.unbind(-3)
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        return y, 0.564 * (b - y), 0.713 * (r - y)
+    y, _, _ = ycbcr(stylized)
+    _, cb, cr = ycbcr(content)
+    r, b = y + 1.403 * cr, y + 1.773 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], -3).clamp(0, 1)

@@ -465,19 +465,6 @@ def stylize_video(task: StyleTask, policy, frames: torch.Tensor, steps: int,
     return torch.stack([o for o, _ in outs]), sum(s for _, s in outs)
 
 
-def preserve_colour(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """The stylized image's luminance with the content's chroma (YCbCr, ITU-R BT.601); ``[..., 3, H, W]``."""
-    def ycbcr(x):
-        r, g, b = x.unbind(-3)
-        y = 0.299 * r + 0.587 * g + 0.114 * b
-        return y, 0.564 * (b - y), 0.713 * (r - y)
-    y, _, _ = ycbcr(stylized)
-    _, cb, cr = ycbcr(content)
-    r, b = y + 1.403 * cr, y + 1.773 * cb
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    return torch.stack([r, g, b], -3).clamp(0, 1)
-
-
 def style_losses(task: StyleTask, images: torch.Tensor, content: torch.Tensor, style_image: torch.Tensor,
                  batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluation form's ``(content loss [N], style loss [N])`` of ``images`` against their
