@@ -3,6 +3,7 @@
     python bench/style_valid.py video IMAGE_RUN VIDEO_RUN [VIDEO_RUN ...]
     python bench/style_valid.py codes ARBITRARY_RUN [--seeds 5000,5001,5002]
     python bench/style_valid.py steps RUN [RUN ...]
+    python bench/style_valid.py arbitrary RUN [RUN ...]
 
 ``video``: warping error and style loss at T=10 of each video model (memory carried) and of the
 one-style image model frame by frame, on three validation clips: frames 100-111 of opencv-doc's
@@ -18,6 +19,11 @@ next texture's code: lower with its own code = the model uses the code.
 (new crops of the training pictures, crop seed 7; training uses seed 0, the bench the test
 pictures), with content + style_weight x style: what the bench's "T=1 against the one-step
 network" target judges, for choosing training settings.
+``arbitrary``: does an arbitrary-style model's style loss fall over steps 1..10 on styles it
+never trained on? Content and style at T = 1, 5, 10 and the steps whose style loss fell, on 16
+training-split crops (crop seed 7), for the validation stills (``VALID_STYLE_PICTURES``: never
+cut into photo styles) and made textures of seeds 5000-5002 (the bench's unseen styles are
+starry_night and seeds >= 10000).
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.core.trainer import load_policy  # noqa: E402
-from rl_i2it.data.style import made_style, read_clip, style_file  # noqa: E402
+from rl_i2it.data.style import VALID_STYLE_PICTURES, made_style, read_clip, style_file  # noqa: E402
 from rl_i2it.tasks.style import (load_style_image, step_losses, style_losses, stylize, stylize_video,  # noqa: E402
                                  video_scores)
 
@@ -92,6 +98,26 @@ def codes(run: str, seeds: list[int]) -> None:
         print(f"  made:{s}: own code {row[0]}; code of made:{other} {row[1]}")
 
 
+def arbitrary(runs: list[str], n: int = 16, crop_seed: int = 7) -> None:
+    from rl_i2it.data.paired import sample_photos
+    stills = dict(sample_photos())
+    styles = {name: stills[name] for name in VALID_STYLE_PICTURES if name in stills}
+    styles.update({f"made:{s}": made_style(s) for s in (5000, 5001, 5002)})
+    styles = {k: torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255
+              for k, a in styles.items()}
+    for run in runs:
+        task, model, _ = load_policy(run)
+        if not task.options.arbitrary:
+            sys.exit(f"{run} is a one-style model")
+        content = task.load_content("train", n, crop_seed).float() / 255
+        print(f"{run}: content / style at T = 1, 5, 10 on {n} validation crops (seed {crop_seed})")
+        for name, st in styles.items():
+            _, _, c = step_losses(task, model, content, st)
+            falls = sum(c[t][1] < c[t - 1][1] for t in range(1, 10))
+            print(f"  {name:20s} " + "  ".join(f"T{t}: {c[t - 1][0]:.3f} / {c[t - 1][1]:.2e}" for t in (1, 5, 10))
+                  + f"  style falls at {falls}/9 steps, T10/T1 x{c[9][1] / c[0][1]:.2f}")
+
+
 def steps(runs: list[str], n: int = 32, crop_seed: int = 7) -> None:
     print(f"content / style at T = 1, 2, 5, 10 on {n} validation crops (seed {crop_seed}); sum = content + w x style")
     for run in runs:
@@ -115,11 +141,15 @@ def main() -> None:
     c.add_argument("--seeds", default="5000,5001,5002")
     st = sub.add_parser("steps", help="one-style models' losses over steps on validation crops")
     st.add_argument("runs", nargs="+")
+    a = sub.add_parser("arbitrary", help="arbitrary models' losses over steps on validation styles")
+    a.add_argument("runs", nargs="+")
     args = ap.parse_args()
     if args.what == "video":
         video(args.image_run, args.video_runs)
     elif args.what == "steps":
         steps(args.runs)
+    elif args.what == "arbitrary":
+        arbitrary(args.runs)
     else:
         codes(args.run, [int(s) for s in args.seeds.split(",")])
 

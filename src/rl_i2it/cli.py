@@ -89,7 +89,7 @@ def cmd_train(args) -> None:
     if args.styles and not args.arbitrary:
         raise UserError("--styles goes with --arbitrary (the styles an arbitrary-style model trains on)")
     if args.style and args.arbitrary:
-        raise UserError("an --arbitrary model trains on --styles (a folder); give --style to a one-style model")
+        raise UserError("an --arbitrary model trains on --styles (a folder, or made+photos); give --style to a one-style model")
     preset = _config_path("style-video" if args.video else "style-arbitrary" if args.arbitrary else args.task,
                           args.config)
     over = _overrides(args)
@@ -683,7 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. sac.gamma=0.95")
     t.add_argument("--style", help="style: the style image (default: opencv-doc's starry_night.jpg)")
     t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image (configs/style-arbitrary.toml)")
-    t.add_argument("--styles", help="style --arbitrary: a folder of training styles (default: painted textures made here)")
+    t.add_argument("--styles", help="style --arbitrary: a folder of training styles, or made | photos | made+photos "
+                   "(default made+photos: painted textures made here and crops of the stills)")
     t.add_argument("--video", action="store_true", help="style: the video model (configs/style-video.toml)")
     t.add_argument("--no-step-gru", action="store_true", help="style --video ablation: no step-wise GRU")
     t.add_argument("--no-frame-gru", action="store_true", help="style --video ablation: no frame-wise GRU")

@@ -9,8 +9,10 @@
   ``Megamind.avi`` and ``vtest.avi``: the left 75 % of each picture for ``train``, the right 25 %
   for ``test`` (no pixel in both). ``tree.avi`` is kept out of training: the video test clip.
 * ``made_styles(n, seed)``: painting-like stroke textures drawn with OpenCV (a random palette,
-  strokes following a random smooth flow), the style bank of the arbitrary-style model (no art
-  collection is reachable here); held-out seeds give styles never seen in training.
+  strokes following a random smooth flow); held-out seeds give styles never seen in training.
+  ``photo_styles(n, seed)``: crops of the stills (never of ``VALID_STYLE_PICTURES``). The two
+  make the arbitrary-style model's bank (``style_images("made+photos", n)``): no art collection
+  is reachable here.
 * ``read_frames`` / ``write_video``: a video file (OpenCV) or a folder of frames in; frames, an
   ``.mp4`` (or a GIF where OpenCV has no encoder) out.
 """
@@ -258,14 +260,41 @@ def made_style(seed: int, size: int = 256) -> np.ndarray:
     return img
 
 
+VALID_STYLE_PICTURES = ("photos:graf1.png", "photos:baboon.jpg", "sklearn:flower.jpg", "photos:fruits.jpg")
+"""Stills never cut into photo styles: the validation styles of the arbitrary model
+(``bench/style_valid.py arbitrary``); they stay content pictures."""
+
+
+def photo_styles(n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray]]:
+    """``n`` style images ``[size, size, 3]`` uint8: ``random_crops`` of the train region (left
+    75 %) of ``paired.sample_photos`` other than ``VALID_STYLE_PICTURES``: real pictures' colour
+    and texture statistics beside the made textures' strokes."""
+    from .paired import sample_photos
+    pictures = [(name, a) for name, a in sample_photos() if name not in VALID_STYLE_PICTURES]
+    if not pictures:
+        raise UserError("no photos to cut styles from: run `rl-i2it data fetch photos` (or install scikit-learn)")
+    crops = random_crops(pictures, size, n, "train", seed)
+    return [(f"photo:{seed}:{i}", np.ascontiguousarray(c.transpose(1, 2, 0))) for i, c in enumerate(crops)]
+
+
+def made_styles(n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray]]:
+    """``made_style`` of seeds ``seed .. seed + n - 1``, named ``made:SEED``."""
+    return [(f"made:{seed + i}", made_style(seed + i, size)) for i in range(n)]
+
+
+STYLE_SOURCES = {"made": made_styles, "photos": photo_styles}
+
+
 def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray]]:
-    """The arbitrary-style model's bank: ``made`` (``made_style`` of seeds ``seed .. seed+n-1``)
-    or the images of a folder (``n`` first in name order; 0 = all)."""
-    if source == "made":
-        return [(f"made:{seed + i}", made_style(seed + i, size)) for i in range(n)]
+    """The arbitrary-style model's bank: ``n`` images of each source named in ``source``
+    (joined by ``+``): ``made`` (``made_style`` of seeds ``seed .. seed+n-1``), ``photos``
+    (``photo_styles``); or the images of a folder (``n`` first in name order; 0 = all)."""
+    parts = source.split("+")
+    if all(part in STYLE_SOURCES for part in parts):
+        return [item for part in parts for item in STYLE_SOURCES[part](n, seed, size)]
     folder = Path(source)
     if not folder.is_dir():
-        raise UserError(f"styles folder not found: {folder}")
+        raise UserError(f"styles folder not found: {folder} (or use made, photos, made+photos)")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in FRAME_EXT)
     if not files:
         raise UserError(f"no style images in {folder}")

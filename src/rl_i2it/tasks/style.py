@@ -11,10 +11,10 @@ folder (``content = PATH``): ``n_content`` crops of ``size`` px are drawn once (
 from the left 75 % of each picture, the test split from the right 25 %).
 
 Style: one image (``style``: a path, or ``starry_night`` for opencv-doc's), or, with
-``arbitrary``, a bank of ``n_styles`` style images (``styles``: ``made`` for the painted
-textures of ``data/style.made_style``, or a folder); the arbitrary model observes
-``(image, style code)`` with the code the style's VGG statistics, so any style image works at
-inference.
+``arbitrary``, a bank of style images (``styles``: ``made`` for the painted textures of
+``data/style.made_style``, ``photos`` for crops of the stills, ``made+photos``, or a folder);
+the arbitrary model observes ``(image, style code)`` with the code the style's VGG statistics,
+so any style image works at inference.
 """
 from __future__ import annotations
 
@@ -48,9 +48,11 @@ class StyleOptions:
     arbitrary: bool = False
     """One model for any style: conditioned on the style's VGG statistics, trained on `styles`."""
     styles: str = "made"
-    """Arbitrary model's training styles: 'made' (painted textures drawn here) or a folder."""
+    """Arbitrary model's training styles: 'made' (painted textures drawn here), 'photos' (crops of
+    the stills), 'made+photos' (both; the arbitrary preset) or a folder."""
     n_styles: int = 64
-    """Styles in the arbitrary model's bank ('made': seeds 0 .. n_styles - 1; a folder: its first)."""
+    """Styles of each source in the arbitrary model's bank ('made': seeds 0 .. n_styles - 1;
+    'photos': n_styles crops; a folder: its first n_styles images)."""
     content: str = "photos"
     """'photos' (opencv-doc and scikit-learn stills + frames of two opencv-doc videos) or a folder
     of images and videos."""
