@@ -68,3 +68,22 @@ def test_made_styles_are_seeded_textures_and_folders_are_read(tmp_path):
         style_images(str(tmp_path / "none"), 1)
     crops = folder_crops(tmp_path, 16, 4, "train")
     assert crops.shape == (4, 3, 16, 16)
+
+
+def test_photo_styles_cut_the_train_region_of_the_stills_never_the_validation_ones(monkeypatch):
+    from rl_i2it.data import paired, style
+    still = np.zeros((80, 200, 3), np.uint8)
+    still[:, :150] = 30                                   # left 75 %: the train region
+    still[:, 150:] = 250                                  # right 25 %: test content, never a style
+    held = np.full((80, 200, 3), 120, np.uint8)           # a validation still
+    monkeypatch.setattr(paired, "sample_photos", lambda: [("photos:a.jpg", still), (style.VALID_STYLE_PICTURES[0], held)])
+    bank = style_images("made+photos", 3, size=32)
+    assert [n for n, _ in bank] == ["made:0", "made:1", "made:2", "photo:0:0", "photo:0:1", "photo:0:2"]
+    photos = np.stack([a for _, a in bank[3:]])
+    assert photos.shape == (3, 32, 32, 3) and (photos == 30).all()     # neither the test strip nor the held-out still
+    assert [n for n, _ in style_images("photos", 2, size=32)] == ["photo:0:0", "photo:0:1"]
+    monkeypatch.setattr(paired, "sample_photos", lambda: [(style.VALID_STYLE_PICTURES[0], held)])
+    with pytest.raises(UserError, match="no photos"):
+        style_images("photos", 2, size=32)
+    with pytest.raises(UserError, match=r"made, photos, made\+photos"):
+        style_images("made+paintings", 2)

@@ -196,6 +196,18 @@ def test_arbitrary_model_observes_the_style_code_and_takes_any_style(tmp_path):
         style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=5).style_bank()
 
 
+def test_arbitrary_episodes_draw_every_style_of_a_two_source_bank(tmp_path, monkeypatch):
+    from rl_i2it.data import paired
+    photo = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    monkeypatch.setattr(paired, "sample_photos", lambda: [("photos:p.jpg", photo)])
+    task = style_task(tmp_path, arbitrary=True, styles="made+photos", n_styles=2)
+    grams, codes = task.style_bank()
+    assert codes.shape[0] == grams[0].shape[0] == 4               # 2 made textures + 2 photo crops
+    env = task.make_env(8, torch.Generator().manual_seed(0))
+    drawn = torch.cat([env.reset()["style"] for _ in range(6)])
+    assert set(drawn.tolist()) == {0, 1, 2, 3}                    # the photo crops are trained on too
+
+
 def test_bad_options_are_user_errors(tmp_path):
     for bad in ({"size": 30}, {"widths": [8, 8]}, {"vgg": "imagenet"}, {"style_weight": -1.0}):
         with pytest.raises(UserError):
