@@ -48,7 +48,9 @@ def test_inpaint_writes_result_steps_and_grid(tmp_path, models, capsys):
     out = torch.from_numpy(np.array(Image.open(tmp_path / "out" / "result.png")))
     keep = torch.from_numpy(mask.numpy()) == 0
     assert torch.equal(out[keep], torch.from_numpy(rgb())[keep])         # pixels outside the hole untouched
-    assert "24-pixel hole" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "24-pixel hole" in printed
+    assert "trained on one 8x8 centre hole" in printed and "reaches outside it" in printed   # rows 2-5: above it
 
 
 def test_a_second_run_into_the_same_folder_leaves_only_its_own_steps(tmp_path, models, capsys):
@@ -95,7 +97,8 @@ def test_inpaint_fills_a_small_hole_of_a_large_image(tmp_path, models, capsys):
     out = np.array(Image.open(tmp_path / "o" / "result.png"))
     keep = m.numpy() == 0
     assert np.array_equal(out[keep], rgb(64)[keep]) and not np.array_equal(out[~keep], rgb(64)[~keep])
-    assert "2-pixel hole" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2-pixel hole" in printed and "warning" not in printed      # inside the centre hole it was trained on
 
 
 @pytest.mark.parametrize("case,message", [("grey", "grey image"), ("mask_size", "same size"),

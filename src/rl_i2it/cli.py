@@ -393,6 +393,10 @@ def cmd_inpaint(args) -> None:
     if small_mask.all():
         raise UserError(f"mask {args.mask} covers the whole image at the model's {size}x{size}: "
                         f"mark a smaller hole")
+    if mask is not None and task.options.hole == "centre" and (small_mask & ~task.eval_mask(1)[0]).any():
+        print(f"warning: this model was trained on one {task.hole}x{task.hole} centre hole (at its {size}x{size}) "
+              f"and the hole of {args.mask} reaches outside it: a hole elsewhere fills worse, even below "
+              f"OpenCV's Telea (README); a model trained with --set task_options.hole=random fills one anywhere")
     out = _output(args.out, STEP_FILES)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
