@@ -120,7 +120,7 @@ class StyleEnv(ImageEnv):
     def reset(self) -> dict:
         bank = self.task.content_bank(self.split)
         idx = torch.randint(0, len(bank), (self.n,), generator=self.gen).to(bank.device)
-        style = torch.randint(0, len(self.task.style_bank()[0][0]), (self.n,), generator=self.gen).to(bank.device)
+        style = torch.randint(0, self.task.n_styles, (self.n,), generator=self.gen).to(bank.device)
         self.clips = self.task.options.video
         return self.start(bank[idx].float() / 255, index=idx, style=style, scored=self.task.rewards_used)
 
@@ -247,6 +247,11 @@ class StyleTask(Task):
                 vgg = VGG16Features(normalize=False)
             self._objective = StyleObjective(vgg).to(self.device)
         return self._objective
+
+    @property
+    def n_styles(self) -> int:
+        """Styles in the bank: every source's (``made+photos``: twice ``options.n_styles``); 1 for one style."""
+        return len(self.style_bank()[1]) if self.options.arbitrary else 1
 
     def style_bank(self) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """``(grams per layer [S, C, C], codes [S, D] or None)`` of the training styles."""
