@@ -219,3 +219,14 @@ def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, caps
     said = capsys.readouterr().out
     assert "tensors (the rest start fresh)" in said and "the average of the 3 fine-tunes' weights" in said
     assert all((tmp_path / "cli" / f"fine_tune_{i}" / "policy.pt").is_file() for i in range(3))   # the preset's 3
+
+
+def test_train_keeps_named_styles_and_makes_paths_absolute(tmp_path, monkeypatch):
+    from rl_i2it.cli import _overrides, build_parser
+    monkeypatch.chdir(tmp_path)
+    parse = build_parser().parse_args
+    assert _overrides(parse(["train", "style", "--arbitrary", "--styles", "made+photos"]))["task_options"]["styles"] \
+        == "made+photos"
+    assert _overrides(parse(["train", "style", "--style", "starry_night"]))["task_options"]["style"] == "starry_night"
+    assert _overrides(parse(["train", "style", "--arbitrary", "--styles", "mine"]))["task_options"]["styles"] \
+        == str(tmp_path / "mine")

@@ -55,9 +55,11 @@ def _overrides(args) -> dict:
         extra.setdefault("train", {})["horizon"] = args.horizon
     if getattr(args, "init", None):
         extra.setdefault("train", {})["init"] = str(Path(args.init).resolve())
-    for name in ("style", "styles"):
-        if getattr(args, name, None):
-            extra.setdefault("task_options", {})[name] = str(Path(getattr(args, name)).resolve())
+    for name in ("style", "styles"):               # a path is made absolute, a name kept
+        if value := getattr(args, name, None):
+            from .data.style import named_styles
+            named = value == "starry_night" if name == "style" else named_styles(value)
+            extra.setdefault("task_options", {})[name] = value if named else str(Path(value).resolve())
     if getattr(args, "arbitrary", False):
         extra.setdefault("task_options", {})["arbitrary"] = True
     for flag, key in (("no_step_gru", "step_gru"), ("no_frame_gru", "frame_gru")):

@@ -285,13 +285,17 @@ def made_styles(n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.nd
 STYLE_SOURCES = {"made": made_styles, "photos": photo_styles}
 
 
+def named_styles(source: str) -> bool:
+    """Does ``source`` name style sources (``made``, ``photos``, joined by ``+``), not a folder?"""
+    return all(part in STYLE_SOURCES for part in source.split("+"))
+
+
 def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray]]:
     """The arbitrary-style model's bank: ``n`` images of each source named in ``source``
     (joined by ``+``): ``made`` (``made_style`` of seeds ``seed .. seed+n-1``), ``photos``
     (``photo_styles``); or the images of a folder (``n`` first in name order; 0 = all)."""
-    parts = source.split("+")
-    if all(part in STYLE_SOURCES for part in parts):
-        return [item for part in parts for item in STYLE_SOURCES[part](n, seed, size)]
+    if named_styles(source):
+        return [item for part in source.split("+") for item in STYLE_SOURCES[part](n, seed, size)]
     folder = Path(source)
     if not folder.is_dir():
         raise UserError(f"styles folder not found: {folder} (or use made, photos, made+photos)")
