@@ -47,7 +47,7 @@ from rl_i2it.core.trainer import load_policy  # noqa: E402
 from rl_i2it.data.style import TEST_VIDEO, made_style, read_clip, style_file  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
 from rl_i2it.nets.profile import count_params, sync  # noqa: E402
-from rl_i2it.data.images import to_uint8  # noqa: E402
+from rl_i2it.data.images import from_uint8, to_uint8  # noqa: E402
 from rl_i2it.tasks.style import (HELD_OUT_SEED, load_style_image, step_losses, style_losses, stylize,  # noqa: E402
                                  stylize_video, video_scores)
 from rl_i2it.viz import image_grid  # noqa: E402
@@ -238,7 +238,7 @@ def main() -> None:
         pics["ONNX"] = on
         unseen["starry_night"] = {"arbitrary_curve": arb_curve, "onnx_arbitrary": res["onnx_arbitrary"]}
         for seed in unseen_seeds:
-            st = torch.from_numpy(made_style(seed)).permute(2, 0, 1)[None].float() / 255
+            st = from_uint8(made_style(seed))[None]
             _, _, cv = step_losses(atask, arb, content, st)
             on = torch.stack([run_onnx(c, st) for c in content])
             unseen[f"made:{seed}"] = {"arbitrary_curve": cv,

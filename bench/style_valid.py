@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.core.trainer import load_policy  # noqa: E402
+from rl_i2it.data.images import from_uint8  # noqa: E402
 from rl_i2it.data.style import VALID_STYLE_PICTURES, made_style, read_clip, style_file  # noqa: E402
 from rl_i2it.tasks.style import (load_style_image, step_losses, style_losses, stylize, stylize_video,  # noqa: E402
                                  video_scores)
@@ -59,8 +60,7 @@ def sway_clip(n: int = N_FRAMES, seed: int = 0) -> torch.Tensor:
     region = img[:, : int(w * (1 - TEST_STRIP))]
     side = min(region.shape[0], region.shape[1] * 3 // 4)
     crop = region[:side, : side * 4 // 3]
-    base = torch.from_numpy(np.array(Image.fromarray(crop).resize((160, 120), Image.Resampling.LANCZOS)))
-    base = base.permute(2, 0, 1)[None].float() / 255
+    base = from_uint8(np.asarray(Image.fromarray(crop).resize((160, 120), Image.Resampling.LANCZOS)))[None]
     g = torch.Generator().manual_seed(seed)
     field = F.interpolate((torch.rand(1, 2, 8, 8, generator=g) * 2 - 1) * 1.5, size=(120, 160), mode="bicubic",
                           align_corners=True)
@@ -87,7 +87,7 @@ def codes(run: str, seeds: list[int]) -> None:
     if not task.options.arbitrary:
         sys.exit(f"{run} is a one-style model: it takes no style code")
     content = task.content_bank("train")[-16:].float() / 255
-    styles = {s: torch.from_numpy(made_style(s)).permute(2, 0, 1)[None].float() / 255 for s in seeds}
+    styles = {s: from_uint8(made_style(s))[None] for s in seeds}
     print("style loss at T = 1, 5, 10 (16 training-split crops)")
     for i, s in enumerate(seeds):
         other = seeds[(i + 1) % len(seeds)]
@@ -103,8 +103,7 @@ def arbitrary(runs: list[str], n: int = 16, crop_seed: int = 7) -> None:
     stills = dict(sample_photos())
     styles = {name: stills[name] for name in VALID_STYLE_PICTURES if name in stills}
     styles.update({f"made:{s}": made_style(s) for s in (5000, 5001, 5002)})
-    styles = {k: torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255
-              for k, a in styles.items()}
+    styles = {k: from_uint8(a)[None] for k, a in styles.items()}
     for run in runs:
         task, model, _ = load_policy(run)
         if not task.options.arbitrary:

@@ -57,8 +57,8 @@ def _overrides(args) -> dict:
         extra.setdefault("train", {})["init"] = str(Path(args.init).resolve())
     for name in ("style", "styles"):               # a path is made absolute, a name kept
         if value := getattr(args, name, None):
-            from .data.style import named_styles
-            named = value == "starry_night" if name == "style" else named_styles(value)
+            from .data.style import DEMO_STYLE, named_styles
+            named = value == DEMO_STYLE if name == "style" else named_styles(value)
             extra.setdefault("task_options", {})[name] = value if named else str(Path(value).resolve())
     if getattr(args, "arbitrary", False):
         extra.setdefault("task_options", {})["arbitrary"] = True
@@ -214,12 +214,13 @@ def _eval_style(args, run: Path, out: Path) -> None:
     import json
 
     from .core.trainer import load_policy
+    from .data.style import DEMO_STYLE
     from .tasks.style import load_style_image, step_losses
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
     if args.split != "test":
         raise UserError("style runs have a test split only (crops of the right 25 % of each picture)")
-    spec = args.style or (task.options.style if not task.options.arbitrary else "starry_night")
+    spec = args.style or (task.options.style if not task.options.arbitrary else DEMO_STYLE)
     style = load_style_image(spec)
     content = task.content_bank("test").float().cpu() / 255
     _, seconds, curve = step_losses(task, policy, content, style, max(steps))

@@ -68,6 +68,11 @@ def resize_longer(img: torch.Tensor, size: int, min_side: int = 1) -> torch.Tens
     return x if img.dim() == 4 else x[0]
 
 
+def from_uint8(a: np.ndarray) -> torch.Tensor:
+    """``[H, W, C]`` uint8 -> ``[C, H, W]`` float in [0, 1] (a copy; ``to_uint8``'s inverse)."""
+    return torch.from_numpy(np.array(a, np.uint8)).permute(2, 0, 1).float() / 255
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """``[C, H, W]`` or ``[H, W]`` in [0, 1] -> ``[H, W(, C)]`` uint8."""
     a = img.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()

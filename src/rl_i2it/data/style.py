@@ -43,6 +43,10 @@ TEST_VIDEO = "tree.avi"
 FRAME_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+DEMO_STYLE = "starry_night"
+"""The name that stands for opencv-doc's ``starry_night.jpg`` wherever a style image is asked for."""
+
+
 def fetch_style(force: bool = False) -> Path:
     """``cache_dir()/style`` holding ``STYLE_FILES`` (fetched once)."""
     from .paired import fetch_opencv_doc

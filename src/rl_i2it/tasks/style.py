@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..core.buffer import Field
 from ..core.policy import MetaPolicy
+from ..data.style import DEMO_STYLE
 from ..errors import UserError
 from ..nets.profile import sync
 from ..nets.stylenet import StyleActor, StyleCritic, StylePlanner
@@ -41,7 +42,7 @@ HELD_OUT_SEED = 10000
 class StyleOptions:
     size: int = 128
     """Side of the training crops (a multiple of 4; the paper's 256 costs 4x more per update)."""
-    style: str = "starry_night"
+    style: str = DEMO_STYLE
     """The style image: a path, or 'starry_night' (opencv-doc's, `rl-i2it data fetch style`)."""
     style_size: int = 0
     """Resize the style image to this longer side first (0 = its own size, as the evaluation)."""
@@ -101,7 +102,7 @@ def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
     """``[1, 3, H, W]`` in [0, 1]: a path or ``starry_night``; ``size`` > 0 resizes the longer side."""
     from ..data.images import read_colour_image, resize_longer
     from ..data.style import style_file
-    path = style_file() if spec == "starry_night" else spec
+    path = style_file() if spec == DEMO_STYLE else spec
     img = read_colour_image(path)[None]
     if size:
         img = resize_longer(img, size, min_side=16)
@@ -258,8 +259,9 @@ class StyleTask(Task):
         if self._bank is None:
             o = self.options
             if o.arbitrary:
+                from ..data.images import from_uint8
                 from ..data.style import style_images
-                images = [torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+                images = [from_uint8(a)[None]
                           for _, a in style_images(o.styles, o.n_styles)]
                 if len(images) < o.n_styles:
                     raise UserError(f"{o.styles} holds {len(images)} style images, task_options.n_styles "
