@@ -3,12 +3,18 @@ weights, same input), against what it replaces:
 
     python bench/unet.py [--quick] [--json FILE] [--device cpu|cuda]
 
-* the decoder's transposed-convolution shortcut (``nets.unet.upsample_conv``) against upsample ->
+* the decoder's transposed-convolution shortcut (``nets.unet.transposed_upsample_conv``) against upsample ->
   concatenate -> conv, on the 2D preset (128x128; a batch of 8 pairs, as the bench registers
   them, and one pair): the inference forward (the mean plan) and a training step's forward +
   backward;
 * ``nets.unet.Conv3d`` (oneDNN's kernel for one volume) against ``nn.Conv3d``, on the 3D liver
-  preset (64^3, one volume, as ``register`` and the bench run 3D pairs): the inference forward.
+  preset (64^3, one volume, as ``register`` and the bench run 3D pairs): the inference forward;
+* ``nets.channels_last`` (conv weights channels-last) against PyTorch's default contiguous
+  weights, on the 2D preset (batch 8) and the 3D liver preset (one volume): the inference forward
+  and a training step.
+
+The library takes each where it is faster: on the CPU all three (``nets.fast_layout``,
+``nets.unet.upsample_conv``); on a GPU none, as ``--device cuda`` measures.
 
 Each prints ``time(ours) / time(replaced)`` (medians of interleaved repetitions; below 1 =
 faster) and the largest difference of the outputs (rounding only).
@@ -30,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.trainer import build_task  # noqa: E402
-from rl_i2it.nets import fast_layout, unet  # noqa: E402
+from rl_i2it.nets import channels_last, fast_layout, unet  # noqa: E402
 from rl_i2it.nets.profile import sync  # noqa: E402
 
 def plain(conv, x, skip):
@@ -38,21 +44,47 @@ def plain(conv, x, skip):
     return conv(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="nearest"), skip], 1))
 
 
-def set_decoder(impl) -> None:
+LIBRARY = unet.upsample_conv, unet.Conv3d.forward
+
+
+def shortcut(conv, x, skip):
+    """The transposed-convolution shortcut wherever it applies (exact x2 in 2D), on any device."""
+    if x.dim() == 4 and tuple(skip.shape[2:]) == (2 * x.shape[2], 2 * x.shape[3]):
+        return unet.transposed_upsample_conv(conv, x, skip)
+    return plain(conv, x, skip)
+
+
+def set_decoder(impl, policy) -> None:
     unet.upsample_conv = impl
 
 
-def set_conv3d(impl) -> None:
+def set_conv3d(impl, policy) -> None:
     unet.Conv3d.forward = impl
 
 
+def set_layout(impl, policy) -> None:
+    impl(policy)
+
+
+def default_layout(module: torch.nn.Module) -> torch.nn.Module:
+    """PyTorch's default: contiguous (NCHW / NCDHW) conv weights."""
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
+            m.to(memory_format=torch.contiguous_format)
+    return module
+
+
 # name: (config, batch, what is swapped, ours, replaced, timed parts)
-CASES = {"registration-2d, batch 8": ("registration.toml", 8, set_decoder, unet.upsample_conv, plain,
+CASES = {"registration-2d, batch 8": ("registration.toml", 8, set_decoder, shortcut, plain,
                                       ("inference", "train_step")),
-         "registration-2d, one pair": ("registration.toml", 1, set_decoder, unet.upsample_conv, plain,
+         "registration-2d, one pair": ("registration.toml", 1, set_decoder, shortcut, plain,
                                        ("inference", "train_step")),
          "registration-3d (liver 64^3), one volume: Conv3d": ("liver3d.toml", 1, set_conv3d, unet.Conv3d.forward,
-                                                             torch.nn.Conv3d.forward, ("inference",))}
+                                                             torch.nn.Conv3d.forward, ("inference",)),
+         "registration-2d, batch 8: channels-last weights": ("registration.toml", 8, set_layout, channels_last,
+                                                             default_layout, ("inference", "train_step")),
+         "registration-3d (liver 64^3), one volume: channels-last weights": (
+             "liver3d.toml", 1, set_layout, channels_last, default_layout, ("inference", "train_step"))}
 
 
 def measure(name: str, device: torch.device, reps: int) -> dict:
@@ -77,20 +109,20 @@ def measure(name: str, device: torch.device, reps: int) -> dict:
         times = {"ours": [], "replaced": []}
         for rep in range(reps + 2):                       # the first two rounds warm up
             for kind, impl in (("ours", ours), ("replaced", replaced)):
-                swap(impl)
+                swap(impl, policy)
                 sync(device)
                 t0 = time.perf_counter()
                 fn()
                 sync(device)
                 if rep >= 2:
                     times[kind].append(time.perf_counter() - t0)
-        swap(ours)
+        swap(ours, policy)
         out[f"{label}_ratio"] = statistics.median(times["ours"]) / statistics.median(times["replaced"])
         out[f"{label}_ms_replaced"] = 1000 * statistics.median(times["replaced"])
     a = infer()
-    swap(replaced)
+    swap(replaced, policy)
     b = infer()
-    swap(ours)
+    unet.upsample_conv, unet.Conv3d.forward = LIBRARY          # the library's own choices again
     out["max_abs_diff"] = float((a - b).abs().max())
     return out
 

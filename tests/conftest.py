@@ -162,3 +162,16 @@ def moving_frames(n=4, h=48, w=64, shift=2):
     base = (np.kron(g.random((h // 4, (w + n * shift) // 4 + 1, 3)), np.ones((4, 4, 1))) * 255).astype(np.uint8)
     base = cv2.GaussianBlur(base, (5, 5), 1.0)
     return np.stack([base[:, i * shift:i * shift + w] for i in range(n)])
+
+
+def write_style(path, seed=0, size=48):
+    """A striped colour texture saved as PNG."""
+    from PIL import Image
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    phase = g.uniform(0, 6.28)
+    stripes = (np.sin((xx + yy * g.uniform(-1, 1)) / g.uniform(1.5, 4) + phase) > 0)
+    col = g.integers(0, 256, (2, 3))
+    img = np.where(stripes[..., None], col[0], col[1]).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return str(path)

@@ -139,3 +139,15 @@ def test_conv3d_takes_onednn_for_one_volume_with_the_same_numbers():
         policy(torch.rand(1, 5, 16, 16, 16), sample=False)
     kernels = {e.key for e in prof.key_averages()}
     assert "aten::slow_conv3d_forward" not in kernels and "aten::mkldnn_convolution" in kernels, kernels
+
+
+def test_fast_layout_is_channels_last_on_the_cpu_only():
+    """On the CPU conv weights go channels-last (faster there); elsewhere (a GPU; here the meta
+    device stands in) they keep PyTorch's default layout, which was as fast or faster on a GPU."""
+    from rl_i2it.nets import fast_layout
+    for nd, fmt in ((2, torch.channels_last), (3, torch.channels_last_3d)):
+        cpu = fast_layout(UNetPlanner(2, (4, 8), nd=nd))
+        other = fast_layout(UNetPlanner(2, (4, 8), nd=nd).to("meta"))
+        w_cpu, w_other = cpu.levels[0][0].weight, other.levels[0][0].weight
+        assert w_cpu.is_contiguous(memory_format=fmt) and not w_cpu.is_contiguous()
+        assert w_other.is_contiguous() and not w_other.is_contiguous(memory_format=fmt)

@@ -15,7 +15,8 @@ from rl_i2it.errors import UserError
 def write_idx(path, arr, gz=False):
     header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
     data = header + arr.astype(np.uint8).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(data)
+    with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(data)
 
 
 def test_idx_folder_roundtrip(tmp_path, digits):
@@ -37,6 +38,10 @@ def test_idx_rejects_bad_files(tmp_path):
         mnist.read_idx(tmp_path / "y")
     with pytest.raises(UserError, match="has no"):
         mnist.read_mnist_idx(tmp_path)
+    write_idx(tmp_path / "z.gz", np.zeros((4, 5, 5)), gz=True)
+    (tmp_path / "cut.gz").write_bytes((tmp_path / "z.gz").read_bytes()[:-12])   # a download cut short
+    with pytest.raises(UserError, match="cannot read IDX file .*cut.gz"):
+        mnist.read_idx(tmp_path / "cut.gz")
 
 
 def make_pickle(path, digits):

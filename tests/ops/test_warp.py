@@ -109,3 +109,23 @@ def test_gradcheck_compose():
     a = (torch.rand(1, 2, 4, 4, dtype=torch.float64) * 0.6 + 0.2).requires_grad_()
     b = (torch.rand(1, 2, 4, 4, dtype=torch.float64) * 0.6 + 0.2).requires_grad_()
     assert torch.autograd.gradcheck(compose, (a, b))
+
+
+def test_the_sampling_grid_is_made_once_and_works_after_inference_mode():
+    """``warp`` takes its grid_sample constants from a cache (no tensor built from Python numbers
+    per call: on a GPU that waits for the queue); constants first made under inference mode still
+    serve a warp that autograd differentiates."""
+    from rl_i2it.ops.warp import sampling_grid
+    sampling_grid.cache_clear()
+    img = torch.rand(2, 1, 7, 9)
+    with torch.inference_mode():
+        warp(img, torch.zeros(2, 2, 7, 9))
+    u = torch.full((2, 2, 7, 9), 0.25, requires_grad=True)
+    warp(img, u).sum().backward()
+    assert u.grad is not None and torch.isfinite(u.grad).all()
+    assert sampling_grid.cache_info().hits >= 1 and sampling_grid.cache_info().currsize == 1
+    ident, scale = sampling_grid((7, 9), torch.device("cpu"), torch.float32)
+    assert ident.shape == (2, 7, 9) and scale.shape == (1, 2, 1, 1)
+    torch.testing.assert_close(ident[0, :, 0], torch.linspace(-1, 1, 7))
+    torch.testing.assert_close(ident[1, 0], torch.linspace(-1, 1, 9))
+    torch.testing.assert_close(warp(img, torch.zeros(2, 2, 7, 9)), img)

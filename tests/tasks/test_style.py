@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import moving_frames
+from conftest import moving_frames, write_style
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.errors import UserError
@@ -15,19 +15,6 @@ from rl_i2it.nets.profile import count_params
 from rl_i2it.nets.stylenet import StyleActor, StyleCritic, StylePlanner
 from rl_i2it.ops.losses import gram, gram_distance, total_variation
 from rl_i2it.tasks.style import StyleTask, load_style_image, pad4, style_losses, stylize, video_scores
-
-
-def write_style(path, seed=0, size=48):
-    """A striped colour texture saved as PNG."""
-    from PIL import Image
-    g = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    phase = g.uniform(0, 6.28)
-    stripes = (np.sin((xx + yy * g.uniform(-1, 1)) / g.uniform(1.5, 4) + phase) > 0)
-    col = g.integers(0, 256, (2, 3))
-    img = np.where(stripes[..., None], col[0], col[1]).astype(np.uint8)
-    Image.fromarray(img).save(path)
-    return str(path)
 
 
 def content_data(photos, n=48, size=32):

@@ -62,7 +62,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except OSError as exc:
+    except (OSError, EOFError) as exc:          # EOFError: a .gz cut short
         raise UserError(f"cannot read IDX file {path}: {exc}") from None
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
         raise UserError(f"{path} is not an unsigned-byte IDX file")

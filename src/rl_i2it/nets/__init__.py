@@ -3,15 +3,23 @@ import torch.nn as nn
 
 from .unet import ConvCritic, UNetActor, UNetPlanner
 
-__all__ = ["UNetPlanner", "UNetActor", "ConvCritic", "fast_layout"]
+__all__ = ["UNetPlanner", "UNetActor", "ConvCritic", "channels_last", "fast_layout"]
 
 
 def fast_layout(module: nn.Module) -> nn.Module:
-    """Store conv weights channels-last (NHWC / NDHWC): on CPU the small convs and the
-    concatenations of a U-Net run about twice as fast this way (bench/digits.py); the numbers
-    are unchanged."""
+    """The conv weight layout that runs fastest where ``module`` lives: :func:`channels_last` on
+    the CPU (the small convs and the concatenations of a U-Net run about twice as fast,
+    ``bench/digits.py``); on a GPU PyTorch's default, since channels-last gained nothing there
+    (``bench/unet.py --device cuda``, H200: 0.98-1.09x the default's time)."""
+    if all(p.device.type == "cpu" for p in module.parameters()):
+        channels_last(module)
+    return module
+
+
+def channels_last(module: nn.Module) -> nn.Module:
+    """Store conv weights channels-last (NHWC, and NDHWC for 3D convs); the numbers are unchanged."""
     import torch
-    for m in module.modules():          # NDHWC for 3D convs: also about twice as fast on CPU
+    for m in module.modules():
         if isinstance(m, nn.Conv2d):
             m.to(memory_format=torch.channels_last)
         elif isinstance(m, nn.Conv3d):

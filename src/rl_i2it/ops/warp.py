@@ -16,6 +16,8 @@ Example:
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +47,19 @@ def identity_grid(shape: tuple[int, ...], device=None, dtype=torch.float32) -> t
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
 
+@functools.lru_cache(maxsize=16)
+def sampling_grid(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(identity, scale)`` for ``grid_sample`` (align_corners=True): the identity grid in its
+    [-1, 1] coordinates ``[N, *shape]`` and the voxel -> [-1, 1] factor of each axis
+    ``[1, N, 1, ...]``, so that ``identity + disp * scale`` samples at ``x + disp(x)``. Made once
+    per grid and device: a tensor made from Python numbers on a GPU waits for the GPU to finish
+    all queued work, which each warp (each environment step, each auxiliary loss) paid."""
+    with torch.inference_mode(False):            # usable in autograd even if first made under inference
+        scale = torch.tensor([2.0 / max(n - 1, 1) for n in shape], dtype=dtype)
+        ident = identity_grid(shape, dtype=dtype) * scale.view(-1, *([1] * len(shape))) - 1.0
+        return ident.to(device), scale.view(1, -1, *([1] * len(shape))).to(device)
+
+
 def warp(image: torch.Tensor, disp: torch.Tensor, mode: str = "bilinear",
          padding: str = "zeros") -> torch.Tensor:
     """Resample ``image`` at ``x + disp(x)``.
@@ -58,11 +73,8 @@ def warp(image: torch.Tensor, disp: torch.Tensor, mode: str = "bilinear",
         ``[B, C, *S]``, differentiable in both inputs (for ``"bilinear"``).
     """
     nd = check_field(disp, image)
-    shape = disp.shape[2:]
-    loc = identity_grid(shape, disp.device, disp.dtype) + disp
-    # grid_sample wants coordinates in [-1, 1] (align_corners=True) ordered (x, y[, z]).
-    scale = torch.tensor([2.0 / max(n - 1, 1) for n in shape], device=disp.device, dtype=disp.dtype)
-    loc = loc * scale.view(1, nd, *([1] * nd)) - 1.0
+    ident, scale = sampling_grid(tuple(disp.shape[2:]), disp.device, disp.dtype)
+    loc = ident + disp * scale
     grid = loc.permute(0, *range(2, nd + 2), 1).flip(-1)
     if image.shape[0] != grid.shape[0]:
         b = max(image.shape[0], grid.shape[0])
