@@ -66,8 +66,8 @@ def test_translate_pairs_csv(tmp_path, run_dir, digits):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 3 and all(0 <= float(r["dice"]) <= 1 for r in rows)
     (out / "0002_notes.txt").write_text("mine")
-    with open(tmp_path / "one.csv", "w", newline="") as fh:
-        fh.write("moving,fixed\nd0.png,d1.png\n")
+    with open(tmp_path / "one.csv", "w", newline="", encoding="utf-8-sig") as fh:   # a BOM, as spreadsheets write
+        fh.write("Moving, Fixed\nd0.png,d1.png\n")
     assert main(["translate", str(run_dir), "--pairs", str(tmp_path / "one.csv"), "--steps", "1", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["0000_field.npy", "0000_warped.png", "0002_notes.txt",
                                                      "grid.png", "results.csv"]
@@ -86,10 +86,15 @@ def test_bad_inputs_one_line_exit_2_nothing_overwritten(tmp_path, run_dir, digit
     big = digit_png(tmp_path / "big.png", digits, 2, size=32)
     fails(capsys, ["translate", ck, "--moving", str(big), "--fixed", str(f), "--out", str(out)], "28x28")
     fails(capsys, tr("--steps", "0"), "--steps")
+    fails(capsys, tr("--steps", "1000000"), "--steps must be from 1 to 200")
     (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage" * 10)
     fails(capsys, ["translate", str(tmp_path / "corrupt.pt"), "--moving", str(m), "--fixed", str(f), "--out", str(out)], "cannot read checkpoint")
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     fails(capsys, ["translate", str(tmp_path / "foreign.pt"), "--moving", str(m), "--fixed", str(f), "--out", str(out)], "not an rl-i2it checkpoint")
+    saved = torch.load(run_dir / "policy.pt", weights_only=True)
+    torch.save({k: v for k, v in saved.items() if k != "config"}, tmp_path / "noconfig.pt")
+    fails(capsys, ["translate", str(tmp_path / "noconfig.pt"), "--moving", str(m), "--fixed", str(f), "--out", str(out)],
+          "holds no config")
     (tmp_path / "afile").write_text("")
     fails(capsys, ["translate", ck, "--moving", str(m), "--fixed", str(f), "--out", str(tmp_path / "afile" / "sub")], "cannot write")
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
@@ -104,6 +109,8 @@ def test_bad_training_requests(tmp_path, capsys):
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=2", "--out", str(tmp_path / "a")], "gamma")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.transform=spin", "--out", str(tmp_path / "a")], "transform")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.nosuch=1", "--out", str(tmp_path / "a")], "unknown config key")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "train.log_every=0", "--out", str(tmp_path / "a")],
+          "train.log_every must be >= 1")
     fails(capsys, ["experiment", "digits", "--minutes", "0", "--out", str(tmp_path / "x")], "--minutes must be > 0")
     for widths in ("8,x", "", "8,16.5"):                       # a list entry that is not an int
         fails(capsys, ["train", "digits", "--steps", "1", "--set", f"task_options.widths={widths}",

@@ -104,7 +104,8 @@ def test_inpaint_fills_a_small_hole_of_a_large_image(tmp_path, models, capsys):
 @pytest.mark.parametrize("case,message", [("grey", "grey image"), ("mask_size", "same size"),
                                           ("mask_empty", "empty"), ("not_image", "not a readable image"),
                                           ("mask_everywhere", "whole image at the model's 16x16"),
-                                          ("wrong_model", "needs an inpainting model")])
+                                          ("wrong_model", "needs an inpainting model"),
+                                          ("one_pixel", "the model's hole covers no pixel")])
 def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
     img = save(tmp_path / "face.png", rgb())
     args = ["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "out")]
@@ -119,6 +120,8 @@ def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
         m = torch.zeros(32, 32, dtype=torch.uint8)
         m[::2, ::2] = 255
         args += ["--mask", save(tmp_path / "m.png", m.numpy(), "L")]
+    elif case == "one_pixel":
+        args[2] = save(tmp_path / "dot.png", rgb(1))
     elif case == "not_image":
         (tmp_path / "x.png").write_text("no")
         args[2] = str(tmp_path / "x.png")

@@ -59,9 +59,11 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     assert main(args(reg_run, pair, tmp_path / "ad", "--tol", "0.1")) == 2       # --tol alone: no adaptive
     assert "--tol goes with --adaptive" in capsys.readouterr().err
     assert not (tmp_path / "ad").exists()
-    assert main(args(reg_run, pair, tmp_path / "ad", "--adaptive")) == 0
+    assert main(args(reg_run, pair, tmp_path / "ad", "--adaptive", "--every-step")) == 0
     text = capsys.readouterr()
     assert "registered in" in text.out and "affines" not in text.err
+    taken = int(text.out.split("registered in ")[1].split()[0])          # step files: the steps kept, no more
+    assert sorted(p.name for p in (tmp_path / "ad").glob("step_*")) == [f"step_{t:02d}.nii.gz" for t in range(1, taken + 1)]
     shifted = AFFINE.copy()
     shifted[0, 3] += 5.0
     write_nifti(pair["moving"], np.asarray(nib.load(str(pair["moving"])).dataobj), shifted)
@@ -157,4 +159,7 @@ def test_eval_refuses_pairs_and_baselines_that_do_not_fit(reg_run, run_dir, pair
     fails(capsys, ["eval", str(reg_run), "--pairs", "liver3d", "--out", str(out)], "3D set")
     fails(capsys, ["eval", str(reg_run), "--onestep", str(run_dir), "--out", str(out)], "is a digits run")
     fails(capsys, ["eval", str(reg_run), "--style", str(pair["fixed"]), "--out", str(out)], "--style is for style runs")
+    (tmp_path / "nolabels.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
+    fails(capsys, ["eval", str(reg_run), "--pairs", str(tmp_path / "nolabels.csv"), "--out", str(out)],
+          "pair(s) 1 have no labels")
     assert not out.exists()

@@ -83,6 +83,10 @@ def test_arbitrary_model_takes_a_style_and_pairs_write_numbered_files(tmp_path, 
     assert main(["stylize", str(models["arb"]), "--pairs", str(csv), "--steps", "2", "--out", str(tmp_path / "p")]) == 0
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["0000.png", "0001.png"]
     assert Image.open(tmp_path / "p" / "0001.png").size == (28, 44)
+    csv.write_text(f"content,style\n{c0},\nb.png,{models['style']}\n")        # --style fills the blank
+    assert main(["stylize", str(models["arb"]), "--pairs", str(csv), "--style", str(models["style"]), "--steps", "2",
+                 "--out", str(tmp_path / "q")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "q" / "0000.png")), np.asarray(Image.open(out / "result.png")))
 
 
 def test_video_in_frames_and_a_video_out(tmp_path, models):
@@ -107,7 +111,8 @@ def test_video_in_frames_and_a_video_out(tmp_path, models):
 
 
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",
-                                  "pairs_missing_style", "pairs_missing_file", "still_as_video"])
+                                  "pairs_missing_style", "pairs_missing_file", "still_as_video", "tiny_content",
+                                  "tiny_frames"])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, case):
     c = save(tmp_path / "c.png", picture(32, 32))
     out = tmp_path / "out"
@@ -119,6 +124,10 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, 
     csv.write_text(f"content\n{c}\n")
     csv2 = tmp_path / "p2.csv"
     csv2.write_text(f"content\n{c}\nmissing.png\n")
+    tiny = save(tmp_path / "tiny.png", picture(3, 64))
+    (tmp_path / "tinyframes").mkdir()
+    for i in range(2):
+        save(tmp_path / "tinyframes" / f"{i}.png", picture(2, 2, i))
     args = {"style_to_one": [str(models["one"]), "--content", c, "--style", str(models["style"])],
             "arb_without_style": [str(models["arb"]), "--content", c],
             "bad_video": [str(models["one"]), "--video", str(junk)],
@@ -126,12 +135,15 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, 
             "two_modes": [str(models["one"]), "--content", c, "--video", str(junk)],
             "pairs_missing_style": [str(models["arb"]), "--pairs", str(csv)],
             "pairs_missing_file": [str(models["one"]), "--pairs", str(csv2)],
-            "still_as_video": [str(models["one"]), "--video", c]}[case]
+            "still_as_video": [str(models["one"]), "--video", c],
+            "tiny_content": [str(models["one"]), "--content", tiny],
+            "tiny_frames": [str(models["one"]), "--video", str(tmp_path / "tinyframes")]}[case]
     assert main(["stylize", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rl-i2it: error:") and "\n" not in err
     assert case != "pairs_missing_file" or "p2.csv, row 2: image not found" in err
     assert case != "still_as_video" or "still image" in err
+    assert not case.startswith("tiny") or "needs at least 16x16" in err
     assert not out.exists()
 
 

@@ -110,13 +110,25 @@ def cmd_train(args) -> None:
               f"(curves: {out}/curves.png)")
 
 
+MAX_STEPS = 200
+
+
+def _check_steps(n: int) -> int:
+    """``--steps``: from 1 to ``MAX_STEPS`` (the presets train on 1 to 20; every step is kept)."""
+    if not 1 <= n <= MAX_STEPS:
+        raise UserError(f"--steps must be from 1 to {MAX_STEPS}, got {n}")
+    return n
+
+
 def _steps_list(text: str) -> list[int]:
     try:
         steps = sorted({int(s) for s in text.split(",")})
     except ValueError:
         raise UserError(f"--steps expects integers like 1,5,10,20, got {text!r}") from None
-    if not steps or steps[0] < 1:
+    if not steps:
         raise UserError("--steps must be >= 1")
+    for n in (steps[0], steps[-1]):
+        _check_steps(n)
     return steps
 
 
@@ -181,6 +193,13 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size)
     if pairs.fixed.dim() - 2 != o.dims:
         raise UserError(f"--pairs {args.pairs}: {pairs.fixed.dim() - 2}D images; {run} is a {o.dims}D model")
+    unlabelled = [i + 1 for i in range(len(pairs))
+                  if not (pairs.fixed_labels[i].any() and pairs.moving_labels[i].any())]
+    if unlabelled:
+        rows = ", ".join(map(str, unlabelled[:5])) + (" ..." if len(unlabelled) > 5 else "")
+        raise UserError(f"--pairs {args.pairs}: pair(s) {rows} have no labels, and eval scores Dice of "
+                        f"labels: add moving_labels,fixed_labels columns (to see registrations without "
+                        f"labels: rl-i2it register)")
     res = {"identity": identity_scores(pairs)}
     for other, t in BASELINE_STEPS.items():
         if getattr(args, other):
@@ -266,8 +285,7 @@ def cmd_translate(args) -> None:
         if args.moving or args.fixed or args.pairs:
             raise UserError("give --source (a translation model) or --moving/--fixed/--pairs (digits), not both")
         return _translate_photo(args)
-    if args.steps < 1:
-        raise UserError("--steps must be >= 1")
+    _check_steps(args.steps)
     if bool(args.pairs) == bool(args.moving or args.fixed):
         raise UserError("give --source IMAGE (a photo translation model), or --moving and --fixed, or "
                         "--pairs CSV (a digits model)")
@@ -361,8 +379,7 @@ def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "in
 
 def _image_model(args, kind: str):
     from .core.trainer import load_policy
-    if args.steps < 1:
-        raise UserError("--steps must be >= 1")
+    _check_steps(args.steps)
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != kind:
         raise UserError(f"this needs {'an' if kind[0] in 'aeiou' else 'a'} {kind} model, this one is {cfg.task!r}")
@@ -400,14 +417,15 @@ def cmd_inpaint(args) -> None:
         print(f"warning: this model was trained on one {task.hole}x{task.hole} centre hole (at its {size}x{size}) "
               f"and the hole of {args.mask} reaches outside it: a hole elsewhere fills worse, even below "
               f"OpenCV's Telea (README); a model trained with --set task_options.hole=random fills one anywhere")
+    shape = tuple(face.shape[1:])
+    face_mask = small_mask if small is face else _resized(small_mask, shape, "nearest") if mask is None else mask[box]
+    if not face_mask.any():
+        raise UserError(f"{args.image} is {w}x{h}: at that size the model's hole covers no pixel; "
+                        f"give a larger image or a --mask")
     out = _output(args.out, STEP_FILES)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
-    if small is face:
-        face_mask = small_mask
-    else:                          # back at the square's own size: the fill goes into its hole, nothing else moves
-        shape = tuple(face.shape[1:])
-        face_mask = _resized(small_mask, shape, "nearest") if mask is None else mask[box]
+    if small is not face:          # back at the square's own size: the fill goes into its hole, nothing else moves
         steps = [torch.where(face_mask, _resized(s, shape), face) for s in steps]
         print(f"the fill is resized back into the hole at the image's own resolution ({shape[1]}x{shape[0]})")
     mask = _pasted(torch.zeros_like(image[:1], dtype=torch.bool), box, face_mask)
@@ -478,8 +496,7 @@ def cmd_stylize(args) -> None:
     modes = [m for m in ("content", "pairs", "video") if getattr(args, m)]
     if len(modes) != 1:
         raise UserError("give one of --content IMAGE, --pairs CSV or --video VIDEO")
-    if args.steps < 1:
-        raise UserError("--steps must be >= 1")
+    _check_steps(args.steps)
     if args.size is not None and args.size < 16:
         raise UserError("--size must be >= 16")
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
@@ -495,13 +512,19 @@ def cmd_stylize(args) -> None:
             raise UserError("this arbitrary-style model needs a style image: give --style (or a style column)")
         return load_style_image(str(path)) if path else None
 
+    def content_of(img, what):
+        img = _resize_longer(img, args.size)
+        if min(img.shape[1:]) < 16:
+            raise UserError(f"{what} is {img.shape[2]}x{img.shape[1]}: stylize needs at least 16x16 pixels")
+        return img
+
     def run(content, style_image):
         steps, _ = stylize(task, policy, content[None], args.steps, style_image, sample=args.sample)
         steps = [s[0] for s in steps]
         return [preserve_colour(s, content) for s in steps] if args.preserve_color else steps
 
     if args.content:              # read and check everything before writing anything
-        content = _resize_longer(read_colour_image(args.content), args.size)
+        content = content_of(read_colour_image(args.content), args.content)
         style_image = style_for(args.style)
         out = _output(args.out, STEP_FILES)
         steps = run(content, style_image)
@@ -516,11 +539,17 @@ def cmd_stylize(args) -> None:
         return
     if args.pairs:
         from .data.volumes import read_manifest
+        from .data.style import DEMO_STYLE
         rows = read_manifest(Path(args.pairs), required=("content",), optional=("style",))
-        jobs = []
+        jobs, styles = [], {}
         for i, r in enumerate(rows):
+            style = r.get("style") or args.style            # --style: for the rows that name none
+            if style and Path(style).name == DEMO_STYLE and not Path(style).exists():
+                style = DEMO_STYLE                           # the demo style by name, as --style takes it
             try:
-                jobs.append((_resize_longer(read_colour_image(r["content"]), args.size), style_for(r.get("style"))))
+                if style not in styles:
+                    styles[style] = style_for(style)
+                jobs.append((content_of(read_colour_image(r["content"]), r["content"]), styles[style]))
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
         out = _output(args.out, "[0-9][0-9][0-9][0-9].png")
@@ -534,10 +563,12 @@ def cmd_stylize(args) -> None:
         raise UserError(f"--video {args.video} is a still image: give it with --content (or --video a folder of frames)")
     frames = read_frames(args.video)
     style_image = style_for(args.style)
+
+    def frame(i):
+        return content_of(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255, f"frame {i + 1}")
+    frame(0)                                               # its size checked before writing anything
     out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif")
     (out / "frames").mkdir(exist_ok=True)
-    def frame(i):
-        return _resize_longer(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255, args.size)
     done = []
     from tqdm.auto import tqdm
 
@@ -572,8 +603,7 @@ def cmd_register(args) -> None:
     from .viz import image_grid
 
     steps = args.steps if args.steps is not None else (30 if args.adaptive else 10)
-    if steps < 1:
-        raise UserError("--steps must be >= 1")
+    _check_steps(steps)
     if args.tol is not None and not args.adaptive:
         raise UserError("--tol goes with --adaptive")
     tol = 1e-3 if args.tol is None else args.tol

@@ -14,3 +14,24 @@ def test_from_uint8_and_to_uint8_are_inverse():
     before = t.clone()
     a[:] = 0
     assert torch.equal(t, before)                          # a copy: later edits of the array do not reach it
+
+
+def test_read_image_scales_16_bit_grey_and_turns_exif_photos_upright(tmp_path):
+    """A 16-bit grey PNG reads as the 8-bit one it was made from (``convert('L')`` clipped it to
+    white); a JPEG whose EXIF says 'rotate 90' reads upright (H and W as a viewer shows them); a
+    16-bit PNG keeps its values whole for registration."""
+    from PIL import Image
+    from rl_i2it.data.images import read_image
+    from rl_i2it.data.volumes import read_volume
+    a = np.random.default_rng(0).integers(0, 256, (6, 9), dtype=np.uint8)
+    Image.fromarray(a).save(tmp_path / "g8.png")
+    Image.fromarray(a.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    g8, g16 = read_image(tmp_path / "g8.png"), read_image(tmp_path / "g16.png")
+    assert g16.shape == (1, 6, 9) and torch.allclose(g16, g8, atol=1e-6)
+    assert read_image(tmp_path / "g16.png", "RGB").shape == (3, 6, 9)
+    assert np.array_equal(read_volume(tmp_path / "g16.png").array, a.astype(np.float32) * 257)
+    im = Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 80, 3), dtype=np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6                                      # "rotate 90 clockwise to display"
+    im.save(tmp_path / "turned.jpg", exif=exif)
+    assert read_image(tmp_path / "turned.jpg", "RGB").shape == (3, 80, 48)

@@ -179,8 +179,11 @@ def test_arbitrary_model_observes_the_style_code_and_takes_any_style(tmp_path):
     assert out[-1].shape == (2, 3, 32, 28)
     with pytest.raises(UserError, match="needs a style image"):
         stylize(task, policy, torch.rand(1, 3, 32, 32), 1)
-    with pytest.raises(UserError, match="holds 3 style images"):
+    with pytest.raises(UserError, match="holds 3 style images.*n_styles=3 uses them all"):
         style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=5).style_bank()
+    write_style(styles / "s9.png", size=4)                     # a 4x4 style in the folder
+    with pytest.raises(UserError, match="s9.png is 4x4: it needs at least 16x16"):
+        style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=4).style_bank()
 
 
 def test_arbitrary_episodes_draw_every_style_of_a_two_source_bank(tmp_path, monkeypatch):

@@ -74,6 +74,8 @@ def load_policy(path, device="cpu"):
     """``(task, policy)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory (a checkpoint's
     averaged weights when the run keeps an average, as its ``policy.pt`` has)."""
     obj = ckpt.load(path)
+    if not isinstance(obj.get("config"), dict):
+        raise UserError(f"{path} is not an rl-i2it checkpoint (it holds no config)")
     cfg = fill(Config, obj["config"])
     device = resolve_device(str(device))
     task = build_task(cfg, device)

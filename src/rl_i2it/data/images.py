@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
 
@@ -17,7 +17,7 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
         raise UserError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert(mode), dtype=np.float32) / 255.0
+            arr = pil_to_unit(im, mode)
     except Image.DecompressionBombError as exc:
         raise UserError(f"{path}: {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -26,7 +26,25 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:
+    """A Pillow image as float32 ``H x W`` (``mode`` 'L') or ``H x W x 3`` ('RGB') in [0, 1], upright
+    (its EXIF orientation applied, as viewers show a phone's photo). 16-bit grey ('I;16...') is
+    scaled by 65535, 32-bit integer grey ('I') by 65535 or its maximum when larger, float grey
+    ('F') clipped to [0, 1] or scaled by its maximum: ``convert('L')`` would clip each to 255."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I") or im.mode == "F":
+        grey = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if im.mode.startswith("I;16") else float(np.nanmax(grey, initial=0.0))
+        if im.mode == "I":
+            top = max(top, 65535.0)
+        elif im.mode == "F" and top <= 1:
+            top = 1.0
+        grey = np.clip(grey / max(top, 1e-12), 0, 1)
+        return grey if mode == "L" else np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(im.convert(mode), dtype=np.float32) / 255.0
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
 def read_colour_image(path: str | Path) -> torch.Tensor:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
 from .cache import cache_dir
@@ -48,7 +48,7 @@ def _open(path: Path, mode: str) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return im.convert(mode)
+            return ImageOps.exif_transpose(im).convert(mode)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 

@@ -58,9 +58,11 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
                 raise ValueError("no data")
             affine = np.diag([v if v > 0 else 1.0 for v in vs] + [1.0] * (4 - arr.ndim))
         else:
-            from PIL import Image
+            from PIL import Image, ImageOps
             with Image.open(path) as im:
-                arr = np.asarray(im.convert("I" if labels else "L"))
+                im = ImageOps.exif_transpose(im)        # upright, as viewers show it
+                grey = im.mode.startswith("I") or im.mode in ("F", "L")
+                arr = np.asarray(im if grey else im.convert("I" if labels else "L"))   # 16-bit kept whole
             affine = np.eye(4)
     except UserError:
         raise
@@ -105,8 +107,10 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
     if not path.is_file():
         raise UserError(f"pairs file not found: {path}")
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:      # -sig: the BOM spreadsheets write
             reader = csv.DictReader(f)
+            if reader.fieldnames:                                     # "Moving", " fixed": moving, fixed
+                reader.fieldnames = [c.strip().lower() for c in reader.fieldnames]
             cols = set(reader.fieldnames or [])
             if not set(required) <= cols:
                 raise UserError(f"{path}: needs a header with columns {','.join(required)}"

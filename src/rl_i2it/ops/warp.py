@@ -74,8 +74,8 @@ def warp(image: torch.Tensor, disp: torch.Tensor, mode: str = "bilinear",
     """
     nd = check_field(disp, image)
     ident, scale = sampling_grid(tuple(disp.shape[2:]), disp.device, disp.dtype)
-    loc = ident + disp * scale
-    grid = loc.permute(0, *range(2, nd + 2), 1).flip(-1)
+    loc = ident + disp * scale                # grid_sample's [-1, 1] coordinates (align_corners=True),
+    grid = loc.permute(0, *range(2, nd + 2), 1).flip(-1)      # ordered (x, y[, z])
     if image.shape[0] != grid.shape[0]:
         b = max(image.shape[0], grid.shape[0])
         image, grid = image.expand(b, *image.shape[1:]), grid.expand(b, *grid.shape[1:])

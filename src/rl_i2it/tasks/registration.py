@@ -294,7 +294,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
             taken += active.cpu().long()
         else:
             taken += 1
-        if every_step:
+        if every_step and (not adaptive or active.any()):     # not a step every pair undid
             fields.append(env.field.cpu())
         if adaptive and not active.any():
             break

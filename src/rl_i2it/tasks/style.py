@@ -261,11 +261,15 @@ class StyleTask(Task):
             if o.arbitrary:
                 from ..data.images import from_uint8
                 from ..data.style import style_images
-                images = [from_uint8(a)[None]
-                          for _, a in style_images(o.styles, o.n_styles)]
+                named = style_images(o.styles, o.n_styles)
+                images = [from_uint8(a)[None] for _, a in named]
                 if len(images) < o.n_styles:
                     raise UserError(f"{o.styles} holds {len(images)} style images, task_options.n_styles "
-                                    f"is {o.n_styles}")
+                                    f"is {o.n_styles} (--set task_options.n_styles={len(images)} uses them all)")
+                for (name, _), im in zip(named, images):
+                    if min(im.shape[2:]) < 16:
+                        raise UserError(f"style image {name} is {im.shape[3]}x{im.shape[2]}: it needs at "
+                                        f"least 16x16 pixels")
             else:
                 images = [load_style_image(o.style, o.style_size)]
             grams = [self.objective.style_grams(im.to(self.device)) for im in images]
