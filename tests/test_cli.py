@@ -103,7 +103,7 @@ def test_bad_inputs_one_line_exit_2_nothing_overwritten(tmp_path, run_dir, digit
     assert sorted(p.name for p in out.iterdir()) == ["warped.png"]
 
 
-def test_bad_training_requests(tmp_path, capsys):
+def test_bad_training_requests(tmp_path, run_dir, capsys):
     fails(capsys, ["train", "nosuchtask", "--steps", "1", "--out", str(tmp_path / "a")], "unknown task")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=abc", "--out", str(tmp_path / "a")], "sac.gamma")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=2", "--out", str(tmp_path / "a")], "gamma")
@@ -124,6 +124,7 @@ def test_bad_training_requests(tmp_path, capsys):
     fails(capsys, ["train", "inpainting", "--steps", "1", "--config", str(DEFAULT_CONFIGS / "translation.toml"),
                    "--out", str(tmp_path / "a")], "train translation --config")     # another task's preset
     fails(capsys, ["data", "fetch", "imagenet"], "unknown dataset")
+    fails(capsys, ["train", "style", "--steps", "1", "--out", str(run_dir)], "holds a digits run: train style into another")
     fails(capsys, ["eval", str(tmp_path)], "not a run directory")
     assert not (tmp_path / "a").exists()
 
@@ -250,3 +251,14 @@ def test_train_methods_takes_a_number_of_updates_in_place_of_minutes(tmp_path, r
     counters = ckpt.load(tmp_path / "rl" / "checkpoint.pt")["counters"]
     assert 3 <= counters["updates"] <= 4                 # stops at the end of the episode that reaches 3
     assert json.loads((tmp_path / "rl" / "config.json").read_text())["train"]["minutes"] == 0
+
+
+def test_ctrl_c_outside_training_is_one_line_exit_130(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C before training's own handler is in place (loading data, say): no traceback."""
+    import rl_i2it.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "cmd_data", interrupted)
+    assert main(["data", "fetch", "mnist"]) == 130
+    assert capsys.readouterr().err.strip() == "rl-i2it: interrupted"

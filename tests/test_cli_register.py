@@ -58,6 +58,8 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     assert "--tol must be > 0" in capsys.readouterr().err
     assert main(args(reg_run, pair, tmp_path / "ad", "--tol", "0.1")) == 2       # --tol alone: no adaptive
     assert "--tol goes with --adaptive" in capsys.readouterr().err
+    no_moving = [a for a in args(reg_run, pair, tmp_path / "ad") if a not in ("--moving-labels", str(pair["moving_labels"]))]
+    assert main(no_moving) == 2 and "--fixed-labels goes with --moving-labels" in capsys.readouterr().err
     assert not (tmp_path / "ad").exists()
     assert main(args(reg_run, pair, tmp_path / "ad", "--adaptive", "--every-step")) == 0
     text = capsys.readouterr()

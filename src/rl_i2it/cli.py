@@ -623,6 +623,8 @@ def cmd_register(args) -> None:
     if not np.allclose(fixed.affine, moving.affine, atol=1e-3):
         print("rl-i2it: note: --moving and --fixed have different affines (voxel-to-world maps): they are "
               "registered voxel to voxel; the outputs take the fixed image's affine", file=sys.stderr)
+    if args.fixed_labels and not args.moving_labels:
+        raise UserError("--fixed-labels goes with --moving-labels (Dice compares the warped moving labels with them)")
     labels = {}
     for role in ("moving", "fixed"):
         path = getattr(args, role + "_labels")
@@ -818,6 +820,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rl-i2it: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:                 # before training's own handler is in place, or elsewhere
+        print("\nrl-i2it: interrupted", file=sys.stderr)
+        return 130
     except (MemoryError, RuntimeError) as exc:      # torch.OutOfMemoryError is a RuntimeError
         if not isinstance(exc, MemoryError) and not any(m in str(exc) for m in OUT_OF_MEMORY):
             raise

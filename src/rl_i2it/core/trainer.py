@@ -142,6 +142,7 @@ class Trainer:
             raise UserError(f"train.fine_tunes = {cfg.train.fine_tunes}: a Trainer trains one model; "
                             f"train_run (what `rl-i2it train` runs) trains and averages the fine-tunes")
         self.run_dir = Path(run_dir)
+        self._refuse_another_task()
         self.device = resolve_device(cfg.device)
         ckpt.seed_everything(cfg.seed)
         self.task = task if task is not None else build_task(cfg, self.device)
@@ -183,6 +184,15 @@ class Trainer:
             print(f"planner-actor from {path}: {len(fit)} of {len(own)} tensors (the rest start fresh)")
 
     # -- run directory ------------------------------------------------------------------------
+    def _refuse_another_task(self) -> None:
+        """A run of another task in ``run_dir``: say so at once (before any data is loaded)."""
+        try:
+            there = json.loads((self.run_dir / "config.json").read_text()).get("task")
+        except (OSError, ValueError, AttributeError):
+            return                        # no run there (or no readable config): _prepare_run_dir decides
+        if there and there != self.cfg.task and (self.run_dir / "checkpoint.pt").is_file():
+            raise UserError(f"{self.run_dir} holds a {there} run: train {self.cfg.task} into another --out")
+
     def _prepare_run_dir(self) -> None:
         writable_dir(self.run_dir)
         cfg_path = self.run_dir / "config.json"
