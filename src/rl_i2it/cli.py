@@ -490,15 +490,15 @@ def cmd_stylize(args) -> None:
     from .core.trainer import load_policy
     from .data.images import read_colour_image, write_image
     from .data.images import preserve_colour
-    from .tasks.style import load_style_image, stylize
+    from .tasks.style import MIN_SIDE, check_side, load_style_image, stylize
     from .viz import image_grid
 
     modes = [m for m in ("content", "pairs", "video") if getattr(args, m)]
     if len(modes) != 1:
         raise UserError("give one of --content IMAGE, --pairs CSV or --video VIDEO")
     _check_steps(args.steps)
-    if args.size is not None and args.size < 16:
-        raise UserError("--size must be >= 16")
+    if args.size is not None and args.size < MIN_SIDE:
+        raise UserError(f"--size must be >= {MIN_SIDE}")
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "style":
         raise UserError(f"stylize needs a style model, this one is {cfg.task!r}")
@@ -513,10 +513,7 @@ def cmd_stylize(args) -> None:
         return load_style_image(str(path)) if path else None
 
     def content_of(img, what):
-        img = _resize_longer(img, args.size)
-        if min(img.shape[1:]) < 16:
-            raise UserError(f"{what} is {img.shape[2]}x{img.shape[1]}: stylize needs at least 16x16 pixels")
-        return img
+        return check_side(_resize_longer(img, args.size), what)
 
     def run(content, style_image):
         steps, _ = stylize(task, policy, content[None], args.steps, style_image, sample=args.sample)

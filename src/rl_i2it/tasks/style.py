@@ -98,6 +98,17 @@ class StyleOptions:
     """Synthetic motion: std of the Gaussian noise added to the moved frame."""
 
 
+MIN_SIDE = 16
+"""The smallest side of an image the style nets and VGG16's four poolings take."""
+
+
+def check_side(img: torch.Tensor, what: str) -> torch.Tensor:
+    """``img [..., H, W]`` unchanged, or a ``UserError`` when a side is under ``MIN_SIDE``."""
+    if min(img.shape[-2:]) < MIN_SIDE:
+        raise UserError(f"{what} is {img.shape[-1]}x{img.shape[-2]}: it needs at least {MIN_SIDE}x{MIN_SIDE} pixels")
+    return img
+
+
 def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
     """``[1, 3, H, W]`` in [0, 1]: a path or ``starry_night``; ``size`` > 0 resizes the longer side."""
     from ..data.images import read_colour_image, resize_longer
@@ -105,10 +116,8 @@ def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
     path = style_file() if spec == DEMO_STYLE else spec
     img = read_colour_image(path)[None]
     if size:
-        img = resize_longer(img, size, min_side=16)
-    if min(img.shape[2:]) < 16:
-        raise UserError(f"style image {spec} is {img.shape[3]}x{img.shape[2]}: it needs at least 16x16 pixels")
-    return img
+        img = resize_longer(img, size, min_side=MIN_SIDE)
+    return check_side(img, f"style image {spec}")
 
 
 class StyleEnv(ImageEnv):
@@ -267,9 +276,7 @@ class StyleTask(Task):
                     raise UserError(f"{o.styles} holds {len(images)} style images, task_options.n_styles "
                                     f"is {o.n_styles} (--set task_options.n_styles={len(images)} uses them all)")
                 for (name, _), im in zip(named, images):
-                    if min(im.shape[2:]) < 16:
-                        raise UserError(f"style image {name} is {im.shape[3]}x{im.shape[2]}: it needs at "
-                                        f"least 16x16 pixels")
+                    check_side(im, f"style image {name}")
             else:
                 images = [load_style_image(o.style, o.style_size)]
             grams = [self.objective.style_grams(im.to(self.device)) for im in images]
