@@ -4,7 +4,7 @@ weights, same input), against what it replaces:
     python bench/unet.py [--quick] [--json FILE] [--device cpu|cuda]
 
 * the decoder's transposed-convolution shortcut (``nets.unet.transposed_upsample_conv``) against upsample ->
-  concatenate -> conv, on the 2D preset (128x128; a batch of 8 pairs, as the bench registers
+  concatenate -> conv (``concat_upsample_conv``), on the 2D preset (128x128; a batch of 8 pairs, as the bench registers
   them, and one pair): the inference forward (the mean plan) and a training step's forward +
   backward;
 * ``nets.unet.Conv3d`` (oneDNN's kernel for one volume) against ``nn.Conv3d``, on the 3D liver
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -39,19 +38,7 @@ from rl_i2it.core.trainer import build_task  # noqa: E402
 from rl_i2it.nets import channels_last, fast_layout, unet  # noqa: E402
 from rl_i2it.nets.profile import sync  # noqa: E402
 
-def plain(conv, x, skip):
-    """The composition the shortcut replaces."""
-    return conv(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="nearest"), skip], 1))
-
-
 LIBRARY = unet.upsample_conv, unet.Conv3d.forward
-
-
-def shortcut(conv, x, skip):
-    """The transposed-convolution shortcut wherever it applies (exact x2 in 2D), on any device."""
-    if x.dim() == 4 and tuple(skip.shape[2:]) == (2 * x.shape[2], 2 * x.shape[3]):
-        return unet.transposed_upsample_conv(conv, x, skip)
-    return plain(conv, x, skip)
 
 
 def set_decoder(impl, policy) -> None:
@@ -75,10 +62,10 @@ def default_layout(module: torch.nn.Module) -> torch.nn.Module:
 
 
 # name: (config, batch, what is swapped, ours, replaced, timed parts)
-CASES = {"registration-2d, batch 8": ("registration.toml", 8, set_decoder, shortcut, plain,
-                                      ("inference", "train_step")),
-         "registration-2d, one pair": ("registration.toml", 1, set_decoder, shortcut, plain,
-                                       ("inference", "train_step")),
+CASES = {"registration-2d, batch 8": ("registration.toml", 8, set_decoder, unet.transposed_upsample_conv,
+                                      unet.concat_upsample_conv, ("inference", "train_step")),
+         "registration-2d, one pair": ("registration.toml", 1, set_decoder, unet.transposed_upsample_conv,
+                                       unet.concat_upsample_conv, ("inference", "train_step")),
          "registration-3d (liver 64^3), one volume: Conv3d": ("liver3d.toml", 1, set_conv3d, unet.Conv3d.forward,
                                                              torch.nn.Conv3d.forward, ("inference",)),
          "registration-2d, batch 8: channels-last weights": ("registration.toml", 8, set_layout, channels_last,

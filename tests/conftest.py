@@ -81,6 +81,9 @@ def reg_pairs():
 
 
 REG_SMALL = {"size": 32, "widths": [8, 16, 16], "critic_widths": [8, 8, 8], "critic_hidden": 32}
+REG3D_SMALL = {"dims": 3, "pairs": "liver3d", "size": 16, "widths": [4, 8, 8], "critic_widths": [4, 8], "critic_hidden": 16}
+STYLE_SMALL = {"size": 32, "widths": [8, 8, 16], "critic_widths": [8, 8, 8], "vgg": "random"}
+"""The style nets at test size; VGG16 with seeded random weights (no download)."""
 
 
 def make_photos(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -99,15 +102,20 @@ def make_photos(n: int, size: int, seed: int = 0) -> torch.Tensor:
     return (torch.stack(out).clamp(0, 1) * 255).round().byte()
 
 
-@pytest.fixture(scope="session")
-def photo_data():
-    """Image-task data at 16x16: ``{split: (source, target)}`` with grey sources (grey -> colour)."""
+def grey_to_colour(sizes: tuple, size: int = 16) -> dict:
+    """Image-task data: ``{split: (grey source as RGB, colour target)}`` uint8, ``sizes`` = ((split, n, seed), ...)."""
     data = {}
-    for split, n, seed in (("train", 96, 0), ("valid", 16, 1), ("test", 24, 2)):
-        tgt = make_photos(n, 16, seed)
+    for split, n, seed in sizes:
+        tgt = make_photos(n, size, seed)
         grey = (tgt.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         data[split] = (grey.round().byte().expand(-1, 3, -1, -1).contiguous(), tgt)
     return data
+
+
+@pytest.fixture(scope="session")
+def photo_data():
+    """Image-task data at 16x16: ``{split: (source, target)}`` with grey sources (grey -> colour)."""
+    return grey_to_colour((("train", 96, 0), ("valid", 16, 1), ("test", 24, 2)))
 
 
 def image_trainer(task: str, run_dir, data: dict, steps: int = 8, **opts):

@@ -208,8 +208,8 @@ def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, caps
     from rl_i2it.errors import UserError
     from rl_i2it.tasks.digits import DigitsTask
     from rl_i2it.tasks.style import stylize, stylize_video
-    opts = {"size": 32, "widths": [8, 8, 16], "critic_widths": [8, 8, 8], "vgg": "random", "n_content": 16,
-            "content": str(models["root"] / "content"), "style": str(models["style"])}
+    from conftest import STYLE_SMALL
+    opts = {**STYLE_SMALL, "n_content": 16, "content": str(models["root"] / "content"), "style": str(models["style"])}
     cfg = load_config(DEFAULT_CONFIGS / "style-video.toml",
                       {"task_options": opts, "train": {"steps": 1, "init": str(models["one"]), "fine_tunes": 1}})
     tr = Trainer(cfg, tmp_path / "v")

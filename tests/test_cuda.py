@@ -10,7 +10,8 @@ import os
 import pytest
 import torch
 
-from conftest import IMG_SMALL, REG_SMALL, SMALL, faces, make_anatomy, make_photos, make_shapes, write_style
+from conftest import (IMG_SMALL, REG3D_SMALL, REG_SMALL, SMALL, STYLE_SMALL, faces, grey_to_colour, make_anatomy,
+                      make_photos, make_shapes, write_style)
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer, load_policy
 from rl_i2it.data.mnist import Digits
@@ -48,8 +49,7 @@ def _registration_case(dims: int):
     imgs, labs = make_anatomy(4, size, dims, seed=0)
     pairs = {"train": deform_pairs(imgs, labs, 16, seed=1, magnitude=2.5 if dims == 2 else 0.8),
              "test": deform_pairs(imgs, labs, 4, seed=2, magnitude=2.5 if dims == 2 else 0.8)}
-    opts = dict(REG_SMALL, force=True) if dims == 2 else {
-        "dims": 3, "pairs": "liver3d", "size": 16, "widths": [4, 8, 8], "critic_widths": [4, 8], "critic_hidden": 16}
+    opts = dict(REG_SMALL, force=True) if dims == 2 else dict(REG3D_SMALL)
     t = pairs["test"]
 
     def infer(task, policy):
@@ -60,11 +60,7 @@ def _registration_case(dims: int):
 
 def _image_case(name: str):
     from rl_i2it.tasks import task_class
-    data = {}
-    for split, n, seed in (("train", 32, 0), ("valid", 4, 1), ("test", 4, 2)):
-        tgt = make_photos(n, 16, seed)
-        grey = (tgt.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        data[split] = (grey.round().byte().expand(-1, 3, -1, -1).contiguous(), tgt)
+    data = grey_to_colour((("train", 32, 0), ("valid", 4, 1), ("test", 4, 2)))
     if name == "inpainting":
         data = faces(data)
     src, tgt = (x.float().div(255) for x in data["test"])
@@ -78,8 +74,7 @@ def _image_case(name: str):
 def _style_case(kind: str, tmp_path):
     from rl_i2it.tasks.style import StyleTask, stylize, stylize_video
     style = write_style(tmp_path / "style.png")
-    opts = {"size": 32, "widths": [8, 8, 16], "critic_widths": [8, 8, 8], "vgg": "random", "n_content": 16,
-            "style": style}
+    opts = {**STYLE_SMALL, "n_content": 16, "style": style}
     if kind == "video":
         opts.update(video=True, frame_steps=2, temporal_weight=1.0)
     if kind == "arbitrary":

@@ -3,7 +3,7 @@ the diffeomorphic option, replay by index, inference with adaptive stopping, and
 import pytest
 import torch
 
-from conftest import REG_SMALL, make_anatomy
+from conftest import REG3D_SMALL, REG_SMALL, make_anatomy
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.data.pairs import deform_pairs
@@ -116,8 +116,7 @@ def test_diffeomorphic_steps_never_fold(reg_pairs):
 def test_3d_uses_the_same_code():
     imgs, labs = make_anatomy(2, 16, 3)
     pairs = {"train": deform_pairs(imgs, labs, 4, 0, 0.8)}
-    task = RegistrationTask({"dims": 3, "pairs": "liver3d", "size": 16, "widths": [4, 8, 8],
-                             "critic_widths": [4, 8], "critic_hidden": 16}, pairs=pairs)
+    task = RegistrationTask(REG3D_SMALL, pairs=pairs)
     assert task.plan_shape == (1, 4, 4, 4) and task.action_shape == (3, 16, 16, 16)
     policy, critic = task.build_policy(), task.build_critic()
     env = task.make_env(2, torch.Generator())
@@ -148,9 +147,7 @@ def test_force_adds_the_ncc_pull_to_the_observation(reg_pairs):
     s2, _, _, _ = env.step(out.action.detach())
     assert not torch.allclose(task.observe(s2)[:, 2:], obs[:, 2:])
     imgs, labs = make_anatomy(2, 16, 3)
-    task3 = RegistrationTask({"dims": 3, "pairs": "liver3d", "size": 16, "widths": [4, 8, 8], "force": True,
-                              "critic_widths": [4, 8], "critic_hidden": 16},
-                             pairs={"train": deform_pairs(imgs, labs, 4, 0, 0.8)})
+    task3 = RegistrationTask({**REG3D_SMALL, "force": True}, pairs={"train": deform_pairs(imgs, labs, 4, 0, 0.8)})
     s3 = task3.make_env(2, torch.Generator()).reset()
     assert task3.observe(s3).shape == (2, 5, 16, 16, 16)
     assert task3.build_policy()(task3.observe(s3)).action.shape == (2, 3, 16, 16, 16)

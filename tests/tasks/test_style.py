@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import moving_frames, write_style
+from conftest import STYLE_SMALL, moving_frames, write_style
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.errors import UserError
@@ -22,7 +22,7 @@ def content_data(photos, n=48, size=32):
     return {"train": make_photos(n, size, 0), "test": make_photos(8, size, 1)}
 
 
-SMALL = {"size": 32, "widths": [8, 8, 16], "critic_widths": [8, 8, 8], "vgg": "random", "n_content": 48}
+SMALL = {**STYLE_SMALL, "n_content": 48}
 
 
 def style_task(tmp_path, **opts):

@@ -46,20 +46,26 @@ UPSAMPLED_TAPS = torch.tensor([[0., 0., 1.], [0., 1., 1.], [1., 1., 0.], [1., 0.
 
 def upsample_conv(conv: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     """``conv(cat([nearest_upsample(x, skip's size), skip], 1))`` for a 3-wide, padding-1 ``conv``:
-    on the CPU in 2D by :func:`transposed_upsample_conv` where it applies; in 3D (where it was
-    slower on CPU) and on a GPU (H200: 2.3x the plain composition's inference time, 1.7x its
-    training step; ``bench/unet.py --device cuda``) by the plain composition."""
-    if x.dim() == 4 and x.device.type == "cpu" and tuple(skip.shape[2:]) == (2 * x.shape[2], 2 * x.shape[3]):
-        return transposed_upsample_conv(conv, x, skip)
+    on the CPU by :func:`transposed_upsample_conv`; on a GPU by :func:`concat_upsample_conv`,
+    since the shortcut is slower there (H200: 2.3x the plain composition's inference time, 1.7x
+    its training step; ``bench/unet.py --device cuda``)."""
+    return (transposed_upsample_conv if x.device.type == "cpu" else concat_upsample_conv)(conv, x, skip)
+
+
+def concat_upsample_conv(conv: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """The plain composition: upsample ``x`` (nearest) to ``skip``'s size, concatenate, convolve."""
     return conv(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="nearest"), skip], 1))
 
 
 def transposed_upsample_conv(conv: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """:func:`upsample_conv` in 2D when ``skip`` is exactly twice ``x``'s size: the upsampled half
-    is one transposed convolution of ``x``, the same numbers to rounding, 16 instead of 36
-    multiply-adds per output and no upsampled copy or concatenation (``bench/unet.py``,
-    registration planner-actor on CPU: a training step 0.8x the time, inference of 8 pairs 0.93x,
-    of one pair 1.1x)."""
+    """:func:`concat_upsample_conv`, in 2D with ``skip`` exactly twice ``x``'s size computed as one
+    transposed convolution of ``x`` for the upsampled half: the same numbers to rounding, 16
+    instead of 36 multiply-adds per output and no upsampled copy or concatenation
+    (``bench/unet.py``, registration planner-actor on CPU: a training step 0.8x the time,
+    inference of 8 pairs 0.93x, of one pair 1.1x). Other sizes and 3D (where the transposed
+    convolution was slower on CPU) take the plain composition."""
+    if x.dim() != 4 or tuple(skip.shape[2:]) != (2 * x.shape[2], 2 * x.shape[3]):
+        return concat_upsample_conv(conv, x, skip)
     w, c = conv.weight, x.shape[1]
     taps = UPSAMPLED_TAPS.to(w)
     up = F.conv_transpose2d(x, torch.einsum("tk,ul,ockl->cotu", taps, taps, w[:, :c]), stride=2, padding=1)
