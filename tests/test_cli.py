@@ -163,6 +163,8 @@ def test_eval_and_train_refuse_bad_requests_before_any_work(tmp_path, run_dir, c
     assert not out.exists()
     fails(capsys, ["eval", str(run_dir), "--pairs", str(tmp_path / "p.csv"), "--out", str(out)], "--pairs is for registration")
     fails(capsys, ["eval", str(run_dir / "policy.pt"), "--out", str(out)], "give the run directory")
+    (tmp_path / "stray.pt").write_text("not a run")
+    fails(capsys, ["eval", str(tmp_path / "stray.pt"), "--out", str(out)], "is a file, not a run directory")
     (tmp_path / "file").write_text("")
     fails(capsys, ["eval", str(run_dir), "--out", str(tmp_path / "file" / "ev")], "is a file")
     assert not out.exists()

@@ -89,6 +89,20 @@ def test_arbitrary_model_takes_a_style_and_pairs_write_numbered_files(tmp_path, 
     assert np.array_equal(np.asarray(Image.open(tmp_path / "q" / "0000.png")), np.asarray(Image.open(out / "result.png")))
 
 
+def test_grey_content_and_grey_style_are_their_three_equal_channels(tmp_path, models):
+    """An old black-and-white photo, a pencil drawing as the style: accepted, and stylised exactly as
+    the same picture saved as RGB with three equal channels."""
+    grey = picture(32, 40, 3)[..., 0]
+    g_content, g_style = save(tmp_path / "c.png", grey), save(tmp_path / "s.png", picture(40, 40, 4)[..., 1])
+    rgb_content = save(tmp_path / "c3.png", np.repeat(grey[..., None], 3, 2))
+    rgb_style = save(tmp_path / "s3.png", np.repeat(picture(40, 40, 4)[..., 1:2], 3, 2))
+    for content, style, out in ((g_content, g_style, "g"), (rgb_content, rgb_style, "rgb")):
+        assert main(["stylize", str(models["arb"]), "--content", content, "--style", style, "--steps", "2",
+                     "--out", str(tmp_path / out)]) == 0
+    a, b = (np.asarray(Image.open(tmp_path / o / "result.png")) for o in ("g", "rgb"))
+    assert a.shape == (32, 40, 3) and np.array_equal(a, b)
+
+
 def test_video_in_frames_and_a_video_out(tmp_path, models):
     import cv2
     path = tmp_path / "in.avi"

@@ -80,7 +80,7 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
     ``policy.pt`` = the mean of their weights; the same command again trains nothing more."""
     from rl_i2it.core.checkpoint import load
     from rl_i2it.core.trainer import load_policy, train_run
-    from rl_i2it.errors import UserError
+    from rl_i2it.errors import Stopped, UserError
     run(tmp_path / "start", digits, 8)
     base = merge(FAST, {"task_options": dict(SMALL, transform="cross"),
                         "train": {"steps": 8, "init": str(tmp_path / "start"), "fine_tunes": 2}})
@@ -104,10 +104,9 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
     stop_first = Trainer.train
 
     def stopped_by_ctrl_c(self):             # as a first Ctrl-C does: this run saved, then stop
-        out = stop_first(self)
-        self.stopped = True
-        return out
-    with pytest.MonkeyPatch.context() as mp:
+        stop_first(self)
+        raise Stopped("stopped: checkpoint saved")
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(Stopped):
         mp.setattr(Trainer, "train", stopped_by_ctrl_c)
         train_run(cfg, tmp_path / "stop", task=task, verbose=False)
     assert (tmp_path / "stop" / "fine_tune_0" / "policy.pt").is_file()
@@ -186,15 +185,16 @@ def test_resume_after_kill(tmp_path, digits):
     assert target <= final < target + 8
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
 
-    # Ctrl-C: the run finishes its episode, saves and exits cleanly
+    # Ctrl-C: the run finishes its episode, saves and exits as interrupted (so `train && next` stops)
     lines = len((out / "metrics.jsonl").read_text().splitlines())
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60      # wait until it trains (its Ctrl-C handler is in place by then)
     while len((out / "metrics.jsonl").read_text().splitlines()) <= lines and time.time() < deadline:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "stopped: checkpoint saved" in stdout
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and f"stopped: checkpoint saved in {out}" in stderr, stderr
+    assert "Traceback" not in stderr and "trained" not in stdout
     assert torch.load(out / "checkpoint.pt", weights_only=True)["counters"]["updates"] > final
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .data.cache import writable_dir
-from .errors import UserError
+from .errors import Stopped, UserError
 
 DEFAULT_CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -105,9 +105,8 @@ def cmd_train(args) -> None:
     cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
     out = Path(args.out or f"runs/{args.task}")
     counters = train_run(cfg, out)
-    if (out / "policy.pt").is_file():        # not yet when a Ctrl-C stopped the first of several fine-tunes
-        print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
-              f"(curves: {out}/curves.png)")
+    print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
+          f"(curves: {out}/curves.png)")
 
 
 MAX_STEPS = 200
@@ -169,7 +168,9 @@ def _run_task(run: Path, what: str = "") -> str:
     if what and not run.exists():
         raise UserError(f"{what}{run}: not found")
     if run.is_file() and not what:
-        raise UserError(f"{run}: give the run directory ({run.parent}), not a file in it")
+        if (run.parent / "policy.pt").is_file():
+            raise UserError(f"{run}: give the run directory ({run.parent}), not a file in it")
+        raise UserError(f"{run} is a file, not a run directory (a folder `rl-i2it train` wrote, with policy.pt)")
     path = run if run.is_file() else run / "policy.pt"
     if not path.is_file():
         raise UserError(f"{what}{run} is not a run directory (no policy.pt)")
@@ -488,8 +489,7 @@ def cmd_stylize(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.images import read_colour_image, write_image
-    from .data.images import preserve_colour
+    from .data.images import preserve_colour, read_image, write_image
     from .tasks.style import MIN_SIDE, check_side, load_style_image, stylize
     from .viz import image_grid
 
@@ -521,7 +521,7 @@ def cmd_stylize(args) -> None:
         return [preserve_colour(s, content) for s in steps] if args.preserve_color else steps
 
     if args.content:              # read and check everything before writing anything
-        content = content_of(read_colour_image(args.content), args.content)
+        content = content_of(read_image(args.content, "RGB"), args.content)   # grey: its three equal channels
         style_image = style_for(args.style)
         out = _output(args.out, STEP_FILES)
         steps = run(content, style_image)
@@ -546,7 +546,7 @@ def cmd_stylize(args) -> None:
             try:
                 if style not in styles:
                     styles[style] = style_for(style)
-                jobs.append((content_of(read_colour_image(r["content"]), r["content"]), styles[style]))
+                jobs.append((content_of(read_image(r["content"], "RGB"), r["content"]), styles[style]))
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
         out = _output(args.out, "[0-9][0-9][0-9][0-9].png")
@@ -817,6 +817,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rl-i2it: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:                    # training saved its checkpoint: say where, exit as a Ctrl-C
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:                 # before training's own handler is in place, or elsewhere
         print("\nrl-i2it: interrupted", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ import torch
 
 from ..config import Config, fill
 from ..data.cache import writable_dir
-from ..errors import UserError
+from ..errors import Stopped, UserError
 from ..nets import fast_layout
 from ..viz import plot_curves, read_metrics
 from . import checkpoint as ckpt
@@ -119,8 +119,8 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
         trainer = Trainer(one, sub, task=task, verbose=verbose)
         if trainer.resumed and verbose:
             print(f"resuming {sub} at update {trainer.counters['updates']}")
-        total = {name: total.get(name, 0) + v for name, v in trainer.train().items()}
-        if k == 1 or trainer.stopped:       # Ctrl-C: this fine-tune is saved, the same command goes on
+        total = {name: total.get(name, 0) + v for name, v in trainer.train().items()}   # Ctrl-C: Stopped
+        if k == 1:
             return total
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
                       "counters": total}, run_dir / "policy.pt")
@@ -327,9 +327,9 @@ class Trainer:
             log.close()
             if ok:            # only between episodes: an error mid-update leaves the last checkpoint
                 self.save()
-        if self.stopped and self.verbose:
-            print("\nstopped: checkpoint saved (run the same command again to resume)")
         self.plot()
+        if self.stopped:
+            raise Stopped(f"stopped: checkpoint saved in {self.run_dir} (run the same command again to resume)")
         return dict(self.counters)
 
     def _average_policy(self) -> None:

@@ -110,11 +110,12 @@ def check_side(img: torch.Tensor, what: str) -> torch.Tensor:
 
 
 def load_style_image(spec: str, size: int = 0) -> torch.Tensor:
-    """``[1, 3, H, W]`` in [0, 1]: a path or ``starry_night``; ``size`` > 0 resizes the longer side."""
-    from ..data.images import read_colour_image, resize_longer
+    """``[1, 3, H, W]`` in [0, 1]: a path or ``starry_night``; ``size`` > 0 resizes the longer side. A grey
+    picture (a pencil drawing, say) is a style too: its three channels equal, as a grey content's are."""
+    from ..data.images import read_image, resize_longer
     from ..data.style import style_file
     path = style_file() if spec == DEMO_STYLE else spec
-    img = read_colour_image(path)[None]
+    img = read_image(path, "RGB")[None]
     if size:
         img = resize_longer(img, size, min_side=MIN_SIDE)
     return check_side(img, f"style image {spec}")
