@@ -3,12 +3,14 @@ one clear line + exit 2 (nothing written) for bad input."""
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from conftest import REG_SMALL, make_anatomy
 from rl_i2it.cli import main
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.data.volumes import write_nifti
+from rl_i2it.ops.metrics import jacobian_determinant
 from rl_i2it.tasks.registration import RegistrationTask
 from test_cli import fails, run_dir  # noqa: F401  (the digits run, for the wrong-model case)
 
@@ -46,11 +48,18 @@ def args(run, p, out, *extra):
 def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(args(reg_run, pair, out, "--steps", "3", "--every-step")) == 0
-    assert "label Dice" in capsys.readouterr().out
+    assert "label Dice" in capsys.readouterr().out.split("folded voxels (det J <= 0)")[0]
     warped = nib.load(str(out / "warped.nii.gz"))
     assert warped.shape == (40, 40) and np.allclose(warped.affine, AFFINE)
     field = nib.load(str(out / "field.nii.gz"))
     assert field.shape == (40, 40, 2) and np.isfinite(np.asarray(field.dataobj)).all()
+    itk = nib.load(str(out / "field_itk.nii.gz"))         # LPS mm: x and y negated, x 1.5 mm voxels
+    assert itk.shape == (40, 40, 1, 1, 2) and np.allclose(itk.affine, AFFINE)
+    assert np.allclose(np.asarray(itk.dataobj)[:, :, 0, 0], -1.5 * np.asarray(field.dataobj), atol=1e-5)
+    det = jacobian_determinant(torch.from_numpy(np.moveaxis(np.asarray(field.dataobj), -1, 0))[None])[0].numpy()
+    jac = nib.load(str(out / "jacobian.nii.gz"))
+    assert jac.shape == (40, 40) and np.allclose(np.asarray(jac.dataobj), det, atol=1e-5)
+    assert np.abs(det - 1).max() > 1e-3                                    # a real field, not the identity
     labels = np.asarray(nib.load(str(out / "warped_labels.nii.gz")).dataobj)
     assert set(np.unique(labels)) <= {0, 1, 2, 3} and labels.any()
     assert (out / "preview.png").is_file() and (out / "step_03.nii.gz").is_file()
@@ -68,9 +77,13 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     assert sorted(p.name for p in (tmp_path / "ad").glob("step_*")) == [f"step_{t:02d}.nii.gz" for t in range(1, taken + 1)]
     shifted = AFFINE.copy()
     shifted[0, 3] += 5.0
+    shifted[1, 1] *= 2                        # moving voxels twice as tall: each fixed voxel takes twice the volume
     write_nifti(pair["moving"], np.asarray(nib.load(str(pair["moving"])).dataobj), shifted)
     assert main(args(reg_run, pair, tmp_path / "af", "--steps", "1")) == 0
     assert "different affines" in capsys.readouterr().err                  # said, not refused
+    field = np.moveaxis(np.asarray(nib.load(str(tmp_path / "af" / "field.nii.gz")).dataobj), -1, 0)
+    det = jacobian_determinant(torch.from_numpy(field)[None])[0].numpy()
+    assert np.allclose(np.asarray(nib.load(str(tmp_path / "af" / "jacobian.nii.gz")).dataobj), 2 * det, atol=1e-5)
 
 
 def test_register_adaptive_runs_up_to_30_steps_or_its_steps(reg_run, pair, tmp_path, capsys, monkeypatch):

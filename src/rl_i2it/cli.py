@@ -593,10 +593,10 @@ def cmd_register(args) -> None:
 
     from .core.trainer import load_policy
     from .data.pairs import normalise, to_grid
-    from .data.volumes import read_volume, write_nifti
+    from .data.volumes import read_volume, write_itk_field, write_nifti
     from .ops.warp import resize_field, warp
     from .tasks.registration import grid_image, mean_ncc, mid_slices, register, warp_labels
-    from .ops.metrics import mean_dice
+    from .ops.metrics import jacobian_determinant, mean_dice
     from .viz import image_grid
 
     steps = args.steps if args.steps is not None else (30 if args.adaptive else 10)
@@ -640,6 +640,11 @@ def cmd_register(args) -> None:
     warped = warp(m_full, field)[0, 0]
     write_nifti(out / "warped.nii.gz", warped.numpy(), fixed.affine)
     write_nifti(out / "field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine)
+    write_itk_field(out / "field_itk.nii.gz", field[0].numpy(), fixed.affine, moving.affine)
+    n = task.dims                  # the volume change, moving over fixed, of each fixed voxel (<= 0: folded)
+    scale = abs(np.linalg.det(moving.affine[:n, :n]) / np.linalg.det(fixed.affine[:n, :n]))
+    det = jacobian_determinant(field)[0].numpy() * scale
+    write_nifti(out / "jacobian.nii.gz", det.astype(np.float32), fixed.affine)
     line = ""
     if "moving" in labels:
         wl = warp_labels(labels["moving"][None], field)[0]
@@ -658,8 +663,9 @@ def cmd_register(args) -> None:
                zoom=max(1, 256 // max(shape)))
     ncc0 = float(mean_ncc(f, m)[0])
     ncc1 = float(mean_ncc(f, to_grid(normalise(warped.numpy()), task.options.size)[None, None].to(dev))[0])
-    print(f"registered in {int(r['steps_taken'][0])} steps: local NCC {ncc0:.3f} -> {ncc1:.3f}{line}; "
-          f"{out}/warped.nii.gz, field.nii.gz{', warped_labels.nii.gz' if 'moving' in labels else ''}, preview.png")
+    print(f"registered in {int(r['steps_taken'][0])} steps: local NCC {ncc0:.3f} -> {ncc1:.3f}{line}, "
+          f"folded voxels (det J <= 0) {float((det <= 0).mean()) * 100:.2f} %; {out}/warped.nii.gz, field.nii.gz, "
+          f"field_itk.nii.gz, jacobian.nii.gz{', warped_labels.nii.gz' if 'moving' in labels else ''}, preview.png")
 
 
 def cmd_data(args) -> None:

@@ -80,3 +80,91 @@ def test_fetch_refuses_unknown_source_and_explains_missing_apt(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(UserError, match="apt-get"):
         volumes.fetch_source("mricron")
+
+
+def _itk_resample(moving: np.ndarray, field_lps: np.ndarray, affine: np.ndarray, moving_affine: np.ndarray
+                  ) -> np.ndarray:
+    """What ITK's resampler does with a displacement field, written out here: fixed voxel x -> its
+    world point (LPS) p -> p + d(x) -> the moving image's voxel there (its own affine), n-linear."""
+    n = moving.ndim
+    flip = np.diag([-1.0, -1.0, 1.0])
+    idx = np.stack(np.meshgrid(*[np.arange(s) for s in moving.shape], indexing="ij"), -1).astype(float)
+    d = np.zeros(idx.shape[:-1] + (3,))
+    d[..., :n] = field_lps
+    lps = idx @ (flip @ affine[:3, :n]).T + flip @ affine[:3, 3] + d
+    ras = lps @ flip - moving_affine[:3, 3]
+    src = np.linalg.lstsq(moving_affine[:3, :n], ras.reshape(-1, 3).T, rcond=None)[0].T.reshape(idx.shape)
+    lo = np.floor(src).astype(int)
+    out = np.zeros(moving.shape)
+    for corner in np.ndindex(*(2,) * n):
+        c = lo + np.array(corner)
+        w = np.prod(1 - np.abs(src - c), -1)
+        c = np.clip(c, 0, np.array(moving.shape) - 1)
+        out += w * moving[tuple(c[..., i] for i in range(n))]
+    return out
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_itk_field_resamples_the_moving_image_as_our_warp_does(tmp_path, nd):
+    """``field_itk.nii.gz`` (LPS millimetres, ANTs' layout) on a rotated, flipped, anisotropic grid:
+    ITK's reading of it (written out in ``_itk_resample``) gives our warped image. The same file
+    fed to ANTs' ``apply_transforms`` matched ours to 1e-6 (session 19, antspyx 0.6; the next test)."""
+    import nibabel as nib
+    import torch
+    import torch.nn.functional as F
+    from rl_i2it.data.volumes import write_itk_field
+    from rl_i2it.ops.warp import warp
+    shape = (14, 16, 12)[:nd]
+    grids = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    moving = sum(np.sin((i + 2) * g + i) for i, g in enumerate(grids)).astype(np.float32)
+    coarse = torch.randn(1, nd, *(3,) * nd, generator=torch.Generator().manual_seed(nd))
+    field = F.interpolate(coarse, size=shape, mode="bilinear" if nd == 2 else "trilinear", align_corners=True)[0]
+    ours = warp(torch.from_numpy(moving)[None, None], field[None])[0, 0].numpy()
+    th = 0.4
+    rot = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.diag([-1.2, 0.9, 2.0])
+    affine[:3, 3] = [10, -5, 3]
+    if nd == 2:
+        affine[:3, 2], affine[2, :3] = [0, 0, 1], [0, 0, 1]
+    other = affine.copy()                     # a moving image on another grid (registered voxel to voxel)
+    other[:3, :3] *= 1.1
+    other[:3, 3] += [3, 1, -2]
+    inner = tuple(slice(2, -2) for _ in range(nd))
+    for moving_affine in (affine, other):
+        write_itk_field(tmp_path / "f.nii.gz", field.numpy(), affine, moving_affine)
+        img = nib.load(str(tmp_path / "f.nii.gz"))
+        assert img.shape == shape + (1,) * (4 - nd) + (nd,) and img.header.get_intent()[0] == "vector"
+        assert np.allclose(img.affine, affine)
+        stored = np.asarray(img.dataobj).reshape(shape + (nd,))
+        assert np.abs(_itk_resample(moving, stored, affine, moving_affine) - ours)[inner].max() < 1e-4
+        flipped = stored * np.array([-1, -1, 1][:nd])                                   # RAS instead of LPS
+        assert np.abs(_itk_resample(moving, flipped, affine, moving_affine) - ours)[inner].max() > 0.1
+
+
+def test_itk_field_in_ants(tmp_path):
+    """With antspyx installed (`pip install .[baselines]`): ANTs resamples the moving image through
+    our ``field_itk.nii.gz`` to our warped image (a child process: ITK and torch clash in one)."""
+    import subprocess
+    import sys
+    import torch
+    from rl_i2it.baselines import classical
+    from rl_i2it.data.volumes import write_itk_field
+    from rl_i2it.ops.warp import warp
+    if not classical.available("syn"):
+        pytest.skip(classical.missing_line("syn"))
+    g = np.random.default_rng(0)
+    moving = np.cumsum(np.cumsum(g.normal(size=(12, 14, 10)), 0), 1).astype(np.float32)
+    field = torch.from_numpy(g.normal(scale=0.8, size=(3, 12, 14, 10)).astype(np.float32))
+    affine, moving_affine = np.diag([-1.5, 1.0, 2.5, 1.0]), np.diag([-1.2, 1.1, 2.0, 1.0])
+    affine[:3, 3], moving_affine[:3, 3] = [4, 2, -7], [1, 5, -3]
+    write_nifti(tmp_path / "f.nii.gz", np.zeros(moving.shape, np.float32), affine)
+    write_nifti(tmp_path / "m.nii.gz", moving, moving_affine)
+    write_itk_field(tmp_path / "d.nii.gz", field.numpy(), affine, moving_affine)
+    code = ("import ants, numpy as np; f, m = ants.image_read('f.nii.gz'), ants.image_read('m.nii.gz'); "
+            "np.save('w.npy', ants.apply_transforms(f, m, ['d.nii.gz'], interpolator='linear').numpy())")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=120)
+    ours = warp(torch.from_numpy(moving)[None, None], field[None])[0, 0].numpy()
+    src = np.stack(np.meshgrid(*[np.arange(s) for s in moving.shape], indexing="ij")) + field.numpy()
+    inside = ((src >= 0) & (src <= np.array(moving.shape)[:, None, None, None] - 1)).all(0)  # borders differ
+    assert inside.mean() > 0.5 and np.abs(np.load(tmp_path / "w.npy") - ours)[inside].max() < 1e-4

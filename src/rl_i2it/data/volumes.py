@@ -86,13 +86,38 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
     return Volume(arr, affine)
 
 
-def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray) -> None:
-    """Write ``array`` (``[*S]`` or ``[*S, C]`` for a vector field) with ``affine``, atomically."""
+def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, intent: str | None = None) -> None:
+    """Write ``array`` (``[*S]`` or ``[*S, C]`` for a vector field) with ``affine`` (and a NIfTI
+    ``intent`` such as ``"vector"``), atomically."""
     import nibabel as nib
     path = Path(path)
     tmp = path.with_name(".tmp-" + path.name)
-    nib.save(nib.Nifti1Image(np.asarray(array), np.asarray(affine, np.float64)), str(tmp))
+    img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, np.float64))
+    if intent:
+        img.header.set_intent(intent)
+    nib.save(img, str(tmp))
     tmp.replace(path)
+
+
+def write_itk_field(path: str | Path, field: np.ndarray, affine: np.ndarray,
+                    moving_affine: np.ndarray | None = None) -> None:
+    """Our displacement ``field`` (``[N, *S]``, voxels, array-axis order, pull-back: fixed voxel ``x``
+    takes moving voxel ``x + field(x)``) as an ITK / ANTs displacement field over the fixed grid
+    (``affine``): millimetres in ITK's LPS world (RAS with x and y negated), stored ``[*S, (1,) 1, N]``
+    with the vector intent, as ANTs writes its warps. ITK's ``DisplacementFieldTransform`` maps a fixed
+    point ``p`` to ``p + d(p)``, here the world point of that moving voxel under ``moving_affine``
+    (default: the fixed one), so resampling the moving image through it gives our ``warped`` image."""
+    n = field.shape[0]
+    fixed = np.asarray(affine, np.float64)
+    moving = fixed if moving_affine is None else np.asarray(moving_affine, np.float64)
+    x = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float64) for s in field.shape[1:]], indexing="ij"))
+
+    def to_world(a, voxels):                                                               # RAS mm [3, *S]
+        return np.tensordot(a[:3, :n], voxels, axes=([1], [0])) + a[:3, 3].reshape((3,) + (1,) * n)
+    world = to_world(moving, x + field) - to_world(fixed, x)
+    world[:2] *= -1                                                                       # LPS
+    vec = np.moveaxis(world[:n], 0, -1).astype(np.float32)                                # [*S, N]
+    write_nifti(path, vec.reshape(vec.shape[:n] + (1,) * (4 - n) + (n,)), affine, "vector")  # [X, Y, (Z,) 1, N]
 
 
 # -- pair manifests ---------------------------------------------------------------------------------
