@@ -79,11 +79,15 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     shifted[0, 3] += 5.0
     shifted[1, 1] *= 2                        # moving voxels twice as tall: each fixed voxel takes twice the volume
     write_nifti(pair["moving"], np.asarray(nib.load(str(pair["moving"])).dataobj), shifted)
-    assert main(args(reg_run, pair, tmp_path / "af", "--steps", "1")) == 0
-    assert "different affines" in capsys.readouterr().err                  # said, not refused
-    field = np.moveaxis(np.asarray(nib.load(str(tmp_path / "af" / "field.nii.gz")).dataobj), -1, 0)
-    det = jacobian_determinant(torch.from_numpy(field)[None])[0].numpy()
-    assert np.allclose(np.asarray(nib.load(str(tmp_path / "af" / "jacobian.nii.gz")).dataobj), 2 * det, atol=1e-5)
+    for extra, note, scale in (((), "resampled onto --fixed's grid through their headers", 1),
+                               (("--by-voxel",), "voxel to voxel", 2)):
+        assert main(args(reg_run, pair, tmp_path / "af", "--steps", "1", *extra)) == 0
+        assert note in capsys.readouterr().err                              # said, not refused
+        field = np.moveaxis(np.asarray(nib.load(str(tmp_path / "af" / "field.nii.gz")).dataobj), -1, 0)
+        det = jacobian_determinant(torch.from_numpy(field)[None])[0].numpy()
+        assert np.allclose(np.asarray(nib.load(str(tmp_path / "af" / "jacobian.nii.gz")).dataobj), scale * det, atol=1e-5)
+    warped = np.asarray(nib.load(str(tmp_path / "af" / "warped.nii.gz")).dataobj)
+    assert warped.shape == (40, 40)
 
 
 def test_register_adaptive_runs_up_to_30_steps_or_its_steps(reg_run, pair, tmp_path, capsys, monkeypatch):
@@ -108,7 +112,14 @@ def test_register_refuses_bad_input_before_writing(reg_run, run_dir, pair, tmp_p
     write_nifti(tmp_path / "vol.nii.gz", np.ones((8, 8, 8), np.float32), AFFINE)
     fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "vol.nii.gz"}, out), "registers 2D images")
     write_nifti(tmp_path / "small.nii.gz", np.ones((40, 30), np.float32), AFFINE)
-    fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "small.nii.gz"}, out), "differ in dimensions")
+    fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "small.nii.gz"}, out), "--moving-labels (40, 40) differ")
+    small = {**pair, "moving": tmp_path / "small.nii.gz", "moving_labels": tmp_path / "small_labels.nii.gz"}
+    write_nifti(small["moving_labels"], np.ones((40, 30), np.int16), AFFINE)
+    fails(capsys, args(reg_run, small, out, "--by-voxel"), "voxel to voxel needs one grid")
+    far = AFFINE.copy()
+    far[1, 3] += 1000
+    write_nifti(small["moving"], np.ones((40, 30), np.float32), far)
+    fails(capsys, args(reg_run, small, out), "do not overlap")
     write_nifti(tmp_path / "empty.nii.gz", np.zeros((40, 40), np.int16), AFFINE)
     fails(capsys, args(reg_run, {**pair, "moving_labels": tmp_path / "empty.nii.gz"}, out), "empty")
     nan = np.ones((40, 40), np.float32)

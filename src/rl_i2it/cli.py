@@ -592,7 +592,7 @@ def cmd_register(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.pairs import normalise, to_grid
+    from .data.pairs import normalise, onto_fixed_grid, to_grid
     from .data.volumes import read_volume, write_itk_field, write_nifti
     from .ops.warp import resize_field, warp
     from .tasks.registration import grid_image, mean_ncc, mid_slices, register, warp_labels
@@ -614,35 +614,38 @@ def cmd_register(args) -> None:
     for what, v in (("fixed", fixed), ("moving", moving)):
         if v.array.ndim != task.dims:
             raise UserError(f"--{what} is {v.array.ndim}D {v.array.shape}: this model registers {task.dims}D images")
-    if fixed.array.shape != moving.array.shape:
-        raise UserError(f"--moving {moving.array.shape} and --fixed {fixed.array.shape} differ in dimensions: "
-                        f"resample them onto one grid first")
-    if not np.allclose(fixed.affine, moving.affine, atol=1e-3):
-        print("rl-i2it: note: --moving and --fixed have different affines (voxel-to-world maps): they are "
-              "registered voxel to voxel; the outputs take the fixed image's affine", file=sys.stderr)
     if args.fixed_labels and not args.moving_labels:
         raise UserError("--fixed-labels goes with --moving-labels (Dice compares the warped moving labels with them)")
     labels = {}
-    for role in ("moving", "fixed"):
+    for role, image in (("moving", moving), ("fixed", fixed)):
         path = getattr(args, role + "_labels")
         if path:
-            lab = read_volume(path, labels=True).array
-            if lab.shape != fixed.array.shape:
-                raise UserError(f"--{role}-labels {lab.shape} differ from the images {fixed.array.shape}")
-            labels[role] = torch.from_numpy(lab)
+            labels[role] = read_volume(path, labels=True).array
+            if labels[role].shape != image.array.shape:
+                raise UserError(f"--{role}-labels {labels[role].shape} differ from --{role} {image.array.shape}")
+    moved, moved_labels, cover = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
+    if moved is not moving.array:
+        print(f"rl-i2it: note: --moving resampled onto --fixed's grid through their headers (world coordinates), "
+              f"covering {cover * 100:.0f} % of it{'' if cover > 0.5 else ': are both in one world space?'} "
+              f"(--by-voxel: voxel to voxel)", file=sys.stderr)
+    elif not np.allclose(fixed.affine, moving.affine, atol=1e-3):
+        print("rl-i2it: note: --by-voxel: registered voxel to voxel, whatever the headers say", file=sys.stderr)
+    labels = {role: torch.from_numpy(lab) for role, lab in (("moving", moved_labels), ("fixed", labels.get("fixed")))
+              if lab is not None}
     out = _output(args.out, "step_[0-9]*.nii.gz", "warped_labels.nii.gz")
     dev, shape = task.device, fixed.array.shape
     f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
-    m = to_grid(normalise(moving.array), task.options.size)[None, None].to(dev)
+    m = to_grid(normalise(moved), task.options.size)[None, None].to(dev)
     r = register(task, policy, f, m, steps, adaptive=args.adaptive, tol=tol, every_step=args.every_step)
-    field = resize_field(r["field"], shape).cpu()                         # voxels of the input grid
-    m_full = torch.from_numpy(moving.array)[None, None]
+    field = resize_field(r["field"], shape).cpu()                         # voxels of the fixed grid
+    m_full = torch.from_numpy(moved)[None, None]
     warped = warp(m_full, field)[0, 0]
     write_nifti(out / "warped.nii.gz", warped.numpy(), fixed.affine)
     write_nifti(out / "field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine)
-    write_itk_field(out / "field_itk.nii.gz", field[0].numpy(), fixed.affine, moving.affine)
+    grid = moving.affine if args.by_voxel else fixed.affine       # the grid the field's moving voxels are on
+    write_itk_field(out / "field_itk.nii.gz", field[0].numpy(), fixed.affine, grid)
     n = task.dims                  # the volume change, moving over fixed, of each fixed voxel (<= 0: folded)
-    scale = abs(np.linalg.det(moving.affine[:n, :n]) / np.linalg.det(fixed.affine[:n, :n]))
+    scale = abs(np.linalg.det(grid[:n, :n]) / np.linalg.det(fixed.affine[:n, :n]))
     det = jacobian_determinant(field)[0].numpy() * scale
     write_nifti(out / "jacobian.nii.gz", det.astype(np.float32), fixed.affine)
     line = ""
@@ -656,7 +659,7 @@ def cmd_register(args) -> None:
     for t, step_field in enumerate(r["fields"]):
         step_img = warp(m_full, resize_field(step_field, shape))[0, 0]
         write_nifti(out / f"step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine)
-    fn, mn, wn = (normalise(a) for a in (fixed.array, moving.array, warped.numpy()))
+    fn, mn, wn = (normalise(a) for a in (fixed.array, moved, warped.numpy()))
     rows = [[a, b, c, d] for a, b, c, d in zip(mid_slices(mn[None]), mid_slices(fn[None]), mid_slices(wn[None]),
                                                mid_slices(grid_image(field[0], max(4, max(shape) // 16))))]
     image_grid(rows, out / "preview.png", headers=["moving", "fixed", "warped", "grid"],
@@ -781,13 +784,16 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("register", help="register your own pair (NIfTI, MRC or PNG) with a registration model")
     g.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
     g.add_argument("--moving", required=True, help="moving image (.nii/.nii.gz, .mrc, .png)")
-    g.add_argument("--fixed", required=True, help="fixed image, same grid as the moving one")
+    g.add_argument("--fixed", required=True, help="fixed image: its grid and header are the outputs'")
     g.add_argument("--moving-labels", help="label map of the moving image: written warped")
     g.add_argument("--fixed-labels", help="label map of the fixed image: Dice before/after is printed")
     g.add_argument("--steps", type=int, help="steps T (default 10); with --adaptive the most steps (default 30)")
     g.add_argument("--adaptive", action="store_true", help="stop when a step's local-NCC gain < --tol")
     g.add_argument("--tol", type=float, help="adaptive stopping threshold, > 0 (default 1e-3)")
     g.add_argument("--every-step", action="store_true", help="also write each step's image (model grid)")
+    g.add_argument("--by-voxel", action="store_true", help="register voxel to voxel, ignoring the headers' world "
+                                                            "positions (the default resamples --moving onto --fixed's "
+                                                            "grid through them; same shape needed)")
     g.add_argument("--out", required=True, help="output directory")
     _common(g, seed=False)
     g.set_defaults(func=cmd_register)

@@ -74,11 +74,41 @@ def test_manifest_pairs_resample_users_volumes(tmp_path):
     assert ps.shape == (16, 16, 16) and ps.fixed.dtype == torch.uint8 and ps.fixed.max() > 200
     assert ps.moving_labels.sum() > 0 and ps.fixed_labels.sum() == 0
     assert load_pairs(f"manifest:{tmp_path / 'pairs.csv'}", size=16).shape == (16, 16, 16)
-    write_nifti(tmp_path / "f.nii.gz", np.zeros((20, 20, 21), np.float32), np.eye(4))
-    with pytest.raises(UserError, match="differ in shape"):
+    write_nifti(tmp_path / "f.nii.gz", rng.random((20, 20, 21)).astype(np.float32), np.eye(4))
+    assert manifest_pairs(tmp_path / "pairs.csv", 16).moving_labels.sum() > 0   # onto the fixed grid, by world
+    far = np.eye(4)
+    far[0, 3] = 500.0
+    write_nifti(tmp_path / "m.nii.gz", rng.random((20, 20, 20)).astype(np.float32), far)
+    with pytest.raises(UserError, match="do not overlap in world coordinates"):
         manifest_pairs(tmp_path / "pairs.csv", 16)
     with pytest.raises(UserError, match="unknown pair set"):
         load_pairs("nope")
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_moving_goes_onto_the_fixed_grid_through_world_coordinates(nd):
+    """A moving image whose header puts it 3 mm further along x, with 2 mm voxels on axis 1 (from 0.5 mm): its
+    box lands where the world says on the fixed grid, labels by nearest neighbour; the same grid and
+    header come back as given; voxel to voxel keeps the array and needs one shape."""
+    from rl_i2it.data.pairs import onto_fixed_grid
+    from rl_i2it.data.volumes import Volume
+    shape = (24, 20, 16)[:nd]
+    box = np.zeros(shape, np.float32)
+    box[(slice(6, 12), slice(4, 8)) + (slice(3, 9),) * (nd - 2)] = 1
+    fixed = Volume(np.zeros((24, 30, 16)[:nd], np.float32), np.eye(4))
+    a = np.diag([1.0, 2.0, 1.0, 1.0])
+    a[0, 3], a[1, 3] = 3.0, 0.5
+    moved, lab, cover = onto_fixed_grid(fixed, Volume(box, a), box.astype(np.int64))
+    want = np.zeros(fixed.array.shape, np.float32)
+    want[(slice(9, 15), slice(8, 16)) + (slice(3, 9),) * (nd - 2)] = 1      # x + 3; y = 2 j + 0.5: j 4..7 -> y 8..15
+    assert moved.shape == fixed.array.shape and np.array_equal(moved > 0.5, want > 0.5)
+    assert lab.dtype == np.int64 and np.array_equal(lab, want.astype(np.int64))
+    assert 0.5 < cover < 1                                                  # the moving image ends at x = 26 mm
+    same = Volume(box, np.eye(4))
+    assert onto_fixed_grid(Volume(box, np.eye(4)), same)[0] is box
+    assert onto_fixed_grid(Volume(box, np.eye(4)), Volume(box, a), by_voxel=True)[0] is box
+    with pytest.raises(UserError, match="voxel to voxel needs one grid"):
+        onto_fixed_grid(fixed, same, by_voxel=True)
 
 
 def test_inter_subject_splits_use_disjoint_levels():

@@ -145,16 +145,40 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 # -- base images from the sources ----------------------------------------------------------------------
 def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape, labels=False
              ) -> np.ndarray:
-    """Resample a 3D volume onto another grid through world coordinates (trilinear or nearest)."""
+    """Resample a 2D or 3D image onto another grid through world coordinates (n-linear, or nearest
+    for labels; zero outside the image)."""
+    n = arr.ndim
     vox = np.linalg.inv(affine) @ target_affine          # target voxel -> source voxel
-    idx = np.stack(np.meshgrid(*[np.arange(n) for n in target_shape], indexing="ij"), -1).reshape(-1, 3)
-    src = idx @ vox[:3, :3].T + vox[:3, 3]
+    idx = np.stack(np.meshgrid(*[np.arange(k) for k in target_shape], indexing="ij"), -1).reshape(-1, n)
+    src = idx @ vox[:n, :n].T + vox[:n, 3]
     shape = np.array(arr.shape, np.float64)
     grid = torch.from_numpy((2 * src / np.maximum(shape - 1, 1) - 1)[:, ::-1].copy()).float()
-    grid = grid.view(1, *target_shape, 3)
+    grid = grid.view(1, *target_shape, n)
     t = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None]
     out = F.grid_sample(t, grid, mode="nearest" if labels else "bilinear", align_corners=True)
     return out[0, 0].numpy()
+
+
+def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_voxel: bool = False,
+                    what: str = "--moving") -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The moving image (a ``Volume``) and its labels on the fixed image's grid, through the two
+    headers' world coordinates, as ANTs and elastix start a registration; as given when grid and
+    header agree, or with ``by_voxel`` (voxel to voxel: the shapes must agree). Returns them and
+    the share of the fixed grid that the moving image covers (1 when as given)."""
+    if by_voxel or (moving.array.shape == fixed.array.shape and np.allclose(moving.affine, fixed.affine, atol=1e-3)):
+        if moving.array.shape != fixed.array.shape:
+            raise UserError(f"{what} {moving.array.shape} and the fixed image {fixed.array.shape} differ in shape: "
+                            f"voxel to voxel needs one grid")
+        return moving.array, moving_labels, 1.0
+    cover = float((resample(np.ones(moving.array.shape, np.float32), moving.affine, fixed.affine,
+                            fixed.array.shape) > 0.5).mean())
+    if cover == 0:
+        raise UserError(f"{what} and the fixed image do not overlap in world coordinates (their headers place "
+                        f"them apart): fix the headers, or register voxel to voxel (same shape)")
+    m = resample(moving.array, moving.affine, fixed.affine, fixed.array.shape)
+    lab = None if moving_labels is None else resample(moving_labels, moving.affine, fixed.affine, fixed.array.shape,
+                                                      labels=True).round().astype(np.int64)
+    return m, lab, cover
 
 
 def _square_crop(masks: np.ndarray, margin: int = 4) -> tuple[slice, slice]:
@@ -305,16 +329,16 @@ def manifest_pairs(path: Path, size: int) -> PairSet:
     rows = read_manifest(path)
     out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
     for r in rows:
-        f, m = read_volume(r["fixed"]).array, read_volume(r["moving"]).array
-        if f.shape != m.shape:
-            raise UserError(f"{r['moving']} {m.shape} and {r['fixed']} {f.shape} differ in shape: resample them onto one grid first")
-        for role, arr in (("fixed", f), ("moving", m)):
+        vols, labs = {}, {}
+        for role in ("fixed", "moving"):
+            vols[role] = read_volume(r[role])
+            lab_path, shape = r[role + "_labels"], vols[role].array.shape
+            labs[role] = read_volume(lab_path, labels=True).array if lab_path else np.zeros(shape, np.int64)
+            if labs[role].shape != shape:
+                raise UserError(f"{lab_path}: labels {labs[role].shape} differ from the image {shape}")
+        m, labs["moving"], _ = onto_fixed_grid(vols["fixed"], vols["moving"], labs["moving"], what=str(r["moving"]))
+        for role, arr in (("fixed", vols["fixed"].array), ("moving", m)):
             out[role].append(to_u8(to_grid(normalise(arr), size))[None])
-            lab_path = r[role + "_labels"]
-            lab = (torch.from_numpy(read_volume(lab_path, labels=True).array) if lab_path
-                   else torch.zeros(arr.shape, dtype=torch.int64))
-            if tuple(lab.shape) != arr.shape:
-                raise UserError(f"{lab_path}: labels {tuple(lab.shape)} differ from the image {arr.shape}")
-            out[role + "_labels"].append(to_grid(lab, size, labels=True).round().short())
+            out[role + "_labels"].append(to_grid(torch.from_numpy(labs[role]), size, labels=True).round().short())
     return PairSet(*(torch.stack(out[k]) for k in ("fixed", "moving", "fixed_labels", "moving_labels")),
                    name=f"manifest:{path}")
