@@ -79,6 +79,9 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     shifted[0, 3] += 5.0
     shifted[1, 1] *= 2                        # moving voxels twice as tall: each fixed voxel takes twice the volume
     write_nifti(pair["moving"], np.asarray(nib.load(str(pair["moving"])).dataobj), shifted)
+    assert main(args(reg_run, pair, tmp_path / "lab", "--steps", "1")) == 2     # labels left on the old header
+    assert "a label map must lie on its image's grid" in capsys.readouterr().err
+    write_nifti(pair["moving_labels"], np.asarray(nib.load(str(pair["moving_labels"])).dataobj), shifted)
     for extra, note, scale in (((), "resampled onto --fixed's grid through their headers", 1),
                                (("--by-voxel",), "voxel to voxel", 2)):
         assert main(args(reg_run, pair, tmp_path / "af", "--steps", "1", *extra)) == 0
@@ -88,6 +91,20 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
         assert np.allclose(np.asarray(nib.load(str(tmp_path / "af" / "jacobian.nii.gz")).dataobj), scale * det, atol=1e-5)
     warped = np.asarray(nib.load(str(tmp_path / "af" / "warped.nii.gz")).dataobj)
     assert warped.shape == (40, 40)
+
+
+def test_register_keeps_any_label_ids(reg_run, pair, tmp_path, capsys):
+    """Atlas ids such as 484682470 (Allen CCF) or 40000 come back exactly (int16 and float32 would
+    corrupt them), and Dice counts them as labels, not as one merged label."""
+    labs = np.asarray(nib.load(str(pair["moving_labels"])).dataobj).astype(np.int64)
+    big = np.array([0, 484682470, 484682471, 40000], np.int32)[np.clip(labs, 0, 3)]
+    for role in ("moving", "fixed"):
+        write_nifti(pair[role + "_labels"], big, AFFINE)
+    assert main(args(reg_run, pair, tmp_path / "out", "--steps", "1")) == 0
+    assert "label Dice 1.000 ->" in capsys.readouterr().out           # the same map on both sides
+    out = np.asarray(nib.load(str(tmp_path / "out" / "warped_labels.nii.gz")).dataobj)
+    assert out.dtype == np.int32 and set(np.unique(out)) <= {0, 484682470, 484682471, 40000}
+    assert (out == 484682471).any() and (out == 40000).any()
 
 
 def test_register_adaptive_runs_up_to_30_steps_or_its_steps(reg_run, pair, tmp_path, capsys, monkeypatch):
@@ -119,6 +136,7 @@ def test_register_refuses_bad_input_before_writing(reg_run, run_dir, pair, tmp_p
     far = AFFINE.copy()
     far[1, 3] += 1000
     write_nifti(small["moving"], np.ones((40, 30), np.float32), far)
+    write_nifti(small["moving_labels"], np.ones((40, 30), np.int16), far)
     fails(capsys, args(reg_run, small, out), "do not overlap")
     write_nifti(tmp_path / "empty.nii.gz", np.zeros((40, 40), np.int16), AFFINE)
     fails(capsys, args(reg_run, {**pair, "moving_labels": tmp_path / "empty.nii.gz"}, out), "empty")

@@ -592,8 +592,8 @@ def cmd_register(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.pairs import normalise, onto_fixed_grid, to_grid
-    from .data.volumes import read_volume, write_itk_field, write_nifti
+    from .data.pairs import compact_labels, label_dtype, normalise, onto_fixed_grid, placement, to_grid
+    from .data.volumes import read_labels_of, read_volume, voxel_volume, write_itk_field, write_nifti
     from .ops.warp import resize_field, warp
     from .tasks.registration import grid_image, mean_ncc, mid_slices, register, warp_labels
     from .ops.metrics import jacobian_determinant, mean_dice
@@ -616,18 +616,14 @@ def cmd_register(args) -> None:
             raise UserError(f"--{what} is {v.array.ndim}D {v.array.shape}: this model registers {task.dims}D images")
     if args.fixed_labels and not args.moving_labels:
         raise UserError("--fixed-labels goes with --moving-labels (Dice compares the warped moving labels with them)")
-    labels = {}
-    for role, image in (("moving", moving), ("fixed", fixed)):
-        path = getattr(args, role + "_labels")
-        if path:
-            labels[role] = read_volume(path, labels=True).array
-            if labels[role].shape != image.array.shape:
-                raise UserError(f"--{role}-labels {labels[role].shape} differ from --{role} {image.array.shape}")
-    moved, moved_labels, cover = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
+    labels = {role: read_labels_of(getattr(args, role + "_labels"), image, f"--{role}-labels")
+              for role, image in (("moving", moving), ("fixed", fixed)) if getattr(args, role + "_labels")}
+    compact, ids = compact_labels(*labels.values())     # any ids, exactly: indices through resampling and warps
+    labels = dict(zip(labels, compact))
+    moved, moved_labels, cover, off = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
     if moved is not moving.array:
-        print(f"rl-i2it: note: --moving resampled onto --fixed's grid through their headers (world coordinates), "
-              f"covering {cover * 100:.0f} % of it{'' if cover > 0.5 else ': are both in one world space?'} "
-              f"(--by-voxel: voxel to voxel)", file=sys.stderr)
+        print(f"rl-i2it: note: --moving resampled onto --fixed's grid through their headers (world coordinates): "
+              f"{placement(cover, off)} (--by-voxel: voxel to voxel)", file=sys.stderr)
     elif not np.allclose(fixed.affine, moving.affine, atol=1e-3):
         print("rl-i2it: note: --by-voxel: registered voxel to voxel, whatever the headers say", file=sys.stderr)
     labels = {role: torch.from_numpy(lab) for role, lab in (("moving", moved_labels), ("fixed", labels.get("fixed")))
@@ -640,25 +636,28 @@ def cmd_register(args) -> None:
     field = resize_field(r["field"], shape).cpu()                         # voxels of the fixed grid
     m_full = torch.from_numpy(moved)[None, None]
     warped = warp(m_full, field)[0, 0]
-    write_nifti(out / "warped.nii.gz", warped.numpy(), fixed.affine)
-    write_nifti(out / "field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine)
+    write_nifti(out / "warped.nii.gz", warped.numpy(), fixed.affine, like=fixed)
+    write_nifti(out / "field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine, like=fixed)
     grid = moving.affine if args.by_voxel else fixed.affine       # the grid the field's moving voxels are on
-    write_itk_field(out / "field_itk.nii.gz", field[0].numpy(), fixed.affine, grid)
+    write_itk_field(out / "field_itk.nii.gz", field[0].numpy(), fixed.affine, grid, like=fixed)
+    if task.dims == 2 and abs(np.cross(fixed.affine[:3, 0], fixed.affine[:3, 1])[2]) < 0.999 * voxel_volume(fixed.affine, 2):
+        print("rl-i2it: note: the fixed slice is not axial; ITK's 2D world is x and y, so field_itk.nii.gz "
+              "leaves out the field's through-plane part", file=sys.stderr)
     n = task.dims                  # the volume change, moving over fixed, of each fixed voxel (<= 0: folded)
-    scale = abs(np.linalg.det(grid[:n, :n]) / np.linalg.det(fixed.affine[:n, :n]))
+    scale = voxel_volume(grid, n) / voxel_volume(fixed.affine, n)
     det = jacobian_determinant(field)[0].numpy() * scale
-    write_nifti(out / "jacobian.nii.gz", det.astype(np.float32), fixed.affine)
+    write_nifti(out / "jacobian.nii.gz", det.astype(np.float32), fixed.affine, like=fixed)
     line = ""
     if "moving" in labels:
         wl = warp_labels(labels["moving"][None], field)[0]
-        write_nifti(out / "warped_labels.nii.gz", wl.numpy().astype(np.int16), fixed.affine)
+        write_nifti(out / "warped_labels.nii.gz", ids[wl.numpy()].astype(label_dtype(ids)), fixed.affine, like=fixed)
         if "fixed" in labels:
             before = float(mean_dice(labels["moving"][None].long(), labels["fixed"][None].long()))
             after = float(mean_dice(wl[None], labels["fixed"][None].long()))
             line = f", label Dice {before:.3f} -> {after:.3f}"
     for t, step_field in enumerate(r["fields"]):
         step_img = warp(m_full, resize_field(step_field, shape))[0, 0]
-        write_nifti(out / f"step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine)
+        write_nifti(out / f"step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine, like=fixed)
     fn, mn, wn = (normalise(a) for a in (fixed.array, moved, warped.numpy()))
     rows = [[a, b, c, d] for a, b, c, d in zip(mid_slices(mn[None]), mid_slices(fn[None]), mid_slices(wn[None]),
                                                mid_slices(grid_image(field[0], max(4, max(shape) // 16))))]
@@ -790,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="steps T (default 10); with --adaptive the most steps (default 30)")
     g.add_argument("--adaptive", action="store_true", help="stop when a step's local-NCC gain < --tol")
     g.add_argument("--tol", type=float, help="adaptive stopping threshold, > 0 (default 1e-3)")
-    g.add_argument("--every-step", action="store_true", help="also write each step's image (model grid)")
+    g.add_argument("--every-step", action="store_true", help="also write each step's image (on the fixed grid)")
     g.add_argument("--by-voxel", action="store_true", help="register voxel to voxel, ignoring the headers' world "
                                                             "positions (the default resamples --moving onto --fixed's "
                                                             "grid through them; same shape needed)")

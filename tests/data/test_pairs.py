@@ -79,8 +79,18 @@ def test_manifest_pairs_resample_users_volumes(tmp_path):
     far = np.eye(4)
     far[0, 3] = 500.0
     write_nifti(tmp_path / "m.nii.gz", rng.random((20, 20, 20)).astype(np.float32), far)
+    with pytest.raises(UserError, match="a label map must lie on its image's grid"):
+        manifest_pairs(tmp_path / "pairs.csv", 16)
+    write_nifti(tmp_path / "ml.nii.gz", lab, far)
     with pytest.raises(UserError, match="do not overlap in world coordinates"):
         manifest_pairs(tmp_path / "pairs.csv", 16)
+    for name, ids in (("m", [0, 70000, 484682470]), ("f", [0, 484682470, 70000])):     # ids beyond int16
+        write_nifti(tmp_path / f"{name}.nii.gz", rng.random((20, 20, 20)).astype(np.float32), np.eye(4))
+        write_nifti(tmp_path / f"{name}l.nii.gz", np.array(ids, np.int32)[lab + (lab > 0) * (np.arange(20) >= 10)], np.eye(4))
+    (tmp_path / "pairs.csv").write_text("moving,fixed,moving_labels,fixed_labels\nm.nii.gz,f.nii.gz,ml.nii.gz,fl.nii.gz\n")
+    ps = manifest_pairs(tmp_path / "pairs.csv", 20)
+    assert set(ps.moving_labels.unique().tolist()) == {0, 1, 2}           # two labels kept apart, not wrapped
+    assert torch.equal(ps.moving_labels == 1, ps.fixed_labels == 2)       # one id, one index in both maps
     with pytest.raises(UserError, match="unknown pair set"):
         load_pairs("nope")
 
@@ -98,12 +108,18 @@ def test_moving_goes_onto_the_fixed_grid_through_world_coordinates(nd):
     fixed = Volume(np.zeros((24, 30, 16)[:nd], np.float32), np.eye(4))
     a = np.diag([1.0, 2.0, 1.0, 1.0])
     a[0, 3], a[1, 3] = 3.0, 0.5
-    moved, lab, cover = onto_fixed_grid(fixed, Volume(box, a), box.astype(np.int64))
+    moved, lab, cover, off = onto_fixed_grid(fixed, Volume(box, a), box.astype(np.int64))
     want = np.zeros(fixed.array.shape, np.float32)
     want[(slice(9, 15), slice(8, 16)) + (slice(3, 9),) * (nd - 2)] = 1      # x + 3; y = 2 j + 0.5: j 4..7 -> y 8..15
     assert moved.shape == fixed.array.shape and np.array_equal(moved > 0.5, want > 0.5)
     assert lab.dtype == np.int64 and np.array_equal(lab, want.astype(np.int64))
-    assert 0.5 < cover < 1                                                  # the moving image ends at x = 26 mm
+    assert 0.5 < cover < 1 and off == 0                                     # the moving image ends at x = 26 mm
+    if nd == 2:                                          # the moving slice 4 mm above the fixed one, and tilted
+        up, tilt = a.copy(), a.copy()
+        up[2, 3] = 4.0
+        tilt[2, 0] = 0.5
+        assert onto_fixed_grid(fixed, Volume(box, up))[3] == 4.0
+        assert abs(onto_fixed_grid(fixed, Volume(box, tilt))[3] - 0.5 * 23) < 1e-9
     same = Volume(box, np.eye(4))
     assert onto_fixed_grid(Volume(box, np.eye(4)), same)[0] is box
     assert onto_fixed_grid(Volume(box, np.eye(4)), Volume(box, a), by_voxel=True)[0] is box

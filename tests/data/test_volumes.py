@@ -27,12 +27,65 @@ def test_mrc_and_png_are_read(tmp_path):
     a = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
     with mrcfile.new(str(tmp_path / "v.mrc")) as m:
         m.set_data(a)
-        m.voxel_size = 2.0
+        m.voxel_size = (1.0, 2.0, 3.0)                      # x, y, z in angstroms
+        m.header.origin = (10.0, 20.0, 30.0)
     v = read_volume(tmp_path / "v.mrc")
-    assert np.array_equal(v.array, a) and np.allclose(np.diag(v.affine)[:3], 2.0)
+    want = np.array([[0, 0, 1, 10], [0, 2, 0, 20], [3, 0, 0, 30], [0, 0, 0, 1]], float)   # [Z, Y, X] arrays
+    assert np.array_equal(v.array, a) and np.allclose(v.affine, want), v.affine
+    with mrcfile.new(str(tmp_path / "s.mrc")) as m:                                     # one section: 2D
+        m.set_data(a[:1])
+        m.voxel_size = 2.0
+    s2 = read_volume(tmp_path / "s.mrc")
+    assert s2.array.shape == (5, 6) and np.allclose(s2.affine[:3, :2], [[0, 2], [2, 0], [0, 0]])
     Image.fromarray(np.full((9, 8), 200, np.uint8)).save(tmp_path / "s.png")
     p = read_volume(tmp_path / "s.png")
     assert p.array.shape == (9, 8) and p.array.max() == 200 and np.array_equal(p.affine, np.eye(4))
+
+
+def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
+    """X x Y x 1, X x 1 x Z and 1 x Y x Z NIfTI slices read as 2D; the affine's first two columns
+    are the slice's own axes (a coronal slice's run along world x and z); a header whose third
+    column is zero gets the slice's normal there, a singular 3D header is refused."""
+    from rl_i2it.data.volumes import voxel_volume
+    a = np.diag([1.5, 2.0, 3.0, 1.0])
+    a[:3, 3] = [5, 6, 7]
+    for shape, cols in (((6, 7, 1), [0, 1]), ((6, 1, 7), [0, 2]), ((1, 6, 7), [1, 2])):
+        write_nifti(tmp_path / "s.nii.gz", np.ones(shape, np.float32), a)
+        v = read_volume(tmp_path / "s.nii.gz")
+        assert v.array.shape == tuple(k for k in shape if k != 1)
+        assert np.allclose(v.affine[:3, :2], a[:3, cols]) and np.allclose(v.affine[:3, 3], a[:3, 3])
+        assert abs(voxel_volume(v.affine, 2) - np.prod(np.diag(a)[cols])) < 1e-9
+        assert (v.header is not None) == (shape[-1] == 1)        # reordered axes: the header is not copied
+    import nibabel as nib
+    flat = a.copy()
+    flat[2, 2] = 0
+
+    def sform_only(name, arr):                 # nibabel will not build a qform from a singular affine
+        img = nib.Nifti1Image(arr, None)
+        img.set_sform(flat, code=2)
+        nib.save(img, str(tmp_path / name))
+    sform_only("z0.nii.gz", np.ones((6, 7), np.float32))
+    assert np.allclose(read_volume(tmp_path / "z0.nii.gz").affine[:3, 2], [0, 0, 1])
+    sform_only("bad.nii.gz", np.ones((6, 7, 5), np.float32))
+    with pytest.raises(UserError, match="affine is singular"):
+        read_volume(tmp_path / "bad.nii.gz")
+
+
+def test_outputs_copy_the_fixed_images_qform_and_sform(tmp_path):
+    """An SPM-style image (a scanner qform and an aligned sform): outputs keep both and their codes."""
+    import nibabel as nib
+    q = np.diag([2.0, 2.0, 2.0, 1.0])
+    sform = q.copy()
+    sform[:3, 3] = [1, 2, 3]
+    img = nib.Nifti1Image(np.ones((5, 6, 7), np.float32), sform)
+    img.set_qform(q, code=1)
+    img.set_sform(sform, code=2)
+    nib.save(img, str(tmp_path / "f.nii.gz"))
+    fixed = read_volume(tmp_path / "f.nii.gz")
+    write_nifti(tmp_path / "out.nii.gz", np.zeros((5, 6, 7), np.float32), fixed.affine, like=fixed)
+    h = nib.load(str(tmp_path / "out.nii.gz")).header
+    assert int(h["qform_code"]) == 1 and int(h["sform_code"]) == 2
+    assert np.allclose(h.get_qform(), q) and np.allclose(h.get_sform(), sform)
 
 
 def test_bad_volumes_are_clear_errors(tmp_path):
@@ -177,7 +230,7 @@ def test_itk_field_in_ants(tmp_path):
     smooth = sum(np.sin((i + 1.5) * gr + i) for i, gr in enumerate(grids)).astype(np.float32)
     fixed_shape, fixed_affine, moving_affine = (30, 28, 26), np.eye(4), np.diag([1.3, 1.1, 1.6, 1.0])
     moving_affine[:3, 3] = [2, -1, 3]
-    moved, _, _ = onto_fixed_grid(Volume(np.zeros(fixed_shape, np.float32), fixed_affine), Volume(smooth, moving_affine))
+    moved, _, _, _ = onto_fixed_grid(Volume(np.zeros(fixed_shape, np.float32), fixed_affine), Volume(smooth, moving_affine))
     field = 0.7 * torch.nn.functional.interpolate(torch.randn(1, 3, 3, 3, 3, generator=torch.Generator().manual_seed(0)),
                                                   size=fixed_shape, mode="trilinear", align_corners=True)[0]
     write_nifti(tmp_path / "f.nii.gz", np.zeros(fixed_shape, np.float32), fixed_affine)

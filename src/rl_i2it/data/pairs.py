@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,30 +147,59 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape, labels=False
              ) -> np.ndarray:
     """Resample a 2D or 3D image onto another grid through world coordinates (n-linear, or nearest
-    for labels; zero outside the image)."""
+    for labels; zero outside the image), a slab of the target at a time (a CT's grid in float32
+    sampling coordinates would be gigabytes)."""
     n = arr.ndim
-    vox = np.linalg.inv(affine) @ target_affine          # target voxel -> source voxel
-    idx = np.stack(np.meshgrid(*[np.arange(k) for k in target_shape], indexing="ij"), -1).reshape(-1, n)
-    src = idx @ vox[:n, :n].T + vox[:n, 3]
-    shape = np.array(arr.shape, np.float64)
-    grid = torch.from_numpy((2 * src / np.maximum(shape - 1, 1) - 1)[:, ::-1].copy()).float()
-    grid = grid.view(1, *target_shape, n)
+    vox = torch.from_numpy(np.linalg.inv(affine) @ target_affine).float()     # target voxel -> source voxel
+    scale = 2 / torch.tensor(arr.shape, dtype=torch.float32).sub(1).clamp(min=1)
+    rest = torch.stack(torch.meshgrid(*[torch.arange(k, dtype=torch.float32) for k in target_shape[1:]],
+                                      indexing="ij"), -1)                      # [*S[1:], n - 1]
     t = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None]
-    out = F.grid_sample(t, grid, mode="nearest" if labels else "bilinear", align_corners=True)
-    return out[0, 0].numpy()
+    out = np.empty(tuple(target_shape), np.float32)
+    slab = max(1, 2 ** 21 // max(1, rest[..., 0].numel()))
+    for i0 in range(0, target_shape[0], slab):
+        rows = torch.arange(i0, min(i0 + slab, target_shape[0]), dtype=torch.float32)
+        first = rows.view(-1, *(1,) * (n - 1), 1).expand(-1, *rest.shape[:-1], 1)
+        idx = torch.cat([first, rest.expand(len(rows), *rest.shape)], -1)         # [rows, *S[1:], n]
+        src = idx @ vox[:n, :n].T + vox[:n, 3]
+        grid = (src * scale - 1).flip(-1)[None]                                  # grid_sample wants (x, y[, z])
+        out[i0: i0 + len(rows)] = F.grid_sample(t, grid, mode="nearest" if labels else "bilinear",
+                                                align_corners=True)[0, 0].numpy()
+    return out
+
+
+def compact_labels(*maps: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Label maps with any integer ids (an atlas's 484682470, say) as indices ``0..K-1`` into the
+    sorted ids of all of them (0, background, stays 0), and those ids: the maps go through float
+    resampling, int16 pair sets and one-hot Dice exactly, and ``ids[index]`` gives them back."""
+    ids, inverse = np.unique(np.concatenate([np.zeros(1, np.int64)] + [m.ravel() for m in maps]), return_inverse=True)
+    if len(ids) > 32767:
+        raise UserError(f"{len(ids) - 1} distinct labels: at most 32766 are supported")
+    out, start = [], 1
+    for m in maps:
+        out.append(inverse[start: start + m.size].reshape(m.shape).astype(np.int64))
+        start += m.size
+    return out, ids
+
+
+def label_dtype(ids: np.ndarray):
+    """The smallest NIfTI integer type that holds the label ids."""
+    top = int(ids.max()) if len(ids) else 0
+    return np.int16 if top < 2 ** 15 else np.int32 if top < 2 ** 31 else np.int64
 
 
 def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_voxel: bool = False,
-                    what: str = "--moving") -> tuple[np.ndarray, np.ndarray | None, float]:
+                    what: str = "--moving") -> tuple[np.ndarray, np.ndarray | None, float, float]:
     """The moving image (a ``Volume``) and its labels on the fixed image's grid, through the two
     headers' world coordinates, as ANTs and elastix start a registration; as given when grid and
-    header agree, or with ``by_voxel`` (voxel to voxel: the shapes must agree). Returns them and
-    the share of the fixed grid that the moving image covers (1 when as given)."""
+    header agree, or with ``by_voxel`` (voxel to voxel: the shapes must agree). Returns them, the
+    share of the fixed grid that the moving image covers (1 when as given) and, for 2D slices, how
+    far (mm) the moving slice's corners lie off the fixed slice's plane (0 in 3D)."""
     if by_voxel or (moving.array.shape == fixed.array.shape and np.allclose(moving.affine, fixed.affine, atol=1e-3)):
         if moving.array.shape != fixed.array.shape:
             raise UserError(f"{what} {moving.array.shape} and the fixed image {fixed.array.shape} differ in shape: "
                             f"voxel to voxel needs one grid")
-        return moving.array, moving_labels, 1.0
+        return moving.array, moving_labels, 1.0, 0.0
     cover = float((resample(np.ones(moving.array.shape, np.float32), moving.affine, fixed.affine,
                             fixed.array.shape) > 0.5).mean())
     if cover == 0:
@@ -178,7 +208,22 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
     m = resample(moving.array, moving.affine, fixed.affine, fixed.array.shape)
     lab = None if moving_labels is None else resample(moving_labels, moving.affine, fixed.affine, fixed.array.shape,
                                                       labels=True).round().astype(np.int64)
-    return m, lab, cover
+    off = 0.0
+    if moving.array.ndim == 2:                 # resampled in the fixed slice's plane: how far off it is the moving one?
+        normal = np.cross(fixed.affine[:3, 0], fixed.affine[:3, 1])
+        normal /= np.linalg.norm(normal)
+        corners = np.array([[i, j, 0, 1] for i in (0, moving.array.shape[0] - 1) for j in (0, moving.array.shape[1] - 1)])
+        off = float(np.abs((corners @ moving.affine.T)[:, :3] @ normal - fixed.affine[:3, 3] @ normal).max())
+    return m, lab, cover, off
+
+
+def placement(cover: float, off: float) -> str:
+    """What ``onto_fixed_grid`` found, in words for a note."""
+    words = f"it covers {cover * 100:.0f} % of the fixed grid{'' if cover > 0.5 else ': are both in one world space?'}"
+    if off > 0.5:
+        words += (f"; the slices lie in different planes (up to {off:.1f} mm apart): the moving one is read as "
+                  f"if in the fixed one's plane")
+    return words
 
 
 def _square_crop(masks: np.ndarray, margin: int = 4) -> tuple[slice, slice]:
@@ -325,18 +370,22 @@ def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
 
 def manifest_pairs(path: Path, size: int) -> PairSet:
     """A user's pairs; labels are optional (then the K-means pseudo-labels score them)."""
-    from .volumes import read_manifest, read_volume
+    from .volumes import read_labels_of, read_manifest, read_volume
     rows = read_manifest(path)
     out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
     for r in rows:
         vols, labs = {}, {}
         for role in ("fixed", "moving"):
             vols[role] = read_volume(r[role])
-            lab_path, shape = r[role + "_labels"], vols[role].array.shape
-            labs[role] = read_volume(lab_path, labels=True).array if lab_path else np.zeros(shape, np.int64)
-            if labs[role].shape != shape:
-                raise UserError(f"{lab_path}: labels {labs[role].shape} differ from the image {shape}")
-        m, labs["moving"], _ = onto_fixed_grid(vols["fixed"], vols["moving"], labs["moving"], what=str(r["moving"]))
+            lab_path = r[role + "_labels"]
+            labs[role] = (read_labels_of(lab_path, vols[role], f"{lab_path}") if lab_path
+                          else np.zeros(vols[role].array.shape, np.int64))
+        (labs["fixed"], labs["moving"]), _ = compact_labels(labs["fixed"], labs["moving"])   # Dice needs no ids
+        m, labs["moving"], cover, off = onto_fixed_grid(vols["fixed"], vols["moving"], labs["moving"],
+                                                        what=str(r["moving"]))
+        if cover < 0.5 or off > 0.5:
+            print(f"rl-i2it: note: {r['moving']} on {r['fixed']}'s grid through their headers: {placement(cover, off)}",
+                  file=sys.stderr)
         for role, arr in (("fixed", vols["fixed"].array), ("moving", m)):
             out[role].append(to_u8(to_grid(normalise(arr), size))[None])
             out[role + "_labels"].append(to_grid(torch.from_numpy(labs[role]), size, labels=True).round().short())

@@ -24,7 +24,41 @@ PICTURE = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 @dataclass
 class Volume:
     array: np.ndarray
-    affine: np.ndarray
+    affine: np.ndarray           # voxel (array axes first) -> world millimetres (RAS), 4 x 4
+    header: object = None        # the NIfTI header whose qform / sform the outputs copy (None: write ``affine``)
+
+
+def _flat_axes_last(arr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A slice stored as X x Y x 1, X x 1 x Z or 1 x Y x Z is a 2D image: its length-1 axis goes,
+    and that axis's column of the affine moves last (the slice's in-plane axes first)."""
+    if arr.ndim != 3 or 1 not in arr.shape:
+        return arr, affine
+    keep = [i for i in range(3) if arr.shape[i] != 1]
+    if len(keep) < 2:
+        raise UserError(f"expected a 2D or 3D image, got shape {arr.shape}")
+    order = keep + [i for i in range(3) if i not in keep]
+    out = affine.copy()
+    out[:3, :3] = affine[:3, order]
+    return arr.reshape([arr.shape[i] for i in keep]), out
+
+
+def _checked_affine(affine: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """The affine's in-plane (2D) or volume (3D) axes must be independent; a 2D image's unused
+    third column becomes the slice's unit normal where the header left it zero."""
+    m = affine[:3, :n]
+    if np.linalg.matrix_rank(m, tol=1e-6) < n:
+        raise UserError(f"{path}: the header's voxel-to-world affine is singular (a zero voxel size?): fix the header")
+    if n == 2 and abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        affine = affine.copy()
+        normal = np.cross(m[:, 0], m[:, 1])
+        affine[:3, 2] = normal / np.linalg.norm(normal)
+    return affine
+
+
+def voxel_volume(affine: np.ndarray, n: int) -> float:
+    """World area (2D) or volume (3D) of one voxel: sqrt(det(M^T M)) of the first ``n`` columns."""
+    m = affine[:3, :n]
+    return float(np.sqrt(abs(np.linalg.det(m.T @ m))))
 
 
 def _kind(path: Path) -> str:
@@ -41,22 +75,35 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    kind = _kind(path)
+    kind, header = _kind(path), None
     try:
         if kind == "nifti":
             import nibabel as nib
             img = nib.load(str(path))
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
-            while arr.ndim > 2 and arr.shape[-1] == 1:     # a 2D slice is stored as X x Y x 1 (x 1)
+            while arr.ndim > 3 and arr.shape[-1] == 1:     # X x Y x Z x 1 (one time point)
                 arr = arr[..., 0]
+            flat = arr
+            arr, affine = _flat_axes_last(arr, affine)
+            header = img.header if arr.ndim == flat.ndim or flat.shape[-1] == 1 else None   # axes kept in order
         elif kind == "mrc":
             import mrcfile
             with mrcfile.open(str(path), permissive=True) as m:
                 arr = np.array(m.data)
-                vs = [float(m.voxel_size[a]) for a in ("z", "y", "x")][-arr.ndim:] if m.data is not None else []
-            if arr is None or arr.ndim == 0:
-                raise ValueError("no data")
-            affine = np.diag([v if v > 0 else 1.0 for v in vs] + [1.0] * (4 - arr.ndim))
+                if arr is None or arr.ndim == 0:
+                    raise ValueError("no data")
+                if arr.ndim == 3 and arr.shape[0] == 1:      # one section: a 2D image
+                    arr = arr[0]
+                names = ("z", "y", "x")[-arr.ndim:]           # MRC arrays are [(Z,) Y, X]
+                sizes = [float(m.voxel_size[a]) for a in names]
+                origin = [float(m.header.origin[a]) for a in ("x", "y", "z")]
+            affine = np.eye(4)
+            affine[:3, :3] = 0
+            for i, name in enumerate(names):                 # array axis i runs along world axis `name`
+                affine["xyz".index(name), i] = sizes[i] if sizes[i] > 0 else 1.0
+            if arr.ndim == 2:
+                affine[2, 2] = 1.0
+            affine[:3, 3] = origin
         else:
             from PIL import Image, ImageOps
             with Image.open(path) as im:
@@ -70,6 +117,9 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         raise UserError(f"cannot read {path}: {exc.__class__.__name__}: {exc}") from None
     if arr.ndim not in (2, 3):
         raise UserError(f"{path}: expected a 2D or 3D image, got shape {arr.shape}")
+    checked = _checked_affine(affine, arr.ndim, path)
+    if checked is not affine:
+        header, affine = None, checked
     if labels:
         if not np.issubdtype(arr.dtype, np.integer):
             if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
@@ -83,16 +133,34 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         arr = arr.astype(np.float32)
         if not np.all(np.isfinite(arr)):
             raise UserError(f"{path}: {int((~np.isfinite(arr)).sum())} NaN or infinite voxels")
-    return Volume(arr, affine)
+    return Volume(arr, affine, header)
 
 
-def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, intent: str | None = None) -> None:
+def read_labels_of(path: str | Path, image: Volume, what: str) -> np.ndarray:
+    """A label map that must lie on ``image``'s grid: same shape and header (``what`` names it)."""
+    lab = read_volume(path, labels=True)
+    if lab.array.shape != image.array.shape:
+        raise UserError(f"{what} {lab.array.shape} differ from their image {image.array.shape}")
+    if _kind(Path(path)) != "picture" and not np.allclose(lab.affine, image.affine, atol=1e-3):   # PNG: no header
+        raise UserError(f"{what}: the header places them elsewhere than their image (another affine): "
+                        f"a label map must lie on its image's grid")
+    return lab.array
+
+
+def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, intent: str | None = None,
+                like: Volume | None = None) -> None:
     """Write ``array`` (``[*S]`` or ``[*S, C]`` for a vector field) with ``affine`` (and a NIfTI
-    ``intent`` such as ``"vector"``), atomically."""
+    ``intent`` such as ``"vector"``), atomically. ``like``: an image read from NIfTI on this grid,
+    whose qform and sform (and their codes: scanner, aligned, MNI, ...) the file copies."""
     import nibabel as nib
     path = Path(path)
     tmp = path.with_name(".tmp-" + path.name)
-    img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, np.float64))
+    array = np.asarray(array)
+    img = nib.Nifti1Image(array, np.asarray(affine, np.float64), dtype=array.dtype)   # int64 too, when asked
+    if like is not None and like.header is not None:
+        h = like.header
+        img.set_qform(h.get_qform(), code=int(h["qform_code"]))
+        img.set_sform(h.get_sform(), code=int(h["sform_code"]))
     if intent:
         img.header.set_intent(intent)
     nib.save(img, str(tmp))
@@ -100,7 +168,7 @@ def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, intent:
 
 
 def write_itk_field(path: str | Path, field: np.ndarray, affine: np.ndarray,
-                    moving_affine: np.ndarray | None = None) -> None:
+                    moving_affine: np.ndarray | None = None, like: Volume | None = None) -> None:
     """Our displacement ``field`` (``[N, *S]``, voxels, array-axis order, pull-back: fixed voxel ``x``
     takes moving voxel ``x + field(x)``) as an ITK / ANTs displacement field over the fixed grid
     (``affine``): millimetres in ITK's LPS world (RAS with x and y negated), stored ``[*S, (1,) 1, N]``
@@ -110,14 +178,17 @@ def write_itk_field(path: str | Path, field: np.ndarray, affine: np.ndarray,
     n = field.shape[0]
     fixed = np.asarray(affine, np.float64)
     moving = fixed if moving_affine is None else np.asarray(moving_affine, np.float64)
-    x = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float64) for s in field.shape[1:]], indexing="ij"))
-
-    def to_world(a, voxels):                                                               # RAS mm [3, *S]
-        return np.tensordot(a[:3, :n], voxels, axes=([1], [0])) + a[:3, 3].reshape((3,) + (1,) * n)
-    world = to_world(moving, x + field) - to_world(fixed, x)
-    world[:2] *= -1                                                                       # LPS
-    vec = np.moveaxis(world[:n], 0, -1).astype(np.float32)                                # [*S, N]
-    write_nifti(path, vec.reshape(vec.shape[:n] + (1,) * (4 - n) + (n,)), affine, "vector")  # [X, Y, (Z,) 1, N]
+    lps = np.diag([-1.0, -1.0, 1.0])[:n]                                  # RAS -> LPS, the first n world axes
+    # A_m (x + u) + t_m - (A_f x + t_f) = A_m u + (A_m - A_f) x + (t_m - t_f), in float32, axis by axis
+    vec = np.moveaxis(np.tensordot((lps @ moving[:3, :n]).astype(np.float32), field.astype(np.float32, copy=False),
+                                   axes=([1], [0])), 0, -1)              # [*S, N]
+    if not np.allclose(moving, fixed):
+        diff, shift = lps @ (moving[:3, :n] - fixed[:3, :n]), lps @ (moving[:3, 3] - fixed[:3, 3])
+        for axis, size in enumerate(field.shape[1:]):
+            coord = np.arange(size, dtype=np.float32).reshape((-1,) + (1,) * (n - 1 - axis))
+            vec += (coord[..., None] * diff[:, axis].astype(np.float32))
+        vec += shift.astype(np.float32)
+    write_nifti(path, vec.reshape(vec.shape[:n] + (1,) * (4 - n) + (n,)), affine, "vector", like)  # [X, Y, (Z,) 1, N]
 
 
 # -- pair manifests ---------------------------------------------------------------------------------

@@ -82,11 +82,15 @@ def jacobian_determinant(disp: torch.Tensor) -> torch.Tensor:
     nd = disp.dim() - 2
     if nd not in (2, 3) or disp.shape[1] != nd:
         raise ValueError(f"expected a field [B, N, *S], got {tuple(disp.shape)}")
-    # grads[i][j] = d disp_i / d x_j, with one-sided differences at the borders
-    grads = torch.stack([torch.stack(torch.gradient(disp[:, i], dim=tuple(range(1, nd + 1))), -1)
-                         for i in range(nd)], -2)
-    jac = grads + torch.eye(nd, device=disp.device, dtype=disp.dtype)
-    return torch.linalg.det(jac)
+    # j[i][k] = delta_ik + d disp_i / d x_k, with one-sided differences at the borders; the
+    # determinant written out (no [B, *S, N, N] stack: a CT's field would need gigabytes for it)
+    j = [list(torch.gradient(disp[:, i], dim=tuple(range(1, nd + 1)))) for i in range(nd)]
+    for i in range(nd):
+        j[i][i] = j[i][i] + 1
+    if nd == 2:
+        return j[0][0] * j[1][1] - j[0][1] * j[1][0]
+    return (j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1]) - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
+            + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0]))
 
 
 def jacobian_stats(disp: torch.Tensor) -> dict[str, float]:
