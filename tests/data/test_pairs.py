@@ -62,7 +62,7 @@ def test_pair_set_round_trip(tmp_path):
         PairSet(ps.fixed, ps.moving[:1], ps.fixed_labels, ps.moving_labels)
 
 
-def test_manifest_pairs_resample_users_volumes(tmp_path):
+def test_manifest_pairs_resample_users_volumes(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for name in ("m", "f"):
         write_nifti(tmp_path / f"{name}.nii.gz", rng.random((20, 20, 20)).astype(np.float32) * 1000, np.eye(4))
@@ -84,6 +84,11 @@ def test_manifest_pairs_resample_users_volumes(tmp_path):
     write_nifti(tmp_path / "ml.nii.gz", lab, far)
     with pytest.raises(UserError, match="do not overlap in world coordinates"):
         manifest_pairs(tmp_path / "pairs.csv", 16)
+    far[0, 3] = 15.0                                                   # 5 of 21 fixed rows covered
+    write_nifti(tmp_path / "m.nii.gz", rng.random((20, 20, 20)).astype(np.float32), far)
+    write_nifti(tmp_path / "ml.nii.gz", lab, far)
+    manifest_pairs(tmp_path / "pairs.csv", 16)
+    assert "covers 24 % of the fixed grid: are both in one world space?" in capsys.readouterr().err
     for name, ids in (("m", [0, 70000, 484682470]), ("f", [0, 484682470, 70000])):     # ids beyond int16
         write_nifti(tmp_path / f"{name}.nii.gz", rng.random((20, 20, 20)).astype(np.float32), np.eye(4))
         write_nifti(tmp_path / f"{name}l.nii.gz", np.array(ids, np.int32)[lab + (lab > 0) * (np.arange(20) >= 10)], np.eye(4))
