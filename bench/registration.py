@@ -36,7 +36,7 @@ from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.trainer import build_task, resolve_device  # noqa: E402
 from rl_i2it.data.pairs import PairSet, load_pairs  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
-from rl_i2it.tasks.registration import (BASELINE_STEPS, evaluate_run, format_rows, grid_image,  # noqa: E402
+from rl_i2it.tasks.registration import (BASELINE_STEPS, evaluate_run, format_rows, grid_slices,  # noqa: E402
                                         identity_scores, mid_slices, register, score_fields, summarise)
 from rl_i2it.ops.warp import warp  # noqa: E402
 from rl_i2it.viz import image_grid  # noqa: E402
@@ -102,7 +102,7 @@ def picture(pairs: PairSet, fields: dict, path: Path) -> None:
             row = [mid_slices(m)[s], mid_slices(f)[s]]
             for fld in fields.values():
                 if i < len(fld):
-                    row += [mid_slices(warp(m[None], fld[i: i + 1])[0])[s], mid_slices(grid_image(fld[i]))[s]]
+                    row += [mid_slices(warp(m[None], fld[i: i + 1])[0])[s], grid_slices(fld[i])[s]]
             rows.append(row)
     image_grid(rows, path, headers=headers, zoom=2 if pairs.fixed.dim() == 4 and pairs.shape[0] <= 64 else 1)
 

@@ -595,7 +595,7 @@ def cmd_register(args) -> None:
     from .data.pairs import compact_labels, label_dtype, normalise, onto_fixed_grid, placement, to_grid
     from .data.volumes import read_labels_of, read_volume, voxel_volume, write_itk_field, write_nifti
     from .ops.warp import resize_field, warp
-    from .tasks.registration import grid_image, mean_ncc, mid_slices, register, warp_labels
+    from .tasks.registration import grid_slices, mean_ncc, mid_slices, register, warp_labels
     from .ops.metrics import jacobian_determinant, mean_dice
     from .viz import image_grid
 
@@ -660,7 +660,7 @@ def cmd_register(args) -> None:
         write_nifti(out / f"step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine, like=fixed)
     fn, mn, wn = (normalise(a) for a in (fixed.array, moved, warped.numpy()))
     rows = [[a, b, c, d] for a, b, c, d in zip(mid_slices(mn[None]), mid_slices(fn[None]), mid_slices(wn[None]),
-                                               mid_slices(grid_image(field[0], max(4, max(shape) // 16))))]
+                                               grid_slices(field[0], max(4, max(shape) // 16)))]
     image_grid(rows, out / "preview.png", headers=["moving", "fixed", "warped", "grid"],
                zoom=max(1, 256 // max(shape)))
     ncc0 = float(mean_ncc(f, m)[0])

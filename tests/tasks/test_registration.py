@@ -238,3 +238,16 @@ def test_the_force_observation_learns_faster(tmp_path, reg_pairs):
     trainer.train()
     after = evaluate_policy(task, trainer.policy, reg_pairs["test"], (5,))
     assert after["t5"]["dice"] >= ident + 0.12, (ident, after)
+
+
+def test_grid_pictures_show_each_slices_own_lines():
+    """The preview's deformed grid: unbroken lines every `spacing` voxels of each picture's own two
+    axes; a 3D mid slice lying on a grid plane of the third axis is not one solid line."""
+    from rl_i2it.tasks.registration import grid_slices
+    pics = grid_slices(torch.zeros(3, 16, 12, 20), spacing=4)            # mid slices 8, 6, 10: 8 is on a plane
+    assert [tuple(p.shape) for p in pics] == [(1, 12, 20), (1, 16, 20), (1, 16, 12)]
+    for p in pics:
+        assert 0.2 < p.mean() < 0.6 and p.max() > 0.99
+        assert (p[0, ::4] > 0.99).all() and (p[0, :, ::4] > 0.99).all()  # full rows and columns of line
+    bent = grid_slices(0.3 * torch.randn(2, 32, 32, generator=torch.Generator().manual_seed(0)), spacing=8)[0]
+    assert (bent[0, 8:25].amax(0) > 0.4).all()                           # every column still meets a line

@@ -17,7 +17,6 @@ The replay stores the fixed image by its index in the training pair set (``pair`
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -402,12 +401,19 @@ def mid_slices(vol: torch.Tensor) -> list[torch.Tensor]:
     return [vol[:, d // 2], vol[:, :, h // 2], vol[:, :, :, w // 2]]
 
 
-def grid_image(field: torch.Tensor, spacing: int = 8) -> torch.Tensor:
-    """A deformed grid picture ``[1, *S]`` of a field ``[N, *S]`` (lines every ``spacing`` voxels)."""
-    shape = field.shape[1:]
+def grid_slices(field: torch.Tensor, spacing: int = 8) -> list[torch.Tensor]:
+    """Deformed grid pictures of a field ``[N, *S]``, one for each of ``mid_slices``'s pictures:
+    lines every ``spacing`` voxels of that picture's own two axes (in 3D a mid slice lying on a
+    grid plane of the third axis would be all line), drawn with a Gaussian profile across each
+    line so that a thin, bent line stays unbroken."""
     from ..ops.warp import identity_grid
+    shape = field.shape[1:]
     coords = identity_grid(shape) + field.cpu()
-    lines = torch.zeros(shape)
-    for c in coords:
-        lines = torch.maximum(lines, (torch.cos(2 * math.pi * c / spacing) > 0.95).float())
-    return lines[None]
+
+    def lines(cs: torch.Tensor) -> torch.Tensor:
+        off = spacing * (torch.remainder(cs / spacing + 0.5, 1.0) - 0.5)      # to the nearest line, voxels
+        return torch.exp(-off ** 2 / 0.5).amax(0)[None]
+    if len(shape) == 2:
+        return [lines(coords)]
+    d, h, w = shape
+    return [lines(coords[1:, d // 2]), lines(coords[[0, 2], :, h // 2]), lines(coords[:2, :, :, w // 2])]
