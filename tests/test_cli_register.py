@@ -103,6 +103,9 @@ def test_register_keeps_any_label_ids(reg_run, pair, tmp_path, capsys):
     assert main(args(reg_run, pair, tmp_path / "out", "--steps", "1")) == 0
     assert "label Dice 1.000 ->" in capsys.readouterr().out           # the same map on both sides
     out = np.asarray(nib.load(str(tmp_path / "out" / "warped_labels.nii.gz")).dataobj)
+    write_nifti(pair["fixed_labels"], (labs > 0).astype(np.int16) * 7, AFFINE)         # ids of another atlas
+    assert main(args(reg_run, pair, tmp_path / "other", "--steps", "1")) == 0
+    assert "share no label id" in capsys.readouterr().err
     assert out.dtype == np.int32 and set(np.unique(out)) <= {0, 484682470, 484682471, 40000}
     assert (out == 484682471).any() and (out == 40000).any()
 

@@ -620,6 +620,9 @@ def cmd_register(args) -> None:
               for role, image in (("moving", moving), ("fixed", fixed)) if getattr(args, role + "_labels")}
     compact, ids = compact_labels(*labels.values())     # any ids, exactly: indices through resampling and warps
     labels = dict(zip(labels, compact))
+    if len(labels) == 2 and not np.intersect1d(labels["moving"], labels["fixed"]).any():
+        print("rl-i2it: note: --moving-labels and --fixed-labels share no label id (Dice compares equal ids): "
+              "Dice will be 0", file=sys.stderr)
     moved, moved_labels, cover, off = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
     if moved is not moving.array:
         print(f"rl-i2it: note: --moving resampled onto --fixed's grid through their headers (world coordinates): "
