@@ -82,7 +82,7 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     assert main(args(reg_run, pair, tmp_path / "lab", "--steps", "1")) == 2     # labels left on the old header
     assert "a label map must lie on its image's grid" in capsys.readouterr().err
     write_nifti(pair["moving_labels"], np.asarray(nib.load(str(pair["moving_labels"])).dataobj), shifted)
-    for extra, note, scale in (((), "resampled onto --fixed's grid through their headers", 1),
+    for extra, note, scale in (((), "resampled onto --fixed's grid, through their headers", 1),
                                (("--by-voxel",), "voxel to voxel", 2)):
         assert main(args(reg_run, pair, tmp_path / "af", "--steps", "1", *extra)) == 0
         assert note in capsys.readouterr().err                              # said, not refused
@@ -108,6 +108,15 @@ def test_register_keeps_any_label_ids(reg_run, pair, tmp_path, capsys):
     assert "share no label id" in capsys.readouterr().err
     assert out.dtype == np.int32 and set(np.unique(out)) <= {0, 484682470, 484682471, 40000}
     assert (out == 484682471).any() and (out == 40000).any()
+
+
+def test_register_says_when_itk_may_read_the_header_otherwise(reg_run, pair, tmp_path, capsys):
+    sheared = AFFINE.copy()
+    sheared[0, 1] = 0.3
+    for key in pair:
+        write_nifti(pair[key], np.asarray(nib.load(str(pair[key])).dataobj), sheared)
+    assert main(args(reg_run, pair, tmp_path / "out", "--steps", "1")) == 0
+    assert "sheared affine or a qform unlike its sform" in capsys.readouterr().err
 
 
 def test_register_adaptive_runs_up_to_30_steps_or_its_steps(reg_run, pair, tmp_path, capsys, monkeypatch):

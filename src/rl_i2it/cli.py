@@ -625,8 +625,8 @@ def cmd_register(args) -> None:
               "Dice will be 0", file=sys.stderr)
     moved, moved_labels, cover, off = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
     if moved is not moving.array:
-        print(f"rl-i2it: note: --moving resampled onto --fixed's grid through their headers (world coordinates): "
-              f"{placement(cover, off)} (--by-voxel: voxel to voxel)", file=sys.stderr)
+        print(f"rl-i2it: note: --moving resampled onto --fixed's grid, {placement(fixed, moving, cover, off)} "
+              f"(--by-voxel: voxel to voxel)", file=sys.stderr)
     elif not np.allclose(fixed.affine, moving.affine, atol=1e-3):
         print("rl-i2it: note: --by-voxel: registered voxel to voxel, whatever the headers say", file=sys.stderr)
     labels = {role: torch.from_numpy(lab) for role, lab in (("moving", moved_labels), ("fixed", labels.get("fixed")))
@@ -646,6 +646,12 @@ def cmd_register(args) -> None:
     if task.dims == 2 and abs(np.cross(fixed.affine[:3, 0], fixed.affine[:3, 1])[2]) < 0.999 * voxel_volume(fixed.affine, 2):
         print("rl-i2it: note: the fixed slice is not axial; ITK's 2D world is x and y, so field_itk.nii.gz "
               "leaves out the field's through-plane part", file=sys.stderr)
+    h, gram = fixed.header, fixed.affine[:3, :3].T @ fixed.affine[:3, :3]
+    if not np.allclose(gram, np.diag(np.diag(gram)), atol=1e-4 * gram.max()) or (
+            h is not None and int(h["qform_code"]) > 0 and int(h["sform_code"]) > 0
+            and not np.allclose(h.get_qform(), h.get_sform(), atol=1e-3)):
+        print("rl-i2it: note: --fixed's header has a sheared affine or a qform unlike its sform; field_itk.nii.gz "
+              "is in the world of the affine used here (the sform), which ITK may read otherwise", file=sys.stderr)
     n = task.dims                  # the volume change, moving over fixed, of each fixed voxel (<= 0: folded)
     scale = voxel_volume(grid, n) / voxel_volume(fixed.affine, n)
     det = jacobian_determinant(field)[0].numpy() * scale

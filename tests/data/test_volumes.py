@@ -39,7 +39,11 @@ def test_mrc_and_png_are_read(tmp_path):
     assert s2.array.shape == (5, 6) and np.allclose(s2.affine[:3, :2], [[0, 2], [2, 0], [0, 0]])
     Image.fromarray(np.full((9, 8), 200, np.uint8)).save(tmp_path / "s.png")
     p = read_volume(tmp_path / "s.png")
-    assert p.array.shape == (9, 8) and p.array.max() == 200 and np.array_equal(p.affine, np.eye(4))
+    assert p.array.shape == (9, 8) and p.array.max() == 200 and p.kind == "picture"
+    assert np.array_equal(p.affine[:3, :2], [[0, -1], [-1, 0], [0, 0]])    # ITK's: x = column, y = row (LPS)
+    Image.fromarray(np.full((1, 8), 200, np.uint8)).save(tmp_path / "line.png")
+    with pytest.raises(UserError, match="too thin"):
+        read_volume(tmp_path / "line.png")
 
 
 def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
@@ -209,7 +213,10 @@ def test_itk_field_in_ants(tmp_path):
     g = np.random.default_rng(0)
     moving = np.cumsum(np.cumsum(g.normal(size=(12, 14, 10)), 0), 1).astype(np.float32)
     field = torch.from_numpy(g.normal(scale=0.8, size=(3, 12, 14, 10)).astype(np.float32))
-    affine, moving_affine = np.diag([-1.5, 1.0, 2.5, 1.0]), np.diag([-1.2, 1.1, 2.0, 1.0])
+    th = 0.4                                  # rotated, flipped, anisotropic grids
+    rot = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]])
+    affine, moving_affine = np.eye(4), np.eye(4)
+    affine[:3, :3], moving_affine[:3, :3] = rot @ np.diag([-1.5, 1.0, 2.5]), np.diag([-1.2, 1.1, 2.0])
     affine[:3, 3], moving_affine[:3, 3] = [4, 2, -7], [1, 5, -3]
     write_nifti(tmp_path / "f.nii.gz", np.zeros(moving.shape, np.float32), affine)
     write_nifti(tmp_path / "m.nii.gz", moving, moving_affine)
@@ -245,3 +252,20 @@ def test_itk_field_in_ants(tmp_path):
                      for i in range(3)], 0)              # away from both images' borders
     assert inside.mean() > 0.3
     assert np.abs(np.load(tmp_path / "w.npy") - ours)[inside].max() < 0.01 * np.ptp(smooth)   # two interpolations vs one
+
+    # a PNG pair: the field on the picture's own ITK world, so ANTs takes the PNGs themselves
+    from PIL import Image
+    rows, cols = np.mgrid[:24, :30]
+    picture = (120 + 100 * np.sin(rows / 4.0) * np.cos(cols / 5.0)).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "m.png")
+    png = read_volume(tmp_path / "m.png")
+    field = torch.from_numpy(g.normal(scale=0.8, size=(2, 24, 30)).astype(np.float32))
+    write_itk_field(tmp_path / "d.nii.gz", field.numpy(), png.affine)
+    subprocess.run([sys.executable, "-c", code.replace("f.nii.gz", "m.png").replace("m.nii.gz", "m.png")],
+                   cwd=tmp_path, check=True, timeout=120)
+    ours = warp(torch.from_numpy(png.array)[None, None], field[None])[0, 0].numpy()
+    src = np.stack(np.meshgrid(np.arange(24), np.arange(30), indexing="ij")) + field.numpy()
+    inside = ((src >= 0) & (src <= np.array([23, 29])[:, None, None])).all(0)
+    theirs = np.load(tmp_path / "w.npy")
+    theirs = theirs.T if theirs.shape == (30, 24) else theirs             # ANTs' numpy() of a picture is [x, y]
+    assert inside.mean() > 0.5 and np.abs(theirs - ours)[inside].max() < 1e-3

@@ -217,9 +217,12 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
     return m, lab, cover, off
 
 
-def placement(cover: float, off: float) -> str:
-    """What ``onto_fixed_grid`` found, in words for a note."""
-    words = f"it covers {cover * 100:.0f} % of the fixed grid{'' if cover > 0.5 else ': are both in one world space?'}"
+def placement(fixed, moving, cover: float, off: float) -> str:
+    """How ``onto_fixed_grid`` placed ``moving`` (a ``Volume``) on ``fixed``'s grid, in words for a note."""
+    how = ("pictures carry no position: placed by their top-left pixels, as ITK reads them"
+           if "picture" in (fixed.kind, moving.kind) else "through their headers (world coordinates)")
+    words = (f"{how}; it covers {cover * 100:.0f} % of the fixed grid"
+             f"{'' if cover > 0.5 else ': are both in one world space?'}")
     if off > 0.5:
         words += (f"; the slices lie in different planes (up to {off:.1f} mm apart): the moving one is read as "
                   f"if in the fixed one's plane")
@@ -378,14 +381,14 @@ def manifest_pairs(path: Path, size: int) -> PairSet:
         for role in ("fixed", "moving"):
             vols[role] = read_volume(r[role])
             lab_path = r[role + "_labels"]
-            labs[role] = (read_labels_of(lab_path, vols[role], f"{lab_path}") if lab_path
+            labs[role] = (read_labels_of(lab_path, vols[role], str(lab_path)) if lab_path
                           else np.zeros(vols[role].array.shape, np.int64))
         (labs["fixed"], labs["moving"]), _ = compact_labels(labs["fixed"], labs["moving"])   # Dice needs no ids
         m, labs["moving"], cover, off = onto_fixed_grid(vols["fixed"], vols["moving"], labs["moving"],
                                                         what=str(r["moving"]))
         if cover < 0.5 or off > 0.5:
-            print(f"rl-i2it: note: {r['moving']} on {r['fixed']}'s grid through their headers: {placement(cover, off)}",
-                  file=sys.stderr)
+            print(f"rl-i2it: note: {r['moving']} on {r['fixed']}'s grid: "
+                  f"{placement(vols['fixed'], vols['moving'], cover, off)}", file=sys.stderr)
         for role, arr in (("fixed", vols["fixed"].array), ("moving", m)):
             out[role].append(to_u8(to_grid(normalise(arr), size))[None])
             out[role + "_labels"].append(to_grid(torch.from_numpy(labs[role]), size, labels=True).round().short())

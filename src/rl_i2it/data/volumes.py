@@ -26,20 +26,28 @@ class Volume:
     array: np.ndarray
     affine: np.ndarray           # voxel (array axes first) -> world millimetres (RAS), 4 x 4
     header: object = None        # the NIfTI header whose qform / sform the outputs copy (None: write ``affine``)
+    kind: str = "nifti"          # nifti | mrc | picture (a picture has no header: ITK's placement of it)
 
 
-def _flat_axes_last(arr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# A picture's world, as ITK reads a PNG: x along its columns, y down its rows (LPS), origin at the
+# top-left pixel, 1 mm pixels; in RAS: x = -column, y = -row. So an ITK field of a picture pair works
+# with the pictures themselves (`antsApplyTransforms -r fixed.png`).
+PICTURE_AFFINE = np.array([[0.0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+
+def _flat_axes_last(arr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """A slice stored as X x Y x 1, X x 1 x Z or 1 x Y x Z is a 2D image: its length-1 axis goes,
-    and that axis's column of the affine moves last (the slice's in-plane axes first)."""
+    and that axis's column of the affine moves last (the slice's in-plane axes first). Also says
+    whether the axes kept their order (the header then still describes the array)."""
     if arr.ndim != 3 or 1 not in arr.shape:
-        return arr, affine
+        return arr, affine, True
     keep = [i for i in range(3) if arr.shape[i] != 1]
     if len(keep) < 2:
         raise UserError(f"expected a 2D or 3D image, got shape {arr.shape}")
     order = keep + [i for i in range(3) if i not in keep]
     out = affine.copy()
     out[:3, :3] = affine[:3, order]
-    return arr.reshape([arr.shape[i] for i in keep]), out
+    return arr.reshape([arr.shape[i] for i in keep]), out, order == [0, 1, 2]
 
 
 def _checked_affine(affine: np.ndarray, n: int, path: Path) -> np.ndarray:
@@ -83,20 +91,26 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
             while arr.ndim > 3 and arr.shape[-1] == 1:     # X x Y x Z x 1 (one time point)
                 arr = arr[..., 0]
-            flat = arr
-            arr, affine = _flat_axes_last(arr, affine)
-            header = img.header if arr.ndim == flat.ndim or flat.shape[-1] == 1 else None   # axes kept in order
+            arr, affine, in_order = _flat_axes_last(arr, affine)
+            header = img.header if in_order else None
         elif kind == "mrc":
             import mrcfile
             with mrcfile.open(str(path), permissive=True) as m:
                 arr = np.array(m.data)
                 if arr is None or arr.ndim == 0:
                     raise ValueError("no data")
+                h = m.header
+                if (int(h.mapc), int(h.mapr), int(h.maps)) != (1, 2, 3):
+                    raise UserError(f"{path}: MRC axes in the order (mapc, mapr, maps) = ({int(h.mapc)}, "
+                                    f"{int(h.mapr)}, {int(h.maps)}); only (1, 2, 3) is read: reorder the file")
                 if arr.ndim == 3 and arr.shape[0] == 1:      # one section: a 2D image
                     arr = arr[0]
                 names = ("z", "y", "x")[-arr.ndim:]           # MRC arrays are [(Z,) Y, X]
                 sizes = [float(m.voxel_size[a]) for a in names]
-                origin = [float(m.header.origin[a]) for a in ("x", "y", "z")]
+                step = [float(m.voxel_size[a]) for a in ("x", "y", "z")]
+                origin = [float(h.origin[a]) for a in ("x", "y", "z")]
+                if not any(origin):                          # as ChimeraX: no origin, then the start indices
+                    origin = [float(h[k]) * v for k, v in zip(("nxstart", "nystart", "nzstart"), step)]
             affine = np.eye(4)
             affine[:3, :3] = 0
             for i, name in enumerate(names):                 # array axis i runs along world axis `name`
@@ -110,13 +124,15 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
                 im = ImageOps.exif_transpose(im)        # upright, as viewers show it
                 grey = im.mode.startswith("I") or im.mode in ("F", "L")
                 arr = np.asarray(im if grey else im.convert("I" if labels else "L"))   # 16-bit kept whole
-            affine = np.eye(4)
+            affine = PICTURE_AFFINE.copy()
     except UserError:
         raise
     except Exception as exc:      # nibabel, mrcfile and PIL raise many kinds
         raise UserError(f"cannot read {path}: {exc.__class__.__name__}: {exc}") from None
     if arr.ndim not in (2, 3):
         raise UserError(f"{path}: expected a 2D or 3D image, got shape {arr.shape}")
+    if min(arr.shape) < 2:
+        raise UserError(f"{path}: {arr.shape} is too thin: at least 2 voxels along each axis")
     checked = _checked_affine(affine, arr.ndim, path)
     if checked is not affine:
         header, affine = None, checked
@@ -133,7 +149,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         arr = arr.astype(np.float32)
         if not np.all(np.isfinite(arr)):
             raise UserError(f"{path}: {int((~np.isfinite(arr)).sum())} NaN or infinite voxels")
-    return Volume(arr, affine, header)
+    return Volume(arr, affine, header, kind)
 
 
 def read_labels_of(path: str | Path, image: Volume, what: str) -> np.ndarray:
@@ -141,7 +157,7 @@ def read_labels_of(path: str | Path, image: Volume, what: str) -> np.ndarray:
     lab = read_volume(path, labels=True)
     if lab.array.shape != image.array.shape:
         raise UserError(f"{what} {lab.array.shape} differ from their image {image.array.shape}")
-    if _kind(Path(path)) != "picture" and not np.allclose(lab.affine, image.affine, atol=1e-3):   # PNG: no header
+    if "picture" not in (lab.kind, image.kind) and not np.allclose(lab.affine, image.affine, atol=1e-3):
         raise UserError(f"{what}: the header places them elsewhere than their image (another affine): "
                         f"a label map must lie on its image's grid")
     return lab.array
