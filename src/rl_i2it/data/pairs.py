@@ -149,11 +149,11 @@ def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, tar
     """Resample a 2D or 3D image onto another grid through world coordinates (n-linear, or nearest
     for labels; zero outside the image), a slab of the target at a time (a CT's grid in float32
     sampling coordinates would be gigabytes)."""
+    from ..ops.warp import identity_grid
     n = arr.ndim
     vox = torch.from_numpy(np.linalg.inv(affine) @ target_affine).float()     # target voxel -> source voxel
     scale = 2 / torch.tensor(arr.shape, dtype=torch.float32).sub(1).clamp(min=1)
-    rest = torch.stack(torch.meshgrid(*[torch.arange(k, dtype=torch.float32) for k in target_shape[1:]],
-                                      indexing="ij"), -1)                      # [*S[1:], n - 1]
+    rest = identity_grid(tuple(target_shape[1:])).movedim(0, -1)               # [*S[1:], n - 1]
     t = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None]
     out = np.empty(tuple(target_shape), np.float32)
     slab = max(1, 2 ** 21 // max(1, rest[..., 0].numel()))
