@@ -593,7 +593,7 @@ def cmd_register(args) -> None:
 
     from .core.trainer import load_policy
     from .data.pairs import compact_labels, label_dtype, normalise, onto_fixed_grid, placement, to_grid
-    from .data.volumes import read_labels_of, read_volume, voxel_volume, write_itk_field, write_nifti
+    from .data.volumes import itk_caveats, read_labels_of, read_volume, voxel_volume, write_itk_field, write_nifti
     from .ops.warp import resize_field, warp
     from .tasks.registration import grid_slices, mean_ncc, mid_slices, register, warp_labels
     from .ops.metrics import jacobian_determinant, mean_dice
@@ -643,15 +643,8 @@ def cmd_register(args) -> None:
     write_nifti(out / "field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine, like=fixed)
     grid = moving.affine if args.by_voxel else fixed.affine       # the grid the field's moving voxels are on
     write_itk_field(out / "field_itk.nii.gz", field[0].numpy(), fixed.affine, grid, like=fixed)
-    if task.dims == 2 and abs(np.cross(fixed.affine[:3, 0], fixed.affine[:3, 1])[2]) < 0.999 * voxel_volume(fixed.affine, 2):
-        print("rl-i2it: note: the fixed slice is not axial; ITK's 2D world is x and y, so field_itk.nii.gz "
-              "leaves out the field's through-plane part", file=sys.stderr)
-    h, gram = fixed.header, fixed.affine[:3, :3].T @ fixed.affine[:3, :3]
-    if not np.allclose(gram, np.diag(np.diag(gram)), atol=1e-4 * gram.max()) or (
-            h is not None and int(h["qform_code"]) > 0 and int(h["sform_code"]) > 0
-            and not np.allclose(h.get_qform(), h.get_sform(), atol=1e-3)):
-        print("rl-i2it: note: --fixed's header has a sheared affine or a qform unlike its sform; field_itk.nii.gz "
-              "is in the world of the affine used here (the sform), which ITK may read otherwise", file=sys.stderr)
+    for caveat in itk_caveats(fixed):
+        print(f"rl-i2it: note: field_itk.nii.gz: {caveat}", file=sys.stderr)
     n = task.dims                  # the volume change, moving over fixed, of each fixed voxel (<= 0: folded)
     scale = voxel_volume(grid, n) / voxel_volume(fixed.affine, n)
     det = jacobian_determinant(field)[0].numpy() * scale

@@ -269,3 +269,14 @@ def test_itk_field_in_ants(tmp_path):
     theirs = np.load(tmp_path / "w.npy")
     theirs = theirs.T if theirs.shape == (30, 24) else theirs             # ANTs' numpy() of a picture is [x, y]
     assert inside.mean() > 0.5 and np.abs(theirs - ours)[inside].max() < 1e-3
+
+
+def test_itk_caveats_name_headers_itk_may_read_otherwise():
+    from rl_i2it.data.volumes import PICTURE_AFFINE, Volume, itk_caveats
+    assert itk_caveats(Volume(np.zeros((4, 5)), PICTURE_AFFINE)) == []
+    assert itk_caveats(Volume(np.zeros((4, 5, 6)), np.diag([2.0, -1.0, 3.0, 1.0]))) == []
+    sagittal = np.array([[0, 0, 1.0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]])   # in-plane axes: world y, z
+    assert "not axial" in itk_caveats(Volume(np.zeros((4, 5)), sagittal))[0]
+    sheared = np.eye(4)
+    sheared[0, 1] = 0.3
+    assert "sheared" in itk_caveats(Volume(np.zeros((4, 5, 6)), sheared))[0]

@@ -207,6 +207,23 @@ def write_itk_field(path: str | Path, field: np.ndarray, affine: np.ndarray,
     write_nifti(path, vec.reshape(vec.shape[:n] + (1,) * (4 - n) + (n,)), affine, "vector", like)  # [X, Y, (Z,) 1, N]
 
 
+def itk_caveats(fixed: Volume) -> list[str]:
+    """Where ITK may not see ``fixed``'s grid as we do, so that ``write_itk_field``'s field can land
+    elsewhere there: a 2D slice off the axial plane (ITK's 2D world is x and y), a sheared affine or
+    a qform unlike the sform (ITK may read the other)."""
+    a, h, out = fixed.affine, fixed.header, []
+    if fixed.array.ndim == 2 and abs(np.cross(a[:3, 0], a[:3, 1])[2]) < 0.999 * voxel_volume(a, 2):
+        out.append("the fixed slice is not axial; ITK's 2D world is x and y, so the field's through-plane "
+                   "part is left out")
+    gram = a[:3, :3].T @ a[:3, :3]
+    if not np.allclose(gram, np.diag(np.diag(gram)), atol=1e-4 * gram.max()) or (
+            h is not None and int(h["qform_code"]) > 0 and int(h["sform_code"]) > 0
+            and not np.allclose(h.get_qform(), h.get_sform(), atol=1e-3)):
+        out.append("--fixed's header has a sheared affine or a qform unlike its sform; the field is in the "
+                   "world of the affine used here (the sform), which ITK may read otherwise")
+    return out
+
+
 # -- pair manifests ---------------------------------------------------------------------------------
 
 
