@@ -1,6 +1,7 @@
 """The command line as a user meets it: outputs, and one clear line + exit 2 for bad input."""
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -126,7 +127,26 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
     fails(capsys, ["data", "fetch", "imagenet"], "unknown dataset")
     fails(capsys, ["train", "style", "--steps", "1", "--out", str(run_dir)], "holds a digits run: train style into another")
     fails(capsys, ["eval", str(tmp_path)], "not a run directory")
+    fails(capsys, ["translate", str(run_dir), "--moving", str(tmp_path), "--fixed", str(tmp_path), "--out",
+                   str(tmp_path / "a")], "is a folder, not an image")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.widths=0,0,0", "--out", str(tmp_path / "a")],
+          "task_options.widths must be >= 1")
+    fails(capsys, ["train", "inpainting", "--steps", "1", "--set", "task_options.adv_weight=-1",
+                   "--out", str(tmp_path / "a")], "task_options.adv_weight must be >= 0")
+    for bad, message in (("task_options.done_threshold=2", "done_threshold must be a Dice"),
+                         ("train.policy_ema=1.5", "policy_ema must be in [0, 1)"),
+                         ("sac.grad_clip=-1", "grad_clip must be >= 0")):
+        fails(capsys, ["train", "digits", "--steps", "1", "--set", bad, "--out", str(tmp_path / "a")], message)
+    fails(capsys, ["train", "digits", "--steps", "1", "--out", ""], "--out is empty")
     assert not (tmp_path / "a").exists()
+    # a run whose checkpoint.pt was deleted (to save disk) keeps its model: not trained over, not by another task
+    kept = tmp_path / "kept"
+    shutil.copytree(run_dir, kept)
+    (kept / "checkpoint.pt").unlink()
+    before = (kept / "policy.pt").read_bytes()
+    fails(capsys, ["train", "style", "--steps", "1", "--out", str(kept)], "holds a digits run")
+    fails(capsys, ["train", "digits", "--steps", "1", "--out", str(kept)], "no checkpoint.pt to resume")
+    assert (kept / "policy.pt").read_bytes() == before
 
 
 def test_eval_writes_table_and_pictures(tmp_path, run_dir, capsys):

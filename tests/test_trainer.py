@@ -235,3 +235,13 @@ def test_device_errors_name_the_device_asked_for():
             continue
         with pytest.raises(UserError, match=name):
             resolve_device(name)
+
+
+def test_a_fresh_start_drops_the_metrics_of_a_run_killed_before_its_first_checkpoint(tmp_path, digits):
+    """config.json and metrics.jsonl but no checkpoint (killed within the first minute): training
+    starts over and its curves hold only its own rows."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text('{"updates": 999, "score": 0.0}\n')
+    run(tmp_path / "r", digits, 8, train={"log_every": 2})
+    rows = [json.loads(x)["updates"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert rows and 999 not in rows and rows == sorted(rows)

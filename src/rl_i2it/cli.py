@@ -103,6 +103,8 @@ def cmd_train(args) -> None:
         raise UserError(f"{preset} is a config of task {values['task']!r}; train it with `rl-i2it train "
                         f"{values['task']} --config {preset}`")
     cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
+    if args.out is not None and not args.out.strip():
+        raise UserError("--out is empty: give a folder (default runs/TASK)")
     out = Path(args.out or f"runs/{args.task}")
     counters = train_run(cfg, out)
     print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "

@@ -234,6 +234,8 @@ def validate(cfg: Config) -> None:
         (t.steps >= 0 and t.minutes >= 0, "train.steps and train.minutes must be >= 0"),
         (0 < t.memory_fraction <= 1, "train.memory_fraction must be in (0, 1]"),
         (t.fine_tunes >= 1, "train.fine_tunes must be >= 1"),
+        (0 <= t.policy_ema < 1, "train.policy_ema must be in [0, 1)"),
+        (s.grad_clip >= 0, "sac.grad_clip must be >= 0 (0 = off)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -190,7 +190,8 @@ class Trainer:
             there = json.loads((self.run_dir / "config.json").read_text()).get("task")
         except (OSError, ValueError, AttributeError):
             return                        # no run there (or no readable config): _prepare_run_dir decides
-        if there and there != self.cfg.task and (self.run_dir / "checkpoint.pt").is_file():
+        trained = any((self.run_dir / f).is_file() for f in ("checkpoint.pt", "policy.pt"))
+        if there and there != self.cfg.task and trained:
             raise UserError(f"{self.run_dir} holds a {there} run: train {self.cfg.task} into another --out")
 
     def _prepare_run_dir(self) -> None:
@@ -209,6 +210,11 @@ class Trainer:
                                 f"use a new --out or the same settings to resume it")
             self._restore(saved)
             self.resumed = True
+        elif (self.run_dir / "policy.pt").is_file():     # a trained model without its training state
+            raise UserError(f"{self.run_dir} holds a trained model (policy.pt) but no checkpoint.pt to resume: "
+                            f"training there would start over and replace it; use a new --out")
+        else:                          # a fresh start: no metrics of a run killed before its first checkpoint
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         cfg_path.write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
 
     def _state(self) -> dict:

@@ -14,7 +14,7 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     """``[C, H, W]`` float in [0, 1]; ``mode`` 'L' (grey) or 'RGB'."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"image not found: {path}")
+        raise UserError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
     try:
         with Image.open(path) as im:
             arr = pil_to_unit(im, mode)

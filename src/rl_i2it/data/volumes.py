@@ -82,7 +82,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
     non-integer label map or an empty one are errors."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"image not found: {path}")
+        raise UserError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
     kind, header = _kind(path), None
     try:
         if kind == "nifti":

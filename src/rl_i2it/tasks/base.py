@@ -1,6 +1,7 @@
 """What a task supplies to the task-agnostic core (see DESIGN.md section 1)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 import torch
@@ -23,6 +24,20 @@ class Env(Protocol):
         ``info["score"] [n]`` is the task's quality measure after the step."""
 
 
+def check_sizes_and_weights(options) -> None:
+    """Every task's layer sizes (``*widths``, ``*hidden``, ``*channels``) are >= 1 and its loss
+    weights (``*_weight``) >= 0: a width of 0 failed deep in torch, a negative adversarial weight
+    trained the generator for the discriminator."""
+    for f in dataclasses.fields(options) if dataclasses.is_dataclass(options) else ():
+        v = getattr(options, f.name)
+        if f.name.endswith(("widths", "hidden", "channels")):
+            values = list(v) if isinstance(v, (list, tuple)) else [v]
+            if not values or any(not isinstance(x, int) or x < 1 for x in values):
+                raise UserError(f"bad config: task_options.{f.name} must be >= 1, got {v}")
+        elif f.name.endswith("_weight") and isinstance(v, (int, float)) and not v >= 0:
+            raise UserError(f"bad config: task_options.{f.name} must be >= 0, got {v}")
+
+
 class Task:
     """Base class of the applications. Subclasses set ``name`` and ``Options`` (a dataclass)."""
 
@@ -37,10 +52,11 @@ class Task:
             options = fill(self.Options, options or {}, "task_options.")
         self.options = options
         self.device = torch.device(device)
+        check_sizes_and_weights(options)
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``UserError`` for inconsistent options."""
+        """Raise ``UserError`` for inconsistent options (beyond ``check_sizes_and_weights``)."""
 
     def load_training_data(self) -> None:
         """Read what training uses (a ``UserError`` for bad data options), so that the trainer can

@@ -181,6 +181,8 @@ class DigitsTask(Task):
             raise UserError("task_options.max_step must be > 0 and ncc_window a positive odd number")
         if o.smooth_penalty not in ("l1", "l2"):
             raise UserError("task_options.smooth_penalty must be 'l1' or 'l2'")
+        if not 0 < o.done_threshold <= 1:
+            raise UserError(f"task_options.done_threshold must be a Dice in (0, 1], got {o.done_threshold}")
 
     # -- data -------------------------------------------------------------------------------
     def load_training_data(self) -> None:
