@@ -139,7 +139,12 @@ def test_translate_source(tmp_path, models, capsys):
     assert main(["translate", str(models["translation"]), "--source", src, "--target", tgt, "--steps", "2",
                  "--out", str(tmp_path / "out")]) == 0
     assert {"result.png", "grid.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
-    assert "PSNR against --target" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PSNR against --target" in out and "resized to the source's" not in out
+    wide = save(tmp_path / "wide.png", rgb(16, 2)[:4])                  # 16x4: scored, but said
+    assert main(["translate", str(models["translation"]), "--source", src, "--target", wide, "--steps", "1",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert "--target 16x4 resized to the source's 16x16 for the PSNR" in capsys.readouterr().out
     assert main(["translate", str(models["inpainting"]), "--source", src, "--out", str(tmp_path / "o2")]) == 2
     assert main(["translate", str(models["translation"]), "--target", tgt, "--out", str(tmp_path / "o2")]) == 2
     assert not (tmp_path / "o2").exists()

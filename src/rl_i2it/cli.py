@@ -462,7 +462,11 @@ def _translate_photo(args) -> None:
         from .data.paired import luminance
         given = luminance(given[None].mul(255).round().byte())[0].float().div(255).expand(3, -1, -1).contiguous()
     source = _to_model_size(given, size, args.source)
-    target = _resized(read_image(args.target, "RGB"), shape) if args.target else None
+    target = read_image(args.target, "RGB") if args.target else None
+    if target is not None and tuple(target.shape[1:]) != shape:
+        print(f"--target {target.shape[2]}x{target.shape[1]} resized to the source's {shape[1]}x{shape[0]} "
+              f"for the PSNR")
+        target = _resized(target, shape)
     out = _output(args.out, STEP_FILES)
     steps, _ = predict(task, policy, source[None], None, args.steps, sample=args.sample)
     steps = [_resized(s[0], shape) for s in steps]          # at the source's own size

@@ -24,6 +24,9 @@ def atomic_save(obj, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # as open() would make it (mkstemp makes 0600: others could not read the model)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
