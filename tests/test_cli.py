@@ -109,7 +109,7 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=abc", "--out", str(tmp_path / "a")], "sac.gamma")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.gamma=2", "--out", str(tmp_path / "a")], "gamma")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "task_options.transform=spin", "--out", str(tmp_path / "a")], "transform")
-    fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.nosuch=1", "--out", str(tmp_path / "a")], "unknown config key")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.nosuch=1", "--out", str(tmp_path / "a")], "unknown config key sac.nosuch (known:")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "train.log_every=0", "--out", str(tmp_path / "a")],
           "train.log_every must be >= 1")
     fails(capsys, ["experiment", "digits", "--minutes", "0", "--out", str(tmp_path / "x")], "--minutes must be > 0")

@@ -158,7 +158,7 @@ def fill(cls, values: dict, prefix: str = ""):
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise UserError(f"unknown config key {prefix}{key!r} (known: {', '.join(fields)})")
+            raise UserError(f"unknown config key {prefix}{key} (known: {', '.join(fields)})")
         default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
