@@ -284,3 +284,14 @@ def test_ctrl_c_outside_training_is_one_line_exit_130(tmp_path, monkeypatch, cap
     monkeypatch.setattr(cli, "cmd_data", interrupted)
     assert main(["data", "fetch", "mnist"]) == 130
     assert capsys.readouterr().err.strip() == "rl-i2it: interrupted"
+
+
+def test_argparse_errors_are_one_line_exit_2(capsys):
+    """`--minutes abc`, a missing option, an unknown command: one `rl-i2it: error:` line, exit 2."""
+    for argv, message in ((["train", "digits", "--minutes", "abc"], "invalid float value: 'abc'"),
+                          (["register", "run"], "required: --moving, --fixed, --out"),
+                          (["nosuch"], "invalid choice: 'nosuch'")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("rl-i2it: error:") and message in err[0]

@@ -714,10 +714,18 @@ def cmd_data(args) -> None:
     print(f"MNIST: {len(d.train_x)} train, {len(d.test_x)} test digits in {path}")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's own errors (a missing option, `--minutes abc`) as every other bad input: one line,
+    exit code 2, pointing at the command's --help instead of printing its usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"rl-i2it: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rl-i2it", description="Image-to-image translation with deep "
-                                "reinforcement learning (RL-I2IT). Bad input: one line on stderr, exit code 2.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = OneLineParser(prog="rl-i2it", description="Image-to-image translation with deep "
+                      "reinforcement learning (RL-I2IT). Bad input: one line on stderr, exit code 2.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     t = sub.add_parser("train", help="train a task (resumes when --out holds a run)")
     t.add_argument("task", help="task name: digits | registration | inpainting | translation | style")
