@@ -10,11 +10,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import UserError
 
 
-def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
-    """``[C, H, W]`` float in [0, 1]; ``mode`` 'L' (grey) or 'RGB'."""
+def check_image_file(path: str | Path) -> Path:
+    """``path`` as a ``Path``; a missing file or a folder is a ``UserError`` saying which."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
+    return path
+
+
+def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
+    """``[C, H, W]`` float in [0, 1]; ``mode`` 'L' (grey) or 'RGB'."""
+    path = check_image_file(path)
     try:
         with Image.open(path) as im:
             arr = pil_to_unit(im, mode)

@@ -146,16 +146,16 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 # -- base images from the sources ----------------------------------------------------------------------
 def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape, labels=False
              ) -> np.ndarray:
-    """Resample a 2D or 3D image onto another grid through world coordinates (n-linear, or nearest
-    for labels; zero outside the image), a slab of the target at a time (a CT's grid in float32
-    sampling coordinates would be gigabytes)."""
+    """Resample a 2D or 3D image ``[*S]`` (or several on one grid, ``[C, *S]``: one pass) onto another
+    grid through world coordinates (n-linear, or nearest for labels; zero outside the image), a slab
+    of the target at a time (a CT's grid in float32 sampling coordinates would be gigabytes)."""
     from ..ops.warp import identity_grid
-    n = arr.ndim
+    n = len(target_shape)
     vox = torch.from_numpy(np.linalg.inv(affine) @ target_affine).float()     # target voxel -> source voxel
-    scale = 2 / torch.tensor(arr.shape, dtype=torch.float32).sub(1).clamp(min=1)
+    scale = 2 / torch.tensor(arr.shape[-n:], dtype=torch.float32).sub(1).clamp(min=1)
     rest = identity_grid(tuple(target_shape[1:])).movedim(0, -1)               # [*S[1:], n - 1]
-    t = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None]
-    out = np.empty(tuple(target_shape), np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(arr, np.float32)).reshape(1, -1, *arr.shape[-n:])
+    out = np.empty((t.shape[1], *target_shape), np.float32)
     slab = max(1, 2 ** 21 // max(1, rest[..., 0].numel()))
     for i0 in range(0, target_shape[0], slab):
         rows = torch.arange(i0, min(i0 + slab, target_shape[0]), dtype=torch.float32)
@@ -163,9 +163,9 @@ def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, tar
         idx = torch.cat([first, rest.expand(len(rows), *rest.shape)], -1)         # [rows, *S[1:], n]
         src = idx @ vox[:n, :n].T + vox[:n, 3]
         grid = (src * scale - 1).flip(-1)[None]                                  # grid_sample wants (x, y[, z])
-        out[i0: i0 + len(rows)] = F.grid_sample(t, grid, mode="nearest" if labels else "bilinear",
-                                                align_corners=True)[0, 0].numpy()
-    return out
+        out[:, i0: i0 + len(rows)] = F.grid_sample(t, grid, mode="nearest" if labels else "bilinear",
+                                                   align_corners=True)[0].numpy()
+    return out.reshape(arr.shape[:-n] + tuple(target_shape))
 
 
 def compact_labels(*maps: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -200,12 +200,12 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
             raise UserError(f"{what} {moving.array.shape} and the fixed image {fixed.array.shape} differ in shape: "
                             f"voxel to voxel needs one grid")
         return moving.array, moving_labels, 1.0, 0.0
-    cover = float((resample(np.ones(moving.array.shape, np.float32), moving.affine, fixed.affine,
-                            fixed.array.shape) > 0.5).mean())
+    m, inside = resample(np.stack([moving.array, np.ones_like(moving.array)]), moving.affine, fixed.affine,
+                         fixed.array.shape)                              # the image and where it reaches
+    cover = float((inside > 0.5).mean())
     if cover == 0:
         raise UserError(f"{what} and the fixed image do not overlap in world coordinates (their headers place "
                         f"them apart): fix the headers, or register voxel to voxel (same shape)")
-    m = resample(moving.array, moving.affine, fixed.affine, fixed.array.shape)
     lab = None if moving_labels is None else resample(moving_labels, moving.affine, fixed.affine, fixed.array.shape,
                                                       labels=True).round().astype(np.int64)
     off = 0.0

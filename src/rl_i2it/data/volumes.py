@@ -80,9 +80,8 @@ def _kind(path: Path) -> str:
 def read_volume(path: str | Path, labels: bool = False) -> Volume:
     """Read an image (float32) or, with ``labels``, an integer label map; NaN/inf voxels, a
     non-integer label map or an empty one are errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
+    from .images import check_image_file
+    path = check_image_file(path)
     kind, header = _kind(path), None
     try:
         if kind == "nifti":
