@@ -142,6 +142,16 @@ def test_resume_refuses_another_config(tmp_path, digits):
     run(tmp_path / "r", digits, 4)
     with pytest.raises(UserError, match=r"another config \(sac\.batch_size\)"):
         run(tmp_path / "r", digits, 8, sac={"batch_size": 8})
+    # said before any data loads (a 3D set takes minutes to build)
+    cfg = load_config(None, merge(FAST, {"task_options": dict(SMALL, transform="cross"), "sac": {"batch_size": 8},
+                                         "train": {"steps": 8}}))
+    task = DigitsTask(cfg.task_options, data=digits)
+    task.load_training_data = lambda: pytest.fail("the data loaded before the config was compared")
+    with pytest.raises(UserError, match="another config"):
+        Trainer(cfg, tmp_path / "r", task=task, verbose=False)
+    (tmp_path / "r" / "checkpoint.pt").unlink()                          # policy.pt alone: refused as early
+    with pytest.raises(UserError, match="no checkpoint.pt"):
+        Trainer(cfg, tmp_path / "r", task=task, verbose=False)
 
 
 def test_resume_takes_a_list_spelled_either_way(tmp_path, digits):

@@ -118,6 +118,29 @@ def test_ncc_force_is_the_similarity_gradient_of_a_displacement(shape):
         ncc_force(fixed.repeat(1, 2, *[1] * nd), moved.repeat(1, 2, *[1] * nd))
 
 
+@pytest.mark.parametrize("shape", [(2, 1, 24, 20), (2, 1, 10, 12, 9)])
+def test_ncc_force_equals_autograd_through_local_ncc(shape):
+    """The written-out intensity gradient is autograd's through ``local_ncc``, flat regions (zero
+    variance) and the zero-padded border included; a wrong sign or a missing term would not be."""
+    g = torch.Generator().manual_seed(0)
+    fixed, moved = (torch.rand(shape, generator=g, dtype=torch.float64) for _ in range(2))
+    moved[0, :, :4] = 0.3                                            # a flat slab: var_m = 0 there
+    nd = len(shape) - 2
+    for window in (3, 5):
+        m = moved.clone().requires_grad_(True)
+        grad, = torch.autograd.grad(local_ncc(fixed, m, window).sum(), m)
+        slope = torch.stack(torch.gradient(moved[:, 0], dim=tuple(range(1, nd + 1))), 1)
+        force = ncc_force(fixed, moved, window)
+        assert force.dtype == torch.float64 and (force - grad * slope).abs().max() < 1e-9
+        assert (force - grad * slope).abs().max() < 1e-6 * force.abs().max()
+        m32 = moved.float().requires_grad_(True)                     # float32, as in training: as autograd's
+        grad32, = torch.autograd.grad(local_ncc(fixed.float(), m32, window).sum(), m32)
+        diff = ncc_force(fixed.float(), moved.float(), window) - grad32 * slope.float()
+        assert diff.abs().max() < 1e-5 * force.abs().max()
+    with pytest.raises(ValueError, match="odd"):
+        ncc_force(fixed, moved, 4)
+
+
 def test_smoothness_analytic():
     assert smoothness(torch.ones(1, 2, 5, 5) * 3) == 0
     yy, xx = torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij")

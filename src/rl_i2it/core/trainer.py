@@ -148,10 +148,11 @@ class Trainer:
         self.task = task if task is not None else build_task(cfg, self.device)
         self.task.device = self.device
         self.task.rewards_used = cfg.sac.use_rl
+        saved = self._saved_run()              # a run that cannot be resumed fails here, before the data loads
         self.task.load_training_data()         # bad data fails here, before the run directory is written
         self.policy = fast_layout(self.task.build_policy().to(self.device))
         self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
-        if cfg.train.init and not (self.run_dir / "checkpoint.pt").is_file():
+        if cfg.train.init and saved is None:
             self._start_from(cfg.train.init)
         critic = None
         if cfg.sac.use_rl:
@@ -165,8 +166,8 @@ class Trainer:
                                    self.task.z_field(cfg.sac.critic_on), self.device,
                                    cfg.train.memory_fraction, verbose)
         self.counters = {"updates": 0, "env_steps": 0, "episodes": 0, "seconds": 0.0}
-        self.resumed = False
-        self._prepare_run_dir()
+        self.resumed = saved is not None
+        self._prepare_run_dir(saved)
 
     def _start_from(self, path: str) -> None:
         """Copy ``path``'s planner-actor weights (its average when it keeps one) into this run's,
@@ -194,9 +195,10 @@ class Trainer:
         if there and there != self.cfg.task and trained:
             raise UserError(f"{self.run_dir} holds a {there} run: train {self.cfg.task} into another --out")
 
-    def _prepare_run_dir(self) -> None:
-        writable_dir(self.run_dir)
-        cfg_path = self.run_dir / "config.json"
+    def _saved_run(self) -> dict | None:
+        """The checkpoint to resume from (``None`` for a fresh start), refused when its config
+        differs from this one in more than the stopping rule and device, or when only a trained
+        model (``policy.pt``) is there."""
         if (self.run_dir / "checkpoint.pt").is_file():
             saved = ckpt.load(self.run_dir / "checkpoint.pt", (ckpt.TRAIN_FORMAT,))
             old, new = fill(Config, saved["config"]).to_dict(), self.cfg.to_dict()   # keys added since: defaults
@@ -208,14 +210,19 @@ class Trainer:
             if old != new:
                 raise UserError(f"{self.run_dir} holds a run with another config ({', '.join(differing(old, new))}): "
                                 f"use a new --out or the same settings to resume it")
-            self._restore(saved)
-            self.resumed = True
-        elif (self.run_dir / "policy.pt").is_file():     # a trained model without its training state
+            return saved
+        if (self.run_dir / "policy.pt").is_file():       # a trained model without its training state
             raise UserError(f"{self.run_dir} holds a trained model (policy.pt) but no checkpoint.pt to resume: "
                             f"training there would start over and replace it; use a new --out")
+        return None
+
+    def _prepare_run_dir(self, saved: dict | None) -> None:
+        writable_dir(self.run_dir)
+        if saved is not None:
+            self._restore(saved)
         else:                          # a fresh start: no metrics of a run killed before its first checkpoint
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        cfg_path.write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
 
     def _state(self) -> dict:
         sd = {"format": ckpt.TRAIN_FORMAT, "config": self.cfg.to_dict(), "counters": dict(self.counters),
