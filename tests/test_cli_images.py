@@ -128,8 +128,9 @@ def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
     else:
         args[1] = str(models["translation"])
     assert main(args) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert message in err and err.count("\n") == 1
+    assert out == ""                        # no "resized to the model's" line before the error
     assert not (tmp_path / "out").exists()
 
 
@@ -145,6 +146,12 @@ def test_translate_source(tmp_path, models, capsys):
     assert main(["translate", str(models["translation"]), "--source", src, "--target", wide, "--steps", "1",
                  "--out", str(tmp_path / "out")]) == 0
     assert "--target 16x4 resized to the source's 16x16 for the PSNR" in capsys.readouterr().out
+    capsys.readouterr()
+    (tmp_path / "bad.png").write_text("no")                             # a source to resize, a bad target
+    assert main(["translate", str(models["translation"]), "--source", save(tmp_path / "big.png", rgb(32, 1)),
+                 "--target", str(tmp_path / "bad.png"), "--out", str(tmp_path / "o2")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "bad.png" in err
     assert main(["translate", str(models["inpainting"]), "--source", src, "--out", str(tmp_path / "o2")]) == 2
     assert main(["translate", str(models["translation"]), "--target", tgt, "--out", str(tmp_path / "o2")]) == 2
     assert not (tmp_path / "o2").exists()

@@ -348,13 +348,14 @@ def _output(path: str, *numbered: str) -> Path:
     return out
 
 
-def _to_model_size(img, size: int, what: str, mode: str = "bilinear"):
-    """``[C, H, W]`` resized to the model's ``size`` x ``size`` (with a line saying so); a mask
-    (``mode = "cover"``) keeps every model pixel that any of its pixels covers."""
+def _to_model_size(img, size: int, what: str, notes: list, mode: str = "bilinear"):
+    """``[C, H, W]`` resized to the model's ``size`` x ``size`` (with a line saying so added to
+    ``notes``, printed once every input has passed its checks); a mask (``mode = "cover"``) keeps
+    every model pixel that any of its pixels covers."""
     if tuple(img.shape[1:]) == (size, size):
         return img
     if mode == "bilinear":
-        print(f"{what}: {img.shape[2]}x{img.shape[1]} resized to the model's {size}x{size}")
+        notes.append(f"{what}: {img.shape[2]}x{img.shape[1]} resized to the model's {size}x{size}")
     return _resized(img, (size, size), mode)
 
 
@@ -404,28 +405,31 @@ def cmd_inpaint(args) -> None:
     h, w = image.shape[1:]
     left, top, right, bottom = crop_box(w, h)        # the square the training faces were cut from
     box = (slice(None), slice(top, bottom), slice(left, right))
-    face = image[box]
+    face, notes = image[box], []
     if face.shape != image.shape:
         if mask is not None and mask[box].sum() < mask.sum():
             raise UserError(f"mask {args.mask} reaches outside the {right - left}x{bottom - top} square at column "
                             f"{left}, row {top} of the {w}x{h} image, the face crop the model sees: mark the hole inside it")
-        print(f"{args.image}: the model sees the {right - left}x{bottom - top} square at column {left}, row {top} "
-              f"(the face crop of a {w}x{h} photo, as its training faces were cut)")
-    small = _to_model_size(face, size, args.image)
-    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask[box], size, args.mask, "cover")
+        notes.append(f"{args.image}: the model sees the {right - left}x{bottom - top} square at column {left}, "
+                     f"row {top} (the face crop of a {w}x{h} photo, as its training faces were cut)")
+    small = _to_model_size(face, size, args.image, notes)
+    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask[box], size, args.mask, notes, "cover")
     if small_mask.all():
         raise UserError(f"mask {args.mask} covers the whole image at the model's {size}x{size}: "
                         f"mark a smaller hole")
     if mask is not None and task.options.hole == "centre" and (small_mask & ~task.eval_mask(1)[0]).any():
-        print(f"warning: this model was trained on one {task.hole}x{task.hole} centre hole (at its {size}x{size}) "
-              f"and the hole of {args.mask} reaches outside it: a hole elsewhere fills worse, even below "
-              f"OpenCV's Telea (README); a model trained with --set task_options.hole=random fills one anywhere")
+        notes.append(f"warning: this model was trained on one {task.hole}x{task.hole} centre hole (at its "
+                     f"{size}x{size}) and the hole of {args.mask} reaches outside it: a hole elsewhere fills worse, "
+                     f"even below OpenCV's Telea (README); a model trained with --set task_options.hole=random "
+                     f"fills one anywhere")
     shape = tuple(face.shape[1:])
     face_mask = small_mask if small is face else _resized(small_mask, shape, "nearest") if mask is None else mask[box]
     if not face_mask.any():
         raise UserError(f"{args.image} is {w}x{h}: at that size the model's hole covers no pixel; "
                         f"give a larger image or a --mask")
     out = _output(args.out, STEP_FILES)
+    for note in notes:                    # every input checked: now say what was done to them
+        print(note)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
     steps = [s[0] for s in steps]
     if small is not face:          # back at the square's own size: the fill goes into its hole, nothing else moves
@@ -461,13 +465,16 @@ def _translate_photo(args) -> None:
     if task.options.data == "grey":           # a grey -> colour model sees the luminance
         from .data.paired import luminance
         given = luminance(given[None].mul(255).round().byte())[0].float().div(255).expand(3, -1, -1).contiguous()
-    source = _to_model_size(given, size, args.source)
+    notes = []
+    source = _to_model_size(given, size, args.source, notes)
     target = read_image(args.target, "RGB") if args.target else None
     if target is not None and tuple(target.shape[1:]) != shape:
-        print(f"--target {target.shape[2]}x{target.shape[1]} resized to the source's {shape[1]}x{shape[0]} "
-              f"for the PSNR")
+        notes.append(f"--target {target.shape[2]}x{target.shape[1]} resized to the source's {shape[1]}x{shape[0]} "
+                     f"for the PSNR")
         target = _resized(target, shape)
     out = _output(args.out, STEP_FILES)
+    for note in notes:                    # every input checked: now say what was done to them
+        print(note)
     steps, _ = predict(task, policy, source[None], None, args.steps, sample=args.sample)
     steps = [_resized(s[0], shape) for s in steps]          # at the source's own size
     if task.options.data == "grey":           # its colours on the photo's own (full-resolution) luminance
