@@ -110,6 +110,67 @@ def test_register_keeps_any_label_ids(reg_run, pair, tmp_path, capsys):
     assert (out == 484682471).any() and (out == 40000).any()
 
 
+def test_register_inverse_maps_the_fixed_labels_onto_the_moving_image(reg_run, pair, tmp_path, capsys):
+    """--inverse: an ITK field that undoes the forward one (read back from LPS mm: v + u(y + v)
+    is ~0), and --fixed-labels alone (an atlas's) written on the moving image's own grid, here
+    another one than the fixed image's."""
+    from rl_i2it.ops.warp import warp
+    from rl_i2it.tasks.registration import warp_labels
+    no_moving = [a for a in args(reg_run, pair, tmp_path / "inv") if a not in ("--moving-labels", str(pair["moving_labels"]))]
+    assert main(no_moving + ["--steps", "20", "--inverse"]) == 0
+    printed = capsys.readouterr().out
+    assert "inverse within 0.1 voxel at" in printed and "fixed_labels_on_moving.nii.gz" in printed
+    u = torch.from_numpy(np.moveaxis(np.asarray(nib.load(str(tmp_path / "inv" / "field.nii.gz")).dataobj), -1, 0))[None]
+    itk = nib.load(str(tmp_path / "inv" / "inverse_field_itk.nii.gz"))
+    assert itk.shape == (40, 40, 1, 1, 2) and itk.header.get_intent()[0] == "vector" and np.allclose(itk.affine, AFFINE)
+    v = torch.from_numpy(np.moveaxis(np.asarray(itk.dataobj)[:, :, 0, 0] / -1.5, -1, 0).copy())[None]   # LPS mm -> voxels
+    residual = (v + warp(u, v, padding="border")).norm(dim=1)[0, 2:-2, 2:-2]
+    naive = (-u + warp(u, -u, padding="border")).norm(dim=1)[0, 2:-2, 2:-2]     # -u, a first guess
+    assert u.abs().max() > 0.3 and residual.max() < 0.05 and residual.max() < 0.25 * naive.max()   # 0.011, 0.11 measured
+    fixed_labels = torch.from_numpy(np.asarray(nib.load(str(pair["fixed_labels"])).dataobj).astype(np.int64))
+    on_moving = nib.load(str(tmp_path / "inv" / "fixed_labels_on_moving.nii.gz"))
+    assert np.allclose(on_moving.affine, AFFINE) and on_moving.shape == (40, 40)
+    same = np.asarray(on_moving.dataobj) == warp_labels(fixed_labels[None], v)[0].numpy()
+    assert same.mean() > 0.99                                    # nearest either way: ties may fall apart
+
+    other = AFFINE.copy()                     # the moving image on another grid: the labels on that grid
+    other[0, 3] += 4.5
+    other[1, 1] *= 1.25
+    moving = np.asarray(nib.load(str(pair["moving"])).dataobj)[:, :36]
+    write_nifti(pair["moving"], moving, other)
+    assert main(no_moving + ["--steps", "3", "--inverse", "--out", str(tmp_path / "inv2")]) == 0
+    on_moving = nib.load(str(tmp_path / "inv2" / "fixed_labels_on_moving.nii.gz"))
+    assert on_moving.shape == (40, 36) and np.allclose(on_moving.affine, other)
+    assert set(np.unique(np.asarray(on_moving.dataobj))) <= set(np.unique(fixed_labels.numpy()))
+    assert np.asarray(on_moving.dataobj).any()
+
+
+def test_register_inverse_in_ants(reg_run, pair, tmp_path):
+    """With antspyx installed: ANTs takes the fixed labels through ``inverse_field_itk.nii.gz`` onto
+    the moving image's own (other) grid as ``fixed_labels_on_moving.nii.gz`` has them, and the
+    fixed image through ``field_itk.nii.gz`` and then the inverse back to itself."""
+    import subprocess
+    import sys
+    from rl_i2it.baselines import classical
+    if not classical.available("syn"):
+        pytest.skip(classical.missing_line("syn"))
+    other = AFFINE.copy()
+    other[0, 3] += 4.5
+    other[1, 1] *= 1.25
+    write_nifti(pair["moving"], np.asarray(nib.load(str(pair["moving"])).dataobj)[:, :36], other)
+    out = tmp_path / "out"
+    assert main(["register", str(reg_run), "--moving", str(pair["moving"]), "--fixed", str(pair["fixed"]),
+                 "--fixed-labels", str(pair["fixed_labels"]), "--steps", "20", "--inverse", "--out", str(out)]) == 0
+    code = ("import ants, numpy as np, sys; m, lab = ants.image_read(sys.argv[1]), ants.image_read(sys.argv[2]); "
+            "np.save('ants.npy', ants.apply_transforms(m, lab, ['inverse_field_itk.nii.gz'], "
+            "interpolator='nearestNeighbor').numpy())")
+    subprocess.run([sys.executable, "-c", code, str(pair["moving"]), str(pair["fixed_labels"])], cwd=out, check=True,
+                   timeout=120)
+    ants_labels, ours = np.load(out / "ants.npy"), np.asarray(nib.load(str(out / "fixed_labels_on_moving.nii.gz")).dataobj)
+    assert ants_labels.shape == ours.shape == (40, 36) and ours.any()
+    assert (ants_labels == ours).mean() > 0.995   # 1.0 measured; 0.95 through the forward field instead
+
+
 def test_register_says_when_itk_may_read_the_header_otherwise(reg_run, pair, tmp_path, capsys):
     sheared = AFFINE.copy()
     sheared[0, 1] = 0.3

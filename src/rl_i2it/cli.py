@@ -605,9 +605,9 @@ def cmd_register(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.pairs import compact_labels, label_dtype, normalise, onto_fixed_grid, placement, to_grid
+    from .data.pairs import compact_labels, label_dtype, normalise, onto_fixed_grid, placement, resample, to_grid
     from .data.volumes import itk_caveats, read_labels_of, read_volume, voxel_volume, write_itk_field, write_nifti
-    from .ops.warp import resize_field, warp
+    from .ops.warp import invert_field, resize_field, warp
     from .tasks.registration import grid_slices, mean_ncc, mid_slices, register, warp_labels
     from .ops.metrics import jacobian_determinant, mean_dice
     from .viz import image_grid
@@ -627,12 +627,14 @@ def cmd_register(args) -> None:
     for what, v in (("fixed", fixed), ("moving", moving)):
         if v.array.ndim != task.dims:
             raise UserError(f"--{what} is {v.array.ndim}D {v.array.shape}: this model registers {task.dims}D images")
-    if args.fixed_labels and not args.moving_labels:
-        raise UserError("--fixed-labels goes with --moving-labels (Dice compares the warped moving labels with them)")
+    if args.fixed_labels and not (args.moving_labels or args.inverse):
+        raise UserError("--fixed-labels goes with --moving-labels (Dice compares the warped moving labels with them) "
+                        "or --inverse (they are written on the moving image's grid)")
     labels = {role: read_labels_of(getattr(args, role + "_labels"), image, f"--{role}-labels")
               for role, image in (("moving", moving), ("fixed", fixed)) if getattr(args, role + "_labels")}
     compact, ids = compact_labels(*labels.values())     # any ids, exactly: indices through resampling and warps
     labels = dict(zip(labels, compact))
+    fixed_labels = labels.get("fixed")
     if len(labels) == 2 and not np.intersect1d(labels["moving"], labels["fixed"]).any():
         print("rl-i2it: note: --moving-labels and --fixed-labels share no label id (Dice compares equal ids): "
               "Dice will be 0", file=sys.stderr)
@@ -644,7 +646,8 @@ def cmd_register(args) -> None:
         print("rl-i2it: note: --by-voxel: registered voxel to voxel, whatever the headers say", file=sys.stderr)
     labels = {role: torch.from_numpy(lab) for role, lab in (("moving", moved_labels), ("fixed", labels.get("fixed")))
               if lab is not None}
-    out = _output(args.out, "step_[0-9]*.nii.gz", "warped_labels.nii.gz")
+    out = _output(args.out, "step_[0-9]*.nii.gz", "warped_labels.nii.gz", "inverse_field_itk.nii.gz",
+                  "fixed_labels_on_moving.nii.gz")
     dev, shape = task.device, fixed.array.shape
     f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
     m = to_grid(normalise(moved), task.options.size)[None, None].to(dev)
@@ -670,6 +673,21 @@ def cmd_register(args) -> None:
             before = float(mean_dice(labels["moving"][None].long(), labels["fixed"][None].long()))
             after = float(mean_dice(wl[None], labels["fixed"][None].long()))
             line = f", label Dice {before:.3f} -> {after:.3f}"
+    written = ["warped_labels.nii.gz"] if "moving" in labels else []
+    if args.inverse:       # the way back: images of the fixed space (an atlas's labels) into the moving image's
+        inverse, residual = invert_field(r["field"])
+        inverse = resize_field(inverse, shape)[0].cpu().numpy()           # on `grid`, to voxels of the fixed grid
+        write_itk_field(out / "inverse_field_itk.nii.gz", inverse, grid, fixed.affine,
+                        like=moving if args.by_voxel else fixed)
+        written.append("inverse_field_itk.nii.gz")
+        if fixed_labels is not None:           # sampled once, at each moving voxel's place on the fixed grid
+            back = resample(inverse, grid, moving.affine, moving.array.shape)
+            lab = resample(fixed_labels, grid, moving.affine, moving.array.shape, labels=True, offset=back)
+            write_nifti(out / "fixed_labels_on_moving.nii.gz", ids[lab.round().astype(np.int64)].astype(label_dtype(ids)),
+                        moving.affine, like=moving)
+            written.append("fixed_labels_on_moving.nii.gz")
+        line += (f", inverse within 0.1 voxel at {float((residual <= 0.1).float().mean()) * 100:.1f} % of the "
+                 f"voxels (off where the field folds or reaches outside)")
     for t, step_field in enumerate(r["fields"]):
         step_img = warp(m_full, resize_field(step_field, shape))[0, 0]
         write_nifti(out / f"step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine, like=fixed)
@@ -682,7 +700,7 @@ def cmd_register(args) -> None:
     ncc1 = float(mean_ncc(f, to_grid(normalise(warped.numpy()), task.options.size)[None, None].to(dev))[0])
     print(f"registered in {int(r['steps_taken'][0])} steps: local NCC {ncc0:.3f} -> {ncc1:.3f}{line}, "
           f"folded voxels (det J <= 0) {float((det <= 0).mean()) * 100:.2f} %; {out}/warped.nii.gz, field.nii.gz, "
-          f"field_itk.nii.gz, jacobian.nii.gz{', warped_labels.nii.gz' if 'moving' in labels else ''}, preview.png")
+          f"field_itk.nii.gz, jacobian.nii.gz, {''.join(w + ', ' for w in written)}preview.png")
 
 
 def cmd_data(args) -> None:
@@ -813,6 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--adaptive", action="store_true", help="stop when a step's local-NCC gain < --tol")
     g.add_argument("--tol", type=float, help="adaptive stopping threshold, > 0 (default 1e-3)")
     g.add_argument("--every-step", action="store_true", help="also write each step's image (on the fixed grid)")
+    g.add_argument("--inverse", action="store_true", help="also write the inverse transform "
+                   "(inverse_field_itk.nii.gz: fixed space -> moving image) and, with --fixed-labels, those labels "
+                   "on the moving image's grid (fixed_labels_on_moving.nii.gz: atlas segmentation)")
     g.add_argument("--by-voxel", action="store_true", help="register voxel to voxel, ignoring the headers' world "
                                                             "positions (the default resamples --moving onto --fixed's "
                                                             "grid through them; same shape needed)")

@@ -144,11 +144,13 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 
 
 # -- base images from the sources ----------------------------------------------------------------------
-def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape, labels=False
-             ) -> np.ndarray:
+def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape, labels=False,
+             offset: np.ndarray | None = None) -> np.ndarray:
     """Resample a 2D or 3D image ``[*S]`` (or several on one grid, ``[C, *S]``: one pass) onto another
     grid through world coordinates (n-linear, or nearest for labels; zero outside the image), a slab
-    of the target at a time (a CT's grid in float32 sampling coordinates would be gigabytes)."""
+    of the target at a time (a CT's grid in float32 sampling coordinates would be gigabytes).
+    ``offset`` ``[n, *target_shape]``: a displacement in source voxels added where each target
+    voxel samples (a field taking the image along in the same single interpolation)."""
     from ..ops.warp import identity_grid
     n = len(target_shape)
     vox = torch.from_numpy(np.linalg.inv(affine) @ target_affine).float()     # target voxel -> source voxel
@@ -162,6 +164,8 @@ def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, tar
         first = rows.view(-1, *(1,) * (n - 1), 1).expand(-1, *rest.shape[:-1], 1)
         idx = torch.cat([first, rest.expand(len(rows), *rest.shape)], -1)         # [rows, *S[1:], n]
         src = idx @ vox[:n, :n].T + vox[:n, 3]
+        if offset is not None:
+            src = src + torch.from_numpy(np.ascontiguousarray(offset[:, i0: i0 + len(rows)], np.float32)).movedim(0, -1)
         grid = (src * scale - 1).flip(-1)[None]                                  # grid_sample wants (x, y[, z])
         out[:, i0: i0 + len(rows)] = F.grid_sample(t, grid, mode="nearest" if labels else "bilinear",
                                                    align_corners=True)[0].numpy()
