@@ -131,7 +131,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         try:
             if isinstance(value, str) or float(value) == int(value):
                 return int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):          # "abc", None, inf
             pass
     elif kind is float and not isinstance(value, bool):
         try:
@@ -210,6 +210,9 @@ def read_config(path: str | Path) -> dict:
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Read a TOML (or a run's config.json) and apply overrides; validate everything."""
     values = read_config(path) if path is not None else {}
+    if overrides is not None and not isinstance(overrides, dict):
+        raise TypeError(f"overrides must be a dict of sections, e.g. {{'sac': {{'gamma': 0.9}}}}, "
+                        f"got {type(overrides).__name__}")
     cfg = fill(Config, merge(values, overrides or {}))
     validate(cfg)
     return cfg
@@ -231,6 +234,7 @@ def validate(cfg: Config) -> None:
         (t.replay_size >= max(s.batch_size, t.n_envs), "train.replay_size must hold a batch"),
         (t.updates_per_step >= 1 and t.log_every >= 1, "train.updates_per_step and train.log_every must be >= 1"),
         (t.checkpoint_every_s >= 0, "train.checkpoint_every_s must be >= 0"),
+        (t.learning_starts >= 0, "train.learning_starts must be >= 0"),
         (t.steps >= 0 and t.minutes >= 0, "train.steps and train.minutes must be >= 0"),
         (0 < t.memory_fraction <= 1, "train.memory_fraction must be in (0, 1]"),
         (t.fine_tunes >= 1, "train.fine_tunes must be >= 1"),

@@ -8,6 +8,13 @@ import torch
 from .policy import MetaPolicy
 
 
+def check_steps(steps) -> int:
+    """``steps`` of an inference function: an int >= 1, or a ``ValueError``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    return steps
+
+
 @torch.no_grad()
 def rollout(policy: MetaPolicy, task, env, state: dict, steps: int, sample: bool = False
             ) -> Iterator[tuple[int, dict, torch.Tensor, dict]]:

@@ -71,7 +71,7 @@ def saved_policy(obj: dict) -> dict:
 
 
 def load_policy(path, device="cpu"):
-    """``(task, policy)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory (a checkpoint's
+    """``(task, policy, cfg)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory (a checkpoint's
     averaged weights when the run keeps an average, as its ``policy.pt`` has)."""
     obj = ckpt.load(path)
     if not isinstance(obj.get("config"), dict):

@@ -18,6 +18,46 @@ def check_image_file(path: str | Path) -> Path:
     return path
 
 
+def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2) -> torch.Tensor:
+    """A library caller's images as float32 ``[B, channels, *S]`` in [0, 1] (detached), or a
+    ``TypeError`` / ``ValueError`` naming ``what``: the first line of every inference function.
+    uint8 is read as 0-255 and bool as 0/1; floats must lie in [0, 1] (a little beyond, as bicubic
+    resizing leaves, is clamped; 0-255 floats are refused, they would pass for white); one channel
+    is repeated where three are wanted (a grey photo); ``size``: the model's side or sides (None:
+    any)."""
+    axes = "H, W" if dims == 2 else "D, H, W"
+    if not isinstance(x, torch.Tensor):
+        hint = ": torch.from_numpy(array) makes one" if isinstance(x, np.ndarray) else ""
+        raise TypeError(f"{what} must be a torch.Tensor [B, {channels}, {axes}] in [0, 1], got {type(x).__name__}{hint}")
+    if x.dim() != dims + 2:
+        hint = " (one image: add the batch axis, x[None])" if x.dim() == dims + 1 else ""
+        raise ValueError(f"{what} must be [B, {channels}, {axes}], got shape {tuple(x.shape)}{hint}")
+    if len(x) == 0:
+        raise ValueError(f"{what} holds no image (shape {tuple(x.shape)})")
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    elif x.dtype == torch.bool:
+        x = x.float()
+    elif not x.is_floating_point():
+        raise TypeError(f"{what} has dtype {x.dtype}: give floats in [0, 1] or uint8 in 0-255")
+    x = x.detach().float()
+    lo, hi = float(x.min()), float(x.max())
+    if not (lo >= -0.5 and hi <= 1.5):                     # NaN fails too
+        raise ValueError(f"{what} holds values in [{lo:.4g}, {hi:.4g}]: images are floats in [0, 1] "
+                         f"(0-255 ones: divide by 255, or give uint8)")
+    if x.shape[1] != channels:
+        if not (x.shape[1] == 1 and channels == 3):
+            last = " (channels last? x.permute(0, 3, 1, 2))" if dims == 2 and x.shape[-1] == channels else ""
+            raise ValueError(f"{what} has {x.shape[1]} channels {tuple(x.shape)}: this model takes {channels}{last}")
+        x = x.expand(-1, 3, *x.shape[2:])
+    if size is not None:
+        want = (size,) * dims if isinstance(size, int) else tuple(size)
+        if tuple(x.shape[2:]) != want:
+            raise ValueError(f"{what} is {'x'.join(map(str, x.shape[2:]))}: this model takes "
+                             f"{'x'.join(map(str, want))} (resize first, e.g. torch.nn.functional.interpolate)")
+    return x.clamp(0, 1)
+
+
 def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     """``[C, H, W]`` float in [0, 1]; ``mode`` 'L' (grey) or 'RGB'."""
     path = check_image_file(path)

@@ -113,7 +113,11 @@ def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.nda
 def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, int] = (120, 160)) -> torch.Tensor:
     """Frames ``first .. first + n - 1`` of a video (or frame folder) as ``[n, 3, H, W]`` float in
     [0, 1], resized (antialiased bilinear) to ``size = (H, W)``: the benchmarks' evaluation clips."""
+    if first < 0 or n < 1:
+        raise ValueError(f"read_clip: first must be >= 0 and n >= 1, got first={first}, n={n}")
     frames = read_frames(path, max_frames=first + n)[first:]
+    if len(frames) == 0:
+        raise ValueError(f"{path} has no frame {first} (it holds fewer)")
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 

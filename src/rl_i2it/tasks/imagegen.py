@@ -330,19 +330,49 @@ def format_scores(rows: dict[str, dict], labels: dict | None = None) -> str:
 
 
 @torch.no_grad()
+def hole_masks(mask, n: int, size: int) -> torch.Tensor:
+    """A library caller's hole masks as bool ``[n or 1, 1, size, size]`` (True = hole): bool, 0/1
+    or 0-255 (nonzero = hole; floats: over 0.5), ``[S, S]``, ``[n or 1, S, S]`` or
+    ``[n or 1, 1, S, S]``; anything else a ``TypeError`` / ``ValueError`` saying so."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor (True = hole), got {type(mask).__name__}")
+    m = mask if mask.dtype == torch.bool else mask > 0.5 if mask.is_floating_point() else mask != 0
+    m = m.reshape(1, 1, *m.shape) if m.dim() == 2 else m.unsqueeze(1) if m.dim() == 3 else m
+    if m.dim() != 4 or m.shape[1] != 1 or tuple(m.shape[2:]) != (size, size) or len(m) not in (1, n):
+        raise ValueError(f"mask of shape {tuple(mask.shape)}: give [{size}, {size}], [N, {size}, {size}] or "
+                         f"[N, 1, {size}, {size}] with N = 1 or the {n} images")
+    return m.detach()
+
+
 def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor | None, steps: int,
             mask: torch.Tensor | None = None, batch: int = 64, sample: bool = False
             ) -> tuple[list[torch.Tensor], float]:
-    """Run ``steps`` steps on images ``[N, C, S, S]`` in [0, 1] (inpainting: ``target`` is the image
-    whose ``mask`` is hidden; translation: ``target`` may be None); ``([T] x [N, 3, S, S] on the
-    CPU, seconds)``."""
-    from ..core.rollout import rollout
+    """Run ``steps`` steps on images ``[N, 3, S, S]`` in [0, 1] (uint8 0-255 and grey ``[N, 1, S, S]``
+    taken too) at the model's ``S``; ``([T] x [N, 3, S, S] on the CPU, seconds)``. Inpainting:
+    ``target`` is the image whose ``mask`` is filled (``source`` unused, may be None); ``mask``
+    True or nonzero = hole, ``[S, S]``, ``[N or 1, S, S]`` or ``[N or 1, 1, S, S]`` (None: the
+    model's centre hole). Translation: ``target`` may be None. Bad input: ``TypeError`` /
+    ``ValueError`` naming the argument."""
+    from ..core.rollout import check_steps, rollout
+    from ..data.images import as_unit_images
+    check_steps(steps)
+    size = task.options.size
+    if task.name == "inpainting":
+        if target is None:
+            raise ValueError("inpainting fills the masked pixels of target: give target (source is unused)")
+        source = target = as_unit_images(target, "target", 3, size)
+        mask = None if mask is None else hole_masks(mask, len(target), size)
+    else:
+        source = as_unit_images(source, "source", 3, size)
+        target = None if target is None else as_unit_images(target, "target", 3, size)
+    if target is not None and len(target) != len(source):
+        raise ValueError(f"{len(source)} sources and {len(target)} targets: give one target per source")
     outs: list[list[torch.Tensor]] = [[] for _ in range(steps)]
     seconds = 0.0
     dev = task.device
     for i in range(0, len(source), batch):
         env = task.make_env(0, torch.Generator(), "eval")
-        m = None if mask is None else mask[i:i + batch] if mask.shape[0] > 1 else mask
+        m = None if mask is None else mask[i:i + batch] if len(mask) > 1 else mask
         state = env.start(source[i:i + batch].to(dev), None if target is None else target[i:i + batch].to(dev),
                           None if m is None else m.to(dev))
         t0 = time.perf_counter()
@@ -358,6 +388,10 @@ def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", fea
              n: int = 0, real_features: torch.Tensor | None = None, fid: bool = True) -> dict:
     """Every metric after each of ``steps`` on a split (``n`` first images, 0 = all); ``{T: scores}``
     with ``sec_per_image`` (all T steps)."""
+    from ..core.rollout import check_steps
+    steps = [check_steps(t) for t in ((steps,) if isinstance(steps, int) else steps)]
+    if not steps:
+        raise ValueError("steps: give at least one step count, e.g. (1, 5, 10)")
     src, tgt = task.split_data(split)
     if n:
         src, tgt = src[:n], tgt[:n]

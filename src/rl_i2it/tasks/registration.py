@@ -266,38 +266,47 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     is below ``tol`` (that step is undone), at most ``steps`` steps. Returns ``{"field", "warped",
     "steps_taken" [B], "fields": the accumulated field after each step (with every_step)}``.
     """
+    from ..core.rollout import check_steps
+    from ..data.images import as_unit_images
+    check_steps(steps)
+    fixed, moving = (as_unit_images(x, what, 1, task.options.size, task.dims).to(task.device)
+                     for x, what in ((fixed, "fixed"), (moving, "moving")))
+    if len(fixed) != len(moving):
+        raise ValueError(f"{len(fixed)} fixed and {len(moving)} moving images: give pairs")
     env = task.make_env(0, torch.Generator(), "eval")
     state = env.start(fixed, moving, scored=False)
     was_training = policy.training
     policy.eval()
-    active = torch.ones(env.n, dtype=torch.bool, device=task.device)
-    taken = torch.zeros(env.n, dtype=torch.long)
-    ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window) if adaptive else None   # fixed T: no NCC
-    fields = []
-    for t in range(steps):
-        action = policy(task.observe(state), sample=False).action       # the mean plan
-        if adaptive:
-            prev_field = env.field
-            action = action * active.view(-1, *([1] * (action.dim() - 1)))
-        state, _, _, _ = env.step(action)
-        if adaptive:
-            new = mean_ncc(env.fixed, env.current, task.options.ncc_window)
-            stop = active & (new - ncc < tol)
-            if stop.any():      # undo the step that did not help
-                keep = stop.view(-1, *([1] * (env.field.dim() - 1)))
-                env.field = torch.where(keep, prev_field, env.field)
-                env.current = warp(env.moving, env.field)
-                state = env.state
-            ncc = torch.where(stop, ncc, new)
-            active &= ~stop
-            taken += active.cpu().long()
-        else:
-            taken += 1
-        if every_step and (not adaptive or active.any()):     # not a step every pair undid
-            fields.append(env.field.cpu())
-        if adaptive and not active.any():
-            break
-    policy.train(was_training)
+    try:
+        active = torch.ones(env.n, dtype=torch.bool, device=task.device)
+        taken = torch.zeros(env.n, dtype=torch.long)
+        ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window) if adaptive else None   # fixed T: no NCC
+        fields = []
+        for t in range(steps):
+            action = policy(task.observe(state), sample=False).action       # the mean plan
+            if adaptive:
+                prev_field = env.field
+                action = action * active.view(-1, *([1] * (action.dim() - 1)))
+            state, _, _, _ = env.step(action)
+            if adaptive:
+                new = mean_ncc(env.fixed, env.current, task.options.ncc_window)
+                stop = active & (new - ncc < tol)
+                if stop.any():      # undo the step that did not help
+                    keep = stop.view(-1, *([1] * (env.field.dim() - 1)))
+                    env.field = torch.where(keep, prev_field, env.field)
+                    env.current = warp(env.moving, env.field)
+                    state = env.state
+                ncc = torch.where(stop, ncc, new)
+                active &= ~stop
+                taken += active.cpu().long()
+            else:
+                taken += 1
+            if every_step and (not adaptive or active.any()):     # not a step every pair undid
+                fields.append(env.field.cpu())
+            if adaptive and not active.any():
+                break
+    finally:
+        policy.train(was_training)
     return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields}
 
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..core.buffer import Field
 from ..core.policy import MetaPolicy
+from ..data.images import as_unit_images
 from ..data.style import DEMO_STYLE
 from ..errors import UserError
 from ..nets.profile import sync
@@ -434,14 +435,30 @@ def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, **s
 
 
 @torch.no_grad()
+def _style_argument(task: StyleTask, style_image, needed: bool = False) -> torch.Tensor | None:
+    """``style_image`` checked as one image ``[1, 3, h, w]`` (grey and uint8 taken), or None where
+    a one-style model does without."""
+    if style_image is None:
+        if task.options.arbitrary or needed:
+            raise UserError("an arbitrary-style model needs a style image (--style)" if task.options.arbitrary
+                            else "style_image: give the style image to score against")
+        return None
+    style_image = check_side(as_unit_images(style_image, "style_image", 3), "style_image")
+    if len(style_image) != 1:
+        raise ValueError(f"style_image holds {len(style_image)} images: give one [1, 3, h, w]")
+    return style_image
+
+
 def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_image: torch.Tensor | None = None,
             sample: bool = False) -> tuple[list[torch.Tensor], float]:
     """Images after steps 1..``steps`` (``[T] x [B, 3, H, W]`` on the CPU; any ``H, W``) of
     ``content [B, 3, H, W]`` in [0, 1], and the seconds the steps took (without copies). An
     arbitrary model stylises with ``style_image [1, 3, h, w]``; a one-style model uses its own
     style (and needs neither VGG nor ``style_image``)."""
-    if task.options.arbitrary and style_image is None:
-        raise UserError("an arbitrary-style model needs a style image (--style)")
+    from ..core.rollout import check_steps
+    check_steps(steps)
+    content = check_side(as_unit_images(content, "content", 3), "content")
+    style_image = _style_argument(task, style_image)
     x, (h, w) = pad4(content.to(task.device))
     outs, seconds, _ = _run(task, policy, x, steps, sample, style_image=style_image, scored=False)
     return [o[:, :, :h, :w].cpu() for o in outs], seconds
@@ -462,11 +479,14 @@ def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: tor
     """Yield ``(output [3, H, W] on the CPU, seconds)`` for each frame ``[3, H, W]`` in [0, 1] of
     the iterable ``frames`` after ``steps`` steps; a video model carries its frame memory from
     one frame to the next (the step memory starts empty on each frame)."""
-    if task.options.arbitrary and style_image is None:
-        raise UserError("an arbitrary-style model needs a style image (--style)")
+    from ..core.rollout import check_steps
+    check_steps(steps)
+    style_image = _style_argument(task, style_image)
     memory = None
-    for frame in frames:
-        x, (h, w) = pad4(frame[None].to(task.device))
+    for k, frame in enumerate(frames):
+        frame = check_side(as_unit_images(frame[None] if isinstance(frame, torch.Tensor) else frame,
+                                          f"frame {k}", 3), f"frame {k}")
+        x, (h, w) = pad4(frame.to(task.device))
         if memory is not None and memory.shape[2:] != (x.shape[2] // 4, x.shape[3] // 4):
             memory = None                                  # the frame size changed: start afresh
         outs, seconds, env = _run(task, policy, x, steps, sample, style_image=style_image, scored=False, memory=memory)
@@ -479,6 +499,8 @@ def stylize_video(task: StyleTask, policy, frames: torch.Tensor, steps: int,
                   style_image: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """``frames [N, 3, H, W]`` -> (outputs ``[N, 3, H, W]``, seconds of the steps), frame by frame."""
     outs = list(stylize_frames(task, policy, frames, steps, style_image))
+    if not outs:
+        raise ValueError("frames holds no frame")
     return torch.stack([o for o, _ in outs]), sum(s for _, s in outs)
 
 
@@ -486,6 +508,10 @@ def style_losses(task: StyleTask, images: torch.Tensor, content: torch.Tensor, s
                  batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluation form's ``(content loss [N], style loss [N])`` of ``images`` against their
     contents and one style image (at its own size)."""
+    images, content = as_unit_images(images, "images", 3), as_unit_images(content, "content", 3)
+    if len(images) != len(content):
+        raise ValueError(f"{len(images)} images and {len(content)} contents: give one content per image")
+    style_image = _style_argument(task, style_image, needed=True)
     obj = task.objective
     grams = obj.style_grams(style_image.to(task.device))
     cs, ss = [], []
@@ -504,6 +530,9 @@ def video_scores(task: StyleTask, outputs: torch.Tensor, frames: torch.Tensor, s
     ``[N, 3, H, W]`` in [0, 1]): the warping error with the input frames' flow and occlusion mask
     (``ops/temporal``), and the mean style loss against ``style_image``."""
     from ..ops.temporal import warp_error
+    outputs, frames = as_unit_images(outputs, "outputs", 3), as_unit_images(frames, "frames", 3)
+    if outputs.shape != frames.shape:
+        raise ValueError(f"outputs {tuple(outputs.shape)} and frames {tuple(frames.shape)} differ: one output per frame")
     src = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return {"warp_error": warp_error(src, outputs.permute(0, 2, 3, 1).numpy()),
             "style": float(style_losses(task, outputs, frames, style_image)[1].mean())}
