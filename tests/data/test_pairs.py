@@ -137,3 +137,21 @@ def test_inter_subject_splits_use_disjoint_levels():
     test, valid, train = (set(INTER_Z[k]) for k in ("test", "valid", "train"))
     assert len(test) == len(valid) == 20 and len(train) == 40
     assert not (test & valid) and not (test & train) and not (valid & train)
+
+
+def test_resample_offset_moves_where_each_voxel_samples():
+    """``offset`` (source voxels, per target voxel) adds to the world mapping: a constant offset of
+    (2, -1) on the same grid is the array shifted, and it composes with a change of grid."""
+    from rl_i2it.data.pairs import resample
+    rng = np.random.default_rng(0)
+    arr = rng.random((12, 10)).astype(np.float32)
+    offset = np.stack([np.full((12, 10), 2.0), np.full((12, 10), -1.0)]).astype(np.float32)
+    out = resample(arr, np.eye(4), np.eye(4), (12, 10), offset=offset)
+    assert np.allclose(out[:10, 1:], arr[2:, :-1], atol=1e-6) and (out[10:] == 0).all()       # zero outside
+    labels = resample(rng.integers(0, 4, (12, 10)), np.eye(4), np.eye(4), (12, 10), labels=True, offset=offset)
+    assert set(np.unique(labels)) <= {0, 1, 2, 3}
+    target = np.diag([2.0, 2.0, 1.0, 1.0])                  # a coarser grid: voxel (i, j) is source (2i, 2j)
+    half = resample(arr, np.eye(4), target, (5, 5), offset=offset[:, :5, :5])
+    i, j = np.mgrid[:5, :5]
+    expected = np.where(2 * j - 1 >= 0, arr[2 * i + 2, (2 * j - 1).clip(0)], 0)          # column -1: outside
+    assert np.allclose(half, expected, atol=1e-6)
