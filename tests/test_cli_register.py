@@ -110,6 +110,16 @@ def test_register_keeps_any_label_ids(reg_run, pair, tmp_path, capsys):
     assert (out == 484682471).any() and (out == 40000).any()
 
 
+def _itk_voxels(path, field_affine, target_affine) -> torch.Tensor:
+    """A 2D ITK displacement field (LPS mm) read back as our voxel field ``[1, 2, H, W]``: voxel
+    ``y`` of the field's grid goes to voxel ``y + v(y)`` of the target grid."""
+    d = np.asarray(nib.load(str(path)).dataobj)[:, :, 0, 0] * [-1, -1]             # LPS -> RAS mm
+    y = np.stack(np.meshgrid(*[np.arange(k) for k in d.shape[:2]], indexing="ij"), -1).astype(float)
+    world = y @ field_affine[:2, :2].T + field_affine[:2, 3] + d
+    target = np.linalg.solve(target_affine[:2, :2], (world - target_affine[:2, 3])[..., None])[..., 0]
+    return torch.from_numpy(np.moveaxis(target - y, -1, 0).astype(np.float32))[None]
+
+
 def test_register_inverse_maps_the_fixed_labels_onto_the_moving_image(reg_run, pair, tmp_path, capsys):
     """--inverse: an ITK field that undoes the forward one (read back from LPS mm: v + u(y + v)
     is ~0), and --fixed-labels alone (an atlas's) written on the moving image's own grid, here
@@ -119,11 +129,11 @@ def test_register_inverse_maps_the_fixed_labels_onto_the_moving_image(reg_run, p
     no_moving = [a for a in args(reg_run, pair, tmp_path / "inv") if a not in ("--moving-labels", str(pair["moving_labels"]))]
     assert main(no_moving + ["--steps", "20", "--inverse"]) == 0
     printed = capsys.readouterr().out
-    assert "inverse within 0.1 voxel at" in printed and "fixed_labels_on_moving.nii.gz" in printed
+    assert "inverse within 0.1 model voxel at" in printed and "fixed_labels_on_moving.nii.gz" in printed
     u = torch.from_numpy(np.moveaxis(np.asarray(nib.load(str(tmp_path / "inv" / "field.nii.gz")).dataobj), -1, 0))[None]
     itk = nib.load(str(tmp_path / "inv" / "inverse_field_itk.nii.gz"))
     assert itk.shape == (40, 40, 1, 1, 2) and itk.header.get_intent()[0] == "vector" and np.allclose(itk.affine, AFFINE)
-    v = torch.from_numpy(np.moveaxis(np.asarray(itk.dataobj)[:, :, 0, 0] / -1.5, -1, 0).copy())[None]   # LPS mm -> voxels
+    v = _itk_voxels(tmp_path / "inv" / "inverse_field_itk.nii.gz", AFFINE, AFFINE)
     residual = (v + warp(u, v, padding="border")).norm(dim=1)[0, 2:-2, 2:-2]
     naive = (-u + warp(u, -u, padding="border")).norm(dim=1)[0, 2:-2, 2:-2]     # -u, a first guess
     assert u.abs().max() > 0.3 and residual.max() < 0.05 and residual.max() < 0.25 * naive.max()   # 0.011, 0.11 measured
@@ -141,14 +151,34 @@ def test_register_inverse_maps_the_fixed_labels_onto_the_moving_image(reg_run, p
     assert main(no_moving + ["--steps", "3", "--inverse", "--out", str(tmp_path / "inv2")]) == 0
     on_moving = nib.load(str(tmp_path / "inv2" / "fixed_labels_on_moving.nii.gz"))
     assert on_moving.shape == (40, 36) and np.allclose(on_moving.affine, other)
-    assert set(np.unique(np.asarray(on_moving.dataobj))) <= set(np.unique(fixed_labels.numpy()))
-    assert np.asarray(on_moving.dataobj).any()
+    # where they land, computed here: moving voxel -> world -> fixed voxel y -> y + v(y) -> its label
+    v = _itk_voxels(tmp_path / "inv2" / "inverse_field_itk.nii.gz", AFFINE, AFFINE)
+    z = np.stack(np.meshgrid(np.arange(40), np.arange(36), indexing="ij"), -1).astype(float)
+    y = np.linalg.solve(AFFINE[:2, :2], (z @ other[:2, :2].T + other[:2, 3] - AFFINE[:2, 3])[..., None])[..., 0]
+    grid = torch.from_numpy(y / 39 * 2 - 1).float().flip(-1)[None]
+    vy = torch.nn.functional.grid_sample(v, grid, align_corners=True)[0].permute(1, 2, 0).numpy()
+    src = np.rint(y + vy).astype(int)
+    inside = ((src >= 0) & (src <= 39)).all(-1)
+    expected = np.zeros((40, 36), np.int64)
+    expected[inside] = fixed_labels.numpy()[src[inside][:, 0], src[inside][:, 1]]
+    ours = np.asarray(on_moving.dataobj)
+    assert ours.any() and (ours == expected).mean() > 0.99                   # rounding ties apart
+
+    rotated = np.array([[0, -2.0, 0, 30], [1.2, 0, 0, -7], [0, 0, 1, 3], [0, 0, 0, 1]])   # --by-voxel, another header
+    write_nifti(pair["moving"], np.asarray(nib.load(str(pair["fixed"])).dataobj)[::-1].copy(), rotated)
+    assert main(no_moving + ["--steps", "20", "--inverse", "--by-voxel", "--out", str(tmp_path / "inv3")]) == 0
+    u = torch.from_numpy(np.moveaxis(np.asarray(nib.load(str(tmp_path / "inv3" / "field.nii.gz")).dataobj), -1, 0))[None]
+    assert np.allclose(nib.load(str(tmp_path / "inv3" / "inverse_field_itk.nii.gz")).affine, rotated)
+    v = _itk_voxels(tmp_path / "inv3" / "inverse_field_itk.nii.gz", rotated, AFFINE)     # moving voxel -> fixed voxel
+    assert u.abs().max() > 0.3 and (v + warp(u, v, padding="border")).norm(dim=1)[0, 2:-2, 2:-2].max() < 0.05
+    on_moving = nib.load(str(tmp_path / "inv3" / "fixed_labels_on_moving.nii.gz"))
+    assert np.allclose(on_moving.affine, rotated)
+    assert (np.asarray(on_moving.dataobj) == warp_labels(fixed_labels[None], v)[0].numpy()).mean() > 0.99
 
 
 def test_register_inverse_in_ants(reg_run, pair, tmp_path):
     """With antspyx installed: ANTs takes the fixed labels through ``inverse_field_itk.nii.gz`` onto
-    the moving image's own (other) grid as ``fixed_labels_on_moving.nii.gz`` has them, and the
-    fixed image through ``field_itk.nii.gz`` and then the inverse back to itself."""
+    the moving image's own (other) grid as ``fixed_labels_on_moving.nii.gz`` has them."""
     import subprocess
     import sys
     from rl_i2it.baselines import classical

@@ -23,6 +23,7 @@ def test_as_unit_images_reads_uint8_and_refuses_what_would_pass_for_white():
     over = x * 1.2 - 0.1                                                 # bicubic overshoot: clamped
     assert torch.equal(as_unit_images(over, "x", 3), over.clamp(0, 1))
     assert not as_unit_images(x.requires_grad_(), "x", 3).requires_grad
+    assert as_unit_images(x, "x", 3).data_ptr() == x.data_ptr()          # in [0, 1] already: no copy
     cases = [(x.detach() * 255, ValueError, "divide by 255"), (x.detach().numpy(), TypeError, "torch.from_numpy"),
              (x.detach()[0], ValueError, "add the batch axis"), (x.detach().permute(0, 2, 3, 1), ValueError, "channels last"),
              (x.detach()[:, :2], ValueError, "2 channels"), (x.detach()[:0], ValueError, "no image"),
@@ -48,6 +49,7 @@ def test_digits_register_takes_uint8_and_refuses_0_255_floats(digits):
         register(task, policy, x.float(), x.float(), 2)
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         register(task, policy, x, x, 0)
+    assert torch.equal(register(task, policy, x, x, np.int64(2))["field"], register(task, policy, x, x, 2)["field"])
     with pytest.raises(ValueError, match="give pairs"):
         register(task, policy, x, x[:3], 1)
 
@@ -78,6 +80,9 @@ def test_predict_takes_masks_as_users_have_them(photo_data):
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         evaluate(task, policy, steps=(0, 5), split="valid", features=False, n=2)
     assert set(evaluate(task, policy, steps=2, split="valid", features=False, n=2)) == {2}
+    assert set(evaluate(task, policy, steps=np.arange(1, 3), split="valid", features=False, n=2)) == {1, 2}
+    from rl_i2it.tasks import imagegen
+    assert hasattr(imagegen.predict, "__wrapped__")                       # runs under no_grad
 
 
 def test_registration_register_refuses_another_size(reg_pairs):
@@ -107,7 +112,7 @@ def test_style_functions_check_their_images(tmp_path):
     assert torch.allclose(out[-1], ref[-1], atol=1e-5)
     grey, _ = stylize(task, policy, content[:, :1], 1)                     # a grey photo: three equal channels
     assert grey[0].shape == (2, 3, 32, 32)
-    with pytest.raises(UserError, match="at least 16x16"):
+    with pytest.raises(ValueError, match="at least 16 pixels"):
         stylize(task, policy, torch.rand(1, 3, 3, 3), 1)
     with pytest.raises(ValueError, match="style_image holds values"):
         style_losses(task, ref[-1], content, style * 255)

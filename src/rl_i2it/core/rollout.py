@@ -1,6 +1,7 @@
 """Running a policy for T steps (inference and evaluation)."""
 from __future__ import annotations
 
+import operator
 from typing import Iterator
 
 import torch
@@ -9,10 +10,14 @@ from .policy import MetaPolicy
 
 
 def check_steps(steps) -> int:
-    """``steps`` of an inference function: an int >= 1, or a ``ValueError``."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    """``steps`` of an inference function: an integer >= 1 (numpy's and torch's too), or a ``ValueError``."""
+    try:
+        t = operator.index(steps) if not isinstance(steps, bool) else None
+    except TypeError:
+        t = None
+    if t is None or t < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    return steps
+    return t
 
 
 @torch.no_grad()

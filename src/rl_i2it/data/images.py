@@ -18,13 +18,13 @@ def check_image_file(path: str | Path) -> Path:
     return path
 
 
-def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2) -> torch.Tensor:
+def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2, min_side: int = 1) -> torch.Tensor:
     """A library caller's images as float32 ``[B, channels, *S]`` in [0, 1] (detached), or a
     ``TypeError`` / ``ValueError`` naming ``what``: the first line of every inference function.
     uint8 is read as 0-255 and bool as 0/1; floats must lie in [0, 1] (a little beyond, as bicubic
     resizing leaves, is clamped; 0-255 floats are refused, they would pass for white); one channel
     is repeated where three are wanted (a grey photo); ``size``: the model's side or sides (None:
-    any)."""
+    any, down to ``min_side``). No copy of float32 images already in [0, 1]."""
     axes = "H, W" if dims == 2 else "D, H, W"
     if not isinstance(x, torch.Tensor):
         hint = ": torch.from_numpy(array) makes one" if isinstance(x, np.ndarray) else ""
@@ -41,7 +41,7 @@ def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2) -> tor
     elif not x.is_floating_point():
         raise TypeError(f"{what} has dtype {x.dtype}: give floats in [0, 1] or uint8 in 0-255")
     x = x.detach().float()
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = (float(v) for v in torch.aminmax(x))
     if not (lo >= -0.5 and hi <= 1.5):                     # NaN fails too
         raise ValueError(f"{what} holds values in [{lo:.4g}, {hi:.4g}]: images are floats in [0, 1] "
                          f"(0-255 ones: divide by 255, or give uint8)")
@@ -55,7 +55,9 @@ def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2) -> tor
         if tuple(x.shape[2:]) != want:
             raise ValueError(f"{what} is {'x'.join(map(str, x.shape[2:]))}: this model takes "
                              f"{'x'.join(map(str, want))} (resize first, e.g. torch.nn.functional.interpolate)")
-    return x.clamp(0, 1)
+    if min(x.shape[2:]) < min_side:
+        raise ValueError(f"{what} is {'x'.join(map(str, x.shape[2:]))}: it needs at least {min_side} pixels a side")
+    return x if lo >= 0 and hi <= 1 else x.clamp(0, 1)
 
 
 def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:

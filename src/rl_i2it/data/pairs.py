@@ -153,6 +153,8 @@ def resample(arr: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, tar
     voxel samples (a field taking the image along in the same single interpolation)."""
     from ..ops.warp import identity_grid
     n = len(target_shape)
+    if offset is not None and offset.shape != (n, *target_shape):
+        raise ValueError(f"offset {offset.shape}: expected {(n, *target_shape)}, a displacement per target voxel")
     vox = torch.from_numpy(np.linalg.inv(affine) @ target_affine).float()     # target voxel -> source voxel
     scale = 2 / torch.tensor(arr.shape[-n:], dtype=torch.float32).sub(1).clamp(min=1)
     rest = identity_grid(tuple(target_shape[1:])).movedim(0, -1)               # [*S[1:], n - 1]

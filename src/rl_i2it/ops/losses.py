@@ -82,7 +82,8 @@ def ncc_force(fixed: torch.Tensor, moved: torch.Tensor, window: int = 9, eps: fl
         vf = var_f.clamp_min(0)
         den = vf * var_m.clamp_min(0) + eps
         a = 2 * cross / den
-        b = torch.where(var_m >= 0, a * cross * vf / den, 0)     # clamp_min passes no gradient below 0
+        b = a * cross * vf / den      # (autograd's clamp_min would zero it where var_m < 0: only in flat
+                                      # windows, by rounding, where the covariance and so b are ~0 anyway)
         g = (f * box_sum(a, window) - box_sum(a * mean_f, window)
              - m * box_sum(b, window) + box_sum(b * mean_m, window))
         return g * torch.stack(torch.gradient(m[:, 0], dim=tuple(range(1, nd + 1))), 1)

@@ -114,7 +114,8 @@ def invert_field(disp: torch.Tensor, iters: int = 300, tol: float = 1e-4) -> tup
     (down to 1/16) whenever the largest update grows, which keeps large deformations converging
     (a 3D field of 9 voxels: residual 2e-3 voxels instead of 17); stops when no displacement moves
     by ``tol`` voxels. Returns ``v`` and the residual ``|v(y) + u(y + v(y))|`` ``[B, *S]`` in voxels:
-    large where ``u`` folds, or where ``y`` came from outside the grid (no inverse there)."""
+    large where ``u`` folds, and infinite where ``y + v(y)`` leaves the grid (what is at ``y`` came
+    from outside it: no inverse there, though the border-extended equation may hold)."""
     check_field(disp)
     v, rate, last = -disp, 1.0, float("inf")
     for _ in range(iters):
@@ -125,7 +126,10 @@ def invert_field(disp: torch.Tensor, iters: int = 300, tol: float = 1e-4) -> tup
         if size > last:
             rate = max(rate / 2, 1 / 16)
         v, last = v + rate * step, size
-    return v, (v + warp(disp, v, padding="border")).norm(dim=1)
+    residual = (v + warp(disp, v, padding="border")).norm(dim=1)
+    ident, scale = sampling_grid(tuple(disp.shape[2:]), disp.device, disp.dtype)
+    outside = ((ident + v * scale).abs() > 1 + 1e-6).any(1)          # [-1, 1]: the grid's first to last voxel
+    return v, residual.masked_fill(outside, float("inf"))
 
 
 def integrate_velocity(vel: torch.Tensor, steps: int = 7) -> torch.Tensor:

@@ -329,7 +329,6 @@ def format_scores(rows: dict[str, dict], labels: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-@torch.no_grad()
 def hole_masks(mask, n: int, size: int) -> torch.Tensor:
     """A library caller's hole masks as bool ``[n or 1, 1, size, size]`` (True = hole): bool, 0/1
     or 0-255 (nonzero = hole; floats: over 0.5), ``[S, S]``, ``[n or 1, S, S]`` or
@@ -344,6 +343,7 @@ def hole_masks(mask, n: int, size: int) -> torch.Tensor:
     return m.detach()
 
 
+@torch.no_grad()
 def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor | None, steps: int,
             mask: torch.Tensor | None = None, batch: int = 64, sample: bool = False
             ) -> tuple[list[torch.Tensor], float]:
@@ -389,7 +389,10 @@ def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", fea
     """Every metric after each of ``steps`` on a split (``n`` first images, 0 = all); ``{T: scores}``
     with ``sec_per_image`` (all T steps)."""
     from ..core.rollout import check_steps
-    steps = [check_steps(t) for t in ((steps,) if isinstance(steps, int) else steps)]
+    try:
+        steps = [check_steps(t) for t in steps]
+    except TypeError:                                  # one step count, not a list of them
+        steps = [check_steps(steps)]
     if not steps:
         raise ValueError("steps: give at least one step count, e.g. (1, 5, 10)")
     src, tgt = task.split_data(split)

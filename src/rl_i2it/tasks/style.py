@@ -434,7 +434,6 @@ def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, **s
     return outs, time.perf_counter() - t0, env
 
 
-@torch.no_grad()
 def _style_argument(task: StyleTask, style_image, needed: bool = False) -> torch.Tensor | None:
     """``style_image`` checked as one image ``[1, 3, h, w]`` (grey and uint8 taken), or None where
     a one-style model does without."""
@@ -443,12 +442,13 @@ def _style_argument(task: StyleTask, style_image, needed: bool = False) -> torch
             raise UserError("an arbitrary-style model needs a style image (--style)" if task.options.arbitrary
                             else "style_image: give the style image to score against")
         return None
-    style_image = check_side(as_unit_images(style_image, "style_image", 3), "style_image")
+    style_image = as_unit_images(style_image, "style_image", 3, min_side=MIN_SIDE)
     if len(style_image) != 1:
         raise ValueError(f"style_image holds {len(style_image)} images: give one [1, 3, h, w]")
     return style_image
 
 
+@torch.no_grad()
 def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_image: torch.Tensor | None = None,
             sample: bool = False) -> tuple[list[torch.Tensor], float]:
     """Images after steps 1..``steps`` (``[T] x [B, 3, H, W]`` on the CPU; any ``H, W``) of
@@ -457,7 +457,7 @@ def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_im
     style (and needs neither VGG nor ``style_image``)."""
     from ..core.rollout import check_steps
     check_steps(steps)
-    content = check_side(as_unit_images(content, "content", 3), "content")
+    content = as_unit_images(content, "content", 3, min_side=MIN_SIDE)
     style_image = _style_argument(task, style_image)
     x, (h, w) = pad4(content.to(task.device))
     outs, seconds, _ = _run(task, policy, x, steps, sample, style_image=style_image, scored=False)
@@ -484,8 +484,8 @@ def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: tor
     style_image = _style_argument(task, style_image)
     memory = None
     for k, frame in enumerate(frames):
-        frame = check_side(as_unit_images(frame[None] if isinstance(frame, torch.Tensor) else frame,
-                                          f"frame {k}", 3), f"frame {k}")
+        frame = as_unit_images(frame[None] if isinstance(frame, torch.Tensor) else frame, f"frame {k + 1}", 3,
+                               min_side=MIN_SIDE)
         x, (h, w) = pad4(frame.to(task.device))
         if memory is not None and memory.shape[2:] != (x.shape[2] // 4, x.shape[3] // 4):
             memory = None                                  # the frame size changed: start afresh
