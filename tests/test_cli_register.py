@@ -263,6 +263,17 @@ def test_eval_scores_a_registration_run_on_users_pairs(reg_run, pair, tmp_path, 
     assert 0 < res["methods"]["identity"]["dice"] < 1
     assert res["methods"]["t2"]["params"] == res["methods"]["adaptive"]["params"] > 0
     assert "| t2 |" in capsys.readouterr().out
+    far = AFFINE.copy()                             # headers that place the moving image elsewhere
+    far[1, 3] += 1000
+    for key in ("moving", "moving_labels"):
+        write_nifti(pair[key], np.asarray(nib.load(str(pair[key])).dataobj), far)
+    fails(capsys, ["eval", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / "e2")],
+          "do not overlap")
+    assert main(["eval", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1,2", "--by-voxel",
+                 "--out", str(tmp_path / "e2")]) == 0                      # voxel to voxel: the table above again
+    again = json.loads((tmp_path / "e2" / "results.json").read_text())
+    assert again["methods"]["identity"] == res["methods"]["identity"]
+    fails(capsys, ["eval", str(reg_run), "--pairs", "brain2d", "--by-voxel"], "for your own pairs")
 
 
 def test_eval_scores_baseline_runs_beside_it(reg_run, pair, tmp_path):
@@ -287,7 +298,7 @@ def test_eval_takes_a_named_pair_set_at_the_split(reg_run, reg_pairs, tmp_path, 
     import rl_i2it.data.pairs as pairs_mod
     asked = []
 
-    def fake_load(name, split="train", n=256, size=128):
+    def fake_load(name, split="train", n=256, size=128, by_voxel=False):
         asked.append((name, split))
         return reg_pairs["test"]
     monkeypatch.setattr(pairs_mod, "load_pairs", fake_load)

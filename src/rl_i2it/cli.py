@@ -143,9 +143,9 @@ def cmd_eval(args) -> None:
             raise UserError(f"--{name} is for digits and registration runs; {run} is a {kind} run")
         if other and (their := _run_task(Path(other), f"--{name} ")) != kind:
             raise UserError(f"--{name} {other} is a {their} run; {run} is a {kind} run")
-    for name, task in (("pairs", "registration"), ("style", "style")):
+    for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("style", "style")):
         if getattr(args, name) and kind != task:
-            raise UserError(f"--{name} is for {task} runs; {run} is a {kind} run")
+            raise UserError(f"--{name.replace('_', '-')} is for {task} runs; {run} is a {kind} run")
     out = writable_dir(args.out or run / "eval", make=False)
     if kind == "registration":
         return _eval_registration(args, run, out)
@@ -193,7 +193,7 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     name = (args.pairs if args.pairs in SETS else f"manifest:{args.pairs}") if args.pairs else o.pairs
     if SETS.get(name, o.dims) != o.dims:
         raise UserError(f"--pairs {name} is a {SETS[name]}D set; {run} is a {o.dims}D model")
-    pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size)
+    pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel)
     if pairs.fixed.dim() - 2 != o.dims:
         raise UserError(f"--pairs {args.pairs}: {pairs.fixed.dim() - 2}D images; {run} is a {o.dims}D model")
     unlabelled = [i + 1 for i in range(len(pairs))
@@ -789,6 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--norl", help="a w/o-RL run to show beside it")
     e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels), "
                    "or a named set (brain2d, brain2d-inter, liver3d) at --split")
+    e.add_argument("--by-voxel", action="store_true", help="registration, --pairs CSV: pair voxel to voxel, "
+                   "ignoring the headers' world positions (as register --by-voxel)")
     e.add_argument("--style", help="style: the style image (arbitrary models; default starry_night)")
     e.add_argument("--no-features", action="store_true",
                    help="inpainting/translation: PSNR and SSIM only (no LPIPS/FID, no pretrained weights)")

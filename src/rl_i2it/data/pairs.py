@@ -345,12 +345,15 @@ def build_set(name: str, split: str, n: int, size: int) -> PairSet:
     raise UserError(f"unknown pair set {name!r} (known: {', '.join(SETS)}, manifest:PATH)")
 
 
-def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128) -> PairSet:
-    """A named pair set (built once, then read from the cache) or ``manifest:PATH``."""
+def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128, by_voxel: bool = False) -> PairSet:
+    """A named pair set (built once, then read from the cache) or ``manifest:PATH`` (its moving
+    images placed on the fixed grids through the headers, or voxel to voxel with ``by_voxel``)."""
     if split not in SPLIT_SEED:
         raise UserError(f"split must be one of {', '.join(SPLIT_SEED)}, got {split!r}")
     if name.startswith("manifest:"):
-        return manifest_pairs(Path(name[len("manifest:"):]), size)
+        return manifest_pairs(Path(name[len("manifest:"):]), size, by_voxel)
+    if by_voxel:
+        raise UserError(f"--by-voxel is for your own pairs (a CSV); {name} is one of ours, on one grid")
     key = hashlib.sha1(json.dumps([name, split, n, size, 3]).encode()).hexdigest()[:10]   # 3: brain2d-inter's splits
     path = cache_dir() / "registration" / "pairs" / f"{name}-{split}-{size}-{key}.npz"
     if path.is_file():
@@ -377,8 +380,10 @@ def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
     return F.interpolate(t.float()[None, None], size=(size,) * nd, mode=mode, **kw)[0, 0]
 
 
-def manifest_pairs(path: Path, size: int) -> PairSet:
-    """A user's pairs; labels are optional (then the K-means pseudo-labels score them)."""
+def manifest_pairs(path: Path, size: int, by_voxel: bool = False) -> PairSet:
+    """A user's pairs; labels are optional (then the K-means pseudo-labels score them). Each moving
+    image goes onto its fixed image's grid through the headers (``onto_fixed_grid``), or voxel to
+    voxel with ``by_voxel`` (headers that are wrong; the shapes must agree)."""
     from .volumes import read_labels_of, read_manifest, read_volume
     rows = read_manifest(path)
     out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
@@ -391,7 +396,7 @@ def manifest_pairs(path: Path, size: int) -> PairSet:
                           else np.zeros(vols[role].array.shape, np.int64))
         (labs["fixed"], labs["moving"]), _ = compact_labels(labs["fixed"], labs["moving"])   # Dice needs no ids
         m, labs["moving"], cover, off = onto_fixed_grid(vols["fixed"], vols["moving"], labs["moving"],
-                                                        what=str(r["moving"]))
+                                                        by_voxel=by_voxel, what=str(r["moving"]))
         if cover < 0.5 or off > 0.5:
             print(f"rl-i2it: note: {r['moving']} on {r['fixed']}'s grid: "
                   f"{placement(vols['fixed'], vols['moving'], cover, off)}", file=sys.stderr)
