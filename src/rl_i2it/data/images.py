@@ -60,6 +60,16 @@ def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2, min_si
     return x if lo >= 0 and hi <= 1 else x.clamp(0, 1)
 
 
+def as_unit_pairs(x, y, what: tuple[str, str], channels: int, size=None, dims: int = 2):
+    """Two batches that go together image by image (fixed and moving, outputs and their inputs):
+    each as ``as_unit_images``, and of one shape, or a ``ValueError`` saying so."""
+    x, y = (as_unit_images(t, name, channels, size, dims) for t, name in zip((x, y), what))
+    if x.shape != y.shape:
+        raise ValueError(f"{what[0]} {tuple(x.shape)} and {what[1]} {tuple(y.shape)} differ: give pairs, "
+                         f"one {what[1]} of the same size per {what[0]}")
+    return x, y
+
+
 def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     """``[C, H, W]`` float in [0, 1]; ``mode`` 'L' (grey) or 'RGB'."""
     path = check_image_file(path)

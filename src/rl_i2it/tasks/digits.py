@@ -334,11 +334,9 @@ def register(task: DigitsTask, policy, fixed: torch.Tensor, moving: torch.Tensor
     Returns ``{"steps": [B,1,28,28] per step, "field": [B,2,28,28] accumulated, "dice": [B]}``.
     """
     from ..core.rollout import check_steps, rollout
-    from ..data.images import as_unit_images
+    from ..data.images import as_unit_pairs
     check_steps(steps)
-    fixed, moving = as_unit_images(fixed, "fixed", 1, SIZE), as_unit_images(moving, "moving", 1, SIZE)
-    if len(fixed) != len(moving):
-        raise ValueError(f"{len(fixed)} fixed and {len(moving)} moving images: give pairs")
+    fixed, moving = as_unit_pairs(fixed, moving, ("fixed", "moving"), 1, SIZE)
     env = task.make_env(0, torch.Generator(), "eval")
     state = env.start(fixed.to(task.device), moving.to(task.device))
     images = [s["current"].cpu() for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]

@@ -354,7 +354,7 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
     model's centre hole). Translation: ``target`` may be None. Bad input: ``TypeError`` /
     ``ValueError`` naming the argument."""
     from ..core.rollout import check_steps, rollout
-    from ..data.images import as_unit_images
+    from ..data.images import as_unit_images, as_unit_pairs
     check_steps(steps)
     size = task.options.size
     if task.name == "inpainting":
@@ -362,11 +362,10 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
             raise ValueError("inpainting fills the masked pixels of target: give target (source is unused)")
         source = target = as_unit_images(target, "target", 3, size)
         mask = None if mask is None else hole_masks(mask, len(target), size)
-    else:
+    elif target is None:
         source = as_unit_images(source, "source", 3, size)
-        target = None if target is None else as_unit_images(target, "target", 3, size)
-    if target is not None and len(target) != len(source):
-        raise ValueError(f"{len(source)} sources and {len(target)} targets: give one target per source")
+    else:
+        source, target = as_unit_pairs(source, target, ("source", "target"), 3, size)
     outs: list[list[torch.Tensor]] = [[] for _ in range(steps)]
     seconds = 0.0
     dev = task.device

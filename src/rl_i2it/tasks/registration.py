@@ -267,14 +267,11 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     "steps_taken" [B], "fields": the accumulated field after each step (with every_step)}``.
     """
     from ..core.rollout import check_steps
-    from ..data.images import as_unit_images
+    from ..data.images import as_unit_pairs
     check_steps(steps)
-    fixed, moving = (as_unit_images(x, what, 1, task.options.size, task.dims).to(task.device)
-                     for x, what in ((fixed, "fixed"), (moving, "moving")))
-    if len(fixed) != len(moving):
-        raise ValueError(f"{len(fixed)} fixed and {len(moving)} moving images: give pairs")
+    fixed, moving = as_unit_pairs(fixed, moving, ("fixed", "moving"), 1, task.options.size, task.dims)
     env = task.make_env(0, torch.Generator(), "eval")
-    state = env.start(fixed, moving, scored=False)
+    state = env.start(fixed.to(task.device), moving.to(task.device), scored=False)
     was_training = policy.training
     policy.eval()
     try:

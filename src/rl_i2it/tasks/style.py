@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..core.buffer import Field
 from ..core.policy import MetaPolicy
-from ..data.images import as_unit_images
+from ..data.images import as_unit_images, as_unit_pairs
 from ..data.style import DEMO_STYLE
 from ..errors import UserError
 from ..nets.profile import sync
@@ -508,9 +508,7 @@ def style_losses(task: StyleTask, images: torch.Tensor, content: torch.Tensor, s
                  batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluation form's ``(content loss [N], style loss [N])`` of ``images`` against their
     contents and one style image (at its own size)."""
-    images, content = as_unit_images(images, "images", 3), as_unit_images(content, "content", 3)
-    if len(images) != len(content):
-        raise ValueError(f"{len(images)} images and {len(content)} contents: give one content per image")
+    images, content = as_unit_pairs(images, content, ("images", "content"), 3)
     style_image = _style_argument(task, style_image, needed=True)
     obj = task.objective
     grams = obj.style_grams(style_image.to(task.device))
@@ -530,9 +528,7 @@ def video_scores(task: StyleTask, outputs: torch.Tensor, frames: torch.Tensor, s
     ``[N, 3, H, W]`` in [0, 1]): the warping error with the input frames' flow and occlusion mask
     (``ops/temporal``), and the mean style loss against ``style_image``."""
     from ..ops.temporal import warp_error
-    outputs, frames = as_unit_images(outputs, "outputs", 3), as_unit_images(frames, "frames", 3)
-    if outputs.shape != frames.shape:
-        raise ValueError(f"outputs {tuple(outputs.shape)} and frames {tuple(frames.shape)} differ: one output per frame")
+    outputs, frames = as_unit_pairs(outputs, frames, ("outputs", "frames"), 3)
     src = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return {"warp_error": warp_error(src, outputs.permute(0, 2, 3, 1).numpy()),
             "style": float(style_losses(task, outputs, frames, style_image)[1].mean())}
