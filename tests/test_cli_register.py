@@ -321,3 +321,32 @@ def test_eval_refuses_pairs_and_baselines_that_do_not_fit(reg_run, run_dir, pair
     fails(capsys, ["eval", str(reg_run), "--pairs", str(tmp_path / "nolabels.csv"), "--out", str(out)],
           "pair(s) 1 have no labels")
     assert not out.exists()
+
+
+def test_eval_of_a_run_trained_on_users_pairs_says_when_they_are_its_training_pairs(pair, tmp_path, capsys):
+    """A run trained on ``manifest:CSV`` is scored by ``eval`` on the CSV's test rows when it has a
+    split column; without one the scores are on its training pairs, and a note says so. A run
+    trained voxel to voxel is scored voxel to voxel."""
+    import json
+    row = f"{pair['moving']},{pair['fixed']},{pair['moving_labels']},{pair['fixed_labels']}"
+    (tmp_path / "all.csv").write_text(f"moving,fixed,moving_labels,fixed_labels\n{row}\n{row}\n")
+    cfg = load_config(None, {"task": "registration", "seed": 0,
+                             "task_options": {**REG_SMALL, "pairs": f"manifest:{tmp_path / 'all.csv'}", "by_voxel": True},
+                             "train": {"n_envs": 2, "horizon": 2, "learning_starts": 2, "steps": 2, "replay_size": 8},
+                             "sac": {"batch_size": 2}})
+    Trainer(cfg, tmp_path / "run", verbose=False).train()
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--steps", "1", "--out", str(tmp_path / "e1")]) == 0
+    assert "these scores are on its training pairs" in capsys.readouterr().err
+    assert json.loads((tmp_path / "e1" / "results.json").read_text())["n"] == 2
+    (tmp_path / "all.csv").write_text(f"moving,fixed,moving_labels,fixed_labels,split\n{row},train\n{row},test\n"
+                                      f"{row},test\n{row},valid\n")
+    far = AFFINE.copy()                           # headers that would not overlap: only voxel to voxel works
+    far[1, 3] += 1000
+    for key in ("moving", "moving_labels"):
+        write_nifti(pair[key], np.asarray(nib.load(str(pair[key])).dataobj), far)
+    assert main(["eval", str(tmp_path / "run"), "--steps", "1", "--out", str(tmp_path / "e2")]) == 0
+    assert "training pairs" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "e2" / "results.json").read_text())["n"] == 2
+    assert main(["eval", str(tmp_path / "run"), "--split", "valid", "--steps", "1", "--out", str(tmp_path / "e3")]) == 0
+    assert json.loads((tmp_path / "e3" / "results.json").read_text())["n"] == 1

@@ -193,7 +193,16 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     name = (args.pairs if args.pairs in SETS else f"manifest:{args.pairs}") if args.pairs else o.pairs
     if SETS.get(name, o.dims) != o.dims:
         raise UserError(f"--pairs {name} is a {SETS[name]}D set; {run} is a {o.dims}D model")
-    pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel)
+    own = not args.pairs
+    pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel or (own and o.by_voxel))
+    if own and name.startswith("manifest:"):
+        from .data.pairs import manifest_split
+        from .data.volumes import read_manifest
+        csv_path = name[len("manifest:"):]
+        if manifest_split(read_manifest(csv_path, text=("split",)), csv_path) is None:
+            print(f"rl-i2it: note: {run} trained on every pair of {csv_path} (it has no split column): "
+                  f"these scores are on its training pairs; add a split column (train, valid, test) "
+                  f"or give held-out pairs with --pairs", file=sys.stderr)
     if pairs.fixed.dim() - 2 != o.dims:
         raise UserError(f"--pairs {args.pairs}: {pairs.fixed.dim() - 2}D images; {run} is a {o.dims}D model")
     unlabelled = [i + 1 for i in range(len(pairs))

@@ -155,3 +155,45 @@ def test_resample_offset_moves_where_each_voxel_samples():
     i, j = np.mgrid[:5, :5]
     expected = np.where(2 * j - 1 >= 0, arr[2 * i + 2, (2 * j - 1).clip(0)], 0)          # column -1: outside
     assert np.allclose(half, expected, atol=1e-6)
+
+
+def test_manifest_split_column_gives_each_split_its_rows(tmp_path):
+    """A ``split`` column (any case; an empty cell is train) gives train, valid and test their own
+    rows; without one every row serves every split; an unknown value or an empty split is refused."""
+    rng = np.random.default_rng(1)
+    for name in ("a", "b", "c"):
+        write_nifti(tmp_path / f"{name}.nii.gz", rng.random((12, 12)).astype(np.float32), np.eye(4))
+    (tmp_path / "p.csv").write_text("moving,fixed,split\na.nii.gz,b.nii.gz,train\nb.nii.gz,c.nii.gz,\n"
+                                    "c.nii.gz,a.nii.gz, Test\n")
+    train = manifest_pairs(tmp_path / "p.csv", 8, split="train")
+    test = load_pairs(f"manifest:{tmp_path / 'p.csv'}", "test", size=8)
+    every = manifest_pairs(tmp_path / "p.csv", 8)
+    assert (len(train), len(test), len(every)) == (2, 1, 3)
+    assert torch.equal(test.moving[0], every.moving[2]) and torch.equal(train.fixed, every.fixed[:2])
+    with pytest.raises(UserError, match="no pairs of the valid split"):
+        load_pairs(f"manifest:{tmp_path / 'p.csv'}", "valid", size=8)
+    (tmp_path / "q.csv").write_text("moving,fixed,split\na.nii.gz,b.nii.gz,training\n")
+    with pytest.raises(UserError, match="the split column holds 'training'"):
+        manifest_pairs(tmp_path / "q.csv", 8, split="train")
+    (tmp_path / "r.csv").write_text("moving,fixed\na.nii.gz,b.nii.gz\nb.nii.gz,c.nii.gz\n")
+    assert len(load_pairs(f"manifest:{tmp_path / 'r.csv'}", "test", size=8)) == 2
+
+
+def test_registration_task_reads_manifest_pairs_voxel_to_voxel(tmp_path):
+    """``task_options.by_voxel`` trains on a manifest voxel to voxel (as ``register --by-voxel``),
+    where the headers would place the moving image elsewhere; refused for our own sets."""
+    from rl_i2it.tasks.registration import RegistrationTask
+    rng = np.random.default_rng(2)
+    shifted = np.eye(4)
+    shifted[0, 3] = 6.0
+    write_nifti(tmp_path / "m.nii.gz", rng.random((16, 16)).astype(np.float32), shifted)
+    write_nifti(tmp_path / "f.nii.gz", rng.random((16, 16)).astype(np.float32), np.eye(4))
+    (tmp_path / "p.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz\n")
+    opts = {"pairs": f"manifest:{tmp_path / 'p.csv'}", "size": 16, "widths": [4, 8]}
+    by_voxel = RegistrationTask({**opts, "by_voxel": True}).pairs("train")
+    by_world = RegistrationTask(opts).pairs("train")
+    assert torch.equal(by_voxel.moving, manifest_pairs(tmp_path / "p.csv", 16, by_voxel=True).moving)
+    assert not torch.equal(by_voxel.moving, by_world.moving)
+    assert (by_world.moving[0, 0, :6] == 0).all() and (by_voxel.moving[0, 0, :6] > 0).any()  # 6 rows uncovered by world
+    with pytest.raises(UserError, match="by_voxel is for your own pairs"):
+        RegistrationTask({"by_voxel": True})

@@ -14,8 +14,9 @@ integer label maps ``[P, *S]``. Sets (``S`` = 128x128 in 2D, ``s^3`` in 3D):
   Test = 20 levels 4 mm apart, valid = the 20 levels between them, train = the odd levels.
 * ``liver3d`` (synthetic, 3D): the 128^3 liver CT (liver-ct-segmentation-package), HU window
   [-200, 300], resized to ``s^3``; labels liver and tumour; pairs made as for ``brain2d``.
-* ``manifest:PATH``: a user's pairs from a CSV (``moving, fixed[, moving_labels, fixed_labels]``),
-  each image scaled to [0, 1] by its 0.5-99.5 percentiles and resampled to the set's grid.
+* ``manifest:PATH``: a user's pairs from a CSV (``moving, fixed[, moving_labels, fixed_labels,
+  split]``), each image scaled to [0, 1] by its 0.5-99.5 percentiles and resampled to the set's
+  grid; with a ``split`` column (train / valid / test) each split takes its own rows.
 
 Splits: ``train`` and ``test`` pairs come from disjoint seed streams (and, for ``brain2d``,
 disjoint slices: even slice numbers train, odd ones test).
@@ -351,7 +352,7 @@ def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128, b
     if split not in SPLIT_SEED:
         raise UserError(f"split must be one of {', '.join(SPLIT_SEED)}, got {split!r}")
     if name.startswith("manifest:"):
-        return manifest_pairs(Path(name[len("manifest:"):]), size, by_voxel)
+        return manifest_pairs(Path(name[len("manifest:"):]), size, by_voxel, split)
     if by_voxel:
         raise UserError(f"--by-voxel is for your own pairs (a CSV); {name} is one of ours, on one grid")
     key = hashlib.sha1(json.dumps([name, split, n, size, 3]).encode()).hexdigest()[:10]   # 3: brain2d-inter's splits
@@ -380,12 +381,32 @@ def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
     return F.interpolate(t.float()[None, None], size=(size,) * nd, mode=mode, **kw)[0, 0]
 
 
-def manifest_pairs(path: Path, size: int, by_voxel: bool = False) -> PairSet:
+def manifest_split(rows: list[dict], path) -> list[str] | None:
+    """Each row's split from an optional ``split`` column (train, valid or test; an empty cell is
+    train), or None when the manifest has no such column (every row then serves every split)."""
+    if not any(r.get("split") for r in rows):
+        return None
+    splits = [r.get("split") or "train" for r in rows]
+    bad = sorted(set(splits) - set(SPLIT_SEED))
+    if bad:
+        raise UserError(f"{path}: the split column holds {', '.join(map(repr, bad))}; use {', '.join(SPLIT_SEED)} "
+                        f"(an empty cell is train)")
+    return splits
+
+
+def manifest_pairs(path: Path, size: int, by_voxel: bool = False, split: str | None = None) -> PairSet:
     """A user's pairs; labels are optional (then the K-means pseudo-labels score them). Each moving
     image goes onto its fixed image's grid through the headers (``onto_fixed_grid``), or voxel to
-    voxel with ``by_voxel`` (headers that are wrong; the shapes must agree)."""
+    voxel with ``by_voxel`` (headers that are wrong; the shapes must agree). With a ``split``
+    column (``manifest_split``) only the rows of ``split`` are read; without one, every row."""
     from .volumes import read_labels_of, read_manifest, read_volume
-    rows = read_manifest(path)
+    rows = read_manifest(path, text=("split",))
+    splits = manifest_split(rows, path)
+    if splits is not None and split is not None:
+        rows = [r for r, s in zip(rows, splits) if s == split]
+        if not rows:
+            raise UserError(f"{path}: no pairs of the {split} split (its split column names "
+                            f"{', '.join(sorted(set(splits)))})")
     out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
     for r in rows:
         vols, labs = {}, {}

@@ -227,10 +227,11 @@ def itk_caveats(fixed: Volume) -> list[str]:
 
 
 def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixed"),
-                  optional: tuple[str, ...] = ("moving_labels", "fixed_labels")) -> list[dict[str, Path | None]]:
+                  optional: tuple[str, ...] = ("moving_labels", "fixed_labels"),
+                  text: tuple[str, ...] = ()) -> list[dict[str, Path | str | None]]:
     """CSV with a header naming the ``required`` columns (and any of the ``optional`` ones):
     ``moving, fixed[, moving_labels, fixed_labels]`` by default. Paths relative to the CSV;
-    an empty optional cell is None."""
+    an empty optional cell is None. ``text`` columns (optional) are kept as lower-case strings."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"pairs file not found: {path}")
@@ -254,6 +255,8 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
         for c in (*required, *optional):
             v = (r.get(c) or "").strip()
             row[c] = None if not v else (Path(v) if Path(v).is_absolute() else path.parent / v)
+        for c in text:
+            row[c] = (r.get(c) or "").strip().lower() or None
         if any(row[c] is None for c in required):
             raise UserError(f"{path}: every row needs {' and '.join(required)}")
         out.append(row)

@@ -35,7 +35,10 @@ from .base import Task
 @dataclass
 class RegistrationOptions:
     pairs: str = "brain2d"
-    """Training pairs: brain2d (synthetic ch2 slices + AAL), liver3d (synthetic CT), manifest:PATH."""
+    """Training pairs: brain2d (synthetic ch2 slices + AAL), liver3d (synthetic CT), manifest:PATH
+    (your CSV; with a split column, its train rows train and its valid/test rows evaluate)."""
+    by_voxel: bool = False
+    """manifest:PATH pairs voxel to voxel, ignoring their headers (as ``register --by-voxel``)."""
     dims: int = 2
     """2 (slices) or 3 (volumes); must match the pairs."""
     size: int = 128
@@ -149,6 +152,9 @@ class RegistrationTask(Task):
         from ..data.pairs import SETS
         if SETS.get(o.pairs, o.dims) != o.dims:
             raise UserError(f"task_options.pairs={o.pairs!r} needs dims={SETS[o.pairs]}")
+        if o.by_voxel and not o.pairs.startswith("manifest:"):
+            raise UserError(f"task_options.by_voxel is for your own pairs (pairs = manifest:PATH); "
+                            f"{o.pairs} is one of ours, on one grid")
         levels = len(o.widths)
         if levels < 2 or o.size % 2 ** (levels - 1):
             raise UserError(f"task_options.size ({o.size}) must be divisible by 2**(len(widths)-1) = {2 ** (levels - 1)}")
@@ -189,7 +195,7 @@ class RegistrationTask(Task):
         if split not in self._pairs:
             from ..data.pairs import load_pairs
             o = self.options
-            self._pairs[split] = load_pairs(o.pairs, split, o.n_pairs, o.size)
+            self._pairs[split] = load_pairs(o.pairs, split, o.n_pairs, o.size, by_voxel=o.by_voxel)
         ps = self._pairs[split]
         if ps.shape != self.grid:
             raise UserError(f"pairs {ps.name} are {'x'.join(map(str, ps.shape))}, the model's grid is "
