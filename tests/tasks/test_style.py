@@ -177,7 +177,7 @@ def test_arbitrary_model_observes_the_style_code_and_takes_any_style(tmp_path):
     other = torch.rand(1, 3, 40, 24)                              # a style not in the bank, any size
     out, _ = stylize(task, policy, torch.rand(2, 3, 32, 28), 2, style_image=other)
     assert out[-1].shape == (2, 3, 32, 28)
-    with pytest.raises(UserError, match="needs a style image"):
+    with pytest.raises(ValueError, match="needs a style image"):
         stylize(task, policy, torch.rand(1, 3, 32, 32), 1)
     with pytest.raises(UserError, match="holds 3 style images.*n_styles=3 uses them all"):
         style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=5).style_bank()

@@ -270,7 +270,8 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
 
     Fixed ``steps``, or ``adaptive``: each pair stops at the first step whose mean local-NCC gain
     is below ``tol`` (that step is undone), at most ``steps`` steps. Returns ``{"field", "warped",
-    "steps_taken" [B], "fields": the accumulated field after each step (with every_step)}``.
+    "steps_taken" [B], "fields": the accumulated field after each step (with every_step)}``: field
+    and warped on the task's device (the CLI inverts the field there), the rest on the CPU.
     """
     from ..core.rollout import check_steps
     from ..data.images import as_unit_pairs

@@ -439,8 +439,8 @@ def _style_argument(task: StyleTask, style_image, needed: bool = False) -> torch
     a one-style model does without."""
     if style_image is None:
         if task.options.arbitrary or needed:
-            raise UserError("an arbitrary-style model needs a style image (--style)" if task.options.arbitrary
-                            else "style_image: give the style image to score against")
+            raise ValueError("style_image: an arbitrary-style model needs a style image [1, 3, h, w]"
+                             if task.options.arbitrary else "style_image: give the style image to score against")
         return None
     style_image = as_unit_images(style_image, "style_image", 3, min_side=MIN_SIDE)
     if len(style_image) != 1:
