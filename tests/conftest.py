@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,20 @@ def write_style(path, seed=0, size=48):
     img = np.where(stripes[..., None], col[0], col[1]).astype(np.uint8)
     Image.fromarray(img).save(path)
     return str(path)
+
+
+def known_affine(nd: int, size: int) -> torch.Tensor:
+    """A 9 degree rotation in the first two axes, scales 1.07 and 0.94, a shift of (4, -3, 2) voxels,
+    about the grid's centre: ``[1, N, N + 1]`` in voxels."""
+    th = math.radians(9)
+    a = torch.eye(nd)
+    a[:2, :2] = torch.tensor([[math.cos(th) * 1.07, -math.sin(th)], [math.sin(th), math.cos(th) * 0.94]])
+    c = torch.full((nd,), (size - 1) / 2)
+    return torch.cat([a, (c + torch.tensor([4.0, -3.0, 2.0][:nd]) - a @ c)[:, None]], 1)[None]
+
+
+def inverse_affine(mat: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``[1, N, N + 1]``."""
+    n = mat.shape[1]
+    a = torch.linalg.inv(mat[0, :, :n])
+    return torch.cat([a, -a @ mat[0, :, n:]], 1)[None]

@@ -45,3 +45,27 @@ def test_verdict_names_each_target_met_or_not(bench):
     lines = bench.verdict("l", {"onestep": row(0.83, 0.2), "rl_t10": row(0.86, 2.6)}, dims=3)
     assert "13.0x the one-step's (target <= 12x: NOT met)" in lines[0]
     assert bench.verdict("x", {"syn": row(0.8, 1.0)}) == []
+
+
+def test_affine_bench_moves_pairs_within_its_bounds_and_labels_with_them(reg_pairs):
+    """bench/affine.py: the random maps keep to their bounds (rotation, scale, shift about the
+    centre), and a moved pair's labels move with its image (nearest: the same ids)."""
+    import math
+
+    import torch
+    from rl_i2it.ops.affine import affine_field
+    aff = load_bench("affine")
+    maps = aff.random_affines(50, 2, 32, 10, 0.08, 0.06, seed=0)
+    a, t = maps[:, :, :2], maps[:, :, 2] + (maps[:, :, :2] @ torch.full((2,), 15.5)) - 15.5   # shift about the centre
+    sv = torch.linalg.svdvals(a)
+    assert sv.min() >= 0.92 - 1e-5 and sv.max() <= 1.08 + 1e-5 and t.abs().max() <= 0.06 * 32 + 1e-4
+    angle = torch.atan2(a[:, 1, 0] / sv.prod(1).sqrt(), a[:, 0, 0] / sv.prod(1).sqrt()).abs().max()
+    assert math.radians(4) < angle < math.radians(10 + 5)     # drawn up to 10 degrees (scales tilt the estimate)
+    assert torch.equal(maps, aff.random_affines(50, 2, 32, 10, 0.08, 0.06, seed=0))
+    ps = reg_pairs["test"]
+    moved = aff.moved(ps, maps[: len(ps)])
+    assert torch.equal(moved.fixed, ps.fixed) and moved.moving.dtype == torch.uint8
+    assert set(moved.moving_labels.unique().tolist()) <= set(ps.moving_labels.unique().tolist())
+    u = affine_field(maps[: len(ps)], ps.shape)
+    want = aff.warp(ps.moving_labels[:, None].float(), u, mode="nearest")[:, 0]
+    assert torch.equal(moved.moving_labels.long(), want.long()) and not torch.equal(moved.moving, ps.moving)

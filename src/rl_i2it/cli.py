@@ -143,7 +143,8 @@ def cmd_eval(args) -> None:
             raise UserError(f"--{name} is for digits and registration runs; {run} is a {kind} run")
         if other and (their := _run_task(Path(other), f"--{name} ")) != kind:
             raise UserError(f"--{name} {other} is a {their} run; {run} is a {kind} run")
-    for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("style", "style")):
+    for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("affine", "registration"),
+                       ("style", "style")):
         if getattr(args, name) and kind != task:
             raise UserError(f"--{name.replace('_', '-')} is for {task} runs; {run} is a {kind} run")
     out = writable_dir(args.out or run / "eval", make=False)
@@ -215,8 +216,9 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     res = {"identity": identity_scores(pairs)}
     for other, t in BASELINE_STEPS.items():
         if getattr(args, other):
-            res[other] = evaluate_run(Path(getattr(args, other)), pairs, (t,), device=args.device or "cpu")[2][f"t{t}"]
-    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30))
+            res[other] = evaluate_run(Path(getattr(args, other)), pairs, (t,), device=args.device or "cpu",
+                                      affine=args.affine)[2][f"t{t}"]
+    res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30, affine=args.affine))
     writable_dir(out)
     (out / "results.json").write_text(json.dumps({"pairs": name, "split": args.split, "n": len(pairs), "methods": res}, indent=1) + "\n")
     print(f"{len(pairs)} {args.split} pairs of {name}:")
@@ -660,7 +662,12 @@ def cmd_register(args) -> None:
     dev, shape = task.device, fixed.array.shape
     f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
     m = to_grid(normalise(moved), task.options.size)[None, None].to(dev)
-    r = register(task, policy, f, m, steps, adaptive=args.adaptive, tol=tol, every_step=args.every_step)
+    r = register(task, policy, f, m, steps, adaptive=args.adaptive, tol=tol, every_step=args.every_step,
+                 affine=args.affine)
+    if r["affine"] is not None:
+        from .ops.affine import global_ncc
+        print(f"affine pre-alignment: global NCC {float(global_ncc(f, m)[0]):.3f} -> {float(r['affine'][2][0]):.3f} "
+              f"(the written fields include it)")
     field = resize_field(r["field"], shape).cpu()                         # voxels of the fixed grid
     m_full = torch.from_numpy(moved)[None, None]
     warped = warp(m_full, field)[0, 0]
@@ -800,6 +807,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a named set (brain2d, brain2d-inter, liver3d) at --split")
     e.add_argument("--by-voxel", action="store_true", help="registration, --pairs CSV: pair voxel to voxel, "
                    "ignoring the headers' world positions (as register --by-voxel)")
+    e.add_argument("--affine", action="store_true", help="registration: every method starts from an affine "
+                   "pre-alignment of each pair (as register --affine; its time counted)")
     e.add_argument("--style", help="style: the style image (arbitrary models; default starry_night)")
     e.add_argument("--no-features", action="store_true",
                    help="inpainting/translation: PSNR and SSIM only (no LPIPS/FID, no pretrained weights)")
@@ -848,6 +857,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--inverse", action="store_true", help="also write the inverse transform "
                    "(inverse_field_itk.nii.gz: fixed space -> moving image) and, with --fixed-labels, those labels "
                    "on the moving image's grid (fixed_labels_on_moving.nii.gz: atlas segmentation)")
+    g.add_argument("--affine", action="store_true", help="align the pair by an affine map first (global NCC, "
+                   "from the centres of mass), then take the steps from there: for pairs the headers leave apart")
     g.add_argument("--by-voxel", action="store_true", help="register voxel to voxel, ignoring the headers' world "
                                                             "positions (the default resamples --moving onto --fixed's "
                                                             "grid through them; same shape needed)")

@@ -96,8 +96,10 @@ class RegistrationEnv:
         return self.start(p.fixed[idx].to(dev).float() / 255, p.moving[idx].to(dev).float() / 255,
                           p.fixed_labels[idx].to(dev), p.moving_labels[idx].to(dev), pair=idx.to(dev))
 
-    def start(self, fixed, moving, fixed_labels=None, moving_labels=None, pair=None, scored: bool = True) -> dict:
-        """Begin episodes on images ``[n, 1, *S]`` in [0, 1] (labels ``[n, *S]``, for ``reward='labels'``).
+    def start(self, fixed, moving, fixed_labels=None, moving_labels=None, pair=None, scored: bool = True,
+              field=None) -> dict:
+        """Begin episodes on images ``[n, 1, *S]`` in [0, 1] (labels ``[n, *S]``, for ``reward='labels'``),
+        from the identity or from ``field`` (an affine pre-alignment: the steps compose onto it).
         ``scored=False`` (inference): no labels, no K-means, no Dice; scores and rewards are NaN."""
         dev = self.task.device
         self.fixed, self.moving = fixed.to(dev), moving.to(dev)
@@ -114,8 +116,8 @@ class RegistrationEnv:
         else:
             self.fl, self.ml = kmeans_labels(self.fixed, self.o.kmeans_k), kmeans_labels(self.moving, self.o.kmeans_k)
             self.label_ids = list(range(1, self.o.kmeans_k))
-        self.field = torch.zeros(self.n, self.task.dims, *fixed.shape[2:], device=dev)
-        self.current = self.moving
+        self.field = torch.zeros(self.n, self.task.dims, *fixed.shape[2:], device=dev) if field is None else field.to(dev)
+        self.current = self.moving if field is None else warp(self.moving, self.field)
         self.score = self._dice()
         return self.state
 
@@ -264,21 +266,31 @@ def mean_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9) -> torch.Tensor:
 
 @torch.no_grad()
 def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.Tensor, steps: int = 10,
-             adaptive: bool = False, tol: float = 1e-3, every_step: bool = False) -> dict:
+             adaptive: bool = False, tol: float = 1e-3, every_step: bool = False, affine: bool = False) -> dict:
     """Register ``moving`` onto ``fixed`` (``[B, 1, *S]`` in [0, 1], on the task's grid); no
     labels and no rewards are needed (nor computed).
 
     Fixed ``steps``, or ``adaptive``: each pair stops at the first step whose mean local-NCC gain
-    is below ``tol`` (that step is undone), at most ``steps`` steps. Returns ``{"field", "warped",
-    "steps_taken" [B], "fields": the accumulated field after each step (with every_step)}``: field
-    and warped on the task's device (the CLI inverts the field there), the rest on the CPU.
+    is below ``tol`` (that step is undone), at most ``steps`` steps. With ``affine`` the steps
+    start from an affine pre-alignment (``ops.affine.fit_affine``), which the returned fields
+    include. Returns ``{"field", "warped", "steps_taken" [B], "fields": the accumulated field
+    after each step (with every_step), "affine": ([B, N, N + 1] voxel matrices, global NCC at
+    the start, after the fit) or None}``: field and warped on the task's device (the CLI inverts
+    the field there), the rest on the CPU.
     """
     from ..core.rollout import check_steps
     from ..data.images import as_unit_pairs
+    from ..ops.affine import affine_field, fit_affine
     check_steps(steps)
     fixed, moving = as_unit_pairs(fixed, moving, ("fixed", "moving"), 1, task.options.size, task.dims)
+    fixed, moving = fixed.to(task.device), moving.to(task.device)
+    fitted, start = None, None
+    if affine:
+        fitted = fit_affine(fixed, moving)
+        start = affine_field(fitted[0], task.grid)
+        fitted = tuple(x.cpu() for x in fitted)
     env = task.make_env(0, torch.Generator(), "eval")
-    state = env.start(fixed.to(task.device), moving.to(task.device), scored=False)
+    state = env.start(fixed, moving, scored=False, field=start)
     was_training = policy.training
     policy.eval()
     try:
@@ -311,7 +323,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
                 break
     finally:
         policy.train(was_training)
-    return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields}
+    return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields, "affine": fitted}
 
 
 def warp_labels(labels: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
@@ -351,9 +363,10 @@ def summarise(scores: dict[str, list[float]], seconds: float, n: int, **extra) -
 
 @torch.no_grad()
 def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), adaptive: int = 0,
-                    tol: float = 1e-3, batch: int = 0) -> dict:
+                    tol: float = 1e-3, batch: int = 0, affine: bool = False) -> dict:
     """``{"t{T}": summary with "params"}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive``
-    steps) when > 0; pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D)."""
+    steps) when > 0; pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D), from an affine
+    pre-alignment with ``affine`` (its time counted)."""
     from ..nets.profile import count_params, sync
     batch = batch or (8 if task.dims == 2 else 1)
     runs = [(f"t{t}", t, False) for t in steps] + ([("adaptive", adaptive, True)] if adaptive else [])
@@ -364,7 +377,7 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
             f = pairs.fixed[lo: lo + batch].to(task.device).float() / 255
             m = pairs.moving[lo: lo + batch].to(task.device).float() / 255
             t0 = time.perf_counter()
-            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol)
+            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol, affine=affine)
             sync(task.device)
             secs += time.perf_counter() - t0
             taken += r["steps_taken"].tolist()
@@ -379,13 +392,13 @@ BASELINE_STEPS = {"onestep": 1, "norl": 10}
 """The step count each baseline run is scored at: the one-step network at T=1, w/o RL at T=10."""
 
 
-def evaluate_run(run, pairs, steps=(1, 10, 20), adaptive: int = 0, device="cpu"):
+def evaluate_run(run, pairs, steps=(1, 10, 20), adaptive: int = 0, device="cpu", affine: bool = False):
     """Load a run directory and score it on ``pairs`` (``evaluate_policy``):
     ``(task, policy, {"t{T}" | "adaptive": summary with "params"})``."""
     from ..core.trainer import load_policy
     task, policy, _ = load_policy(run, device)
     task._pairs["test"] = pairs
-    return task, policy, evaluate_policy(task, policy, pairs, steps, adaptive=adaptive)
+    return task, policy, evaluate_policy(task, policy, pairs, steps, adaptive=adaptive, affine=affine)
 
 
 COLUMNS = "| method | Dice | std | % det J <= 0 | std log det J | s / pair | steps | params |\n|---|---|---|---|---|---|---|---|"
