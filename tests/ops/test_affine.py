@@ -50,5 +50,8 @@ def test_fit_affine_keeps_its_start_when_the_fit_is_worse():
     assert affine_field(mat, (32, 32)).abs().max() < 0.2 and float(fit) > 0.999
     mat, start, fit = fit_affine(imgs[:1], imgs[1:], iters=(1,), lr=5.0)     # one wild step
     assert float(fit) >= float(start)
+    with torch.inference_mode():                     # as a user's inference code may call it
+        again, _, _ = fit_affine(imgs[:1], imgs[:1])
+    assert torch.allclose(again, fit_affine(imgs[:1], imgs[:1])[0])
     with pytest.raises(ValueError, match="one shape"):
         fit_affine(imgs[:1], imgs[:1, :, :16])

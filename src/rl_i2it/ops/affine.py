@@ -78,16 +78,15 @@ def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...]
         raise ValueError(f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must have one shape")
     shape = tuple(fixed.shape[2:])
     b, dev = fixed.shape[0], fixed.device
-    fixed, moving = fixed.float(), moving.float()
-    half = torch.tensor([(s - 1) / 2 for s in shape], device=dev).clamp_min(0.5)
-    with torch.no_grad():
-        t0 = (centre_of_mass(moving) - centre_of_mass(fixed)) / half
-    eye = torch.eye(nd, device=dev).expand(b, nd, nd)
-    a = eye.clone().requires_grad_(True)
-    t = t0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([a, t], lr=lr)
     mode = "bilinear" if nd == 2 else "trilinear"
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():     # also when called under no_grad / inference_mode
+        fixed, moving = fixed.float().clone(), moving.float().clone()   # (inference tensors hold no graph)
+        half = torch.tensor([(s - 1) / 2 for s in shape], device=dev).clamp_min(0.5)
+        t0 = ((centre_of_mass(moving) - centre_of_mass(fixed)) / half).detach()
+        eye = torch.eye(nd, device=dev).expand(b, nd, nd)
+        a = eye.clone().requires_grad_(True)
+        t = t0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([a, t], lr=lr)
         top = min(1.0, (max_voxels / fixed[0, 0].numel()) ** (1 / nd))
         for level, steps in enumerate(iters):
             factor = top / 2 ** (len(iters) - 1 - level)
