@@ -147,6 +147,39 @@ def test_register_affine_aligns_a_rotated_shifted_pair_first(reg_run, pair, tmp_
     assert scored[("--affine",)]["identity"] == scored[()]["identity"]
 
 
+def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys):
+    """--pairs CSV: every row checked before anything is written (a bad row: one line naming it,
+    exit 2, nothing written); then each row's files as NNNN_*, and results.csv with its figures;
+    a second run with fewer rows leaves none of the first run's rows behind."""
+    import csv
+    row = f"{pair['moving']},{pair['fixed']},{pair['moving_labels']},{pair['fixed_labels']}"
+    (tmp_path / "pairs.csv").write_text(f"moving,fixed,moving_labels,fixed_labels\n{row}\n"
+                                        f"{pair['fixed']},{pair['moving']},,\n")
+    out = tmp_path / "out"
+    (tmp_path / "bad.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n{pair['moving']},nope.nii.gz\n")
+    fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "bad.csv"), "--out", str(out)], "bad.csv, row 2:")
+    assert not out.exists()
+    fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--moving", str(pair["moving"]),
+                   "--out", str(out)], "leave out --moving")
+    fails(capsys, ["register", str(reg_run), "--fixed", str(pair["fixed"]), "--out", str(out)], "give --moving and --fixed")
+    assert main(["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "2", "--out", str(out)]) == 0
+    assert "registered 2 pairs" in capsys.readouterr().out
+    for k in ("0000", "0001"):
+        assert {f"{k}_{f}" for f in ("warped.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz", "preview.png")} <= \
+            {p.name for p in out.iterdir()}
+    assert (out / "0000_warped_labels.nii.gz").exists() and not (out / "0001_warped_labels.nii.gz").exists()
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["row"] for r in rows] == ["1", "2"] and rows[1]["dice_after"] == ""
+    assert 0 < float(rows[0]["dice_after"]) <= 1 and float(rows[0]["steps"]) == 2
+    single = tmp_path / "single"                       # row 1 again, alone: the same registration
+    assert main(args(reg_run, pair, single, "--steps", "2")) == 0
+    assert np.array_equal(np.asarray(nib.load(str(single / "warped.nii.gz")).dataobj),
+                          np.asarray(nib.load(str(out / "0000_warped.nii.gz")).dataobj))
+    (tmp_path / "one.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
+    assert main(["register", str(reg_run), "--pairs", str(tmp_path / "one.csv"), "--steps", "1", "--out", str(out)]) == 0
+    assert not any(p.name.startswith("0001_") for p in out.iterdir())
+
+
 def _itk_voxels(path, field_affine, target_affine) -> torch.Tensor:
     """A 2D ITK displacement field (LPS mm) read back as our voxel field ``[1, 2, H, W]``: voxel
     ``y`` of the field's grid goes to voxel ``y + v(y)`` of the target grid."""

@@ -611,17 +611,12 @@ def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
     return [(r["moving"], r["fixed"]) for r in read_manifest(path)]
 
 
-def cmd_register(args) -> None:
-    import numpy as np
-    import torch
+REGISTER_FILES = ("step_[0-9]*.nii.gz", "warped_labels.nii.gz", "inverse_field_itk.nii.gz", "fixed_labels_on_moving.nii.gz")
 
+
+def cmd_register(args) -> None:
     from .core.trainer import load_policy
-    from .data.pairs import compact_labels, label_dtype, normalise, onto_fixed_grid, placement, resample, to_grid
-    from .data.volumes import itk_caveats, read_labels_of, read_volume, voxel_volume, write_itk_field, write_nifti
-    from .ops.warp import invert_field, resize_field, warp
-    from .tasks.registration import grid_slices, mean_ncc, mid_slices, register, warp_labels
-    from .ops.metrics import jacobian_determinant, mean_dice
-    from .viz import image_grid
+    from .data.volumes import read_manifest
 
     steps = args.steps if args.steps is not None else (30 if args.adaptive else 10)
     _check_steps(steps)
@@ -630,35 +625,95 @@ def cmd_register(args) -> None:
     tol = 1e-3 if args.tol is None else args.tol
     if not tol > 0:
         raise UserError(f"--tol must be > 0, got {args.tol}")
+    given = [f for f in ("moving", "fixed", "moving_labels", "fixed_labels") if getattr(args, f)]
+    if args.pairs and given:
+        raise UserError(f"--pairs gives every row's files: leave out --{given[0].replace('_', '-')}")
+    if not args.pairs and not (args.moving and args.fixed):
+        raise UserError("give --moving and --fixed (or --pairs CSV)")
+    if args.pairs:
+        jobs = [dict(r) for r in read_manifest(Path(args.pairs))]
+    else:
+        jobs = [{k: getattr(args, k) for k in ("moving", "fixed", "moving_labels", "fixed_labels")}]
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
         raise UserError(f"register needs a registration model, this one is {cfg.task!r}")
-    # read and check everything before writing anything
-    fixed, moving = read_volume(args.fixed), read_volume(args.moving)
-    for what, v in (("fixed", fixed), ("moving", moving)):
-        if v.array.ndim != task.dims:
-            raise UserError(f"--{what} is {v.array.ndim}D {v.array.shape}: this model registers {task.dims}D images")
-    if args.fixed_labels and not (args.moving_labels or args.inverse):
-        raise UserError("--fixed-labels goes with --moving-labels (Dice compares the warped moving labels with them) "
-                        "or --inverse (they are written on the moving image's grid)")
-    labels = {role: read_labels_of(getattr(args, role + "_labels"), image, f"--{role}-labels")
-              for role, image in (("moving", moving), ("fixed", fixed)) if getattr(args, role + "_labels")}
-    compact, ids = compact_labels(*labels.values())     # any ids, exactly: indices through resampling and warps
-    labels = dict(zip(labels, compact))
-    fixed_labels = labels.get("fixed")
-    if len(labels) == 2 and not np.intersect1d(labels["moving"], labels["fixed"]).any():
-        print("rl-i2it: note: --moving-labels and --fixed-labels share no label id (Dice compares equal ids): "
-              "Dice will be 0", file=sys.stderr)
-    moved, moved_labels, cover, off = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
+    if not args.pairs:                         # read and check everything before writing anything
+        pair = _register_inputs(task, args, jobs[0])
+        out = _output(args.out, *REGISTER_FILES)
+        _register_pair(task, policy, args, pair, out, "", steps, tol)
+        return
+    for i, job in enumerate(jobs):             # every row checked (then let go) before anything is written
+        _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")
+    out = _output(args.out, *(f"[0-9][0-9][0-9][0-9]_{f}" for f in ("*.nii.gz", "preview.png")), "results.csv")
+    rows = []
+    for i, job in enumerate(jobs):
+        print(f"row {i + 1} of {len(jobs)}: {job['moving']} -> {job['fixed']}")
+        pair = _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")
+        rows.append({"row": i + 1, "moving": job["moving"], "fixed": job["fixed"],
+                     **_register_pair(task, policy, args, pair, out, f"{i:04d}_", steps, tol)})
+    import csv
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"registered {len(rows)} pairs: {out}/NNNN_warped.nii.gz, ..., results.csv")
+
+
+def _register_inputs(task, args, job: dict, where: str = "") -> dict:
+    """One pair's volumes and labels read and checked, the moving one placed on the fixed grid;
+    a ``UserError`` starts with ``where`` (a CSV's row); notes are kept to print when it runs."""
+    import numpy as np
+    import torch
+
+    from .data.pairs import compact_labels, onto_fixed_grid, placement
+    from .data.volumes import read_labels_of, read_volume
+    flag = (lambda k: f"{k} column") if args.pairs else (lambda k: f"--{k.replace('_', '-')}")
+    notes = []
+    try:
+        fixed, moving = read_volume(job["fixed"]), read_volume(job["moving"])
+        for what, v in (("fixed", fixed), ("moving", moving)):
+            if v.array.ndim != task.dims:
+                raise UserError(f"{flag(what)} is {v.array.ndim}D {v.array.shape}: this model registers {task.dims}D images")
+        if job["fixed_labels"] and not (job["moving_labels"] or args.inverse):
+            raise UserError(f"{flag('fixed_labels')} goes with {flag('moving_labels')} (Dice compares the warped "
+                            f"moving labels with them) or --inverse (they are written on the moving image's grid)")
+        labels = {role: read_labels_of(job[role + "_labels"], image, flag(role + "_labels"))
+                  for role, image in (("moving", moving), ("fixed", fixed)) if job[role + "_labels"]}
+        compact, ids = compact_labels(*labels.values())     # any ids, exactly: indices through resampling and warps
+        labels = dict(zip(labels, compact))
+        if len(labels) == 2 and not np.intersect1d(labels["moving"], labels["fixed"]).any():
+            notes.append(f"{flag('moving_labels')} and {flag('fixed_labels')} share no label id (Dice compares "
+                         f"equal ids): Dice will be 0")
+        moved, moved_labels, cover, off = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
+    except UserError as exc:
+        raise UserError(f"{where}{exc}") from None
     if moved is not moving.array:
-        print(f"rl-i2it: note: --moving resampled onto --fixed's grid, {placement(fixed, moving, cover, off)} "
-              f"(--by-voxel: voxel to voxel)", file=sys.stderr)
+        notes.append(f"{flag('moving')} resampled onto {flag('fixed')}'s grid, {placement(fixed, moving, cover, off)} "
+                     f"(--by-voxel: voxel to voxel)")
     elif not np.allclose(fixed.affine, moving.affine, atol=1e-3):
-        print("rl-i2it: note: --by-voxel: registered voxel to voxel, whatever the headers say", file=sys.stderr)
-    labels = {role: torch.from_numpy(lab) for role, lab in (("moving", moved_labels), ("fixed", labels.get("fixed")))
-              if lab is not None}
-    out = _output(args.out, "step_[0-9]*.nii.gz", "warped_labels.nii.gz", "inverse_field_itk.nii.gz",
-                  "fixed_labels_on_moving.nii.gz")
+        notes.append("--by-voxel: registered voxel to voxel, whatever the headers say")
+    return {"fixed": fixed, "moving": moving, "moved": moved, "ids": ids, "fixed_labels": labels.get("fixed"),
+            "notes": [where + n for n in notes],
+            "labels": {role: torch.from_numpy(lab) for role, lab in (("moving", moved_labels), ("fixed", labels.get("fixed")))
+                       if lab is not None}}
+
+
+def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps: int, tol: float) -> dict:
+    """Register one checked pair (``_register_inputs``) and write its files into ``out``, each name
+    after ``prefix``; print what it did and return its figures (a row of a CSV's results)."""
+    import numpy as np
+    import torch
+
+    from .data.pairs import label_dtype, normalise, resample, to_grid
+    from .data.volumes import itk_caveats, voxel_volume, write_itk_field, write_nifti
+    from .ops.metrics import jacobian_determinant, mean_dice
+    from .ops.warp import invert_field, resize_field, warp
+    from .tasks.registration import grid_slices, mean_ncc, mid_slices, register, warp_labels
+    from .viz import image_grid
+    for note in pair["notes"]:
+        print(f"rl-i2it: note: {note}", file=sys.stderr)
+    fixed, moving, moved, labels, ids = (pair[k] for k in ("fixed", "moving", "moved", "labels", "ids"))
+    res = {}
     dev, shape = task.device, fixed.array.shape
     f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
     m = to_grid(normalise(moved), task.options.size)[None, None].to(dev)
@@ -666,60 +721,66 @@ def cmd_register(args) -> None:
                  affine=args.affine)
     if r["affine"] is not None:
         from .ops.affine import global_ncc
-        print(f"affine pre-alignment: global NCC {float(global_ncc(f, m)[0]):.3f} -> {float(r['affine'][2][0]):.3f} "
+        res["affine_ncc_before"], res["affine_ncc_after"] = float(global_ncc(f, m)[0]), float(r["affine"][2][0])
+        print(f"affine pre-alignment: global NCC {res['affine_ncc_before']:.3f} -> {res['affine_ncc_after']:.3f} "
               f"(the written fields include it)")
     field = resize_field(r["field"], shape).cpu()                         # voxels of the fixed grid
     m_full = torch.from_numpy(moved)[None, None]
     warped = warp(m_full, field)[0, 0]
-    write_nifti(out / "warped.nii.gz", warped.numpy(), fixed.affine, like=fixed)
-    write_nifti(out / "field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine, like=fixed)
+    write_nifti(out / f"{prefix}warped.nii.gz", warped.numpy(), fixed.affine, like=fixed)
+    write_nifti(out / f"{prefix}field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine, like=fixed)
     grid = moving.affine if args.by_voxel else fixed.affine       # the grid the field's moving voxels are on
-    write_itk_field(out / "field_itk.nii.gz", field[0].numpy(), fixed.affine, grid, like=fixed)
+    write_itk_field(out / f"{prefix}field_itk.nii.gz", field[0].numpy(), fixed.affine, grid, like=fixed)
     for caveat in itk_caveats(fixed):
         print(f"rl-i2it: note: field_itk.nii.gz: {caveat}", file=sys.stderr)
     n = task.dims                  # the volume change, moving over fixed, of each fixed voxel (<= 0: folded)
     scale = voxel_volume(grid, n) / voxel_volume(fixed.affine, n)
     det = jacobian_determinant(field)[0].numpy() * scale
-    write_nifti(out / "jacobian.nii.gz", det.astype(np.float32), fixed.affine, like=fixed)
+    write_nifti(out / f"{prefix}jacobian.nii.gz", det.astype(np.float32), fixed.affine, like=fixed)
     line = ""
     if "moving" in labels:
         wl = warp_labels(labels["moving"][None], field)[0]
-        write_nifti(out / "warped_labels.nii.gz", ids[wl.numpy()].astype(label_dtype(ids)), fixed.affine, like=fixed)
+        write_nifti(out / f"{prefix}warped_labels.nii.gz", ids[wl.numpy()].astype(label_dtype(ids)), fixed.affine,
+                    like=fixed)
         if "fixed" in labels:
-            before = float(mean_dice(labels["moving"][None].long(), labels["fixed"][None].long()))
-            after = float(mean_dice(wl[None], labels["fixed"][None].long()))
-            line = f", label Dice {before:.3f} -> {after:.3f}"
+            res["dice_before"] = float(mean_dice(labels["moving"][None].long(), labels["fixed"][None].long()))
+            res["dice_after"] = float(mean_dice(wl[None], labels["fixed"][None].long()))
+            line = f", label Dice {res['dice_before']:.3f} -> {res['dice_after']:.3f}"
     written = ["warped_labels.nii.gz"] if "moving" in labels else []
     if args.inverse:       # the way back: images of the fixed space (an atlas's labels) into the moving image's
         inverse, residual = invert_field(r["field"])
         inverse = resize_field(inverse, shape)[0].cpu().numpy()           # on `grid`, to voxels of the fixed grid
-        write_itk_field(out / "inverse_field_itk.nii.gz", inverse, grid, fixed.affine,
+        write_itk_field(out / f"{prefix}inverse_field_itk.nii.gz", inverse, grid, fixed.affine,
                         like=moving if args.by_voxel else fixed)
         written.append("inverse_field_itk.nii.gz")
-        if fixed_labels is not None:           # sampled once, at each moving voxel's place on the fixed grid
+        if pair["fixed_labels"] is not None:   # sampled once, at each moving voxel's place on the fixed grid
             # the inverse and the labels are read on `grid`: the fixed grid, or with --by-voxel the
             # moving one (voxel to voxel: a moving voxel's own index is its fixed voxel)
             back = inverse if args.by_voxel else resample(inverse, grid, moving.affine, moving.array.shape)
-            lab = resample(fixed_labels, grid, moving.affine, moving.array.shape, labels=True, offset=back)
-            write_nifti(out / "fixed_labels_on_moving.nii.gz", ids[lab.round().astype(np.int64)].astype(label_dtype(ids)),
-                        moving.affine, like=moving)
+            lab = resample(pair["fixed_labels"], grid, moving.affine, moving.array.shape, labels=True, offset=back)
+            write_nifti(out / f"{prefix}fixed_labels_on_moving.nii.gz",
+                        ids[lab.round().astype(np.int64)].astype(label_dtype(ids)), moving.affine, like=moving)
             written.append("fixed_labels_on_moving.nii.gz")
-        line += (f", inverse within 0.1 model voxel at {float((residual <= 0.1).float().mean()) * 100:.1f} % of "
-                 f"the voxels (not where the field folds, nor where the moving image's content came from outside "
-                 f"the fixed grid)")
+        res["inverse_within_0.1_pct"] = float((residual <= 0.1).float().mean()) * 100
+        line += (f", inverse within 0.1 model voxel at {res['inverse_within_0.1_pct']:.1f} % of the voxels (not "
+                 f"where the field folds, nor where the moving image's content came from outside the fixed grid)")
     for t, step_field in enumerate(r["fields"]):
         step_img = warp(m_full, resize_field(step_field, shape))[0, 0]
-        write_nifti(out / f"step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine, like=fixed)
+        write_nifti(out / f"{prefix}step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine, like=fixed)
     fn, mn, wn = (normalise(a) for a in (fixed.array, moved, warped.numpy()))
     rows = [[a, b, c, d] for a, b, c, d in zip(mid_slices(mn[None]), mid_slices(fn[None]), mid_slices(wn[None]),
                                                grid_slices(field[0], max(4, max(shape) // 16)))]
-    image_grid(rows, out / "preview.png", headers=["moving", "fixed", "warped", "grid"],
+    image_grid(rows, out / f"{prefix}preview.png", headers=["moving", "fixed", "warped", "grid"],
                zoom=max(1, 256 // max(shape)))
-    ncc0 = float(mean_ncc(f, m)[0])
-    ncc1 = float(mean_ncc(f, to_grid(normalise(warped.numpy()), task.options.size)[None, None].to(dev))[0])
-    print(f"registered in {int(r['steps_taken'][0])} steps: local NCC {ncc0:.3f} -> {ncc1:.3f}{line}, "
-          f"folded voxels (det J <= 0) {float((det <= 0).mean()) * 100:.2f} %; {out}/warped.nii.gz, field.nii.gz, "
-          f"field_itk.nii.gz, jacobian.nii.gz, {''.join(w + ', ' for w in written)}preview.png")
+    res["ncc_before"] = float(mean_ncc(f, m)[0])
+    res["ncc_after"] = float(mean_ncc(f, to_grid(normalise(warped.numpy()), task.options.size)[None, None].to(dev))[0])
+    res["steps"] = int(r["steps_taken"][0])
+    res["folded_pct"] = float((det <= 0).mean()) * 100
+    files = ", ".join(prefix + w for w in ["warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz",
+                                           *written, "preview.png"])
+    print(f"registered in {res['steps']} steps: local NCC {res['ncc_before']:.3f} -> {res['ncc_after']:.3f}{line}, "
+          f"folded voxels (det J <= 0) {res['folded_pct']:.2f} %; {out}/{files}")
+    return res
 
 
 def cmd_data(args) -> None:
@@ -846,8 +907,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("register", help="register your own pair (NIfTI, MRC or PNG) with a registration model")
     g.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
-    g.add_argument("--moving", required=True, help="moving image (.nii/.nii.gz, .mrc, .png)")
-    g.add_argument("--fixed", required=True, help="fixed image: its grid and header are the outputs'")
+    g.add_argument("--moving", help="moving image (.nii/.nii.gz, .mrc, .png)")
+    g.add_argument("--fixed", help="fixed image: its grid and header are the outputs'")
+    g.add_argument("--pairs", help="a CSV of pairs, columns moving,fixed[,moving_labels,fixed_labels] (paths relative "
+                   "to it), in place of --moving/--fixed: the files of row k are written as NNNN_*, k - 1 = NNNN, "
+                   "with results.csv")
     g.add_argument("--moving-labels", help="label map of the moving image: written warped")
     g.add_argument("--fixed-labels", help="label map of the fixed image: Dice before/after is printed")
     g.add_argument("--steps", type=int, help="steps T (default 10); with --adaptive the most steps (default 30)")
