@@ -289,7 +289,7 @@ def test_ctrl_c_outside_training_is_one_line_exit_130(tmp_path, monkeypatch, cap
 def test_argparse_errors_are_one_line_exit_2(capsys):
     """`--minutes abc`, a missing option, an unknown command: one `rl-i2it: error:` line, exit 2."""
     for argv, message in ((["train", "digits", "--minutes", "abc"], "invalid float value: 'abc'"),
-                          (["register", "run"], "required: --moving, --fixed, --out"),
+                          (["register", "run"], "required: --out"),
                           (["nosuch"], "invalid choice: 'nosuch'")):
         with pytest.raises(SystemExit) as exc:
             main(argv)
