@@ -161,6 +161,8 @@ def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys)
     assert not out.exists()
     fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--moving", str(pair["moving"]),
                    "--out", str(out)], "leave out --moving")
+    fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--fixed-labels",
+                   str(pair["fixed_labels"]), "--out", str(out)], "give it")
     fails(capsys, ["register", str(reg_run), "--fixed", str(pair["fixed"]), "--out", str(out)], "give --moving and --fixed")
     assert main(["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "2", "--out", str(out)]) == 0
     assert "registered 2 pairs" in capsys.readouterr().out
@@ -175,6 +177,11 @@ def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys)
     assert main(args(reg_run, pair, single, "--steps", "2")) == 0
     assert np.array_equal(np.asarray(nib.load(str(single / "warped.nii.gz")).dataobj),
                           np.asarray(nib.load(str(out / "0000_warped.nii.gz")).dataobj))
+    (tmp_path / "atlas.csv").write_text(f"moving,moving_labels\n{pair['moving']},{pair['moving_labels']}\n")
+    assert main(["register", str(reg_run), "--pairs", str(tmp_path / "atlas.csv"), "--fixed", str(pair["fixed"]),
+                 "--fixed-labels", str(pair["fixed_labels"]), "--steps", "2", "--out", str(tmp_path / "atlas")]) == 0
+    again = list(csv.DictReader(open(tmp_path / "atlas" / "results.csv")))      # one fixed image (an atlas) for all
+    assert again[0]["dice_after"] == rows[0]["dice_after"] and again[0]["fixed"] == str(pair["fixed"])
     (tmp_path / "one.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
     assert main(["register", str(reg_run), "--pairs", str(tmp_path / "one.csv"), "--steps", "1", "--out", str(out)]) == 0
     assert not any(p.name.startswith("0001_") for p in out.iterdir())

@@ -625,13 +625,19 @@ def cmd_register(args) -> None:
     tol = 1e-3 if args.tol is None else args.tol
     if not tol > 0:
         raise UserError(f"--tol must be > 0, got {args.tol}")
-    given = [f for f in ("moving", "fixed", "moving_labels", "fixed_labels") if getattr(args, f)]
+    given = [f for f in ("moving", "moving_labels") if getattr(args, f)]
     if args.pairs and given:
-        raise UserError(f"--pairs gives every row's files: leave out --{given[0].replace('_', '-')}")
+        raise UserError(f"--pairs gives every row's moving image: leave out --{given[0].replace('_', '-')}")
     if not args.pairs and not (args.moving and args.fixed):
         raise UserError("give --moving and --fixed (or --pairs CSV)")
-    if args.pairs:
-        jobs = [dict(r) for r in read_manifest(Path(args.pairs))]
+    if args.pairs:               # --fixed / --fixed-labels: for the rows that name none (one atlas for all)
+        jobs = [dict(r) for r in read_manifest(Path(args.pairs), required=("moving",) if args.fixed else ("moving", "fixed"),
+                                               optional=("fixed", "moving_labels", "fixed_labels"))]
+        if args.fixed_labels and not args.fixed:
+            raise UserError("--fixed-labels with --pairs labels --fixed (for the rows that name no fixed image): give it")
+        for job in jobs:
+            if not job["fixed"]:
+                job["fixed"], job["fixed_labels"] = args.fixed, job["fixed_labels"] or args.fixed_labels
     else:
         jobs = [{k: getattr(args, k) for k in ("moving", "fixed", "moving_labels", "fixed_labels")}]
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
@@ -910,8 +916,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--moving", help="moving image (.nii/.nii.gz, .mrc, .png)")
     g.add_argument("--fixed", help="fixed image: its grid and header are the outputs'")
     g.add_argument("--pairs", help="a CSV of pairs, columns moving,fixed[,moving_labels,fixed_labels] (paths relative "
-                   "to it), in place of --moving/--fixed: the files of row k are written as NNNN_*, k - 1 = NNNN, "
-                   "with results.csv")
+                   "to it), in place of --moving: the files of row k are written as NNNN_*, k - 1 = NNNN, with "
+                   "results.csv; --fixed (and --fixed-labels) serve the rows with no fixed image (one atlas for all)")
     g.add_argument("--moving-labels", help="label map of the moving image: written warped")
     g.add_argument("--fixed-labels", help="label map of the fixed image: Dice before/after is printed")
     g.add_argument("--steps", type=int, help="steps T (default 10); with --adaptive the most steps (default 30)")
