@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rl_i2it.cli import DEFAULT_CONFIGS, main
+from rl_i2it.cli import main
+from rl_i2it.config import PRESETS as DEFAULT_CONFIGS
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.tasks.digits import DigitsTask
@@ -162,7 +163,6 @@ def test_eval_writes_table_and_pictures(tmp_path, run_dir, capsys):
 def test_preset_documents_every_field():
     """Every config field has a line in the digits preset, and the preset equals the defaults."""
     import dataclasses
-    from rl_i2it.cli import DEFAULT_CONFIGS
     from rl_i2it.config import Config
     from rl_i2it.tasks.digits import DigitsOptions
     text = (DEFAULT_CONFIGS / "digits.toml").read_text()
@@ -222,7 +222,6 @@ def test_experiment_trains_three_methods_and_prints_the_table(tmp_path, run_dir,
                                     "translation", "style", "style-arbitrary", "style-video"])
 def test_task_presets_document_every_task_option(preset):
     import dataclasses
-    from rl_i2it.cli import DEFAULT_CONFIGS
     from rl_i2it.tasks import task_class
     text = (DEFAULT_CONFIGS / f"{preset}.toml").read_text()
     cfg = load_config(DEFAULT_CONFIGS / f"{preset}.toml")
@@ -295,3 +294,21 @@ def test_argparse_errors_are_one_line_exit_2(capsys):
             main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("rl-i2it: error:") and message in err[0]
+
+
+def test_presets_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    """`--config configs/liver3d.toml` (the README's spelling), `liver3d.toml` or `liver3d` read the
+    shipped preset from any folder, as an installed package runs; an unknown name lists them."""
+    from rl_i2it.config import PRESETS, load_config, read_config
+    from rl_i2it.errors import UserError
+    monkeypatch.chdir(tmp_path)
+    want = read_config(PRESETS / "liver3d.toml")
+    for name in ("configs/liver3d.toml", "liver3d.toml", "liver3d"):
+        assert read_config(name) == want
+    assert load_config("digits").task == "digits"
+    (tmp_path / "liver3d.toml").write_text('task = "digits"\n')          # a file of that name wins
+    assert read_config("liver3d.toml") == {"task": "digits"}
+    with pytest.raises(UserError, match="config file not found: nope.toml .*liver3d-128, registration"):
+        read_config("nope.toml")
+    with pytest.raises(UserError, match="config file not found"):
+        read_config("elsewhere/liver3d.toml")                           # a folder named: no fallback

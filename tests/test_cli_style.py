@@ -216,7 +216,7 @@ def test_eval_prints_losses_per_step(tmp_path, models, capsys):
 def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, capsys):
     """``--init``: the video model's planner-actor starts as the image model's, and its memory path
     starts closed, so before any update it stylises a first frame exactly as the image model."""
-    from rl_i2it.cli import DEFAULT_CONFIGS
+    from rl_i2it.config import PRESETS as DEFAULT_CONFIGS
     from rl_i2it.config import load_config
     from rl_i2it.core.trainer import Trainer, load_policy
     from rl_i2it.errors import UserError

@@ -9,7 +9,6 @@ from pathlib import Path
 from .data.cache import writable_dir
 from .errors import Stopped, UserError
 
-DEFAULT_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
@@ -71,7 +70,8 @@ def _overrides(args) -> dict:
 def _config_path(task: str, given: str | None) -> str | None:
     if given:
         return given
-    path = DEFAULT_CONFIGS / f"{task}.toml"
+    from .config import PRESETS
+    path = PRESETS / f"{task}.toml"
     return str(path) if path.is_file() else None
 
 

@@ -195,11 +195,27 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def read_config(path: str | Path) -> dict:
-    """The values a TOML (or a run's config.json) sets, unchecked."""
+PRESETS = Path(__file__).resolve().parent / "configs"
+"""The presets shipped in the package (``configs/`` of a checkout links here)."""
+
+
+def preset_path(path: str | Path) -> Path:
+    """``path`` itself when it is a file; else the shipped preset of its name (``liver3d``,
+    ``liver3d.toml`` or ``configs/liver3d.toml`` from any folder, as an installed package runs)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
+    if path.is_file():
+        return path
+    name = path.name if path.suffix else path.name + ".toml"
+    if (PRESETS / name).is_file() and path.parent in (Path("."), Path("configs")):
+        return PRESETS / name
+    known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.toml")))
+    raise UserError(f"config file not found: {path} (the presets, by name from any folder: {known})")
+
+
+def read_config(path: str | Path) -> dict:
+    """The values a TOML (or a run's config.json) sets, unchecked; a preset may be named
+    (``preset_path``)."""
+    path = preset_path(path)
     try:
         text = path.read_text()
         return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
