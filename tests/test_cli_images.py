@@ -51,6 +51,14 @@ def test_inpaint_writes_result_steps_and_grid(tmp_path, models, capsys):
     printed = capsys.readouterr().out
     assert "24-pixel hole" in printed
     assert "trained on one 8x8 centre hole" in printed and "reaches outside it" in printed   # rows 2-5: above it
+    ones = save(tmp_path / "mask01.png", (mask.numpy() > 0).astype(np.uint8), "L")   # 0s and 1s, as numpy saves
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", ones, "--out", str(tmp_path / "out01")]) == 0
+    assert "24-pixel hole" in capsys.readouterr().out
+    grey = mask.numpy().copy()
+    grey[0, 0] = 1                                # a 0-255 mask keeps its 0.5 threshold: a stray 1 is no hole
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", save(tmp_path / "m2.png", grey, "L"),
+                 "--out", str(tmp_path / "out2")]) == 0
+    assert "24-pixel hole" in capsys.readouterr().out
 
 
 def test_a_second_run_into_the_same_folder_leaves_only_its_own_steps(tmp_path, models, capsys):

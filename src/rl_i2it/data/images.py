@@ -119,9 +119,11 @@ def read_colour_image(path: str | Path) -> torch.Tensor:
 
 
 def read_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:
-    """A hole mask ``[1, H, W]`` bool (white = hole) of the image's ``shape``; wrong size, empty or
+    """A hole mask ``[1, H, W]`` bool (white = hole) of the image's ``shape``; a mask of 0s and 1s
+    (as numpy or OpenCV code often saves one) marks the hole with its 1s. Wrong size, empty or
     full masks are ``UserError``s."""
-    m = read_image(path, "L") > 0.5
+    img = read_image(path, "L")
+    m = img > (0 if 0 < float(img.max()) <= 1 / 255 + 1e-6 else 0.5)
     if tuple(m.shape[1:]) != tuple(shape):
         raise UserError(f"mask {path} is {m.shape[2]}x{m.shape[1]}, the image is {shape[1]}x{shape[0]}: "
                         f"they must be the same size")
