@@ -395,6 +395,9 @@ def test_eval_refuses_pairs_and_baselines_that_do_not_fit(reg_run, run_dir, pair
     fails(capsys, ["eval", str(reg_run), "--onestep", str(run_dir), "--out", str(out)], "is a digits run")
     fails(capsys, ["eval", str(reg_run), "--style", str(pair["fixed"]), "--out", str(out)], "--style is for style runs")
     fails(capsys, ["eval", str(run_dir), "--affine", "--out", str(out)], "--affine is for registration runs")
+    fails(capsys, ["eval", str(reg_run), "--n-moving", "5", "--out", str(out)], "--n-moving is for digits runs")
+    fails(capsys, ["eval", str(reg_run), "--transform", "inner", "--out", str(out)], "--transform is for digits runs")
+    fails(capsys, ["eval", str(reg_run), "--no-features", "--out", str(out)], "--no-features is for inpainting")
     (tmp_path / "nolabels.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
     fails(capsys, ["eval", str(reg_run), "--pairs", str(tmp_path / "nolabels.csv"), "--out", str(out)],
           "pair(s) 1 have no labels")

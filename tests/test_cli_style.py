@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from rl_i2it.cli import main
+from test_cli import fails
 
 SET = ["--set", "task_options.size=32", "--set", "task_options.widths=8,8,16",
        "--set", "task_options.critic_widths=8,8,8", "--set", "task_options.vgg=random",
@@ -87,6 +88,12 @@ def test_arbitrary_model_takes_a_style_and_pairs_write_numbered_files(tmp_path, 
     assert main(["stylize", str(models["arb"]), "--pairs", str(csv), "--style", str(models["style"]), "--steps", "2",
                  "--out", str(tmp_path / "q")]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "q" / "0000.png")), np.asarray(Image.open(out / "result.png")))
+    assert main(["stylize", str(models["arb"]), "--pairs", str(csv), "--style", str(models["style"]), "--steps", "2",
+                 "--every-step", "--out", str(tmp_path / "q")]) == 0           # each row's steps too
+    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["0000.png", "0000_step_01.png", "0000_step_02.png",
+                                                                  "0001.png", "0001_step_01.png", "0001_step_02.png"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "q" / "0000_step_02.png")),
+                          np.asarray(Image.open(tmp_path / "q" / "0000.png")))
 
 
 def test_grey_content_and_grey_style_are_their_three_equal_channels(tmp_path, models):
@@ -103,7 +110,7 @@ def test_grey_content_and_grey_style_are_their_three_equal_channels(tmp_path, mo
     assert a.shape == (32, 40, 3) and np.array_equal(a, b)
 
 
-def test_video_in_frames_and_a_video_out(tmp_path, models):
+def test_video_in_frames_and_a_video_out(tmp_path, models, capsys):
     import cv2
     path = tmp_path / "in.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 32))
@@ -122,6 +129,9 @@ def test_video_in_frames_and_a_video_out(tmp_path, models):
         save(frames / f"{i:03d}.png", picture(32, 40, i))
     assert main(["stylize", str(models["one"]), "--video", str(frames), "--steps", "1", "--out", str(tmp_path / "f")]) == 0
     assert len(list((tmp_path / "f" / "frames").iterdir())) == 2
+    capsys.readouterr()
+    fails(capsys, ["stylize", str(models["one"]), "--video", str(frames), "--every-step", "--out", str(tmp_path / "e")],
+          "--every-step is for --content and --pairs")
 
 
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",
@@ -211,13 +221,14 @@ def test_eval_prints_losses_per_step(tmp_path, models, capsys):
     assert main(["eval", str(models["arb"]), "--steps", "2", "--style", str(models["style"]),
                  "--out", str(tmp_path / "a")]) == 0
     assert "T=2" in capsys.readouterr().out
+    fails(capsys, ["eval", str(models["one"]), "--style", str(models["style"]), "--out", str(tmp_path / "s")],
+          "--style is for arbitrary-style models")
 
 
 def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, capsys):
     """``--init``: the video model's planner-actor starts as the image model's, and its memory path
     starts closed, so before any update it stylises a first frame exactly as the image model."""
-    from rl_i2it.config import PRESETS as DEFAULT_CONFIGS
-    from rl_i2it.config import load_config
+    from rl_i2it.config import PRESETS as DEFAULT_CONFIGS, load_config
     from rl_i2it.core.trainer import Trainer, load_policy
     from rl_i2it.errors import UserError
     from rl_i2it.tasks.digits import DigitsTask

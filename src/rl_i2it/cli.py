@@ -6,7 +6,7 @@ import csv
 import sys
 from pathlib import Path
 
-from .data.cache import writable_dir
+from .data.cache import write_json, writable_dir
 from .errors import Stopped, UserError
 
 
@@ -144,9 +144,11 @@ def cmd_eval(args) -> None:
         if other and (their := _run_task(Path(other), f"--{name} ")) != kind:
             raise UserError(f"--{name} {other} is a {their} run; {run} is a {kind} run")
     for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("affine", "registration"),
-                       ("style", "style")):
-        if getattr(args, name) and kind != task:
+                       ("style", "style"), ("n_moving", "digits"), ("transform", "digits")):
+        if getattr(args, name) is not None and getattr(args, name) is not False and kind != task:
             raise UserError(f"--{name.replace('_', '-')} is for {task} runs; {run} is a {kind} run")
+    if args.no_features and kind not in ("inpainting", "translation"):
+        raise UserError(f"--no-features is for inpainting and translation runs; {run} is a {kind} run")
     out = writable_dir(args.out or run / "eval", make=False)
     if kind == "registration":
         return _eval_registration(args, run, out)
@@ -159,7 +161,7 @@ def cmd_eval(args) -> None:
         if getattr(args, name):
             runs[name] = Path(getattr(args, name))
     steps = _steps_list(args.steps)
-    summary = evaluate_runs(out, runs, steps, args.n_moving, args.transform, args.device or "cpu",
+    summary = evaluate_runs(out, runs, steps, 1000 if args.n_moving is None else args.n_moving, args.transform, args.device or "cpu",
                             split=args.split)
     print(format_table(summary["methods"], steps))
     print(f"\nresults: {out}/results.md, results.json; pictures: {out}/steps_*.png, chain_rl.png, curves.png")
@@ -183,8 +185,6 @@ def _run_task(run: Path, what: str = "") -> str:
 def _eval_registration(args, run: Path, out: Path) -> None:
     """Registration: the run's test (or valid) pairs or --pairs; identity, --onestep (T=1) and --norl (T=10)
     beside RL-I2IT at each T and adaptive."""
-    import json
-
     from .core.trainer import load_policy
     from .data.pairs import SETS, load_pairs
     from .tasks.registration import BASELINE_STEPS, evaluate_policy, evaluate_run, format_rows, identity_scores
@@ -220,7 +220,7 @@ def _eval_registration(args, run: Path, out: Path) -> None:
                                       affine=args.affine)[2][f"t{t}"]
     res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30, affine=args.affine))
     writable_dir(out)
-    (out / "results.json").write_text(json.dumps({"pairs": name, "split": args.split, "n": len(pairs), "methods": res}, indent=1) + "\n")
+    write_json(out / "results.json", {"pairs": name, "split": args.split, "n": len(pairs), "methods": res})
     print(f"{len(pairs)} {args.split} pairs of {name}:")
     print(format_rows(res))
     print(f"results: {out}/results.json")
@@ -228,15 +228,13 @@ def _eval_registration(args, run: Path, out: Path) -> None:
 
 def _eval_image(args, run: Path, out: Path) -> None:
     """Inpainting / translation: the test split at each T, with PSNR, SSIM, LPIPS and FID."""
-    import json
-
     from .core.trainer import load_policy
     from .tasks.imagegen import evaluate, format_scores
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
     res = evaluate(task, policy, steps, split=args.split, features=not args.no_features)
     writable_dir(out)
-    (out / "results.json").write_text(json.dumps({"split": args.split, "steps": res}, indent=1) + "\n")
+    write_json(out / "results.json", {"split": args.split, "steps": res})
     print(f"{cfg.task}, {args.split} split:")
     print(format_scores({f"RL-I2IT T={t}": r for t, r in res.items()}))
     print(f"results: {out}/results.json")
@@ -244,8 +242,6 @@ def _eval_image(args, run: Path, out: Path) -> None:
 
 def _eval_style(args, run: Path, out: Path) -> None:
     """Style: the test crops after each step, content and style loss in the evaluation form."""
-    import json
-
     from .core.trainer import load_policy
     from .data.style import DEMO_STYLE
     from .tasks.style import load_style_image, step_losses
@@ -253,6 +249,9 @@ def _eval_style(args, run: Path, out: Path) -> None:
     task, policy, cfg = load_policy(run, args.device or "cpu")
     if args.split != "test":
         raise UserError("style runs have a test split only (crops of the right 25 % of each picture)")
+    if args.style and not task.options.arbitrary:
+        raise UserError(f"{run} was trained for one style ({Path(task.options.style).name}) and is scored against "
+                        f"it: --style is for arbitrary-style models")
     spec = args.style or (task.options.style if not task.options.arbitrary else DEMO_STYLE)
     style = load_style_image(spec)
     content = task.content_bank("test").float().cpu() / 255
@@ -260,7 +259,7 @@ def _eval_style(args, run: Path, out: Path) -> None:
     res = {t: {"content": curve[t - 1][0], "style": curve[t - 1][1],
                "sec_per_image": seconds / len(content) * t / max(steps)} for t in steps}
     writable_dir(out)
-    (out / "results.json").write_text(json.dumps({"style": str(spec), "n": len(content), "steps": res}, indent=1) + "\n")
+    write_json(out / "results.json", {"style": str(spec), "n": len(content), "steps": res})
     print(f"style, {len(content)} test crops at {task.options.size} px, style {spec}:")
     for t, r in res.items():
         print(f"  T={t:<3d} content {r['content']:.4f}  style {r['style']:.3e}  {r['sec_per_image']:.4f} s/img")
@@ -573,13 +572,19 @@ def cmd_stylize(args) -> None:
                 jobs.append((content_of(read_image(r["content"], "RGB"), r["content"]), styles[style]))
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
-        out = _output(args.out, "[0-9][0-9][0-9][0-9].png")
+        out = _output(args.out, "[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png")
         for i, (content, style_image) in enumerate(jobs):
-            write_image(out / f"{i:04d}.png", run(content, style_image)[-1])
-        print(f"stylized {len(jobs)} image(s) in {args.steps} steps: {out}/0000.png .. {len(jobs) - 1:04d}.png")
+            steps = run(content, style_image)
+            write_image(out / f"{i:04d}.png", steps[-1])
+            for t, img in enumerate(steps if args.every_step else []):
+                write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img)
+        print(f"stylized {len(jobs)} image(s) in {args.steps} steps: {out}/0000.png .. {len(jobs) - 1:04d}.png"
+              + (", NNNN_step_TT.png" if args.every_step else ""))
         return
     from .data.style import FRAME_EXT, read_frames, video_fps, write_video
     from .tasks.style import stylize_frames
+    if args.every_step:
+        raise UserError("--every-step is for --content and --pairs (a video keeps each frame's last step)")
     if Path(args.video).suffix.lower() in FRAME_EXT:
         raise UserError(f"--video {args.video} is a still image: give it with --content (or --video a folder of frames)")
     frames = read_frames(args.video)
@@ -864,7 +869,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run with the paper's protocol, beside identity")
     e.add_argument("run", help="run directory")
     e.add_argument("--steps", default="1,5,10,20", help="step counts to report (default 1,5,10,20)")
-    e.add_argument("--n-moving", type=int, default=1000, help="moving test digits (default 1000)")
+    e.add_argument("--n-moving", type=int, help="digits: moving test digits (default 1000)")
     e.add_argument("--transform", choices=["inner", "cross", "random", "continuous"], help="default: the run's")
     e.add_argument("--split", choices=["test", "valid"], default="test",
                    help="test (the table) or valid (held out of training, for choosing settings)")

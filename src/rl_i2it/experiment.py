@@ -14,14 +14,13 @@ digits, Dice binarised at 0.5 per class and mean at T = 1, 5, 10, 20).
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from .config import load_config, merge
 from .core import checkpoint as ckpt
 from .core.trainer import build_task, load_policy, resolve_device, train_run
-from .data.cache import writable_dir
+from .data.cache import write_json, writable_dir
 from .errors import UserError
 
 METHODS = {
@@ -83,7 +82,7 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
                             "n_moving": n_moving, "atlases": 10, "steps": list(steps),
                             "pairs": next(iter(results.values()))["pairs"] if results else 0},
                "methods": results}
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    write_json(out / "results.json", summary)
     (out / "results.md").write_text(table + "\n")
     return summary
 

@@ -60,6 +60,23 @@ def writable_dir(path: str | Path, make: bool = True) -> Path:
     return path
 
 
+def write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON, a NaN or infinity (a class no pair fell in, say) written as null:
+    Python reads ``NaN``, strict parsers (jq, JavaScript) refuse it. numpy scalars as floats."""
+    import json
+    import math
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+            x = x.item()
+        return None if isinstance(x, float) and not math.isfinite(x) else x
+    Path(path).write_text(json.dumps(clean(obj), indent=1, allow_nan=False) + "\n")
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

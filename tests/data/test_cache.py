@@ -1,0 +1,18 @@
+
+
+def test_write_json_writes_non_finite_numbers_as_null(tmp_path):
+    """results.json: strict JSON (jq, JavaScript) with a class no pair fell in (NaN) as null;
+    numpy and torch scalars as numbers."""
+    import json
+    import math
+
+    import numpy as np
+    import torch
+
+    from rl_i2it.data.cache import write_json
+    write_json(tmp_path / "r.json", {"a": [1.5, float("nan")], "b": {"c": float("inf"), "d": np.float32(2.5)},
+                                     "e": torch.tensor(3.0), "f": "text", "g": (1, None)})
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    back = json.loads(text, parse_constant=lambda c: math.nan)
+    assert back == {"a": [1.5, None], "b": {"c": None, "d": 2.5}, "e": 3.0, "f": "text", "g": [1, None]}
