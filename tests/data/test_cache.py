@@ -1,3 +1,4 @@
+"""data/cache.py: what the commands write for users to read."""
 
 
 def test_write_json_writes_non_finite_numbers_as_null(tmp_path):
