@@ -255,3 +255,15 @@ def test_a_fresh_start_drops_the_metrics_of_a_run_killed_before_its_first_checkp
     run(tmp_path / "r", digits, 8, train={"log_every": 2})
     rows = [json.loads(x)["updates"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert rows and 999 not in rows and rows == sorted(rows)
+
+
+def test_a_run_shorter_than_log_every_logs_its_updates_and_names_its_score(tmp_path, digits, monkeypatch):
+    """The updates since the last metrics line are logged when training ends (a 3-update run had
+    an empty metrics.jsonl and blank curves), and the curves name what the task's score is."""
+    import rl_i2it.core.trainer as trainer_mod
+    seen = {}
+    monkeypatch.setattr(trainer_mod, "plot_curves", lambda runs, path, *a, **kw: seen.update(kw))
+    tr = run(tmp_path / "r", digits, 3, train={"log_every": 50})
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["updates"] == tr.counters["updates"] >= 3 and "critic_loss" in rows[0]
+    assert seen == {"score_name": "Dice"}

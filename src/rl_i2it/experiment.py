@@ -76,7 +76,7 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
     order = [m for m in ("identity", "onestep", "norl", "rl") if m in results]
     results = {m: results[m] for m in order}
     trained = [m for m in order if runs.get(m) is not None]
-    plot_curves([runs[m] for m in trained], out / "curves.png", [LABELS[m] for m in trained])
+    plot_curves([runs[m] for m in trained], out / "curves.png", [LABELS[m] for m in trained], score_name="Dice")
     table = format_table(results, steps)
     summary = {"protocol": {"split": split, "transform": transform or (task.options.transform if task else None),
                             "n_moving": n_moving, "atlases": 10, "steps": list(steps),

@@ -47,13 +47,15 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return rows
 
 
-def plot_curves(run_dirs: list[str | Path], path: str | Path, labels: list[str] | None = None) -> None:
-    """Training curves of one or more runs against training time: score, auxiliary loss, critic, alpha."""
+def plot_curves(run_dirs: list[str | Path], path: str | Path, labels: list[str] | None = None,
+                score_name: str = "episode score") -> None:
+    """Training curves of one or more runs against training time: score (``score_name``: what the
+    task's ``info["score"]`` measures), auxiliary loss, critic, alpha."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [("score", "episode score (Dice)"), ("aux_loss", "auxiliary loss"),
+    keys = [("score", f"episode score: {score_name}"), ("aux_loss", "auxiliary loss"),
             ("critic_loss", "critic loss"), ("alpha", "temperature alpha")]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for run, label in zip(run_dirs, labels or [Path(r).name for r in run_dirs]):

@@ -125,7 +125,7 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
                       "counters": total}, run_dir / "policy.pt")
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    plot_curves(subs, run_dir / "curves.png")
+    plot_curves(subs, run_dir / "curves.png", score_name=trainer.task.score_name)
     if verbose:
         print(f"{run_dir}/policy.pt: the average of the {k} fine-tunes' weights")
     return total
@@ -329,6 +329,8 @@ class Trainer:
                 elapsed = time.monotonic() - start
                 self.counters["seconds"] += elapsed
                 self._advance(bar, scores)
+            if stats:          # the updates since the last line (a run shorter than log_every has only these)
+                self._log(log, stats, scores)
             ok = True
         except FloatingPointError as exc:
             raise UserError(f"training stopped: {exc}; the last good checkpoint in {self.run_dir} is kept "
@@ -389,4 +391,4 @@ class Trainer:
         bar.refresh()
 
     def plot(self) -> None:
-        plot_curves([self.run_dir], self.run_dir / "curves.png")
+        plot_curves([self.run_dir], self.run_dir / "curves.png", score_name=self.task.score_name)

@@ -43,6 +43,8 @@ class Task:
 
     name = "task"
     Options: type = object
+    score_name = "episode score"
+    """What ``info["score"]`` measures, for the training curves (``curves.png``)."""
     rewards_used: bool = True
     """False while training without RL (the trainer sets it): a task may then skip rewards that
     cost much to compute (the style task's VGG pass per step)."""

@@ -158,6 +158,7 @@ class DigitsEnv:
 
 
 class DigitsTask(Task):
+    score_name = "Dice"
     name = "digits"
     Options = DigitsOptions
     plan_shape = (1, 7, 7)

@@ -205,6 +205,11 @@ class ImageTask(Task):
     def critic_observe(self, state: dict, obs: torch.Tensor) -> torch.Tensor:
         return torch.cat([obs, self.target_of(state)], 1) if self.options.critic_target else obs
 
+    @property
+    def score_name(self) -> str:
+        where = " over the hole" if self.name == "inpainting" else ""
+        return f"PSNR{where} (dB)" if self.options.reward == "psnr" else f"SSIM{where}"
+
     def score(self, image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The reward's metric ``[B]`` (PSNR in dB or SSIM), over ``mask`` when given."""
         return (psnr if self.options.reward == "psnr" else ssim)(image, target, mask)

@@ -177,6 +177,10 @@ class RegistrationTask(Task):
         return self.options.dims
 
     @property
+    def score_name(self) -> str:
+        return "label Dice" if self.options.reward == "labels" else "Dice of K-means pseudo-labels"
+
+    @property
     def grid(self) -> tuple[int, ...]:
         return (self.options.size,) * self.dims
 

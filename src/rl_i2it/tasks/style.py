@@ -376,6 +376,10 @@ class StyleTask(Task):
             obs["memory"] = state["memory"]
         return obs
 
+    @property
+    def score_name(self) -> str:
+        return f"-{self.options.style_weight:g} x style loss"
+
     def content_of(self, state: dict) -> torch.Tensor:
         if "content" in state:
             return state["content"]
