@@ -353,9 +353,10 @@ def test_eval_scores_a_registration_run_on_users_pairs(reg_run, pair, tmp_path, 
     fails(capsys, ["eval", str(reg_run), "--pairs", "brain2d", "--by-voxel"], "for your own pairs")
 
 
-def test_eval_scores_baseline_runs_beside_it(reg_run, pair, tmp_path):
+def test_eval_scores_baseline_runs_beside_it(reg_run, pair, tmp_path, capsys):
     """--onestep (scored at T=1) and --norl (at T=10) join the table on the same pairs; with the
-    mean plan the same run as --onestep gives exactly its own T=1 row."""
+    mean plan the same run as --onestep gives exactly its own T=1 row (and notes say it is no
+    one-step network nor w/o RL, which the table's names would claim)."""
     import json
     (tmp_path / "pairs.csv").write_text("moving,fixed,moving_labels,fixed_labels\n"
                                         f"{pair['moving']},{pair['fixed']},{pair['moving_labels']},{pair['fixed_labels']}\n")
@@ -366,6 +367,9 @@ def test_eval_scores_baseline_runs_beside_it(reg_run, pair, tmp_path):
     m = res["methods"]
     assert res["split"] == "test" and {"onestep", "norl", "t1", "t10"} <= set(m)
     assert m["onestep"]["dice"] == m["t1"]["dice"] and m["norl"]["dice"] == m["t10"]["dice"]
+    err = capsys.readouterr().err
+    assert "--onestep" in err and "was trained with RL and with 2-step episodes: the table names it the one-step" in err
+    assert "--norl" in err and "was trained with RL: the table names it w/o RL" in err
 
 
 def test_eval_takes_a_named_pair_set_at_the_split(reg_run, reg_pairs, tmp_path, monkeypatch):

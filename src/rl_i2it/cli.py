@@ -141,8 +141,18 @@ def cmd_eval(args) -> None:
         other = getattr(args, name)
         if other and kind not in ("digits", "registration"):
             raise UserError(f"--{name} is for digits and registration runs; {run} is a {kind} run")
-        if other and (their := _run_task(Path(other), f"--{name} ")) != kind:
-            raise UserError(f"--{name} {other} is a {their} run; {run} is a {kind} run")
+        if not other:
+            continue
+        cfg = _run_config(Path(other), f"--{name} ")
+        if cfg["task"] != kind:
+            raise UserError(f"--{name} {other} is a {cfg['task']} run; {run} is a {kind} run")
+        horizon = cfg["train"].get("horizon")
+        facts = (["with RL"] if cfg["sac"].get("use_rl", True) else []) + \
+                ([f"with {horizon}-step episodes"] if name == "onestep" and horizon != 1 else [])
+        if facts:                # a run of another kind than its row says: the table would mislabel it
+            what = "the one-step network (--no-rl --horizon 1)" if name == "onestep" else "w/o RL (--no-rl)"
+            print(f"rl-i2it: note: --{name} {other} was trained {' and '.join(facts)}: the table names it {what}",
+                  file=sys.stderr)
     for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("affine", "registration"),
                        ("style", "style"), ("n_moving", "digits"), ("transform", "digits")):
         if getattr(args, name) is not None and getattr(args, name) is not False and kind != task:
@@ -169,6 +179,11 @@ def cmd_eval(args) -> None:
 
 def _run_task(run: Path, what: str = "") -> str:
     """The task of a run directory, or (``what``: a baseline's option) of a policy or checkpoint file."""
+    return _run_config(run, what)["task"]
+
+
+def _run_config(run: Path, what: str = "") -> dict:
+    """The config a run directory (or, with ``what``, a policy or checkpoint file) was trained with."""
     from .core import checkpoint as ckpt
     if what and not run.exists():
         raise UserError(f"{what}{run}: not found")
@@ -179,7 +194,7 @@ def _run_task(run: Path, what: str = "") -> str:
     path = run if run.is_file() else run / "policy.pt"
     if not path.is_file():
         raise UserError(f"{what}{run} is not a run directory (no policy.pt)")
-    return ckpt.load(path)["config"]["task"]
+    return ckpt.load(path)["config"]
 
 
 def _eval_registration(args, run: Path, out: Path) -> None:
