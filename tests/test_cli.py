@@ -54,7 +54,7 @@ def test_translate_one_pair_every_step(tmp_path, run_dir, digits, capsys):
     assert "mean Dice" in capsys.readouterr().out
 
 
-def test_translate_pairs_csv(tmp_path, run_dir, digits):
+def test_translate_pairs_csv(tmp_path, run_dir, digits, capsys):
     for i in range(3):
         digit_png(tmp_path / f"d{i}.png", digits, i)
     with open(tmp_path / "pairs.csv", "w", newline="") as fh:
@@ -73,6 +73,12 @@ def test_translate_pairs_csv(tmp_path, run_dir, digits):
     assert main(["translate", str(run_dir), "--pairs", str(tmp_path / "one.csv"), "--steps", "1", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["0000_field.npy", "0000_warped.png", "0002_notes.txt",
                                                      "grid.png", "results.csv"]
+    (tmp_path / "bad.csv").write_text("moving,fixed\nd0.png,d1.png\nd1.png,missing.png\n")
+    fails(capsys, ["translate", str(run_dir), "--pairs", str(tmp_path / "bad.csv"), "--out", str(out)],
+          "bad.csv, row 2: image not found")
+    (tmp_path / "nohead.csv").write_text("a,b\nd0.png,d1.png\n")
+    assert "labels" not in fails(capsys, ["translate", str(run_dir), "--pairs", str(tmp_path / "nohead.csv"),
+                                          "--out", str(out)], "needs a header with columns moving,fixed")
 
 
 def test_bad_inputs_one_line_exit_2_nothing_overwritten(tmp_path, run_dir, digits, capsys):

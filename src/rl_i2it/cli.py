@@ -114,6 +114,15 @@ def cmd_train(args) -> None:
 MAX_STEPS = 200
 
 
+def _a(word: str) -> str:
+    """``word`` with its article: "an inpainting", "a style"."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" + ("" if n == 1 else "s")
+
+
 def _check_steps(n: int) -> int:
     """``--steps``: from 1 to ``MAX_STEPS`` (the presets train on 1 to 20; every step is kept)."""
     if not 1 <= n <= MAX_STEPS:
@@ -140,12 +149,12 @@ def cmd_eval(args) -> None:
     for name in ("onestep", "norl"):         # runs shown beside it: the same task
         other = getattr(args, name)
         if other and kind not in ("digits", "registration"):
-            raise UserError(f"--{name} is for digits and registration runs; {run} is a {kind} run")
+            raise UserError(f"--{name} is for digits and registration runs; {run} is {_a(kind)} run")
         if not other:
             continue
         cfg = _run_config(Path(other), f"--{name} ")
         if cfg["task"] != kind:
-            raise UserError(f"--{name} {other} is a {cfg['task']} run; {run} is a {kind} run")
+            raise UserError(f"--{name} {other} is {_a(cfg['task'])} run; {run} is {_a(kind)} run")
         horizon = cfg["train"].get("horizon")
         facts = (["with RL"] if cfg["sac"].get("use_rl", True) else []) + \
                 ([f"with {horizon}-step episodes"] if name == "onestep" and horizon != 1 else [])
@@ -156,9 +165,9 @@ def cmd_eval(args) -> None:
     for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("affine", "registration"),
                        ("style", "style"), ("n_moving", "digits"), ("transform", "digits")):
         if getattr(args, name) is not None and getattr(args, name) is not False and kind != task:
-            raise UserError(f"--{name.replace('_', '-')} is for {task} runs; {run} is a {kind} run")
+            raise UserError(f"--{name.replace('_', '-')} is for {task} runs; {run} is {_a(kind)} run")
     if args.no_features and kind not in ("inpainting", "translation"):
-        raise UserError(f"--no-features is for inpainting and translation runs; {run} is a {kind} run")
+        raise UserError(f"--no-features is for inpainting and translation runs; {run} is {_a(kind)} run")
     out = writable_dir(args.out or run / "eval", make=False)
     if kind == "registration":
         return _eval_registration(args, run, out)
@@ -327,8 +336,13 @@ def cmd_translate(args) -> None:
     if cfg.task != "digits":
         raise UserError(f"translate --moving/--fixed needs a digits model, this one is {cfg.task!r}")
     # read and check everything before writing anything
-    moving = torch.stack([task.check_image(read_image(m), str(m)) for m, _ in pairs])
-    fixed = torch.stack([task.check_image(read_image(f), str(f)) for _, f in pairs])
+    images = []
+    for i, (m, f) in enumerate(pairs):
+        try:
+            images.append([task.check_image(read_image(p), str(p)) for p in (m, f)])
+        except UserError as exc:
+            raise UserError(f"{args.pairs}, row {i + 1}: {exc}" if args.pairs else str(exc)) from None
+    moving, fixed = (torch.stack([pair[k] for pair in images]) for k in (0, 1))
     row = "[0-9][0-9][0-9][0-9]_"                     # a CSV's outputs: NNNN_warped.png, NNNN_field.npy, ...
     out = _output(args.out, STEP_FILES, row + "warped.png", row + "field.npy", row + STEP_FILES)
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
@@ -466,7 +480,7 @@ def cmd_inpaint(args) -> None:
     _write_steps(out, steps, holed, image, "input", "given")
     p0 = float(psnr(holed[None], image[None], mask[None]))
     p1 = float(psnr(steps[-1][None], image[None], mask[None]))
-    print(f"inpainted a {int(mask.sum())}-pixel hole in {args.steps} steps (PSNR over the hole against the "
+    print(f"inpainted a {int(mask.sum())}-pixel hole in {_steps(args.steps)} (PSNR over the hole against the "
           f"given image {p0:.2f} -> {p1:.2f} dB): {out}/result.png, grid.png"
           ", step_TT.png")
 
@@ -507,7 +521,7 @@ def _translate_photo(args) -> None:
         print("colours of the model on the source's own luminance")
     _write_steps(out, steps, given, target, "source", "target")
     line = f" (PSNR against --target {float(psnr(steps[-1][None], target[None])):.2f} dB)" if target is not None else ""
-    print(f"translated in {args.steps} steps at {shape[1]}x{shape[0]}{line}: {out}/result.png, grid.png"
+    print(f"translated in {_steps(args.steps)} at {shape[1]}x{shape[0]}{line}: {out}/result.png, grid.png"
           ", step_TT.png")
 
 
@@ -569,7 +583,7 @@ def cmd_stylize(args) -> None:
                 write_image(out / f"step_{t + 1:02d}.png", img)
         row = [_thumb(content)] + [_thumb(s) for s in steps]
         image_grid([row], out / "strip.png", headers=["content"] + [str(t) for t in range(1, args.steps + 1)], zoom=1)
-        print(f"stylized {content.shape[2]}x{content.shape[1]} in {args.steps} steps: {out}/result.png, strip.png"
+        print(f"stylized {content.shape[2]}x{content.shape[1]} in {_steps(args.steps)}: {out}/result.png, strip.png"
               + (", step_TT.png" if args.every_step else ""))
         return
     if args.pairs:
@@ -593,7 +607,7 @@ def cmd_stylize(args) -> None:
             write_image(out / f"{i:04d}.png", steps[-1])
             for t, img in enumerate(steps if args.every_step else []):
                 write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img)
-        print(f"stylized {len(jobs)} image(s) in {args.steps} steps: {out}/0000.png .. {len(jobs) - 1:04d}.png"
+        print(f"stylized {len(jobs)} image(s) in {_steps(args.steps)}: {out}/0000.png .. {len(jobs) - 1:04d}.png"
               + (", NNNN_step_TT.png" if args.every_step else ""))
         return
     from .data.style import FRAME_EXT, read_frames, video_fps, write_video
@@ -623,12 +637,12 @@ def cmd_stylize(args) -> None:
     video = write_video(np.stack(done), out / "stylized.mp4",
                         video_fps(args.video) if Path(args.video).is_file() else 10.0)
     kind = "video model, frame memory carried" if task.options.video else "image model, frame by frame"
-    print(f"stylized {len(done)} frames in {args.steps} steps ({kind}): {out}/frames/NNNNN.png, {video}")
+    print(f"stylized {len(done)} frames in {_steps(args.steps)} ({kind}): {out}/frames/NNNNN.png, {video}")
 
 
 def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
     from .data.volumes import read_manifest
-    return [(r["moving"], r["fixed"]) for r in read_manifest(path)]
+    return [(r["moving"], r["fixed"]) for r in read_manifest(path, optional=())]
 
 
 REGISTER_FILES = ("step_[0-9]*.nii.gz", "warped_labels.nii.gz", "inverse_field_itk.nii.gz", "fixed_labels_on_moving.nii.gz")
@@ -804,7 +818,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     res["folded_pct"] = float((det <= 0).mean()) * 100
     files = ", ".join(prefix + w for w in ["warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz",
                                            *written, "preview.png"])
-    print(f"registered in {res['steps']} steps: local NCC {res['ncc_before']:.3f} -> {res['ncc_after']:.3f}{line}, "
+    print(f"registered in {_steps(res['steps'])}: local NCC {res['ncc_before']:.3f} -> {res['ncc_after']:.3f}{line}, "
           f"folded voxels (det J <= 0) {res['folded_pct']:.2f} %; {out}/{files}")
     return res
 
