@@ -318,3 +318,14 @@ def test_presets_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
         read_config("nope.toml")
     with pytest.raises(UserError, match="config file not found"):
         read_config("elsewhere/liver3d.toml")                           # a folder named: no fallback
+
+
+def test_output_is_line_buffered_into_a_file_or_pipe(tmp_path):
+    """`rl-i2it train ... > log`: each line reaches the log as it is printed (Python block-buffers
+    a pipe or file, which held a long run's first lines back for minutes)."""
+    import subprocess
+    import sys
+    code = ("import sys; from rl_i2it.cli import main; main(['eval', 'no-such-run']); "
+            "print(sys.stdout.line_buffering)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip().splitlines()[-1] == "True" and "no-such-run" in out.stderr

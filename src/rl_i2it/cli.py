@@ -996,6 +996,8 @@ OUT_OF_MEMORY = ("can't allocate memory", "tried to allocate", "Tried to allocat
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):   # a line as it happens, also into a file or pipe (`> log`, nohup),
+        sys.stdout.reconfigure(line_buffering=True)   # where Python would hold a long run's lines for minutes
     try:
         args.func(args)
     except UserError as exc:
