@@ -16,7 +16,6 @@ they were before the move (what the pre-alignment is to give back). Dice is the 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.baselines import classical  # noqa: E402
 from rl_i2it.core.trainer import load_policy  # noqa: E402
 from rl_i2it.data.pairs import SETS, PairSet, load_pairs  # noqa: E402
@@ -106,9 +106,8 @@ def main() -> None:
           f"{args.degrees:g} deg, scale 1 +- {args.scale:g}, shift <= {args.shift:g} x side; seed {args.seed}):")
     print(format_rows(res, names))
     if args.json:
-        Path(args.json).write_text(json.dumps({"set": args.set, "split": args.split, "n": len(pairs),
-                                               "perturbation": {k: getattr(args, k) for k in ("degrees", "scale", "shift", "seed")},
-                                               "methods": res}, indent=1) + "\n")
+        write_json(args.json, {"set": args.set, "split": args.split, "n": len(pairs), "methods": res,
+                               "perturbation": {k: getattr(args, k) for k in ("degrees", "scale", "shift", "seed")}})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.rollout import rollout  # noqa: E402
 from rl_i2it.core.trainer import Trainer  # noqa: E402
@@ -158,7 +158,7 @@ def main() -> None:
         print(f"{k:32s} {v}{mark}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+        write_json(args.json, res)
 
 
 if __name__ == "__main__":

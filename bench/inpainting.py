@@ -18,7 +18,6 @@ resumes them (a finished run has nothing left to train; a killed one trains the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.baselines.telea import telea_inpaint  # noqa: E402
 from rl_i2it.core.trainer import load_policy  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
@@ -114,7 +114,7 @@ def main() -> None:
                "params": params, "verdict": lines, "bench_minutes": (time.time() - t_start) / 60}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+        write_json(args.json, summary)
     print(f"\npicture: {out}/faces.png; bench took {(time.time() - t_start) / 60:.1f} min")
 
 

@@ -14,7 +14,6 @@ time(autograd)`` and the largest difference.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.nets.profile import sync  # noqa: E402
 from rl_i2it.ops import losses  # noqa: E402
 
@@ -147,7 +147,7 @@ def main() -> None:
         print(f"| {name} | {r['seconds_ours']:.4f} | {r['seconds_autograd']:.4f} | {r['ratio_vs_autograd']:.3f} | "
               f"{r['max_diff']:.1e} ({r['max_force']:.2f}) |", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        write_json(args.json, res)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ bench again reuses finished runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.baselines import classical  # noqa: E402
 from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.trainer import build_task, resolve_device  # noqa: E402
@@ -193,7 +193,7 @@ def main() -> None:
     print(f"\ntotal {summary['seconds'] / 60:.1f} min; pictures in {out}")
     (out / "results.md").write_text("\n\n".join(tables) + "\n\n" + "\n".join(verdicts) + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+        write_json(args.json, summary)
 
 
 if __name__ == "__main__":

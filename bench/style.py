@@ -28,7 +28,6 @@ Also: the time of one planner-actor step against one VGG16 forward (relu4_3), sa
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.baselines.gatys import gatys  # noqa: E402
 from rl_i2it.core import checkpoint as ckpt  # noqa: E402
 from rl_i2it.config import merge  # noqa: E402
@@ -284,7 +284,7 @@ def main() -> None:
                "bench_minutes": (time.time() - t_start) / 60}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+        write_json(args.json, summary)
     print(f"\npicture: {out}/styles.png; bench took {(time.time() - t_start) / 60:.1f} min")
 
 

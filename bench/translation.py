@@ -16,7 +16,6 @@ parameters and multiply-accumulates (our own count) like the paper's Table IV.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.core.critic import TwinCritic  # noqa: E402
 from rl_i2it.core.trainer import load_policy  # noqa: E402
 from rl_i2it.experiment import train_methods  # noqa: E402
@@ -98,7 +98,7 @@ def main() -> None:
     summary["bench_minutes"] = (time.time() - t_start) / 60
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+        write_json(args.json, summary)
     print(f"\nbench took {summary['bench_minutes']:.1f} min")
 
 

@@ -22,7 +22,6 @@ faster) and the largest difference of the outputs (rounding only).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rl_i2it.data.cache import write_json  # noqa: E402
 from rl_i2it.config import load_config  # noqa: E402
 from rl_i2it.core.trainer import build_task  # noqa: E402
 from rl_i2it.nets import channels_last, fast_layout, unet  # noqa: E402
@@ -129,7 +129,7 @@ def main() -> None:
                  for k, v in r.items() if k.endswith("_ratio")]
         print(f"{name}: " + ", ".join(parts) + f"; outputs differ by {r['max_abs_diff']:.1e}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": str(device), "reps": reps, **res}, indent=1) + "\n")
+        write_json(args.json, {"device": str(device), "reps": reps, **res})
 
 
 if __name__ == "__main__":
