@@ -49,7 +49,10 @@ def test_mrc_and_png_are_read(tmp_path):
 def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
     """X x Y x 1, X x 1 x Z and 1 x Y x Z NIfTI slices read as 2D; the affine's first two columns
     are the slice's own axes (a coronal slice's run along world x and z); a header whose third
-    column is zero gets the slice's normal there, a singular 3D header is refused."""
+    column is zero gets the slice's normal there, a singular 3D header is refused. Outputs on an
+    X x Y x 1 slice's grid are written X x Y x 1 (x C), as the slice is stored."""
+    import nibabel as nib
+
     from rl_i2it.data.volumes import voxel_volume
     a = np.diag([1.5, 2.0, 3.0, 1.0])
     a[:3, 3] = [5, 6, 7]
@@ -60,7 +63,10 @@ def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
         assert np.allclose(v.affine[:3, :2], a[:3, cols]) and np.allclose(v.affine[:3, 3], a[:3, 3])
         assert abs(voxel_volume(v.affine, 2) - np.prod(np.diag(a)[cols])) < 1e-9
         assert (v.header is not None) == (shape[-1] == 1)        # reordered axes: the header is not copied
-    import nibabel as nib
+        write_nifti(tmp_path / "out.nii.gz", np.zeros(v.array.shape + (2,), np.float32), v.affine, like=v)
+        back = nib.load(str(tmp_path / "out.nii.gz"))                 # an output on this grid keeps its shape
+        assert back.shape == (shape + (2,) if shape[-1] == 1 else v.array.shape + (2,))
+        assert np.allclose(back.affine, a if shape[-1] == 1 else v.affine)
     flat = a.copy()
     flat[2, 2] = 0
 

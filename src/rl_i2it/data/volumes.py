@@ -27,6 +27,7 @@ class Volume:
     affine: np.ndarray           # voxel (array axes first) -> world millimetres (RAS), 4 x 4
     header: object = None        # the NIfTI header whose qform / sform the outputs copy (None: write ``affine``)
     kind: str = "nifti"          # nifti | mrc | picture (a picture has no header: ITK's placement of it)
+    file_shape: tuple | None = None   # an X x Y x 1 NIfTI slice read as X x Y: the shape outputs like it take
 
 
 # A picture's world, as ITK reads a PNG: x along its columns, y down its rows (LPS), origin at the
@@ -82,7 +83,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
     non-integer label map or an empty one are errors."""
     from .images import check_image_file
     path = check_image_file(path)
-    kind, header = _kind(path), None
+    kind, header, file_shape = _kind(path), None, None
     try:
         if kind == "nifti":
             import nibabel as nib
@@ -90,8 +91,10 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
             while arr.ndim > 3 and arr.shape[-1] == 1:     # X x Y x Z x 1 (one time point)
                 arr = arr[..., 0]
+            stored = arr.shape
             arr, affine, in_order = _flat_axes_last(arr, affine)
             header = img.header if in_order else None
+            file_shape = stored if in_order and arr.shape != stored else None
         elif kind == "mrc":
             import mrcfile
             with mrcfile.open(str(path), permissive=True) as m:
@@ -148,7 +151,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         arr = arr.astype(np.float32)
         if not np.all(np.isfinite(arr)):
             raise UserError(f"{path}: {int((~np.isfinite(arr)).sum())} NaN or infinite voxels")
-    return Volume(arr, affine, header, kind)
+    return Volume(arr, affine, header, kind, file_shape)
 
 
 def read_labels_of(path: str | Path, image: Volume, what: str) -> np.ndarray:
@@ -171,6 +174,9 @@ def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, intent:
     path = Path(path)
     tmp = path.with_name(".tmp-" + path.name)
     array = np.asarray(array)
+    n = like.array.ndim if like is not None else 0
+    if like is not None and like.file_shape and array.shape[:n] == like.array.shape and array.ndim <= n + 1:
+        array = array.reshape(like.file_shape + array.shape[n:])       # an X x Y x 1 slice's outputs: X x Y x 1 (x C)
     img = nib.Nifti1Image(array, np.asarray(affine, np.float64), dtype=array.dtype)   # int64 too, when asked
     if like is not None and like.header is not None:
         h = like.header
