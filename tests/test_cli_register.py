@@ -145,6 +145,8 @@ def test_register_affine_aligns_a_rotated_shifted_pair_first(reg_run, pair, tmp_
     assert scored[("--affine",)]["t2"]["dice"] > scored[()]["t2"]["dice"] + 0.1
     assert scored[("--affine",)]["onestep"]["dice"] > scored[()]["onestep"]["dice"] + 0.1
     assert scored[("--affine",)]["identity"] == scored[()]["identity"]
+    assert json.loads((tmp_path / "ev1" / "results.json").read_text())["affine"] is True
+    assert json.loads((tmp_path / "ev0" / "results.json").read_text())["affine"] is False
 
 
 def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys):
@@ -185,6 +187,26 @@ def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys)
     (tmp_path / "one.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
     assert main(["register", str(reg_run), "--pairs", str(tmp_path / "one.csv"), "--steps", "1", "--out", str(out)]) == 0
     assert not any(p.name.startswith("0001_") for p in out.iterdir())
+    # inputs inside --out under names the command writes or clears there: refused, nothing deleted
+    import shutil
+    shutil.copy(pair["moving"], out / "0000_t1.nii.gz")
+    (out / "subjects.csv").write_text(f"moving,fixed\n0000_t1.nii.gz,{pair['fixed']}\n")
+    fails(capsys, ["register", str(reg_run), "--pairs", str(out / "subjects.csv"), "--out", str(out)],
+          "lies in --out under a name this command writes there")
+    assert (out / "0000_t1.nii.gz").exists()
+    shutil.copy(pair["moving"], tmp_path / "warped.nii.gz")
+    fails(capsys, ["register", str(reg_run), "--moving", str(tmp_path / "warped.nii.gz"), "--fixed", str(pair["fixed"]),
+                   "--out", str(tmp_path)], "lies in --out")
+    # an error about --fixed / --fixed-labels names the flag; a row without a fixed image is named
+    (tmp_path / "m.csv").write_text(f"moving\n{pair['moving']}\n")
+    fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "m.csv"), "--fixed", str(pair["fixed"]),
+                   "--fixed-labels", str(pair["fixed_labels"]), "--out", str(tmp_path / "x")],
+          "--fixed-labels goes with moving_labels column")
+    (tmp_path / "gap.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n{pair['moving']},\n")
+    fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "gap.csv"), "--out", str(tmp_path / "x")],
+          "gap.csv, row 2: every row needs moving and fixed")
+    assert "[,fixed," not in fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "m.csv"), "--out",
+                                            str(tmp_path / "x")], "needs a header with columns moving,fixed")
 
 
 def _itk_voxels(path, field_affine, target_affine) -> torch.Tensor:

@@ -244,8 +244,10 @@ def _eval_registration(args, run: Path, out: Path) -> None:
                                       affine=args.affine)[2][f"t{t}"]
     res.update(evaluate_policy(task, policy, pairs, steps, adaptive=30, affine=args.affine))
     writable_dir(out)
-    write_json(out / "results.json", {"pairs": name, "split": args.split, "n": len(pairs), "methods": res})
-    print(f"{len(pairs)} {args.split} pairs of {name}:")
+    write_json(out / "results.json", {"pairs": name, "split": args.split, "n": len(pairs), "affine": args.affine,
+                                      "methods": res})
+    print(f"{len(pairs)} {args.split} pairs of {name}" + (", every learned method from an affine pre-alignment "
+                                                           "(identity: none)" if args.affine else "") + ":")
     print(format_rows(res))
     print(f"results: {out}/results.json")
 
@@ -665,15 +667,21 @@ def cmd_register(args) -> None:
     if not args.pairs and not (args.moving and args.fixed):
         raise UserError("give --moving and --fixed (or --pairs CSV)")
     if args.pairs:               # --fixed / --fixed-labels: for the rows that name none (one atlas for all)
-        jobs = [dict(r) for r in read_manifest(Path(args.pairs), required=("moving",) if args.fixed else ("moving", "fixed"),
-                                               optional=("fixed", "moving_labels", "fixed_labels"))]
         if args.fixed_labels and not args.fixed:
             raise UserError("--fixed-labels with --pairs labels --fixed (for the rows that name no fixed image): give it")
+        required = ("moving",) if args.fixed else ("moving", "fixed")
+        jobs = [dict(r, flags=set()) for r in read_manifest(Path(args.pairs), required=required, optional=tuple(
+            c for c in ("fixed", "moving_labels", "fixed_labels") if c not in required))]
         for job in jobs:
             if not job["fixed"]:
-                job["fixed"], job["fixed_labels"] = args.fixed, job["fixed_labels"] or args.fixed_labels
+                job["fixed"], job["flags"] = args.fixed, {"fixed"}
+                if args.fixed_labels and not job["fixed_labels"]:
+                    job["fixed_labels"], job["flags"] = args.fixed_labels, {"fixed", "fixed_labels"}
     else:
         jobs = [{k: getattr(args, k) for k in ("moving", "fixed", "moving_labels", "fixed_labels")}]
+        jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
+    _inputs_apart_from_outputs(args.out, jobs, ("[0-9][0-9][0-9][0-9]_*", "results.csv") if args.pairs else
+                               REGISTER_FILES + ("warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz"))
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
         raise UserError(f"register needs a registration model, this one is {cfg.task!r}")
@@ -699,6 +707,19 @@ def cmd_register(args) -> None:
     print(f"registered {len(rows)} pairs: {out}/NNNN_warped.nii.gz, ..., results.csv")
 
 
+def _inputs_apart_from_outputs(out: str, jobs: list[dict], patterns: tuple) -> None:
+    """Refuse an input that lies in ``out`` under a name this command writes or clears there: it
+    would be deleted, or replaced before a later row reads it."""
+    import fnmatch
+    folder = Path(out).resolve()
+    for i, job in enumerate(jobs):
+        for key in ("moving", "fixed", "moving_labels", "fixed_labels"):
+            path = job.get(key)
+            if path and Path(path).resolve().parent == folder and any(fnmatch.fnmatch(Path(path).name, p) for p in patterns):
+                raise UserError(f"{'row ' + str(i + 1) + ': ' if len(jobs) > 1 else ''}{path} lies in --out under a "
+                                f"name this command writes there: give another --out")
+
+
 def _register_inputs(task, args, job: dict, where: str = "") -> dict:
     """One pair's volumes and labels read and checked, the moving one placed on the fixed grid;
     a ``UserError`` starts with ``where`` (a CSV's row); notes are kept to print when it runs."""
@@ -707,7 +728,7 @@ def _register_inputs(task, args, job: dict, where: str = "") -> dict:
 
     from .data.pairs import compact_labels, onto_fixed_grid, placement
     from .data.volumes import read_labels_of, read_volume
-    flag = (lambda k: f"{k} column") if args.pairs else (lambda k: f"--{k.replace('_', '-')}")
+    flag = lambda k: f"--{k.replace('_', '-')}" if k in job["flags"] else f"{k} column"      # noqa: E731
     notes = []
     try:
         fixed, moving = read_volume(job["fixed"]), read_volume(job["moving"])
@@ -772,7 +793,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     grid = moving.affine if args.by_voxel else fixed.affine       # the grid the field's moving voxels are on
     write_itk_field(out / f"{prefix}field_itk.nii.gz", field[0].numpy(), fixed.affine, grid, like=fixed)
     for caveat in itk_caveats(fixed):
-        print(f"rl-i2it: note: field_itk.nii.gz: {caveat}", file=sys.stderr)
+        print(f"rl-i2it: note: {prefix}field_itk.nii.gz: {caveat}", file=sys.stderr)
     n = task.dims                  # the volume change, moving over fixed, of each fixed voxel (<= 0: folded)
     scale = voxel_volume(grid, n) / voxel_volume(fixed.affine, n)
     det = jacobian_determinant(field)[0].numpy() * scale
@@ -904,12 +925,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test (the table) or valid (held out of training, for choosing settings)")
     e.add_argument("--onestep", help="a one-step run to show beside it")
     e.add_argument("--norl", help="a w/o-RL run to show beside it")
-    e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels), "
-                   "or a named set (brain2d, brain2d-inter, liver3d) at --split")
+    e.add_argument("--pairs", help="registration: a CSV of your pairs (moving,fixed,moving_labels,fixed_labels"
+                   "[,split]: with a split column, its --split rows), or a named set (brain2d, brain2d-inter, "
+                   "liver3d) at --split")
     e.add_argument("--by-voxel", action="store_true", help="registration, --pairs CSV: pair voxel to voxel, "
                    "ignoring the headers' world positions (as register --by-voxel)")
-    e.add_argument("--affine", action="store_true", help="registration: every method starts from an affine "
-                   "pre-alignment of each pair (as register --affine; its time counted)")
+    e.add_argument("--affine", action="store_true", help="registration: every learned method starts from an "
+                   "affine pre-alignment of each pair (as register --affine; its time counted; identity does not)")
     e.add_argument("--style", help="style: the style image (arbitrary models; default starry_night)")
     e.add_argument("--no-features", action="store_true",
                    help="inpainting/translation: PSNR and SSIM only (no LPIPS/FID, no pretrained weights)")

@@ -177,6 +177,10 @@ def test_manifest_split_column_gives_each_split_its_rows(tmp_path):
         manifest_pairs(tmp_path / "q.csv", 8, split="train")
     (tmp_path / "r.csv").write_text("moving,fixed\na.nii.gz,b.nii.gz\nb.nii.gz,c.nii.gz\n")
     assert len(load_pairs(f"manifest:{tmp_path / 'r.csv'}", "test", size=8)) == 2
+    (tmp_path / "e.csv").write_text("moving,fixed,split\na.nii.gz,b.nii.gz,\nb.nii.gz,c.nii.gz,\n")   # all train
+    assert len(load_pairs(f"manifest:{tmp_path / 'e.csv'}", "train", size=8)) == 2
+    with pytest.raises(UserError, match="no pairs of the test split"):
+        load_pairs(f"manifest:{tmp_path / 'e.csv'}", "test", size=8)
 
 
 def test_registration_task_reads_manifest_pairs_voxel_to_voxel(tmp_path):

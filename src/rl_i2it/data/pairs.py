@@ -384,7 +384,7 @@ def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
 def manifest_split(rows: list[dict], path) -> list[str] | None:
     """Each row's split from an optional ``split`` column (train, valid or test; an empty cell is
     train), or None when the manifest has no such column (every row then serves every split)."""
-    if not any(r.get("split") for r in rows):
+    if not any("split" in r for r in rows):
         return None
     splits = [r.get("split") or "train" for r in rows]
     bad = sorted(set(splits) - set(SPLIT_SEED))

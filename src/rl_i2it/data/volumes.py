@@ -237,7 +237,8 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
                   text: tuple[str, ...] = ()) -> list[dict[str, Path | str | None]]:
     """CSV with a header naming the ``required`` columns (and any of the ``optional`` ones):
     ``moving, fixed[, moving_labels, fixed_labels]`` by default. Paths relative to the CSV;
-    an empty optional cell is None. ``text`` columns (optional) are kept as lower-case strings."""
+    an empty optional cell is None. ``text`` columns (optional) are kept as lower-case strings (None
+    when empty), under their key only where the CSV has the column."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"pairs file not found: {path}")
@@ -256,15 +257,16 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
     if not rows:
         raise UserError(f"{path}: no rows (no pairs)")
     out = []
-    for r in rows:
+    for i, r in enumerate(rows):
         row = {}
         for c in (*required, *optional):
             v = (r.get(c) or "").strip()
             row[c] = None if not v else (Path(v) if Path(v).is_absolute() else path.parent / v)
         for c in text:
-            row[c] = (r.get(c) or "").strip().lower() or None
+            if c in cols:                             # a text column's key only where the CSV has it
+                row[c] = (r.get(c) or "").strip().lower() or None
         if any(row[c] is None for c in required):
-            raise UserError(f"{path}: every row needs {' and '.join(required)}")
+            raise UserError(f"{path}, row {i + 1}: every row needs {' and '.join(required)}")
         out.append(row)
     return out
 
