@@ -647,7 +647,10 @@ def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
     return [(r["moving"], r["fixed"]) for r in read_manifest(path, optional=())]
 
 
+REGISTER_ALWAYS = ("warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz", "preview.png")
+"""What ``register`` writes for every pair (replaced in place)."""
 REGISTER_FILES = ("step_[0-9]*.nii.gz", "warped_labels.nii.gz", "inverse_field_itk.nii.gz", "fixed_labels_on_moving.nii.gz")
+"""What it writes for some pairs only: cleared from ``--out`` first, so none is left from an earlier run."""
 
 
 def cmd_register(args) -> None:
@@ -681,7 +684,7 @@ def cmd_register(args) -> None:
         jobs = [{k: getattr(args, k) for k in ("moving", "fixed", "moving_labels", "fixed_labels")}]
         jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
     _inputs_apart_from_outputs(args.out, jobs, ("[0-9][0-9][0-9][0-9]_*", "results.csv") if args.pairs else
-                               REGISTER_FILES + ("warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz"))
+                               REGISTER_FILES + REGISTER_ALWAYS)
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
         raise UserError(f"register needs a registration model, this one is {cfg.task!r}")
@@ -837,8 +840,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     res["ncc_after"] = float(mean_ncc(f, to_grid(normalise(warped.numpy()), task.options.size)[None, None].to(dev))[0])
     res["steps"] = int(r["steps_taken"][0])
     res["folded_pct"] = float((det <= 0).mean()) * 100
-    files = ", ".join(prefix + w for w in ["warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz",
-                                           *written, "preview.png"])
+    files = ", ".join(prefix + w for w in [*REGISTER_ALWAYS[:-1], *written, REGISTER_ALWAYS[-1]])
     print(f"registered in {_steps(res['steps'])}: local NCC {res['ncc_before']:.3f} -> {res['ncc_after']:.3f}{line}, "
           f"folded voxels (det J <= 0) {res['folded_pct']:.2f} %; {out}/{files}")
     return res

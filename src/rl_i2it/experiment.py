@@ -53,7 +53,7 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
                   transform: str | None = None, device: str = "cpu", verbose: bool = True,
                   split: str = "test") -> dict:
     """Evaluate each run (``None`` = identity) on the same pairs; write results.json/.md and pictures."""
-    from .tasks.digits import chain_grid, eval_pairs, evaluate, step_grid
+    from .tasks.digits import DigitsTask, chain_grid, eval_pairs, evaluate, step_grid
     from .viz import plot_curves
     # load every run and check the protocol first: a bad path or size fails before any work
     loaded = {name: load_policy(run, device) for name, run in runs.items() if run is not None}
@@ -76,7 +76,8 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
     order = [m for m in ("identity", "onestep", "norl", "rl") if m in results]
     results = {m: results[m] for m in order}
     trained = [m for m in order if runs.get(m) is not None]
-    plot_curves([runs[m] for m in trained], out / "curves.png", [LABELS[m] for m in trained], score_name="Dice")
+    plot_curves([runs[m] for m in trained], out / "curves.png", [LABELS[m] for m in trained],
+                score_name=DigitsTask.score_name)
     table = format_table(results, steps)
     summary = {"protocol": {"split": split, "transform": transform or (task.options.transform if task else None),
                             "n_moving": n_moving, "atlases": 10, "steps": list(steps),

@@ -57,5 +57,7 @@ def test_fit_affine_keeps_its_start_when_the_fit_is_worse():
     with torch.inference_mode():                     # as a user's inference code may call it
         again, _, _ = fit_affine(imgs[:1], imgs[:1])
     assert torch.allclose(again, fit_affine(imgs[:1], imgs[:1])[0])
+    with pytest.raises(ValueError, match=r"fixed must be \[B, 1, H, W\]"):
+        fit_affine(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 8))
     with pytest.raises(ValueError, match="one shape"):
         fit_affine(imgs[:1], imgs[:1, :, :16])

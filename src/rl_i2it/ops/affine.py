@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .warp import check_field, identity_grid, warp
+from .warp import identity_grid
 
 __all__ = ["affine_field", "fit_affine", "global_ncc"]
 
@@ -73,7 +73,9 @@ def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...]
     ncc_fit [B])``: ``matrix`` in voxel coordinates of the grid (``affine_field`` makes its
     field), and the global NCC after the centre-of-mass start and after the fit (the start is
     kept where the fit is worse)."""
-    nd = check_field(torch.zeros(1, fixed.dim() - 2, *fixed.shape[2:]), fixed)
+    nd = fixed.dim() - 2
+    if nd not in (2, 3) or fixed.shape[1] != 1:
+        raise ValueError(f"fixed must be [B, 1, H, W] or [B, 1, D, H, W], got {tuple(fixed.shape)}")
     if fixed.shape != moving.shape:
         raise ValueError(f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must have one shape")
     shape = tuple(fixed.shape[2:])
@@ -98,9 +100,9 @@ def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-    with torch.no_grad():
-        start, fit = _matrix(eye, t0, shape), _matrix(a.detach(), t.detach(), shape)
-        ncc_start = global_ncc(fixed, warp(moving, affine_field(start, shape)))
-        ncc_fit = global_ncc(fixed, warp(moving, affine_field(fit, shape)))
+    with torch.no_grad():                     # both ends scored on the full grid, as the fit samples
+        a, t = a.detach(), t.detach()
+        ncc_start, ncc_fit = global_ncc(fixed, _sample(moving, eye, t0)), global_ncc(fixed, _sample(moving, a, t))
         worse = (ncc_fit < ncc_start).view(-1, 1, 1)
-        return torch.where(worse, start, fit), ncc_start, torch.maximum(ncc_fit, ncc_start)
+        return (torch.where(worse, _matrix(eye, t0, shape), _matrix(a, t, shape)), ncc_start,
+                torch.maximum(ncc_fit, ncc_start))
