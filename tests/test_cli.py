@@ -109,6 +109,14 @@ def test_bad_inputs_one_line_exit_2_nothing_overwritten(tmp_path, run_dir, digit
     fails(capsys, ["translate", ck, "--pairs", str(tmp_path / "bad.csv"), "--out", str(out)], "moving,fixed")
     assert (out / "warped.png").read_bytes() == b"precious"
     assert sorted(p.name for p in out.iterdir()) == ["warped.png"]
+    out2 = tmp_path / "out2"                               # inputs in --out under names it clears or writes
+    out2.mkdir()
+    step, warped = digit_png(out2 / "step_01.png", digits, 3), digit_png(out2 / "warped.png", digits, 4)
+    kept = {p: p.read_bytes() for p in (step, warped)}
+    tr2 = lambda mv, fx: ["translate", ck, "--moving", str(mv), "--fixed", str(fx), "--out", str(out2), "--every-step"]
+    fails(capsys, tr2(step, f), "step_01.png lies in --out")
+    fails(capsys, tr2(m, warped), "warped.png lies in --out")
+    assert {p: p.read_bytes() for p in (step, warped)} == kept
 
 
 def test_bad_training_requests(tmp_path, run_dir, capsys):

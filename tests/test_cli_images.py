@@ -59,6 +59,10 @@ def test_inpaint_writes_result_steps_and_grid(tmp_path, models, capsys):
     assert main(["inpaint", str(models["inpainting"]), img, "--mask", save(tmp_path / "m2.png", grey, "L"),
                  "--out", str(tmp_path / "out2")]) == 0
     assert "24-pixel hole" in capsys.readouterr().out
+    again = tmp_path / "out" / "result.png"          # its own result as the input, in the same --out: refused
+    before = again.read_bytes()
+    assert main(["inpaint", str(models["inpainting"]), str(again), "--out", str(tmp_path / "out")]) == 2
+    assert "result.png lies in --out" in capsys.readouterr().err and again.read_bytes() == before
 
 
 def test_a_second_run_into_the_same_folder_leaves_only_its_own_steps(tmp_path, models, capsys):

@@ -132,6 +132,18 @@ def test_video_in_frames_and_a_video_out(tmp_path, models, capsys):
     capsys.readouterr()
     fails(capsys, ["stylize", str(models["one"]), "--video", str(frames), "--every-step", "--out", str(tmp_path / "e")],
           "--every-step is for --content and --pairs")
+    kept = tmp_path / "work"                         # ffmpeg's frames in the folder given as --out: refused, kept
+    (kept / "frames").mkdir(parents=True)
+    for i in range(1, 4):
+        save(kept / "frames" / f"{i:05d}.png", picture(32, 40, i))
+    before = {p.name: p.read_bytes() for p in (kept / "frames").iterdir()}
+    fails(capsys, ["stylize", str(models["one"]), "--video", str(kept / "frames"), "--out", str(kept)],
+          "frames/00001.png (of")
+    assert {p.name: p.read_bytes() for p in (kept / "frames").iterdir()} == before
+    for name in ("step_01.png", "result.png"):     # a name --content clears, one it replaces
+        c = save(kept / name, picture(32, 40))
+        fails(capsys, ["stylize", str(models["one"]), "--content", c, "--out", str(kept)], f"{name} lies in --out")
+        assert (kept / name).exists()
 
 
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",

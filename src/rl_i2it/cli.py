@@ -346,7 +346,10 @@ def cmd_translate(args) -> None:
             raise UserError(f"{args.pairs}, row {i + 1}: {exc}" if args.pairs else str(exc)) from None
     moving, fixed = (torch.stack([pair[k] for pair in images]) for k in (0, 1))
     row = "[0-9][0-9][0-9][0-9]_"                     # a CSV's outputs: NNNN_warped.png, NNNN_field.npy, ...
-    out = _output(args.out, STEP_FILES, row + "warped.png", row + "field.npy", row + STEP_FILES)
+    out = _output(args.out, STEP_FILES, row + "warped.png", row + "field.npy", row + STEP_FILES,
+                  written=("warped.png", "field.npy", "grid.png", "results.csv"),
+                  inputs=[(f"{args.pairs}, row {i + 1}: " if args.pairs else "", p) for i, pair in enumerate(pairs)
+                          for p in pair])
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]
@@ -376,17 +379,39 @@ def cmd_translate(args) -> None:
 STEP_FILES = "step_[0-9]*.png"
 
 
-def _output(path: str, *numbered: str) -> Path:
+def _output(path: str, *numbered: str, written: tuple = (), inputs: list = ()) -> Path:
     """The command's output folder, made and checked, without the numbered files (``numbered``:
     glob patterns of this command's per-step, per-row or per-frame outputs) an earlier run left
     there: their count varies, and a second run with fewer steps would leave the first run's
-    last steps beside its own."""
+    last steps beside its own. ``inputs`` (``(where, path)``: the files and folders the command
+    read) may not lie there under a numbered or ``written`` name: they would be deleted or replaced."""
+    _inputs_apart_from_outputs(path, inputs, numbered + tuple(written))
     out = writable_dir(path)
     for pattern in numbered:
         for old in out.glob(pattern):
             if old.is_file():
                 old.unlink()
     return out
+
+
+def _inputs_apart_from_outputs(out: str, inputs: list, patterns: tuple) -> None:
+    """Refuse an input (``(where, path)``: a file, or a folder of files) lying in ``out`` under a
+    name matching ``patterns``, the files this command writes or clears there."""
+    import fnmatch
+    folder = Path(out).resolve()
+    for where, path in inputs:
+        if not path:
+            continue
+        given = Path(path)
+        for f in sorted(given.iterdir()) if given.is_dir() else [given]:
+            try:
+                name = f.resolve().relative_to(folder).as_posix()
+            except ValueError:
+                continue
+            if any(fnmatch.fnmatch(name, p) for p in patterns):
+                what = path if f == given else f"{f} (of {path})"
+                raise UserError(f"{where}{what} lies in --out under a name this command writes there: "
+                                f"give another --out")
 
 
 def _to_model_size(img, size: int, what: str, notes: list, mode: str = "bilinear"):
@@ -468,7 +493,8 @@ def cmd_inpaint(args) -> None:
     if not face_mask.any():
         raise UserError(f"{args.image} is {w}x{h}: at that size the model's hole covers no pixel; "
                         f"give a larger image or a --mask")
-    out = _output(args.out, STEP_FILES)
+    out = _output(args.out, STEP_FILES, written=("result.png", "grid.png"),
+                  inputs=[("", args.image), ("", args.mask)])
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
@@ -513,7 +539,8 @@ def _translate_photo(args) -> None:
         notes.append(f"--target {target.shape[2]}x{target.shape[1]} resized to the source's {shape[1]}x{shape[0]} "
                      f"for the PSNR")
         target = _resized(target, shape)
-    out = _output(args.out, STEP_FILES)
+    out = _output(args.out, STEP_FILES, written=("result.png", "grid.png"),
+                  inputs=[("", args.source), ("", args.target)])
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
     steps, _ = predict(task, policy, source[None], None, args.steps, sample=args.sample)
@@ -577,7 +604,8 @@ def cmd_stylize(args) -> None:
     if args.content:              # read and check everything before writing anything
         content = content_of(read_image(args.content, "RGB"), args.content)   # grey: its three equal channels
         style_image = style_for(args.style)
-        out = _output(args.out, STEP_FILES)
+        out = _output(args.out, STEP_FILES, written=("result.png", "strip.png"),
+                      inputs=[("", args.content), ("", args.style)])
         steps = run(content, style_image)
         write_image(out / "result.png", steps[-1])
         if args.every_step:
@@ -592,7 +620,7 @@ def cmd_stylize(args) -> None:
         from .data.volumes import read_manifest
         from .data.style import DEMO_STYLE
         rows = read_manifest(Path(args.pairs), required=("content",), optional=("style",))
-        jobs, styles = [], {}
+        jobs, styles, inputs = [], {}, []
         for i, r in enumerate(rows):
             style = r.get("style") or args.style            # --style: for the rows that name none
             if style and Path(style).name == DEMO_STYLE and not Path(style).exists():
@@ -603,7 +631,8 @@ def cmd_stylize(args) -> None:
                 jobs.append((content_of(read_image(r["content"], "RGB"), r["content"]), styles[style]))
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
-        out = _output(args.out, "[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png")
+            inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
+        out = _output(args.out, "[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png", inputs=inputs)
         for i, (content, style_image) in enumerate(jobs):
             steps = run(content, style_image)
             write_image(out / f"{i:04d}.png", steps[-1])
@@ -624,7 +653,8 @@ def cmd_stylize(args) -> None:
     def frame(i):
         return content_of(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255, f"frame {i + 1}")
     frame(0)                                               # its size checked before writing anything
-    out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif")
+    out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif",
+                  inputs=[("", args.video), ("", args.style)])
     (out / "frames").mkdir(exist_ok=True)
     done = []
     from tqdm.auto import tqdm
@@ -683,8 +713,10 @@ def cmd_register(args) -> None:
     else:
         jobs = [{k: getattr(args, k) for k in ("moving", "fixed", "moving_labels", "fixed_labels")}]
         jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
-    _inputs_apart_from_outputs(args.out, jobs, ("[0-9][0-9][0-9][0-9]_*", "results.csv") if args.pairs else
-                               REGISTER_FILES + REGISTER_ALWAYS)
+    inputs = [(f"row {i + 1}: " if args.pairs else "", job.get(k)) for i, job in enumerate(jobs)
+              for k in ("moving", "fixed", "moving_labels", "fixed_labels")]
+    written = ("[0-9][0-9][0-9][0-9]_*", "results.csv") if args.pairs else REGISTER_FILES + REGISTER_ALWAYS
+    _inputs_apart_from_outputs(args.out, inputs, written)      # before the model loads
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
         raise UserError(f"register needs a registration model, this one is {cfg.task!r}")
@@ -708,19 +740,6 @@ def cmd_register(args) -> None:
         w.writeheader()
         w.writerows(rows)
     print(f"registered {len(rows)} pairs: {out}/NNNN_warped.nii.gz, ..., results.csv")
-
-
-def _inputs_apart_from_outputs(out: str, jobs: list[dict], patterns: tuple) -> None:
-    """Refuse an input that lies in ``out`` under a name this command writes or clears there: it
-    would be deleted, or replaced before a later row reads it."""
-    import fnmatch
-    folder = Path(out).resolve()
-    for i, job in enumerate(jobs):
-        for key in ("moving", "fixed", "moving_labels", "fixed_labels"):
-            path = job.get(key)
-            if path and Path(path).resolve().parent == folder and any(fnmatch.fnmatch(Path(path).name, p) for p in patterns):
-                raise UserError(f"{'row ' + str(i + 1) + ': ' if len(jobs) > 1 else ''}{path} lies in --out under a "
-                                f"name this command writes there: give another --out")
 
 
 def _register_inputs(task, args, job: dict, where: str = "") -> dict:
@@ -748,7 +767,8 @@ def _register_inputs(task, args, job: dict, where: str = "") -> dict:
         if len(labels) == 2 and not np.intersect1d(labels["moving"], labels["fixed"]).any():
             notes.append(f"{flag('moving_labels')} and {flag('fixed_labels')} share no label id (Dice compares "
                          f"equal ids): Dice will be 0")
-        moved, moved_labels, cover, off = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel)
+        moved, moved_labels, cover, off = onto_fixed_grid(fixed, moving, labels.get("moving"), by_voxel=args.by_voxel,
+                                                          what=flag("moving"))
     except UserError as exc:
         raise UserError(f"{where}{exc}") from None
     if moved is not moving.array:

@@ -49,6 +49,28 @@ def test_other_names_hold_out_the_last_tenth():
     assert faces.split_names(["a.jpg", "b.jpg"], "test") == ["b.jpg"]
 
 
+def test_a_stray_file_among_celeba_numbers_is_refused_not_a_moved_test_split():
+    names = ["000001.jpg", "000002.jpg", "000950.jpg", "cover.jpg"]
+    with pytest.raises(UserError, match="mixes CelebA-numbered photos.*cover.jpg"):
+        faces.split_names(names, "train")
+
+
+def test_folder_faces_are_upright_and_sixteen_bit_ones_not_white(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    arr = np.zeros((20, 40, 3), np.uint8)          # stored 40 wide, shown 20 wide x 40 high: top white
+    arr[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(arr).save(folder / "a.jpg", exif=exif, quality=95)
+    Image.fromarray(np.full((20, 20), 30000, np.uint16)).save(folder / "b.png")
+    (folder / "._a.jpg").write_bytes(b"\x00\x05\x16\x07")
+    got = faces.load_faces(8, "all", source=folder).float()
+    assert got.shape == (2, 3, 8, 8)
+    assert got[0, :, :2].mean() > 200 and got[0, :, -2:].mean() < 50
+    assert abs(got[1].mean() - 30000 / 65535 * 255) < 2
+
+
 def test_folder_split_shapes_and_no_test_image_in_train(tmp_path):
     folder = write_celeba(tmp_path / "celeba", [1, 2, 3, 899, 900, 901, 999], size=(178, 218))
     train = faces.load_faces(32, "train", source=folder)

@@ -22,8 +22,8 @@ def write_idx(path, arr, gz=False):
 def test_idx_folder_roundtrip(tmp_path, digits):
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", digits.train_x, gz=True)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", digits.train_y, gz=True)
-    write_idx(tmp_path / "t10k-images-idx3-ubyte", digits.test_x)
-    write_idx(tmp_path / "t10k-labels-idx1-ubyte", digits.test_y)
+    write_idx(tmp_path / "t10k-images.idx3-ubyte", digits.test_x)           # Kaggle's dotted names
+    write_idx(tmp_path / "t10k-labels.idx1-ubyte", digits.test_y)
     d = mnist.load_mnist(tmp_path)
     assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_y, digits.test_y)
     assert d.train_y.dtype == np.int64
@@ -38,6 +38,14 @@ def test_idx_rejects_bad_files(tmp_path):
         mnist.read_idx(tmp_path / "y")
     with pytest.raises(UserError, match="has no"):
         mnist.read_mnist_idx(tmp_path)
+    (tmp_path / "short").write_bytes(b"\x00\x00\x08\x03\x00\x00")          # cut inside the header
+    with pytest.raises(UserError, match="cut short inside its header"):
+        mnist.read_idx(tmp_path / "short")
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04garbage")
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    for bad in ("bad.npz", "a.npy"):
+        with pytest.raises(UserError, match="cannot read .* as MNIST"):
+            mnist.load_mnist(tmp_path / bad)
     write_idx(tmp_path / "z.gz", np.zeros((4, 5, 5)), gz=True)
     (tmp_path / "cut.gz").write_bytes((tmp_path / "z.gz").read_bytes()[:-12])   # a download cut short
     with pytest.raises(UserError, match="cannot read IDX file .*cut.gz"):
@@ -56,6 +64,11 @@ def test_pickle_reader_joins_train_and_valid(tmp_path, digits):
     make_pickle(tmp_path / "mnist.pkl.gz", digits)
     d = mnist.load_mnist(tmp_path / "mnist.pkl.gz")
     assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_x, digits.test_x)
+    sets = ((np.zeros((2, 10), np.float32), np.zeros(2)),) * 3            # rows of 10, not 784
+    with gzip.open(tmp_path / "narrow.pkl.gz", "wb") as fh:
+        pickle.dump(sets, fh, protocol=2)
+    with pytest.raises(UserError, match="784-wide rows"):
+        mnist.load_mnist(tmp_path / "narrow.pkl.gz")
 
 
 class Evil:

@@ -40,6 +40,24 @@ def test_a_b_layout_with_matching_names(tmp_path):
     assert abs(a.float().mean() - 30) < 3 and abs(b.float().mean() - 220) < 3
 
 
+def test_sixteen_bit_and_exif_rotated_pictures_are_read_as_shown(tmp_path):
+    deep = Image.fromarray(np.full((8, 16), 30000, np.uint16))       # a 16-bit depth map beside its photo
+    (tmp_path / "ab").mkdir()
+    deep.save(tmp_path / "ab" / "1.png")
+    (tmp_path / "ab" / "._1.png").write_bytes(b"\x00\x05\x16\x07")        # macOS's shadow file: skipped
+    a, b = paired.read_pix2pix(tmp_path / "ab")
+    assert a.shape == (1, 3, 8, 8) and abs(int(a[0, 0, 0, 0]) - round(30000 / 65535 * 255)) <= 1
+    (tmp_path / "r").mkdir()                      # stored 16 wide x 8 high, shown 8 x 16: left half white
+    arr = np.zeros((8, 32, 3), np.uint8)
+    arr[:, :16] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6                              # rotate 90 degrees clockwise to show
+    Image.fromarray(arr).save(tmp_path / "r" / "1.jpg", exif=exif, quality=95)
+    a, b = paired.read_pix2pix(tmp_path / "r")
+    assert a.shape == (1, 3, 32, 4)               # shown 8 wide, 32 high: A is its left 4 columns
+    assert a[0, :, :12].float().mean() > 200 and a[0, :, -12:].float().mean() < 50   # white on top
+
+
 def test_errors_are_clear(tmp_path):
     with pytest.raises(UserError, match="not found"):
         paired.read_pix2pix(tmp_path / "nope")

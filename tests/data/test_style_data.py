@@ -48,6 +48,12 @@ def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
     clip = read_clip(folder, first=1, n=3, size=(12, 16))                    # frames 1-3, resized
     assert clip.shape == (3, 3, 12, 16) and clip.dtype == torch.float32
     assert torch.allclose(clip.mean((1, 2, 3)), torch.tensor([40.0, 80.0, 120.0]) / 255, atol=1e-3)
+    numbered = tmp_path / "n"                     # ffmpeg's %d names play in number order; macOS's ._ files skipped
+    numbered.mkdir()
+    for i in (1, 2, 10):
+        Image.fromarray(frames[i % 5]).save(numbered / f"frame_{i}.png")
+    (numbered / "._frame_3.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert np.array_equal(read_frames(numbered), frames[[1, 2, 0]])
     (tmp_path / "junk.avi").write_bytes(b"x")
     with pytest.raises(UserError, match="cannot open video|no frames"):
         read_frames(tmp_path / "junk.avi")

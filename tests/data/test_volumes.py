@@ -1,4 +1,6 @@
 """Readers and writers for NIfTI, MRC and PNG, manifests, and the registry fetchers' error paths."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -119,6 +121,40 @@ def test_bad_volumes_are_clear_errors(tmp_path):
         read_volume(tmp_path / "missing.nii.gz")
 
 
+def test_picture_label_maps_keep_their_ids_and_odd_files_are_refused(tmp_path):
+    import nibabel as nib
+    from PIL import Image
+    ids = np.zeros((6, 8), np.uint8)
+    ids[1:3, 2:5], ids[4:, :3] = 1, 2
+    pal = Image.fromarray(ids, "L").convert("P")                   # palette indices 0, 1, 2
+    pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    pal.save(tmp_path / "p.png")
+    assert np.array_equal(read_volume(tmp_path / "p.png", labels=True).array, ids)
+    Image.fromarray(ids > 0).save(tmp_path / "bit.png")          # a 1-bit mask: label 1
+    assert np.array_equal(read_volume(tmp_path / "bit.png", labels=True).array, (ids > 0).astype(int))
+    Image.fromarray(np.repeat(ids[..., None] * 40, 3, 2)).save(tmp_path / "g3.png")   # grey saved as RGB
+    assert np.array_equal(read_volume(tmp_path / "g3.png", labels=True).array, ids * 40)
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[ids == 1], rgb[ids == 2] = (255, 0, 0), (0, 0, 255)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    with pytest.raises(UserError, match="colour .* label map"):
+        read_volume(tmp_path / "rgb.png", labels=True)
+    pages = [Image.fromarray(np.full((6, 8), v, np.uint8)) for v in (10, 20, 30)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(UserError, match="holds 3 pages"):
+        read_volume(tmp_path / "stack.tif")
+    rgb24 = np.zeros((4, 4, 4), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb24, np.eye(4)), str(tmp_path / "rgb.nii.gz"))
+    with pytest.raises(UserError, match="one real value per voxel"):
+        read_volume(tmp_path / "rgb.nii.gz")
+    write_nifti(tmp_path / "huge.nii.gz", np.full((4, 4, 4), 1e20, np.float32), np.eye(4))
+    with pytest.raises(UserError, match="label ids from"):
+        read_volume(tmp_path / "huge.nii.gz", labels=True)
+    write_nifti(tmp_path / "rod.nii.gz", np.ones((6, 1, 1), np.float32), np.eye(4))
+    with pytest.raises(UserError, match="rod.nii.gz: expected a 2D or 3D image"):
+        read_volume(tmp_path / "rod.nii.gz")
+
+
 def _touch(p):
     p.write_text("")
     return p
@@ -135,6 +171,12 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
     (tmp_path / "none.csv").write_text("moving,fixed\n")
     with pytest.raises(UserError, match="no pairs"):
         read_manifest(tmp_path / "none.csv")
+    (tmp_path / "spaced.csv").write_text('moving, fixed\n"my m.nii.gz" , "~/f.nii.gz"\n')   # as hand-typed
+    row = read_manifest(tmp_path / "spaced.csv")[0]
+    assert row["moving"] == tmp_path / "my m.nii.gz" and row["fixed"] == Path.home() / "f.nii.gz"
+    (tmp_path / "semi.csv").write_text("moving;fixed\nm.nii.gz;f.nii.gz\n")     # a spreadsheet's locale
+    with pytest.raises(UserError, match="split by semicolons: save it with commas"):
+        read_manifest(tmp_path / "semi.csv")
 
 
 def test_fetch_refuses_unknown_source_and_explains_missing_apt(monkeypatch):

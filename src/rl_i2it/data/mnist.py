@@ -11,6 +11,7 @@ import io
 import pickle
 import struct
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,11 @@ def read_mnist_pickle(path: str | Path) -> Digits:
     def to_u8(x):
         return np.clip(np.rint(np.asarray(x, np.float32) * 256), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
 
-    return Digits(to_u8(np.concatenate([tx, vx])), np.concatenate([ty, vy]).astype(np.int64),
-                  to_u8(ex), np.asarray(ey, np.int64))
+    try:
+        return Digits(to_u8(np.concatenate([tx, vx])), np.concatenate([ty, vy]).astype(np.int64),
+                      to_u8(ex), np.asarray(ey, np.int64))
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{path} is not MNIST's pickle of 784-wide rows: {exc}") from None
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -67,6 +71,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
         raise UserError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise UserError(f"{path}: cut short inside its header ({len(data)} bytes)")
     dims = struct.unpack(f">{ndim}I", data[4: 4 + 4 * ndim])
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -79,10 +85,11 @@ def read_mnist_idx(folder: str | Path) -> Digits:
     folder = Path(folder)
 
     def find(stem):
-        for name in (stem, stem + ".gz"):
+        dotted = stem.replace("-idx", ".idx")           # Kaggle's copy: train-images.idx3-ubyte
+        for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
             if (folder / name).is_file():
                 return folder / name
-        raise UserError(f"{folder} has no {stem}[.gz]")
+        raise UserError(f"{folder} has no {stem}[.gz] (or {dotted})")
 
     return Digits(read_idx(find("train-images-idx3-ubyte")), read_idx(find("train-labels-idx1-ubyte")).astype(np.int64),
                   read_idx(find("t10k-images-idx3-ubyte")), read_idx(find("t10k-labels-idx1-ubyte")).astype(np.int64))
@@ -125,5 +132,6 @@ def load_mnist(source: str | Path | None = None, fetch: bool = True) -> Digits:
     try:
         with np.load(path) as z:
             return Digits(z["train_x"], z["train_y"], z["test_x"], z["test_y"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+    except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"cannot read {path} as MNIST (an IDX folder, mnist.pkl.gz or an .npz with "
+                        f"train_x, train_y, test_x, test_y): {exc.__class__.__name__}: {exc}") from None

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
 from .cache import cache_dir
 from .faces import PHOTO, _check_size, load_faces
+from .images import image_files, pil_uint8
 
 DIRECTIONS = ("AtoB", "BtoA")
 KINDS = ("edges", "grey")
@@ -41,14 +42,14 @@ SEED = {"train": 11, "test": 12}
 
 # -- pix2pix folders -----------------------------------------------------------------------------
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE)
+    return image_files(folder, IMAGE)
 
 
 def _open(path: Path, mode: str) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return ImageOps.exif_transpose(im).convert(mode)
+            return pil_uint8(im, mode)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 

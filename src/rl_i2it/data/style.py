@@ -30,6 +30,7 @@ from PIL import Image
 
 from ..errors import UserError
 from .cache import cache_dir
+from .images import image_files
 
 STYLE_FILES = {
     "starry_night.jpg": "accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d",
@@ -41,6 +42,7 @@ STYLE_FILES = {
 TRAIN_VIDEOS = ("Megamind.avi", "vtest.avi")
 TEST_VIDEO = "tree.avi"
 FRAME_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXT = (".avi", ".mp4", ".mov", ".mkv")
 
 
 DEMO_STYLE = "starry_night"
@@ -72,11 +74,12 @@ def _read_rgb(path: Path) -> np.ndarray:
 # -- videos -----------------------------------------------------------------------------------
 def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.ndarray:
     """Frames ``[N, H, W, 3]`` uint8 RGB of a video file (any format OpenCV reads) or of a folder
-    of images (name order); every ``every``-th frame, at most ``max_frames`` (0 = all)."""
+    of images (in natural name order: frame_2 before frame_10; hidden files skipped); every
+    ``every``-th frame, at most ``max_frames`` (0 = all)."""
     path = Path(path)
     frames: list[np.ndarray] = []
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXT)
+        files = image_files(path, FRAME_EXT)            # frame_2 before frame_10
         if not files:
             raise UserError(f"no frames ({', '.join(FRAME_EXT)}) in {path}")
         for i, p in enumerate(files[::every]):
@@ -233,10 +236,10 @@ def folder_crops(folder: str | Path, size: int, n: int, split: str, seed: int = 
     if not folder.is_dir():
         raise UserError(f"content folder not found: {folder}")
     pics = []
-    for p in sorted(folder.rglob("*")):
+    for p in image_files(folder, FRAME_EXT + VIDEO_EXT, recursive=True):
         if p.suffix.lower() in FRAME_EXT:
             pics.append((str(p), _read_rgb(p)))
-        elif p.suffix.lower() in (".avi", ".mp4", ".mov", ".mkv"):
+        else:
             pics += [(f"{p}#{i}", f) for i, f in enumerate(read_frames(p, every=10))]
     if not pics:
         raise UserError(f"no images or videos in {folder}")
@@ -301,13 +304,13 @@ def named_styles(source: str) -> bool:
 def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray]]:
     """The arbitrary-style model's bank: ``n`` images of each source named in ``source``
     (joined by ``+``): ``made`` (``made_style`` of seeds ``seed .. seed+n-1``), ``photos``
-    (``photo_styles``); or the images of a folder (``n`` first in name order; 0 = all)."""
+    (``photo_styles``); or the images of a folder (``n`` first in natural name order; 0 = all)."""
     if named_styles(source):
         return [item for part in source.split("+") for item in STYLE_SOURCES[part](n, seed, size)]
     folder = Path(source)
     if not folder.is_dir():
         raise UserError(f"styles folder not found: {folder} (or use made, photos, made+photos)")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in FRAME_EXT)
+    files = image_files(folder, FRAME_EXT, recursive=True)
     if not files:
         raise UserError(f"no style images in {folder}")
     return [(str(p), _read_rgb(p)) for p in files[: n or None]]

@@ -36,7 +36,7 @@ class Volume:
 PICTURE_AFFINE = np.array([[0.0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
 
 
-def _flat_axes_last(arr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def _flat_axes_last(arr: np.ndarray, affine: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
     """A slice stored as X x Y x 1, X x 1 x Z or 1 x Y x Z is a 2D image: its length-1 axis goes,
     and that axis's column of the affine moves last (the slice's in-plane axes first). Also says
     whether the axes kept their order (the header then still describes the array)."""
@@ -44,7 +44,7 @@ def _flat_axes_last(arr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np
         return arr, affine, True
     keep = [i for i in range(3) if arr.shape[i] != 1]
     if len(keep) < 2:
-        raise UserError(f"expected a 2D or 3D image, got shape {arr.shape}")
+        raise UserError(f"{path}: expected a 2D or 3D image, got shape {arr.shape}")
     order = keep + [i for i in range(3) if i not in keep]
     out = affine.copy()
     out[:3, :3] = affine[:3, order]
@@ -92,7 +92,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             while arr.ndim > 3 and arr.shape[-1] == 1:     # X x Y x Z x 1 (one time point)
                 arr = arr[..., 0]
             stored = arr.shape
-            arr, affine, in_order = _flat_axes_last(arr, affine)
+            arr, affine, in_order = _flat_axes_last(arr, affine, path)
             header = img.header if in_order else None
             file_shape = stored if in_order and arr.shape != stored else None
         elif kind == "mrc":
@@ -123,9 +123,11 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         else:
             from PIL import Image, ImageOps
             with Image.open(path) as im:
+                if getattr(im, "n_frames", 1) > 1:
+                    raise UserError(f"{path} holds {im.n_frames} pages or frames (a stack?): only one picture "
+                                    f"is read; give a volume as NIfTI (.nii.gz) with its voxel size")
                 im = ImageOps.exif_transpose(im)        # upright, as viewers show it
-                grey = im.mode.startswith("I") or im.mode in ("F", "L")
-                arr = np.asarray(im if grey else im.convert("I" if labels else "L"))   # 16-bit kept whole
+                arr = _picture_array(im, labels, path)
             affine = PICTURE_AFFINE.copy()
     except UserError:
         raise
@@ -138,10 +140,14 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
     checked = _checked_affine(affine, arr.ndim, path)
     if checked is not affine:
         header, affine = None, checked
+    if arr.dtype.kind not in "biuf":
+        raise UserError(f"{path}: voxels of type {arr.dtype} (colour or complex): give one real value per voxel")
     if labels:
         if not np.issubdtype(arr.dtype, np.integer):
             if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
                 raise UserError(f"{path}: a label map must hold integers")
+            if np.abs(arr).max(initial=0) >= 2 ** 31:
+                raise UserError(f"{path}: label ids from -2^31 to 2^31 - 1 only (found {np.abs(arr).max():g})")
         arr = arr.astype(np.int64)
         if arr.min() < 0:
             raise UserError(f"{path}: negative labels")
@@ -152,6 +158,25 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         if not np.all(np.isfinite(arr)):
             raise UserError(f"{path}: {int((~np.isfinite(arr)).sum())} NaN or infinite voxels")
     return Volume(arr, affine, header, kind, file_shape)
+
+
+def _picture_array(im, labels: bool, path: Path) -> np.ndarray:
+    """A picture's pixels: grey values (16-bit kept whole, colour as its luminance) or, with
+    ``labels``, ids: grey values, a palette picture's indices, a 1-bit picture's 0s and 1s; a
+    colour label map is read only where its three channels agree (grey saved as RGB)."""
+    if im.mode.startswith("I") or im.mode in ("F", "L"):
+        return np.asarray(im)
+    if not labels:
+        return np.asarray(im.convert("L"))
+    if im.mode in ("P", "1"):
+        return np.asarray(im).astype(np.uint8)
+    if im.mode == "LA":
+        return np.asarray(im.getchannel("L"))
+    rgb = np.asarray(im.convert("RGB"))
+    if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+        raise UserError(f"{path}: a colour ({im.mode}) label map: save the ids as one channel (grey or palette "
+                        f"PNG), two colours of one brightness would be one label")
+    return rgb[..., 0]
 
 
 def read_labels_of(path: str | Path, image: Volume, what: str) -> np.ndarray:
@@ -236,7 +261,8 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
                   optional: tuple[str, ...] = ("moving_labels", "fixed_labels"),
                   text: tuple[str, ...] = ()) -> list[dict[str, Path | str | None]]:
     """CSV with a header naming the ``required`` columns (and any of the ``optional`` ones):
-    ``moving, fixed[, moving_labels, fixed_labels]`` by default. Paths relative to the CSV;
+    ``moving, fixed[, moving_labels, fixed_labels]`` by default. Paths relative to the CSV (``~``
+    is the home folder);
     an empty optional cell is None. ``text`` columns (optional) are kept as lower-case strings (None
     when empty), under their key only where the CSV has the column."""
     path = Path(path)
@@ -244,13 +270,16 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
         raise UserError(f"pairs file not found: {path}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:      # -sig: the BOM spreadsheets write
-            reader = csv.DictReader(f)
+            reader = csv.DictReader(f, skipinitialspace=True)       # "a.png", "b.png": no quote in the path
             if reader.fieldnames:                                     # "Moving", " fixed": moving, fixed
                 reader.fieldnames = [c.strip().lower() for c in reader.fieldnames]
             cols = set(reader.fieldnames or [])
             if not set(required) <= cols:
+                one = reader.fieldnames[0] if reader.fieldnames and len(reader.fieldnames) == 1 else ""
+                hint = next((f" (its header is split by {name}: save it with commas)" for sep, name in
+                             ((";", "semicolons"), ("\t", "tabs")) if sep in one), "")
                 raise UserError(f"{path}: needs a header with columns {','.join(required)}"
-                                + (f"[,{','.join(optional)}]" if optional else ""))
+                                + (f"[,{','.join(optional)}]" if optional else "") + hint)
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a CSV file ({exc})") from None
@@ -261,7 +290,8 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
         row = {}
         for c in (*required, *optional):
             v = (r.get(c) or "").strip()
-            row[c] = None if not v else (Path(v) if Path(v).is_absolute() else path.parent / v)
+            v = Path(v).expanduser() if v else None                    # ~/scan.nii.gz: the home folder's
+            row[c] = None if v is None else (v if v.is_absolute() else path.parent / v)
         for c in text:
             if c in cols:                             # a text column's key only where the CSV has it
                 row[c] = (r.get(c) or "").strip().lower() or None
