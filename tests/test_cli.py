@@ -153,7 +153,31 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
                          ("sac.grad_clip=-1", "grad_clip must be >= 0")):
         fails(capsys, ["train", "digits", "--steps", "1", "--set", bad, "--out", str(tmp_path / "a")], message)
     fails(capsys, ["train", "digits", "--steps", "1", "--out", ""], "--out is empty")
+    for sets, message in ((["train.learning_starts=64", "train.replay_size=100"], "no update would ever run"),
+                          (["sac.lr_critic=nan"], "sac.lr_critic must be a finite number"),
+                          (["sac=1", "sac.gamma=0.9"], "--set sac.gamma clashes with another --set of sac"),
+                          (["sac.gamma=0.9", "sac.gamma.x=1"], "clashes"),
+                          ([".gamma=3"], "needs a name between its dots")):
+        fails(capsys, ["train", "digits", "--steps", "1", *[a for kv in sets for a in ("--set", kv)],
+                       "--out", str(tmp_path / "a")], message)
+    fails(capsys, ["train", "inpainting", "--steps", "1", "--set", "task_options.size=0", "--out", str(tmp_path / "a")],
+          "power of two >= 8")
+    fails(capsys, ["train", "digits", "--minutes", "inf", "--out", str(tmp_path / "a")], "minutes must be a finite")
+    fails(capsys, ["train", "digits", "--steps", "1", "--seed", str(2 ** 64), "--out", str(tmp_path / "a")],
+          "seed must be from 0")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    fails(capsys, ["train", "digits", "--steps", "1", "--config", str(tmp_path / "list.json"), "--out",
+                   str(tmp_path / "a")], "holds a list, not a table")
+    fails(capsys, ["experiment", "digits", "--minutes", "1", "--config", "registration", "--out", str(tmp_path / "a")],
+          "registration config")
+    fails(capsys, ["train", "digits", "--steps", "1", "--out", str(tmp_path / ("x" * 300))], "name too long")
     assert not (tmp_path / "a").exists()
+    project = tmp_path / "project"                   # a folder of the user's own: its config.json is kept
+    project.mkdir()
+    (project / "config.json").write_text('{"name": "my app settings"}')
+    (project / "curves.png").write_bytes(b"mine")
+    fails(capsys, ["train", "digits", "--steps", "1", "--out", str(project)], "but no rl-i2it run")
+    assert (project / "config.json").read_text() == '{"name": "my app settings"}'
     # a run whose checkpoint.pt was deleted (to save disk) keeps its model: not trained over, not by another task
     kept = tmp_path / "kept"
     shutil.copytree(run_dir, kept)

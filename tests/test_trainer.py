@@ -44,6 +44,22 @@ def test_cpu_determinism_same_seed_same_numbers(tmp_path, digits):
     assert not torch.equal(flat(a.policy), flat(c.policy))
 
 
+def test_one_training_per_folder_and_a_replay_too_big_to_save_is_said(tmp_path, digits, capsys):
+    from rl_i2it.errors import UserError
+    base = merge(FAST, {"task_options": dict(SMALL, transform="cross"), "train": {"steps": 4}})
+    cfg = load_config(None, base)
+    first = Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
+    with pytest.raises(UserError, match="another training is running in"):
+        Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
+    first.train()                                        # ends: the folder is free again
+    small = load_config(None, merge(base, {"train": {"steps": 8, "checkpoint_replay_mb": 0}}))
+    Trainer(small, tmp_path / "s", task=DigitsTask(cfg.task_options, data=digits), verbose=False).train()
+    capsys.readouterr()
+    again = Trainer(small, tmp_path / "s", task=DigitsTask(cfg.task_options, data=digits), verbose=True)
+    assert again.resumed and len(again.replay) == 0
+    assert "was not saved: it refills from here" in capsys.readouterr().out
+
+
 def test_resume_continues_exactly(tmp_path, digits):
     straight = run(tmp_path / "s", digits, 32)
     run(tmp_path / "r", digits, 16)                        # stops (and checkpoints) at 16 updates
@@ -97,8 +113,11 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
     assert load_policy(tmp_path / "soup")[2].train.fine_tunes == 2      # loads as any run
     assert train_run(cfg, tmp_path / "soup", task=task, verbose=False) == counters   # done: nothing more
     one = load_config(None, merge(base, {"train": {"fine_tunes": 1}}))
-    with pytest.raises(UserError, match="holds an average of fine-tunes"):
+    with pytest.raises(UserError, match="holds an average of 2 fine-tunes"):
         train_run(one, tmp_path / "soup", task=task, verbose=False)
+    three = load_config(None, merge(base, {"train": {"fine_tunes": 3}}))    # a finished average: not re-made
+    with pytest.raises(UserError, match="holds an average of 2 fine-tunes"):
+        train_run(three, tmp_path / "soup", task=task, verbose=False)
     with pytest.raises(UserError, match="holds a single run"):
         train_run(cfg, tmp_path / "start", task=task, verbose=False)
     stop_first = Trainer.train
@@ -140,6 +159,7 @@ def test_resume_survives_a_log_line_cut_short(tmp_path, digits):
 def test_resume_refuses_another_config(tmp_path, digits):
     from rl_i2it.errors import UserError
     run(tmp_path / "r", digits, 4)
+    assert run(tmp_path / "r", digits, 6, train={"log_every": 3, "checkpoint_every_s": 5.0}).resumed   # bookkeeping
     with pytest.raises(UserError, match=r"another config \(sac\.batch_size\)"):
         run(tmp_path / "r", digits, 8, sac={"batch_size": 8})
     # said before any data loads (a 3D set takes minutes to build)
@@ -251,6 +271,7 @@ def test_a_fresh_start_drops_the_metrics_of_a_run_killed_before_its_first_checkp
     """config.json and metrics.jsonl but no checkpoint (killed within the first minute): training
     starts over and its curves hold only its own rows."""
     (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text(json.dumps(load_config(None, FAST).to_dict()))
     (tmp_path / "r" / "metrics.jsonl").write_text('{"updates": 999, "score": 0.0}\n')
     run(tmp_path / "r", digits, 8, train={"log_every": 2})
     rows = [json.loads(x)["updates"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]

@@ -1059,6 +1059,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rl-i2it: error: out of memory ({str(exc).splitlines()[0][:120]}): use smaller images "
               f"(stylize --size), fewer at once, or a smaller train.replay_size / sac.batch_size", file=sys.stderr)
         return 2
+    except OSError as exc:                    # a full disk, a name too long, a folder gone mid-run
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"rl-i2it: error: {exc.strerror or exc}{where} (a training keeps its last checkpoint)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return value
     elif kind is int and not isinstance(value, bool):
         try:
-            if isinstance(value, str) or float(value) == int(value):
+            if isinstance(value, (int, str)) or float(value) == int(value):
                 return int(value)
         except (TypeError, ValueError, OverflowError):          # "abc", None, inf
             pass
@@ -182,9 +183,17 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, value = pair.split("=", 1)
         node = out
         parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value.strip()
+        if not all(parts):
+            raise UserError(f"--set {pair!r}: the key needs a name between its dots (like sac.gamma)")
+        for i, p in enumerate(parts):
+            if i < len(parts) - 1:
+                node = node.setdefault(p, {})
+                if isinstance(node, dict):
+                    continue
+            elif not isinstance(node.get(p), dict):
+                node[p] = value.strip()
+                continue
+            raise UserError(f"--set {key.strip()} clashes with another --set of {'.'.join(parts[:i + 1])}")
     return out
 
 
@@ -218,9 +227,12 @@ def read_config(path: str | Path) -> dict:
     path = preset_path(path)
     try:
         text = path.read_text()
-        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot parse config {path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config {path} holds a {type(values).__name__}, not a table of settings")
+    return values
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
@@ -256,6 +268,17 @@ def validate(cfg: Config) -> None:
         (t.fine_tunes >= 1, "train.fine_tunes must be >= 1"),
         (0 <= t.policy_ema < 1, "train.policy_ema must be in [0, 1)"),
         (s.grad_clip >= 0, "sac.grad_clip must be >= 0 (0 = off)"),
+    ]
+    for section in ("sac", "train"):          # NaN passes every comparison above as false, inf most
+        for f in dataclasses.fields(getattr(cfg, section)):
+            v = getattr(getattr(cfg, section), f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"bad config: {section}.{f.name} must be a finite number, got {v}")
+    checks += [
+        (0 <= cfg.seed < 2 ** 63, "seed must be from 0 to 2^63 - 1"),
+        (t.learning_starts <= t.replay_size // 2, f"train.learning_starts ({t.learning_starts}) must be at most half of "
+         f"train.replay_size ({t.replay_size}): a replay holds fewer transitions than rows, and no update "
+         f"would ever run"),
     ]
     for ok, message in checks:
         if not ok:

@@ -104,7 +104,10 @@ def run_experiment(out: str | Path, minutes: float, config: str | None = None, o
     if not minutes > 0:
         raise UserError(f"--minutes must be > 0, got {minutes}")
     from .tasks.digits import eval_pairs
-    eval_pairs(build_task(load_config(config, overrides), resolve_device(device)), n_moving)  # before training
+    cfg = load_config(config, overrides)
+    if cfg.task != "digits":
+        raise UserError(f"the experiment is defined for digits; {config} is a {cfg.task} config")
+    eval_pairs(build_task(cfg, resolve_device(device)), n_moving)  # before training
     out = writable_dir(out)
     train_methods(out, minutes, config, merge(overrides or {}, {"device": device}), verbose=verbose)
     runs = {"identity": None, **{m: out / m for m in METHODS}}

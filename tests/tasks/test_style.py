@@ -199,7 +199,7 @@ def test_arbitrary_episodes_draw_every_style_of_a_two_source_bank(tmp_path, monk
 
 
 def test_bad_options_are_user_errors(tmp_path):
-    for bad in ({"size": 30}, {"widths": [8, 8]}, {"vgg": "imagenet"}, {"style_weight": -1.0}):
+    for bad in ({"size": 30}, {"widths": [8, 8]}, {"vgg": "imagenet"}, {"style_weight": -1.0}, {"temporal_steps": 0}):
         with pytest.raises(UserError):
             StyleTask({**SMALL, **bad})
     with pytest.raises(UserError, match="not a readable image|not found"):
@@ -243,14 +243,16 @@ def test_video_episode_moves_the_frame_and_keeps_the_frame_memory(tmp_path):
 class _Identity(torch.nn.Module):
     """A 'policy' returning its input image (or a fixed image): temporal-loss references."""
 
-    def __init__(self, fixed=None):
+    def __init__(self, fixed=None, identity_calls=None):
         super().__init__()
-        self.fixed = fixed
+        self.fixed, self.identity_calls, self.calls = fixed, identity_calls, 0
 
     def forward(self, obs, sample=True):
         from rl_i2it.core.policy import PolicyOutput
         x = obs["image"] if isinstance(obs, dict) else obs
-        return PolicyOutput(None, None, x if self.fixed is None else self.fixed.expand_as(x))
+        self.calls += 1
+        identity = self.fixed is None or (self.identity_calls is not None and self.calls <= self.identity_calls)
+        return PolicyOutput(None, None, x if identity else self.fixed.expand_as(x))
 
 
 def test_temporal_loss_is_zero_for_a_motion_equivariant_map(tmp_path):
@@ -260,6 +262,15 @@ def test_temporal_loss_is_zero_for_a_motion_equivariant_map(tmp_path):
     state = {"current": x, "style": torch.zeros(2, dtype=torch.long)}
     assert task.temporal_loss(state, _Identity()) < 1e-6
     assert task.temporal_loss(state, _Identity(fixed=x[:1])) > 1e-3       # ignores the motion: penalised
+    # steady at the first step (its two calls), not after: only an unrolled loss sees it
+    assert task.temporal_loss(state, _Identity(fixed=x[:1], identity_calls=2)) < 1e-6
+    task.options.temporal_steps = 3
+    assert task.temporal_loss(state, _Identity()) < 1e-6
+    torch.manual_seed(1)
+    late = task.temporal_loss(state, _Identity(fixed=x[:1], identity_calls=2))
+    torch.manual_seed(1)
+    every = task.temporal_loss(state, _Identity(fixed=x[:1]))              # the same motion
+    assert late > 1e-3 and late.item() == pytest.approx(2 / 3 * every.item())   # 2 of 3 steps unsteady
 
 
 def test_video_stylize_carries_the_frame_memory(tmp_path):
@@ -277,7 +288,8 @@ def test_video_stylize_carries_the_frame_memory(tmp_path):
 
 
 def test_video_model_trains_and_resumes(tmp_path):
-    over = {"task_options": {"video": True, "frame_steps": 2, "temporal_weight": 1.0}, "train": {"horizon": 4}}
+    over = {"task_options": {"video": True, "frame_steps": 2, "temporal_weight": 1.0, "temporal_steps": 2},
+            "train": {"horizon": 4}}
     tr = trainer(tmp_path, 6, **{k: dict(v) for k, v in over.items()})
     tr.train()
     tr2 = trainer(tmp_path, 9, **{k: dict(v) for k, v in over.items()})

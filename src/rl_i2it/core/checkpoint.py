@@ -54,6 +54,23 @@ def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMA
     return obj
 
 
+def lock_run(run_dir: Path):
+    """An exclusive lock on ``run_dir/.lock`` (an open file; closing it, or the process ending,
+    releases it), or a ``UserError`` when another training holds it: two would overwrite each
+    other's checkpoints. Where ``fcntl`` is missing (Windows) no lock is taken."""
+    f = open(Path(run_dir) / ".lock", "a")
+    try:
+        import fcntl
+    except ImportError:
+        return f
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise UserError(f"another training is running in {run_dir}: wait for it, or give another --out") from None
+    return f
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)

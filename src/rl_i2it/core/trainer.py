@@ -105,8 +105,10 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
                   f"different random starts do not average: training one model")
         k = 1
     soup = (run_dir / "fine_tune_0").is_dir()
-    if (k == 1 and soup) or (k > 1 and (run_dir / "checkpoint.pt").is_file()):
-        raise UserError(f"{run_dir} holds {'an average of fine-tunes' if soup else 'a single run'}: "
+    held = sum(1 for p in run_dir.glob("fine_tune_*") if p.is_dir()) if soup else 0
+    if (k == 1 and soup) or (k > 1 and (run_dir / "checkpoint.pt").is_file()) or held > k or (
+            held and (run_dir / "policy.pt").is_file() and held != k):
+        raise UserError(f"{run_dir} holds {f'an average of {held} fine-tunes' if soup else 'a single run'}: "
                         f"use a new --out or the same train.fine_tunes to resume it")
     subs, total = [run_dir] if k == 1 else [run_dir / f"fine_tune_{i}" for i in range(k)], {}
     for i, sub in enumerate(subs):
@@ -129,6 +131,12 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
     if verbose:
         print(f"{run_dir}/policy.pt: the average of the {k} fine-tunes' weights")
     return total
+
+
+RESUME_MAY_CHANGE = ("steps", "minutes", "log_every", "checkpoint_every_s", "checkpoint_replay_mb", "memory_fraction")
+"""``train`` keys a resumed run may change: none changes what it learns."""
+RUN_FILES = ("config.json", "metrics.jsonl", "curves.png", "checkpoint.pt", "policy.pt")
+"""What a run writes in its folder."""
 
 
 class Trainer:
@@ -186,11 +194,17 @@ class Trainer:
 
     # -- run directory ------------------------------------------------------------------------
     def _refuse_another_task(self) -> None:
-        """A run of another task in ``run_dir``: say so at once (before any data is loaded)."""
+        """A run of another task in ``run_dir``: say so at once (before any data is loaded); a
+        folder holding files a run writes that are no run's (a project's own config.json): refused."""
+        mine = [f for f in RUN_FILES if (self.run_dir / f).is_file()]
         try:
-            there = json.loads((self.run_dir / "config.json").read_text()).get("task")
-        except (OSError, ValueError, AttributeError):
-            return                        # no run there (or no readable config): _prepare_run_dir decides
+            config = json.loads((self.run_dir / "config.json").read_text()) if mine else {}
+        except (OSError, ValueError):
+            config = None
+        if mine and not (isinstance(config, dict) and {"task", "sac", "train"} <= set(config)):
+            raise UserError(f"{self.run_dir} holds {', '.join(mine)} but no rl-i2it run (its config.json is not one): "
+                            f"training would replace them; give another --out")
+        there = config.get("task")
         trained = any((self.run_dir / f).is_file() for f in ("checkpoint.pt", "policy.pt"))
         if there and there != self.cfg.task and trained:
             raise UserError(f"{self.run_dir} holds a {there} run: train {self.cfg.task} into another --out")
@@ -202,9 +216,9 @@ class Trainer:
         if (self.run_dir / "checkpoint.pt").is_file():
             saved = ckpt.load(self.run_dir / "checkpoint.pt", (ckpt.TRAIN_FORMAT,))
             old, new = fill(Config, saved["config"]).to_dict(), self.cfg.to_dict()   # keys added since: defaults
-            for d in (old, new):       # the stopping rule and device may change on resume
+            for d in (old, new):       # the stopping rule, device and bookkeeping may change on resume
                 d.pop("device", None)
-                d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "minutes")}
+                d["train"] = {k: v for k, v in d["train"].items() if k not in RESUME_MAY_CHANGE}
                 if d["task"] == self.cfg.task:          # "8,16" and [8, 16] are the same widths
                     d["task_options"] = asdict(fill(type(self.task.options), d["task_options"], "task_options."))
             if old != new:
@@ -218,6 +232,7 @@ class Trainer:
 
     def _prepare_run_dir(self, saved: dict | None) -> None:
         writable_dir(self.run_dir)
+        self._lock = ckpt.lock_run(self.run_dir)     # held until train() ends: one training per folder
         if saved is not None:
             self._restore(saved)
         else:                          # a fresh start: no metrics of a run killed before its first checkpoint
@@ -259,6 +274,10 @@ class Trainer:
         self.sample_gen.set_state(sd["sample_gen"])
         if "replay" in sd:
             self.replay.load_state_dict(sd["replay"])
+        elif self.verbose:
+            print(f"note: the replay ({self.replay.nbytes / 2**20:.0f} MiB) is over train.checkpoint_replay_mb "
+                  f"({self.cfg.train.checkpoint_replay_mb:g}) and was not saved: it refills from here, so the "
+                  f"run goes on close to, not exactly as, one that never stopped")
         # forget log lines written after this checkpoint by the run that was killed
         log = self.run_dir / "metrics.jsonl"
         if log.is_file():
@@ -342,6 +361,7 @@ class Trainer:
             log.close()
             if ok:            # only between episodes: an error mid-update leaves the last checkpoint
                 self.save()
+            self._lock.close()
         self.plot()
         if self.stopped:
             raise Stopped(f"stopped: checkpoint saved in {self.run_dir} (run the same command again to resume)")

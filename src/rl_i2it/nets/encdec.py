@@ -20,8 +20,10 @@ from .unet import block
 
 def levels_for(size: int) -> int:
     """Stride-2 levels from ``size`` to 4 (``size`` a power of two >= 8)."""
+    if size < 8:
+        raise ValueError(f"image size must be a power of two >= 8, got {size}")
     n = round(math.log2(size / 4))
-    if size < 8 or 4 * 2 ** n != size:
+    if 4 * 2 ** n != size:
         raise ValueError(f"image size must be a power of two >= 8, got {size}")
     return n
 

@@ -93,6 +93,9 @@ class StyleOptions:
     temporal_weight: float = 0.0
     """Compound temporal regularisation: weight of the L1 between the output on a moved (and
     noisy) input and the moved output (ReReVST's; any model, the video preset uses it)."""
+    temporal_steps: int = 1
+    """Compound temporal regularisation over this many deterministic steps from both states
+    (the mean of each step's L1): inference runs T steps per frame, so their differences compound."""
     motion_pixels: float = 4.0
     """Synthetic motion: largest global shift (pixels); the smooth random part is half of it."""
     motion_noise: float = 0.02
@@ -137,10 +140,10 @@ class StyleEnv(ImageEnv):
         return self.start(bank[idx].float() / 255, index=idx, style=style, scored=self.task.rewards_used)
 
     def apply(self, action: torch.Tensor) -> torch.Tensor:
-        if self.task.options.video:
-            self.memory = F.pixel_unshuffle(action[:, 3:], 4)
-            return action[:, :3]
-        return action
+        nxt = self.task.next_state({}, action)
+        if "memory" in nxt:
+            self.memory = nxt["memory"]
+        return nxt["current"]
 
     def step(self, action: torch.Tensor):
         state, reward, done, info = super().step(action)
@@ -240,6 +243,8 @@ class StyleTask(Task):
             raise UserError("a video model needs step_gru or frame_gru (else train an image model)")
         if o.frame_steps < 1:
             raise UserError("task_options.frame_steps must be >= 1")
+        if o.temporal_steps < 1:
+            raise UserError("task_options.temporal_steps must be >= 1")
 
     def load_training_data(self) -> None:
         self.content_bank("train")
@@ -362,6 +367,13 @@ class StyleTask(Task):
         step, frame = memory.chunk(2, 1)
         return torch.cat([torch.zeros_like(step), frame], 1)
 
+    def next_state(self, state: dict, action: torch.Tensor) -> dict:
+        """``state`` after ``action`` within a frame: the next image, and a video model's memory."""
+        nxt = {**state, "current": action[:, :3]}
+        if self.options.video:
+            nxt["memory"] = F.pixel_unshuffle(action[:, 3:], 4)
+        return nxt
+
     def make_env(self, n: int, generator: torch.Generator, split: str = "train") -> StyleEnv:
         return StyleEnv(self, n, generator, split)
 
@@ -402,7 +414,8 @@ class StyleTask(Task):
     def temporal_loss(self, state: dict, policy) -> torch.Tensor:
         """Compound temporal regularisation: ``|f(W(x) + n) - W(f(x))|_1`` (mean) for a synthetic
         motion ``W`` (shift + smooth flow; the memory moved with it) and noise ``n``; the mean
-        plan on both sides (the consistency of the deterministic map)."""
+        plan on both sides (the consistency of the deterministic map). With ``temporal_steps``
+        K > 1, ``f`` is applied K times to both and the K steps' L1s are averaged."""
         from ..ops.temporal import synthetic_motion, warp_image
         o = self.options
         x = state["current"]
@@ -411,9 +424,12 @@ class StyleTask(Task):
         if o.video:
             small = F.avg_pool2d(flow, 4) / 4
             moved["memory"] = warp_image(state["memory"], small)
-        y = policy(self.observe(state), sample=False).action[:, :3]
-        y_moved = policy(self.observe(moved), sample=False).action[:, :3]
-        return (y_moved - warp_image(y, flow)).abs().mean()
+        loss = 0.0
+        for _ in range(o.temporal_steps):
+            state = self.next_state(state, policy(self.observe(state), sample=False).action)
+            moved = self.next_state(moved, policy(self.observe(moved), sample=False).action)
+            loss = loss + (moved["current"] - warp_image(state["current"], flow)).abs().mean()
+        return loss / o.temporal_steps
 
 
 # -- inference and evaluation -------------------------------------------------------------------
