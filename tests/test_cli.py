@@ -170,6 +170,8 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
                    str(tmp_path / "a")], "holds a list, not a table")
     fails(capsys, ["experiment", "digits", "--minutes", "1", "--config", "registration", "--out", str(tmp_path / "a")],
           "registration config")
+    fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "train.steps=3", "--out", str(tmp_path / "a")],
+          "each method trains for --minutes; leave it out")
     fails(capsys, ["train", "digits", "--steps", "1", "--out", str(tmp_path / ("x" * 300))], "name too long")
     assert not (tmp_path / "a").exists()
     project = tmp_path / "project"                   # a folder of the user's own: its config.json is kept

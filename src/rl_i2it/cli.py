@@ -293,9 +293,13 @@ def _eval_style(args, run: Path, out: Path) -> None:
 
 
 def cmd_experiment(args) -> None:
+    from .config import parse_overrides
     from .experiment import format_table, run_experiment
     if args.task != "digits":
         raise UserError(f"the experiment is defined for digits, not {args.task!r}")
+    given = [k for k in ("steps", "minutes") if k in parse_overrides(args.set or []).get("train", {})]
+    if given:
+        raise UserError(f"--set train.{given[0]}: each method trains for --minutes; leave it out")
     out = Path(args.out)
     summary = run_experiment(out, args.minutes, _config_path("digits", args.config), _overrides(args),
                              args.n_moving, args.device or "cpu")
