@@ -43,8 +43,12 @@ def timed(fn, n: int, device) -> float:
     return (time.perf_counter() - t0) / n
 
 
+NEVER = 10_000
+"""learning_starts beyond what `fill` collects: the trainers here never update by themselves."""
+
+
 def make_trainer(tmp: Path, name: str, device: str, **over) -> Trainer:
-    cfg = load_config(CONFIG, {"device": device, "train": {"steps": 1, "learning_starts": 10**9}, **over})
+    cfg = load_config(CONFIG, {"device": device, "train": {"steps": 1, "learning_starts": NEVER}, **over})
     return Trainer(cfg, tmp / name, verbose=False)
 
 
@@ -73,7 +77,7 @@ def main() -> None:
         tmp = Path(tmp)
         rl = make_trainer(tmp, "rl", args.device)
         one = make_trainer(tmp, "onestep", args.device, sac={"use_rl": False}, train={"horizon": 1, "steps": 1,
-                                                                                        "learning_starts": 10**9})
+                                                                                        "learning_starts": NEVER})
         fill(rl, 3)
         fill(one, 3)
         bs = rl.cfg.sac.batch_size

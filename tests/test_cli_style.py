@@ -144,6 +144,17 @@ def test_video_in_frames_and_a_video_out(tmp_path, models, capsys):
         c = save(kept / name, picture(32, 40))
         fails(capsys, ["stylize", str(models["one"]), "--content", c, "--out", str(kept)], f"{name} lies in --out")
         assert (kept / name).exists()
+    linked = tmp_path / "linked"                     # a link in --out under a written name: its target is kept
+    linked.mkdir()
+    photo = save(tmp_path / "photo.png", picture(32, 40))
+    (linked / "result.png").symlink_to(photo)
+    before = (tmp_path / "photo.png").read_bytes()
+    fails(capsys, ["stylize", str(models["one"]), "--content", str(linked / "result.png"), "--out", str(linked)],
+          "result.png lies in --out")
+    assert (tmp_path / "photo.png").read_bytes() == before
+    (kept / "step_1").mkdir()                        # in a subfolder of --out: not a name it writes
+    sub = save(kept / "step_1" / "x.png", picture(32, 40))
+    assert main(["stylize", str(models["one"]), "--content", sub, "--steps", "1", "--out", str(kept)]) == 0
 
 
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",

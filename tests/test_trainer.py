@@ -48,10 +48,21 @@ def test_one_training_per_folder_and_a_replay_too_big_to_save_is_said(tmp_path, 
     from rl_i2it.errors import UserError
     base = merge(FAST, {"task_options": dict(SMALL, transform="cross"), "train": {"steps": 4}})
     cfg = load_config(None, base)
+    from rl_i2it.core.checkpoint import lock_run
     first = Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
-    with pytest.raises(UserError, match="another training is running in"):
-        Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
-    first.train()                                        # ends: the folder is free again
+    with lock_run(tmp_path / "r"):                       # as another process training there holds it
+        with pytest.raises(UserError, match="another training is running in"):
+            Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
+        with pytest.raises(UserError, match="another training is running in"):
+            first.train()
+    again = Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
+    first.train()                                        # a Trainer built and not trained holds no lock
+    del again
+    import shutil
+    (tmp_path / "copy").mkdir()                          # a checkpoint alone (as bench/rl_gradients copies one)
+    shutil.copy(tmp_path / "r" / "checkpoint.pt", tmp_path / "copy" / "checkpoint.pt")
+    (tmp_path / "copy" / "config.json").write_text("{cut short")
+    assert Trainer(cfg, tmp_path / "copy", task=DigitsTask(cfg.task_options, data=digits), verbose=False).resumed
     small = load_config(None, merge(base, {"train": {"steps": 8, "checkpoint_replay_mb": 0}}))
     Trainer(small, tmp_path / "s", task=DigitsTask(cfg.task_options, data=digits), verbose=False).train()
     capsys.readouterr()

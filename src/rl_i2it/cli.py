@@ -408,11 +408,13 @@ def _inputs_apart_from_outputs(out: str, inputs: list, patterns: tuple) -> None:
             continue
         given = Path(path)
         for f in sorted(given.iterdir()) if given.is_dir() else [given]:
-            try:
-                name = f.resolve().relative_to(folder).as_posix()
-            except ValueError:
-                continue
-            if any(fnmatch.fnmatch(name, p) for p in patterns):
+            names = set()
+            for where_it_is in (f.resolve(), f.parent.resolve() / f.name):   # the file, and a link in --out
+                try:
+                    names.add(where_it_is.relative_to(folder).as_posix())
+                except ValueError:
+                    pass
+            if any(fnmatch.fnmatch(n, p) and n.count("/") == p.count("/") for n in names for p in patterns):
                 what = path if f == given else f"{f} (of {path})"
                 raise UserError(f"{where}{what} lies in --out under a name this command writes there: "
                                 f"give another --out")
@@ -1065,7 +1067,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:                    # a full disk, a name too long, a folder gone mid-run
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"rl-i2it: error: {exc.strerror or exc}{where} (a training keeps its last checkpoint)", file=sys.stderr)
+        print(f"rl-i2it: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     return 0
 

@@ -246,6 +246,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     return cfg
 
 
+def reachable_transitions(t) -> int:
+    """About the most transitions a replay of ``t.replay_size`` rows holds: an episode of H steps
+    takes H + 1 rows (one per state), less one batch of episodes' margin."""
+    return t.replay_size * t.horizon // (t.horizon + 1) - t.n_envs
+
+
 def validate(cfg: Config) -> None:
     s, t = cfg.sac, cfg.train
     checks = [
@@ -276,9 +282,9 @@ def validate(cfg: Config) -> None:
                 raise UserError(f"bad config: {section}.{f.name} must be a finite number, got {v}")
     checks += [
         (0 <= cfg.seed < 2 ** 63, "seed must be from 0 to 2^63 - 1"),
-        (t.learning_starts <= t.replay_size // 2, f"train.learning_starts ({t.learning_starts}) must be at most half of "
-         f"train.replay_size ({t.replay_size}): a replay holds fewer transitions than rows, and no update "
-         f"would ever run"),
+        (t.learning_starts <= reachable_transitions(t), f"train.learning_starts ({t.learning_starts}) must be at most "
+         f"{reachable_transitions(t)}: a replay of {t.replay_size} rows holds about that many transitions of "
+         f"{t.horizon}-step episodes (one row per state), and no update would ever run"),
     ]
     for ok, message in checks:
         if not ok:

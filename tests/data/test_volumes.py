@@ -143,6 +143,8 @@ def test_picture_label_maps_keep_their_ids_and_odd_files_are_refused(tmp_path):
     pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
     with pytest.raises(UserError, match="holds 3 pages"):
         read_volume(tmp_path / "stack.tif")
+    pages[0].save(tmp_path / "thumb.tif", save_all=True, append_images=[Image.new("L", (2, 2))])   # a thumbnail
+    assert read_volume(tmp_path / "thumb.tif").array.max() == 10
     rgb24 = np.zeros((4, 4, 4), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
     nib.save(nib.Nifti1Image(rgb24, np.eye(4)), str(tmp_path / "rgb.nii.gz"))
     with pytest.raises(UserError, match="one real value per voxel"):
@@ -174,6 +176,8 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
     (tmp_path / "spaced.csv").write_text('moving, fixed\n"my m.nii.gz" , "~/f.nii.gz"\n')   # as hand-typed
     row = read_manifest(tmp_path / "spaced.csv")[0]
     assert row["moving"] == tmp_path / "my m.nii.gz" and row["fixed"] == Path.home() / "f.nii.gz"
+    (tmp_path / "tilde.csv").write_text("moving,fixed\n~scan.nii.gz,f.nii.gz\n")      # a name, not a home
+    assert read_manifest(tmp_path / "tilde.csv")[0]["moving"] == tmp_path / "~scan.nii.gz"
     (tmp_path / "semi.csv").write_text("moving;fixed\nm.nii.gz;f.nii.gz\n")     # a spreadsheet's locale
     with pytest.raises(UserError, match="split by semicolons: save it with commas"):
         read_manifest(tmp_path / "semi.csv")

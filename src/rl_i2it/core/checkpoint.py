@@ -57,7 +57,8 @@ def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMA
 def lock_run(run_dir: Path):
     """An exclusive lock on ``run_dir/.lock`` (an open file; closing it, or the process ending,
     releases it), or a ``UserError`` when another training holds it: two would overwrite each
-    other's checkpoints. Where ``fcntl`` is missing (Windows) no lock is taken."""
+    other's checkpoints. Where ``fcntl`` is missing (Windows) or the file system has no locks,
+    no lock is taken."""
     f = open(Path(run_dir) / ".lock", "a")
     try:
         import fcntl
@@ -65,9 +66,11 @@ def lock_run(run_dir: Path):
         return f
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         f.close()
         raise UserError(f"another training is running in {run_dir}: wait for it, or give another --out") from None
+    except OSError:                # a file system without locks (some NFS, FUSE): go on unlocked
+        pass
     return f
 
 

@@ -197,15 +197,17 @@ class Trainer:
         """A run of another task in ``run_dir``: say so at once (before any data is loaded); a
         folder holding files a run writes that are no run's (a project's own config.json): refused."""
         mine = [f for f in RUN_FILES if (self.run_dir / f).is_file()]
+        trained = any((self.run_dir / f).is_file() for f in ("checkpoint.pt", "policy.pt"))
         try:
             config = json.loads((self.run_dir / "config.json").read_text()) if mine else {}
         except (OSError, ValueError):
             config = None
-        if mine and not (isinstance(config, dict) and {"task", "sac", "train"} <= set(config)):
+        if not isinstance(config, dict):
+            config = {}
+        if mine and not trained and not {"task", "sac", "train"} <= set(config):     # a checkpoint decides itself
             raise UserError(f"{self.run_dir} holds {', '.join(mine)} but no rl-i2it run (its config.json is not one): "
                             f"training would replace them; give another --out")
         there = config.get("task")
-        trained = any((self.run_dir / f).is_file() for f in ("checkpoint.pt", "policy.pt"))
         if there and there != self.cfg.task and trained:
             raise UserError(f"{self.run_dir} holds a {there} run: train {self.cfg.task} into another --out")
 
@@ -232,12 +234,12 @@ class Trainer:
 
     def _prepare_run_dir(self, saved: dict | None) -> None:
         writable_dir(self.run_dir)
-        self._lock = ckpt.lock_run(self.run_dir)     # held until train() ends: one training per folder
-        if saved is not None:
-            self._restore(saved)
-        else:                          # a fresh start: no metrics of a run killed before its first checkpoint
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        with ckpt.lock_run(self.run_dir):          # not while another process trains here (train() locks too)
+            if saved is not None:
+                self._restore(saved)
+            else:                      # a fresh start: no metrics of a run killed before its first checkpoint
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
 
     def _state(self) -> dict:
         sd = {"format": ckpt.TRAIN_FORMAT, "config": self.cfg.to_dict(), "counters": dict(self.counters),
@@ -303,6 +305,7 @@ class Trainer:
     def train(self) -> dict:
         """Run until ``train.steps`` updates or ``train.minutes`` of training; return the counters."""
         t, cfg = self.cfg.train, self.cfg
+        lock = ckpt.lock_run(self.run_dir)         # one training per folder: two would overwrite each other
         bar = self._progress()
         log = open(self.run_dir / "metrics.jsonl", "a")
         last_ckpt, stats, scores = time.monotonic(), {}, []
@@ -361,7 +364,7 @@ class Trainer:
             log.close()
             if ok:            # only between episodes: an error mid-update leaves the last checkpoint
                 self.save()
-            self._lock.close()
+            lock.close()
         self.plot()
         if self.stopped:
             raise Stopped(f"stopped: checkpoint saved in {self.run_dir} (run the same command again to resume)")

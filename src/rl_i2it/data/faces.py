@@ -218,8 +218,12 @@ def _cached(path: Path, folder: Path, names: list[str], size: int, crop: str) ->
     return images
 
 
+USER_READER = 2
+"""Version of how a folder's photos are read (2: upright by EXIF, 16-bit scaled): caches of another are rebuilt."""
+
+
 def _user_key(folder: Path, names: list[str], size: int, crop: str) -> str:
-    h = hashlib.sha256(str(folder.resolve()).encode())
+    h = hashlib.sha256(f"{USER_READER}\0{folder.resolve()}".encode())
     for n in names:
         st = (folder / n).stat()
         h.update(f"{n}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())

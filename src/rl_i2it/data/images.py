@@ -21,7 +21,7 @@ def check_image_file(path: str | Path) -> Path:
 
 def natural_key(path: str | Path) -> list:
     """Sort key putting ``frame_2`` before ``frame_10`` (runs of digits compared as numbers)."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+    return [[int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))], str(path)]   # f1, f01: fixed order
 
 
 def image_files(folder: Path, suffixes: tuple, recursive: bool = False) -> list[Path]:

@@ -123,8 +123,8 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         else:
             from PIL import Image, ImageOps
             with Image.open(path) as im:
-                if getattr(im, "n_frames", 1) > 1:
-                    raise UserError(f"{path} holds {im.n_frames} pages or frames (a stack?): only one picture "
+                if _is_stack(im):
+                    raise UserError(f"{path} holds {im.n_frames} pages of one size (a stack?): only one picture "
                                     f"is read; give a volume as NIfTI (.nii.gz) with its voxel size")
                 im = ImageOps.exif_transpose(im)        # upright, as viewers show it
                 arr = _picture_array(im, labels, path)
@@ -158,6 +158,19 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         if not np.all(np.isfinite(arr)):
             raise UserError(f"{path}: {int((~np.isfinite(arr)).sum())} NaN or infinite voxels")
     return Volume(arr, affine, header, kind, file_shape)
+
+
+def _is_stack(im) -> bool:
+    """A TIFF of several pages of one size (a microscope's or scanner's stack). A thumbnail page,
+    a phone's MPO JPEG or an animated picture: its first picture is read."""
+    if im.format != "TIFF" or getattr(im, "n_frames", 1) < 2:
+        return False
+    size = im.size
+    try:
+        im.seek(1)
+        return im.size == size
+    finally:
+        im.seek(0)
 
 
 def _picture_array(im, labels: bool, path: Path) -> np.ndarray:
@@ -290,7 +303,7 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
         row = {}
         for c in (*required, *optional):
             v = (r.get(c) or "").strip()
-            v = Path(v).expanduser() if v else None                    # ~/scan.nii.gz: the home folder's
+            v = (Path(v).expanduser() if v == "~" or v.startswith("~/") else Path(v)) if v else None   # ~/: home
             row[c] = None if v is None else (v if v.is_absolute() else path.parent / v)
         for c in text:
             if c in cols:                             # a text column's key only where the CSV has it
