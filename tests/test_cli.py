@@ -116,6 +116,9 @@ def test_bad_inputs_one_line_exit_2_nothing_overwritten(tmp_path, run_dir, digit
     tr2 = lambda mv, fx: ["translate", ck, "--moving", str(mv), "--fixed", str(fx), "--out", str(out2), "--every-step"]
     fails(capsys, tr2(step, f), "step_01.png lies in --out")
     fails(capsys, tr2(m, warped), "warped.png lies in --out")
+    (out2 / "results.csv").write_text(f"moving,fixed\n{m},{f}\n")          # the CSV itself, under a written name
+    fails(capsys, ["translate", ck, "--pairs", str(out2 / "results.csv"), "--out", str(out2)], "results.csv lies in --out")
+    assert (out2 / "results.csv").read_text().startswith("moving,fixed")
     assert {p: p.read_bytes() for p in (step, warped)} == kept
 
 

@@ -353,7 +353,7 @@ def cmd_translate(args) -> None:
     out = _output(args.out, STEP_FILES, row + "warped.png", row + "field.npy", row + STEP_FILES,
                   written=("warped.png", "field.npy", "grid.png", "results.csv"),
                   inputs=[(f"{args.pairs}, row {i + 1}: " if args.pairs else "", p) for i, pair in enumerate(pairs)
-                          for p in pair])
+                          for p in pair] + [("--pairs ", args.pairs)])
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]
@@ -600,7 +600,7 @@ def cmd_stylize(args) -> None:
         return load_style_image(str(path)) if path else None
 
     def content_of(img, what):
-        return check_side(_resize_longer(img, args.size), what)
+        return check_side(_resize_longer(img, args.size), f"{what} at --size {args.size}" if args.size else what)
 
     def run(content, style_image):
         steps, _ = stylize(task, policy, content[None], args.steps, style_image, sample=args.sample)
@@ -720,7 +720,7 @@ def cmd_register(args) -> None:
         jobs = [{k: getattr(args, k) for k in ("moving", "fixed", "moving_labels", "fixed_labels")}]
         jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
     inputs = [(f"row {i + 1}: " if args.pairs else "", job.get(k)) for i, job in enumerate(jobs)
-              for k in ("moving", "fixed", "moving_labels", "fixed_labels")]
+              for k in ("moving", "fixed", "moving_labels", "fixed_labels")] + [("--pairs ", args.pairs)]
     written = ("[0-9][0-9][0-9][0-9]_*", "results.csv") if args.pairs else REGISTER_FILES + REGISTER_ALWAYS
     _inputs_apart_from_outputs(args.out, inputs, written)      # before the model loads
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
@@ -863,7 +863,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     image_grid(rows, out / f"{prefix}preview.png", headers=["moving", "fixed", "warped", "grid"],
                zoom=max(1, 256 // max(shape)))
     res["ncc_before"] = float(mean_ncc(f, m)[0])
-    res["ncc_after"] = float(mean_ncc(f, to_grid(normalise(warped.numpy()), task.options.size)[None, None].to(dev))[0])
+    res["ncc_after"] = float(mean_ncc(f, r["warped"])[0])         # the moving image as scaled for "before", warped
     res["steps"] = int(r["steps_taken"][0])
     res["folded_pct"] = float((det <= 0).mean()) * 100
     files = ", ".join(prefix + w for w in [*REGISTER_ALWAYS[:-1], *written, REGISTER_ALWAYS[-1]])

@@ -134,11 +134,15 @@ def video_fps(path: str | Path, default: float = 10.0) -> float:
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: float = 10.0) -> Path:
-    """Write ``[N, H, W, 3]`` uint8 RGB frames as ``path`` (``.mp4``); where OpenCV cannot encode
-    it, as a GIF beside it. Returns the path written."""
+    """Write ``[N, H, W, 3]`` uint8 RGB frames as ``path`` (``.mp4``; an odd side gains a copy of
+    its last row or column); where OpenCV cannot encode it, as a GIF beside it. Returns the path
+    written."""
     import cv2
     path = Path(path)
     h, w = frames.shape[1:3]
+    if h % 2 or w % 2:            # the encoder drops an odd last row or column: repeat it instead
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        h, w = frames.shape[1:3]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     if writer.isOpened():
         for f in frames:
