@@ -118,11 +118,9 @@ def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:
 
 
 def pil_uint8(im: Image.Image, mode: str) -> Image.Image:
-    """A Pillow image upright, in ``mode`` ('L' or 'RGB') at 8 bits, high-bit grey scaled as
-    ``pil_to_unit`` does (``convert`` alone makes a 16-bit picture white)."""
-    if im.mode.startswith("I") or im.mode == "F":
-        return Image.fromarray(np.round(pil_to_unit(im, mode) * 255).astype(np.uint8))
-    return ImageOps.exif_transpose(im).convert(mode)
+    """A Pillow image as ``pil_to_unit`` reads it (upright; high-bit grey scaled, where ``convert``
+    alone makes a 16-bit picture white), in ``mode`` ('L' or 'RGB') at 8 bits (8-bit values exact)."""
+    return Image.fromarray(np.round(pil_to_unit(im, mode) * 255).astype(np.uint8))
 
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
