@@ -76,6 +76,14 @@ def test_predict_takes_masks_as_users_have_them(photo_data):
         predict(task, policy, None, imgs, 1, hole[None].expand(3, -1, -1))
     with pytest.raises(ValueError, match="this model takes 16x16"):
         predict(task, policy, None, torch.rand(2, 3, 32, 32), 1)
+    full = hole[None].repeat(6, 1, 1)
+    full[4] = True                                                         # one image all hole: nothing to fill from
+    with pytest.raises(ValueError, match="covers the whole image"):
+        predict(task, policy, None, imgs, 1, full)
+    from rl_i2it.tasks.translation import TranslationTask
+    tr = TranslationTask(IMG_SMALL, data=data)
+    with pytest.raises(ValueError, match="mask is for inpainting"):                # ignored before
+        predict(tr, tr.build_policy(), imgs, None, 1, hole)
     from rl_i2it.tasks.imagegen import evaluate
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         evaluate(task, policy, steps=(0, 5), split="valid", features=False, n=2)
@@ -114,6 +122,8 @@ def test_style_functions_check_their_images(tmp_path):
     assert grey[0].shape == (2, 3, 32, 32)
     with pytest.raises(ValueError, match="at least 16 pixels"):
         stylize(task, policy, torch.rand(1, 3, 3, 3), 1)
+    with pytest.raises(ValueError, match="one-style model stylises with its own style"):   # ignored before
+        stylize(task, policy, content, 1, style)
     with pytest.raises(ValueError, match="style_image holds values"):
         style_losses(task, ref[-1], content, style * 255)
     with pytest.raises(ValueError, match="give one"):

@@ -38,10 +38,11 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise UserError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for, but torch sees no CUDA device")
+        raise UserError(f"device {name} asked for (--device, or the config's device), but torch sees no CUDA "
+                        f"device; use cpu")
     if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
         n = torch.cuda.device_count()
-        raise UserError(f"--device {name}: torch sees only {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
+        raise UserError(f"device {name}: torch sees only {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"unsupported device {name!r}")
     return dev

@@ -456,7 +456,11 @@ def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, **s
 
 def _style_argument(task: StyleTask, style_image, needed: bool = False) -> torch.Tensor | None:
     """``style_image`` checked as one image ``[1, 3, h, w]`` (grey and uint8 taken), or None where
-    a one-style model does without."""
+    a one-style model does without; given to a one-style model to stylise with (not ``needed`` to
+    score), it is refused rather than ignored."""
+    if style_image is not None and not (task.options.arbitrary or needed):
+        raise ValueError("style_image: this one-style model stylises with its own style; style_image is for "
+                         "arbitrary-style models (train style --arbitrary)")
     if style_image is None:
         if task.options.arbitrary or needed:
             raise ValueError("style_image: an arbitrary-style model needs a style image [1, 3, h, w]"
@@ -489,7 +493,7 @@ def step_losses(task: StyleTask, policy, content: torch.Tensor, style_image: tor
     """``stylize`` ``content`` for ``steps`` steps and measure each step: ``(images, seconds,
     [[mean content loss, mean style loss] per step])`` against ``style_image`` (the model's own
     style, or the one an arbitrary model is given)."""
-    outs, seconds = stylize(task, policy, content, steps, style_image)
+    outs, seconds = stylize(task, policy, content, steps, style_image if task.options.arbitrary else None)
     return outs, seconds, [[float(v.mean()) for v in style_losses(task, o, content, style_image)] for o in outs]
 
 
