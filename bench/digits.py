@@ -65,7 +65,7 @@ def fill(tr: Trainer, episodes: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (< 10 min on 2 cores)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--device", default="cpu")

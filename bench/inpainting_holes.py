@@ -6,6 +6,7 @@ half and a quarter of the side at seeded random places, with OpenCV's Telea on t
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,9 +22,9 @@ from rl_i2it.tasks.inpainting import square_masks  # noqa: E402
 
 
 def main() -> None:
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    for run in sys.argv[1:]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", metavar="RUN", help="inpainting runs (run folder, policy.pt or checkpoint.pt)")
+    for run in ap.parse_args().runs:
         task, policy, _ = load_policy(run)
         faces = task.split_data("valid")[1].float() / 255
         n, side = len(faces), task.options.size

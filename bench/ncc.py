@@ -125,7 +125,7 @@ def measure_force(shape, device, reps: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions per shape (default 5)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--device", default="cpu")

@@ -147,7 +147,7 @@ def verdict(name: str, res: dict, dims: int = 2, diffeomorphic: bool = False) ->
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2D only, shorter training (< 20 min on 2 cores)")
     ap.add_argument("--minutes", type=float, help="training minutes per method (default 4 quick, 10 full)")
     ap.add_argument("--groups", help="comma list of " + ", ".join(GROUPS))

@@ -115,7 +115,7 @@ def measure(name: str, device: torch.device, reps: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (about 15 s on 2 cores)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--device", default="cpu")

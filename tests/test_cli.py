@@ -366,3 +366,22 @@ def test_output_is_line_buffered_into_a_file_or_pipe(tmp_path):
             "print(sys.stdout.line_buffering)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip().splitlines()[-1] == "True" and "no-such-run" in out.stderr
+
+
+def test_train_makes_relative_paths_in_task_options_absolute(tmp_path, monkeypatch):
+    """``--set task_options.pairs=manifest:pairs.csv`` and the like are stored absolute in the run's
+    config, so eval and resume work from any folder (they named a file relative to the folder the
+    training ran in); names (starry_night, made+photos) and paths that do not exist stay as given."""
+    from rl_i2it.cli import _absolute_paths
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs.csv").write_text("moving,fixed\n")
+    (tmp_path / "styles").mkdir()
+    (tmp_path / "photos").mkdir()                                # a folder named like the named source
+    reg = _absolute_paths({"task": "registration", "task_options": {"pairs": "manifest:pairs.csv"}})
+    assert reg["task_options"]["pairs"] == f"manifest:{tmp_path.resolve() / 'pairs.csv'}"
+    style = {"task": "style", "task_options": {"styles": "styles", "content": "photos", "style": "starry_night"}}
+    assert _absolute_paths(style)["task_options"] == {**style["task_options"], "styles": str(tmp_path.resolve() / "styles")}
+    kept = {"task": "style", "task_options": {"styles": "made+photos", "style": "missing.jpg"}}
+    assert _absolute_paths(kept) == kept                         # the error later names it as typed
+    assert _absolute_paths({"task": "digits", "task_options": {"pairs": "manifest:pairs.csv"}})["task_options"] == {
+        "pairs": "manifest:pairs.csv"}                           # another task's key: not a path there

@@ -48,7 +48,9 @@ def args(run, p, out, *extra):
 def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(args(reg_run, pair, out, "--steps", "3", "--every-step")) == 0
-    assert "label Dice" in capsys.readouterr().out.split("folded voxels (det J <= 0)")[0]
+    said = capsys.readouterr().out
+    assert "label Dice" in said.split("folded voxels (det J <= 0)")[0]
+    assert "step_01..03.nii.gz" in said and (out / "step_03.nii.gz").is_file()     # the files it lists
     warped = nib.load(str(out / "warped.nii.gz"))
     assert warped.shape == (40, 40) and np.allclose(warped.affine, AFFINE)
     field = nib.load(str(out / "field.nii.gz"))
@@ -108,6 +110,13 @@ def test_register_keeps_any_label_ids(reg_run, pair, tmp_path, capsys):
     assert "share no label id" in capsys.readouterr().err
     assert out.dtype == np.int32 and set(np.unique(out)) <= {0, 484682470, 484682471, 40000}
     assert (out == 484682471).any() and (out == 40000).any()
+    other = np.asarray(nib.load(str(tmp_path / "other" / "warped_labels.nii.gz")).dataobj)
+    assert other.dtype == np.int32                    # its own ids' type: the fixed atlas's 7s do not shrink it
+    write_nifti(pair["moving_labels"], (labs > 0).astype(np.int16), AFFINE)
+    write_nifti(pair["fixed_labels"], big, AFFINE)
+    assert main(args(reg_run, pair, tmp_path / "small", "--steps", "1")) == 0
+    small = nib.load(str(tmp_path / "small" / "warped_labels.nii.gz"))
+    assert small.get_data_dtype() == np.int16          # ids 0 and 1: int16, whatever the fixed atlas holds
 
 
 def test_register_affine_aligns_a_rotated_shifted_pair_first(reg_run, pair, tmp_path, capsys):
@@ -426,7 +435,7 @@ def test_eval_refuses_pairs_and_baselines_that_do_not_fit(reg_run, run_dir, pair
     fails(capsys, ["eval", str(reg_run), "--no-features", "--out", str(out)], "--no-features is for inpainting")
     (tmp_path / "nolabels.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
     fails(capsys, ["eval", str(reg_run), "--pairs", str(tmp_path / "nolabels.csv"), "--out", str(out)],
-          "pair(s) 1 have no labels")
+          "pair(s) 1 of its test split have no labels")
     assert not out.exists()
 
 
@@ -457,3 +466,7 @@ def test_eval_of_a_run_trained_on_users_pairs_says_when_they_are_its_training_pa
     assert json.loads((tmp_path / "e2" / "results.json").read_text())["n"] == 2
     assert main(["eval", str(tmp_path / "run"), "--split", "valid", "--steps", "1", "--out", str(tmp_path / "e3")]) == 0
     assert json.loads((tmp_path / "e3" / "results.json").read_text())["n"] == 1
+    (tmp_path / "all.csv").write_text(f"moving,fixed,moving_labels,fixed_labels,split\n{row},train\n{row},test\n"
+                                      f"{pair['moving']},{pair['fixed']},,,valid\n")
+    fails(capsys, ["eval", str(tmp_path / "run"), "--split", "valid", "--out", str(tmp_path / "e4")],
+          f"the run's pairs (manifest:{tmp_path / 'all.csv'}): pair(s) 1 of its valid split have no labels")  # "--pairs None"

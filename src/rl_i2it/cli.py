@@ -67,6 +67,29 @@ def _overrides(args) -> dict:
     return merge(over, extra)
 
 
+# The task options that name a file or folder: (task, option, prefix before the path, named values)
+PATH_OPTIONS = (("digits", "source", "", ()), ("inpainting", "data", "", ("celeba",)),
+                ("translation", "data", "pix2pix:", ()), ("registration", "pairs", "manifest:", ()),
+                ("style", "style", "", ("starry_night",)), ("style", "styles", "", ("made", "photos")),
+                ("style", "content", "", ("photos",)))
+
+
+def _absolute_paths(values: dict) -> dict:
+    """``values`` with every relative path in a task option made absolute (from here, where it
+    exists), as ``--style`` and ``--init`` are: a run's config.json then works from any folder
+    (eval, resume), where ``--set task_options.pairs=manifest:pairs.csv`` worked only from here."""
+    options = dict(values.get("task_options") or {})
+    for task, key, prefix, names in PATH_OPTIONS:
+        value = options.get(key)
+        if values.get("task") != task or not isinstance(value, str) or not value.startswith(prefix):
+            continue
+        path = value[len(prefix):]
+        named = path in names or (key == "styles" and set(path.split("+")) <= set(names))   # made+photos
+        if path and not named and not Path(path).is_absolute() and Path(path).exists():
+            options[key] = prefix + str(Path(path).resolve())
+    return {**values, "task_options": options} if options else values
+
+
 def _config_path(task: str, given: str | None) -> str | None:
     if given:
         return given
@@ -102,7 +125,7 @@ def cmd_train(args) -> None:
     if values.get("task", args.task) != args.task:
         raise UserError(f"{preset} is a config of task {values['task']!r}; train it with `rl-i2it train "
                         f"{values['task']} --config {preset}`")
-    cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
+    cfg = load_config(None, _absolute_paths(merge(merge(values, {"task": args.task}), over)))
     if args.out is not None and not args.out.strip():
         raise UserError("--out is empty: give a folder (default runs/TASK)")
     out = Path(args.out or f"runs/{args.task}")
@@ -219,6 +242,7 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     if SETS.get(name, o.dims) != o.dims:
         raise UserError(f"--pairs {name} is a {SETS[name]}D set; {run} is a {o.dims}D model")
     own = not args.pairs
+    given = f"--pairs {args.pairs}" if args.pairs else f"the run's pairs ({name})"
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel or (own and o.by_voxel))
     if own and name.startswith("manifest:"):
         from .data.pairs import manifest_split
@@ -229,12 +253,12 @@ def _eval_registration(args, run: Path, out: Path) -> None:
                   f"these scores are on its training pairs; add a split column (train, valid, test) "
                   f"or give held-out pairs with --pairs", file=sys.stderr)
     if pairs.fixed.dim() - 2 != o.dims:
-        raise UserError(f"--pairs {args.pairs}: {pairs.fixed.dim() - 2}D images; {run} is a {o.dims}D model")
+        raise UserError(f"{given}: {pairs.fixed.dim() - 2}D images; {run} is a {o.dims}D model")
     unlabelled = [i + 1 for i in range(len(pairs))
                   if not (pairs.fixed_labels[i].any() and pairs.moving_labels[i].any())]
     if unlabelled:
         rows = ", ".join(map(str, unlabelled[:5])) + (" ..." if len(unlabelled) > 5 else "")
-        raise UserError(f"--pairs {args.pairs}: pair(s) {rows} have no labels, and eval scores Dice of "
+        raise UserError(f"{given}: pair(s) {rows} of its {args.split} split have no labels, and eval scores Dice of "
                         f"labels: add moving_labels,fixed_labels columns (to see registrations without "
                         f"labels: rl-i2it register)")
     res = {"identity": identity_scores(pairs)}
@@ -788,13 +812,19 @@ def _register_inputs(task, args, job: dict, where: str = "") -> dict:
                        if lab is not None}}
 
 
+def _label_volume(values):
+    """Label ids in the smallest NIfTI integer type that holds them (of this map, not of the pair's)."""
+    from .data.pairs import label_dtype
+    return values.astype(label_dtype(values.ravel()))
+
+
 def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps: int, tol: float) -> dict:
     """Register one checked pair (``_register_inputs``) and write its files into ``out``, each name
     after ``prefix``; print what it did and return its figures (a row of a CSV's results)."""
     import numpy as np
     import torch
 
-    from .data.pairs import label_dtype, normalise, resample, to_grid
+    from .data.pairs import normalise, resample, to_grid
     from .data.volumes import itk_caveats, voxel_volume, write_itk_field, write_nifti
     from .ops.metrics import jacobian_determinant, mean_dice
     from .ops.warp import invert_field, resize_field, warp
@@ -830,8 +860,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     line = ""
     if "moving" in labels:
         wl = warp_labels(labels["moving"][None], field)[0]
-        write_nifti(out / f"{prefix}warped_labels.nii.gz", ids[wl.numpy()].astype(label_dtype(ids)), fixed.affine,
-                    like=fixed)
+        write_nifti(out / f"{prefix}warped_labels.nii.gz", _label_volume(ids[wl.numpy()]), fixed.affine, like=fixed)
         if "fixed" in labels:
             res["dice_before"] = float(mean_dice(labels["moving"][None].long(), labels["fixed"][None].long()))
             res["dice_after"] = float(mean_dice(wl[None], labels["fixed"][None].long()))
@@ -849,7 +878,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
             back = inverse if args.by_voxel else resample(inverse, grid, moving.affine, moving.array.shape)
             lab = resample(pair["fixed_labels"], grid, moving.affine, moving.array.shape, labels=True, offset=back)
             write_nifti(out / f"{prefix}fixed_labels_on_moving.nii.gz",
-                        ids[lab.round().astype(np.int64)].astype(label_dtype(ids)), moving.affine, like=moving)
+                        _label_volume(ids[lab.round().astype(np.int64)]), moving.affine, like=moving)
             written.append("fixed_labels_on_moving.nii.gz")
         res["inverse_within_0.1_pct"] = float((residual <= 0.1).float().mean()) * 100
         line += (f", inverse within 0.1 model voxel at {res['inverse_within_0.1_pct']:.1f} % of the voxels (not "
@@ -866,6 +895,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     res["ncc_after"] = float(mean_ncc(f, r["warped"])[0])         # the moving image as scaled for "before", warped
     res["steps"] = int(r["steps_taken"][0])
     res["folded_pct"] = float((det <= 0).mean()) * 100
+    written += [f"step_01..{len(r['fields']):02d}.nii.gz"] if r["fields"] else []
     files = ", ".join(prefix + w for w in [*REGISTER_ALWAYS[:-1], *written, REGISTER_ALWAYS[-1]])
     print(f"registered in {_steps(res['steps'])}: local NCC {res['ncc_before']:.3f} -> {res['ncc_after']:.3f}{line}, "
           f"folded voxels (det J <= 0) {res['folded_pct']:.2f} %; {out}/{files}")

@@ -181,6 +181,14 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
     (tmp_path / "semi.csv").write_text("moving;fixed\nm.nii.gz;f.nii.gz\n")     # a spreadsheet's locale
     with pytest.raises(UserError, match="split by semicolons: save it with commas"):
         read_manifest(tmp_path / "semi.csv")
+    (tmp_path / "typo.csv").write_text("moving,fixed,moving_label,fixed_label,subject\nm.nii.gz,f.nii.gz,a,b,7\n")
+    with pytest.raises(UserError, match="'moving_label' .* did you mean moving_labels"):   # labels dropped before
+        read_manifest(tmp_path / "typo.csv")
+    (tmp_path / "spilt.csv").write_text("moving,fixed,spilt\nm.nii.gz,f.nii.gz,test\n")
+    with pytest.raises(UserError, match="did you mean split"):          # a test row trained on before
+        read_manifest(tmp_path / "spilt.csv", text=("split",))
+    (tmp_path / "extra.csv").write_text("moving,fixed,subject,age\nm.nii.gz,f.nii.gz,7,40\n")
+    assert read_manifest(tmp_path / "extra.csv")[0]["moving"] == tmp_path / "m.nii.gz"   # a user's own columns
 
 
 def test_fetch_refuses_unknown_source_and_explains_missing_apt(monkeypatch):

@@ -7,6 +7,7 @@ affine maps voxel indices to world millimetres (identity for PNG, voxel size for
 from __future__ import annotations
 
 import csv
+import difflib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +278,9 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
     ``moving, fixed[, moving_labels, fixed_labels]`` by default. Paths relative to the CSV (``~``
     is the home folder);
     an empty optional cell is None. ``text`` columns (optional) are kept as lower-case strings (None
-    when empty), under their key only where the CSV has the column."""
+    when empty), under their key only where the CSV has the column. Other columns are ignored, but
+    one spelt close to a known one (``moving_label``, ``spilt``) is refused: it would drop labels or
+    a split without a word."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"pairs file not found: {path}")
@@ -293,6 +296,12 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
                              ((";", "semicolons"), ("\t", "tabs")) if sep in one), "")
                 raise UserError(f"{path}: needs a header with columns {','.join(required)}"
                                 + (f"[,{','.join(optional)}]" if optional else "") + hint)
+            known = (*required, *optional, *text)
+            for c in reader.fieldnames:              # "moving_label", "spilt": said, not silently dropped
+                near = difflib.get_close_matches(c, known, 1, 0.75) if c and c not in known else []
+                if near:
+                    raise UserError(f"{path}: column {c!r} is not one this reads ({', '.join(known)}): "
+                                    f"did you mean {near[0]}?")
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a CSV file ({exc})") from None
