@@ -84,6 +84,7 @@ def test_inpaint_takes_the_face_square_of_other_sizes_and_uses_the_centre_hole(t
     assert main(["inpaint", str(models["inpainting"]), img, "--out", str(tmp_path / "o")]) == 0
     text = capsys.readouterr().out
     assert "sees the 32x32 square at column 0, row 4" in text and "32x32 resized to the model's 16x16" in text
+    assert "the largest centred square of the 32x40 photo" in text and "CelebA" not in text   # not a face crop
     assert "back into the hole at the image's own resolution (32x32)" in text
     out = np.array(Image.open(tmp_path / "o" / "result.png"))
     assert out.shape == (40, 32, 3)                              # the given image's size
@@ -100,6 +101,32 @@ def test_inpaint_takes_the_face_square_of_other_sizes_and_uses_the_centre_hole(t
     assert not (tmp_path / "o2").exists()
 
 
+def test_inpaint_takes_the_transparent_pixels_of_an_image_as_its_hole(tmp_path, models, capsys):
+    """A face with a hole erased to transparent (as image editors mark one): that is the hole, said
+    in a line; with --mask the mask is the hole; all transparent: refused. Before, the erased
+    pixels were read as black content and the centre hole filled instead."""
+    face = rgb()
+    rgba = np.concatenate([face, np.full((16, 16, 1), 255, np.uint8)], 2)
+    rgba[2:6, 3:8, 3] = 0                                        # off the centre hole the model trained on
+    img = save(tmp_path / "erased.png", rgba, "RGBA")
+    assert main(["inpaint", str(models["inpainting"]), img, "--steps", "2", "--out", str(tmp_path / "o")]) == 0
+    assert "its 20 transparent pixels are the hole" in capsys.readouterr().out
+    out = np.array(Image.open(tmp_path / "o" / "result.png"))
+    hole = rgba[..., 3] == 0
+    assert np.array_equal(out[~hole], face[~hole]) and not np.array_equal(out[hole], face[hole])
+    m = np.zeros((16, 16), np.uint8)
+    m[6:10, 6:10] = 255
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", save(tmp_path / "m.png", m, "L"),
+                 "--steps", "1", "--out", str(tmp_path / "o2")]) == 0
+    assert "--mask gives the hole" in capsys.readouterr().out
+    out = np.array(Image.open(tmp_path / "o2" / "result.png"))
+    assert np.array_equal(out[m == 0], face[m == 0])            # the erased pixels kept as their colour
+    rgba[..., 3] = 0
+    assert main(["inpaint", str(models["inpainting"]), save(tmp_path / "gone.png", rgba, "RGBA"),
+                 "--out", str(tmp_path / "o3")]) == 2
+    assert "transparent everywhere" in capsys.readouterr().err and not (tmp_path / "o3").exists()
+
+
 def test_inpaint_fills_a_small_hole_of_a_large_image(tmp_path, models, capsys):
     img = save(tmp_path / "big.png", rgb(64))
     m = torch.zeros(64, 64, dtype=torch.uint8)
@@ -114,7 +141,8 @@ def test_inpaint_fills_a_small_hole_of_a_large_image(tmp_path, models, capsys):
 
 
 @pytest.mark.parametrize("case,message", [("grey", "grey image"), ("mask_size", "same size"),
-                                          ("mask_empty", "empty"), ("not_image", "not a readable image"),
+                                          ("mask_empty", "empty"), ("mask_dim", "brightest pixel is 100 of 255"),
+                                          ("not_image", "not a readable image"),
                                           ("mask_everywhere", "whole image at the model's 16x16"),
                                           ("wrong_model", "needs an inpainting model"),
                                           ("one_pixel", "the model's hole covers no pixel")])
@@ -127,6 +155,8 @@ def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
         args += ["--mask", save(tmp_path / "m.png", torch.full((8, 8), 255, dtype=torch.uint8).numpy(), "L")]
     elif case == "mask_empty":
         args += ["--mask", save(tmp_path / "m.png", torch.zeros(16, 16, dtype=torch.uint8).numpy(), "L")]
+    elif case == "mask_dim":                      # a hole painted grey: said why it reads as empty
+        args += ["--mask", save(tmp_path / "m.png", torch.full((16, 16), 100, dtype=torch.uint8).numpy(), "L")]
     elif case == "mask_everywhere":               # a hole in every 2x2 block of a 32x32 image: all at 16x16
         args[2] = save(tmp_path / "big.png", rgb(32))
         m = torch.zeros(32, 32, dtype=torch.uint8)

@@ -52,6 +52,11 @@ def test_digits_register_takes_uint8_and_refuses_0_255_floats(digits):
     assert torch.equal(register(task, policy, x, x, np.int64(2))["field"], register(task, policy, x, x, 2)["field"])
     with pytest.raises(ValueError, match="give pairs"):
         register(task, policy, x, x[:3], 1)
+    from rl_i2it.tasks.digits import evaluate
+    for bad in ((0,), (2.7,), (-1,), ()):                        # 0 merged with identity, 2.7 cut to 2 before
+        with pytest.raises(ValueError, match="steps must be an int >= 1|at least one step count"):
+            evaluate(task, policy, steps=bad, n_moving=2)
+    assert set(evaluate(task, policy, steps=2, n_moving=2)["dice"]) == {0, 2}     # one step count, as imagegen's
 
 
 def test_predict_takes_masks_as_users_have_them(photo_data):
@@ -89,6 +94,9 @@ def test_predict_takes_masks_as_users_have_them(photo_data):
         evaluate(task, policy, steps=(0, 5), split="valid", features=False, n=2)
     assert set(evaluate(task, policy, steps=2, split="valid", features=False, n=2)) == {2}
     assert set(evaluate(task, policy, steps=np.arange(1, 3), split="valid", features=False, n=2)) == {1, 2}
+    for n in (-3, 10_000):                                       # the last 3 dropped, all taken: silently before
+        with pytest.raises(ValueError, match="n: give 0 \\(all\\) to"):
+            evaluate(task, policy, steps=1, split="valid", features=False, n=n)
     from rl_i2it.tasks import imagegen
     assert hasattr(imagegen.predict, "__wrapped__")                       # runs under no_grad
 

@@ -490,7 +490,7 @@ def cmd_inpaint(args) -> None:
     import torch
 
     from .data.faces import crop_box
-    from .data.images import read_colour_image, read_mask
+    from .data.images import read_colour_image, read_mask, read_transparent
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
 
@@ -498,24 +498,36 @@ def cmd_inpaint(args) -> None:
     size = task.options.size
     image = read_colour_image(args.image)             # read and check everything before writing
     mask = read_mask(args.mask, image.shape[1:]) if args.mask else None
+    transparent, notes, hole_name = read_transparent(args.image), [], f"the hole of {args.mask}"
+    if transparent is not None and mask is None:      # erased to transparent in an editor: that is the hole
+        mask, hole_name = transparent, f"the transparent hole of {args.image}"
+        if mask.all():
+            raise UserError(f"{args.image} is transparent everywhere: nothing is left to inpaint from")
+        notes.append(f"{args.image}: its {int(transparent.sum())} transparent pixels are the hole (give --mask "
+                     f"to choose another)")
+    elif transparent is not None:
+        notes.append(f"{args.image}: --mask gives the hole; its transparent pixels are read as their colour")
     h, w = image.shape[1:]
     left, top, right, bottom = crop_box(w, h)        # the square the training faces were cut from
     box = (slice(None), slice(top, bottom), slice(left, right))
-    face, notes = image[box], []
+    face = image[box]
     if face.shape != image.shape:
         if mask is not None and mask[box].sum() < mask.sum():
-            raise UserError(f"mask {args.mask} reaches outside the {right - left}x{bottom - top} square at column "
+            raise UserError(f"{hole_name} reaches outside the {right - left}x{bottom - top} square at column "
                             f"{left}, row {top} of the {w}x{h} image, the face crop the model sees: mark the hole inside it")
+        from .data.faces import CELEBA_SIZE
+        why = (f"the face crop of a {w}x{h} CelebA photo, as its training faces were cut" if (w, h) == CELEBA_SIZE
+               else f"the largest centred square of the {w}x{h} photo: the face should fill it")
         notes.append(f"{args.image}: the model sees the {right - left}x{bottom - top} square at column {left}, "
-                     f"row {top} (the face crop of a {w}x{h} photo, as its training faces were cut)")
+                     f"row {top} ({why})")
     small = _to_model_size(face, size, args.image, notes)
-    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask[box], size, args.mask, notes, "cover")
+    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask[box], size, hole_name, notes, "cover")
     if small_mask.all():
-        raise UserError(f"mask {args.mask} covers the whole image at the model's {size}x{size}: "
+        raise UserError(f"{hole_name} covers the whole image at the model's {size}x{size}: "
                         f"mark a smaller hole")
     if mask is not None and task.options.hole == "centre" and (small_mask & ~task.eval_mask(1)[0]).any():
         notes.append(f"warning: this model was trained on one {task.hole}x{task.hole} centre hole (at its "
-                     f"{size}x{size}) and the hole of {args.mask} reaches outside it: a hole elsewhere fills worse, "
+                     f"{size}x{size}) and {hole_name} reaches outside it: a hole elsewhere fills worse, "
                      f"even below OpenCV's Telea (README); a model trained with --set task_options.hole=random "
                      f"fills one anywhere")
     shape = tuple(face.shape[1:])

@@ -70,6 +70,8 @@ def plot_curves(run_dirs: list[str | Path], path: str | Path, labels: list[str] 
     for ax in axes:
         if ax.lines:
             ax.legend(fontsize=7)
+        else:                        # critic and alpha without RL; a style model's score without rewards
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

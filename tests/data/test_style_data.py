@@ -95,3 +95,35 @@ def test_photo_styles_cut_the_train_region_of_the_stills_never_the_validation_on
         style_images("photos", 2, size=32)
     with pytest.raises(UserError, match=r"made, photos, made\+photos"):
         style_images("made+paintings", 2)
+
+
+def test_video_flows_are_the_real_motion_cut_as_the_crops(tmp_path, monkeypatch):
+    """``video_flows``: the DIS flow of consecutive frames (a texture moving 2 px right per frame)
+    oriented so that warping frame t by it gives frame t+1, scaled with the crop, mirrored with
+    it; the validation frames give none; cached."""
+    from conftest import moving_frames
+    from rl_i2it.data import style
+    from rl_i2it.ops.temporal import warp_image
+    monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path / "cache"))
+    frames = moving_frames(6, 48, 48, shift=2)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(clip / f"{i}.png")
+    monkeypatch.setattr(style, "VALID_FRAMES", range(1, 2))          # pairs (0, 1) and (1, 2) left out
+    flows = style.video_flows(48, 40, videos=[clip]).float()
+    assert flows.shape == (40, 2, 48, 48) and flows.dtype == torch.float32
+    inner = flows[:, :, 8:-8, 8:-8]                                   # DIS is least sure at the borders
+    dx = inner[:, 0].median(-1).values.median(-1).values
+    assert ((dx.abs() - 2).abs() < 0.5).all() and inner[:, 1].abs().median() < 0.3   # 2 px along x, full-size crops
+    assert (dx > 0).any() and (dx < 0).any()                          # mirrored crops move the other way
+    right = flows[dx > 0][:1]
+    a = torch.from_numpy(frames[2]).permute(2, 0, 1)[None].float() / 255
+    b = torch.from_numpy(frames[3]).permute(2, 0, 1)[None].float() / 255
+    assert (warp_image(a, right) - b)[..., 8:-8, 8:-8].abs().mean() < 0.25 * (a - b)[..., 8:-8, 8:-8].abs().mean()
+    small = style.video_flows(24, 40, videos=[clip]).float()[:, :, 4:-4, 4:-4]
+    assert 0.4 < small[:, 0].abs().median() < 2.4                     # a 24 px cut of a 24-48 px square: scaled
+    assert len(list((tmp_path / "cache" / "style").glob("flows_*.npz"))) == 2
+    monkeypatch.setattr(style, "VALID_FRAMES", range(0, 6))
+    with pytest.raises(UserError, match="no pair of consecutive frames"):
+        style.video_flows(48, 4, videos=[clip])

@@ -14,7 +14,7 @@ from rl_i2it.features.vgg import VGG16Features
 from rl_i2it.nets.profile import count_params
 from rl_i2it.nets.stylenet import StyleActor, StyleCritic, StylePlanner
 from rl_i2it.ops.losses import gram, gram_distance, total_variation
-from rl_i2it.tasks.style import StyleTask, load_style_image, pad4, style_losses, stylize, video_scores
+from rl_i2it.tasks.style import StyleTask, load_style_image, pad4, style_losses, stylize, stylize_frames, video_scores
 
 
 def content_data(photos, n=48, size=32):
@@ -145,6 +145,18 @@ def test_short_training_beats_the_untrained_policy(tmp_path):
     assert after < 0.67 * before, (before, after)
 
 
+def test_training_without_rl_logs_strict_json_without_a_score(tmp_path):
+    """Without RL a style episode measures no style loss (no reward to give): no score is logged
+    (it was NaN, which is not JSON), and the curves say the panel was not measured."""
+    import json
+    tr = trainer(tmp_path, 6, sac={"use_rl": False})
+    tr.train()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in metrics.jsonl")) for line in lines]
+    assert rows and all("score" not in r and r["style"] > 0 for r in rows)     # 1e-10: six significant digits kept
+    assert (tmp_path / "run" / "curves.png").is_file()
+
+
 def test_training_resumes_and_the_policy_loads(tmp_path):
     from rl_i2it.core.trainer import load_policy
     tr = trainer(tmp_path, 10)
@@ -177,6 +189,14 @@ def test_arbitrary_model_observes_the_style_code_and_takes_any_style(tmp_path):
     other = torch.rand(1, 3, 40, 24)                              # a style not in the bank, any size
     out, _ = stylize(task, policy, torch.rand(2, 3, 32, 28), 2, style_image=other)
     assert out[-1].shape == (2, 3, 32, 28)
+    frames = torch.rand(3, 3, 32, 28)
+    measured, code_of = [], task.objective.style_code
+    task.objective.style_code = lambda image: measured.append(1) or code_of(image)
+    video = [o for o, _ in stylize_frames(task, policy, frames, 2, other)]
+    del task.objective.style_code
+    assert len(measured) == 1                                      # the style's code once, not once a frame
+    for frame, o in zip(frames, video):
+        assert torch.allclose(o, stylize(task, policy, frame[None], 2, other)[0][-1][0], atol=1e-6)
     with pytest.raises(ValueError, match="needs a style image"):
         stylize(task, policy, torch.rand(1, 3, 32, 32), 1)
     with pytest.raises(UserError, match="holds 3 style images.*n_styles=3 uses them all"):
@@ -238,6 +258,32 @@ def test_video_episode_moves_the_frame_and_keeps_the_frame_memory(tmp_path):
     assert not state["memory"][:, :16].any() and state["memory"][:, 16:].abs().sum() > 0
     fields = task.state_fields()
     assert fields["memory"].dtype == "float16" and fields["content"].dtype == "uint8"
+
+
+def test_real_motion_moves_the_frame_by_a_flow_of_the_bank(tmp_path):
+    """``motion = "real"``: a training clip's next frame and the temporal term's moved state are
+    warped by a flow of the bank (here every flow 3 px along x) plus the global shift (off here)."""
+    from rl_i2it.ops.temporal import warp_image
+    task = style_task(tmp_path, video=True, frame_steps=1, motion="real", motion_pixels=0.0, motion_noise=0.0)
+    flow = torch.zeros(5, 2, 32, 32, dtype=torch.float16)
+    flow[:, 0] = 3.0
+    task._data["flows"] = flow
+    env = task.make_env(2, torch.Generator().manual_seed(0))
+    first = env.reset()["content"].clone()
+    policy = task.build_policy()
+    state, *_ = env.step(policy(task.observe(env.state)).action)
+    assert torch.allclose(state["content"], warp_image(first, flow[:2].float()), atol=1e-6)
+    x = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8), size=(32, 32), mode="bilinear")
+    mem = torch.zeros(2, 32, 8, 8)
+    assert task.temporal_loss({"current": x, "style": torch.zeros(2, dtype=torch.long), "memory": mem},
+                              _Identity()) < 1e-6
+    task._flows = None
+    task._data["flows"] = flow[:, :, :16, :16]
+    with pytest.raises(ValueError, match="the flow bank is 16x16, the states 32x32"):
+        env.reset()
+        env.step(policy(task.observe(env.state)).action)
+    with pytest.raises(UserError, match="motion must be 'synthetic' or 'real'"):
+        style_task(tmp_path, motion="optical").validate()
 
 
 class _Identity(torch.nn.Module):

@@ -20,6 +20,17 @@ def check_steps(steps) -> int:
     return t
 
 
+def check_step_counts(steps) -> list[int]:
+    """The step counts an evaluation reports, sorted: one int or several (each as ``check_steps``)."""
+    try:
+        counts = sorted({check_steps(t) for t in steps})
+    except TypeError:                                  # one step count, not a list of them
+        counts = [check_steps(steps)]
+    if not counts:
+        raise ValueError("steps: give at least one step count, e.g. (1, 5, 10)")
+    return counts
+
+
 @torch.no_grad()
 def rollout(policy: MetaPolicy, task, env, state: dict, steps: int, sample: bool = False
             ) -> Iterator[tuple[int, dict, torch.Tensor, dict]]:

@@ -12,6 +12,7 @@ leaves the last checkpoint as it was.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import threading
@@ -347,7 +348,9 @@ class Trainer:
                                 stats, scores = {}, []
                     if not active.any():
                         break
-                scores.append(info["score"].mean().item())
+                score = info["score"].mean().item()
+                if math.isfinite(score):      # NaN: a task that measures nothing without rewards (style --no-rl)
+                    scores.append(score)
                 self.counters["episodes"] += 1
                 elapsed = time.monotonic() - start
                 self.counters["seconds"] += elapsed
@@ -387,10 +390,12 @@ class Trainer:
             print("\nstopping after this episode (Ctrl-C again to abort without saving) ...")
 
     def _log(self, log, stats: dict, scores: list) -> None:
+        def six(x: float) -> float:          # 6 significant digits: a style loss of 8.8e-6 is not 9e-06
+            return float(f"{x:.6g}")
         row = {**{k: round(v, 6) if isinstance(v, float) else v for k, v in self.counters.items()},
-               **{k: round(sum(v) / len(v), 6) for k, v in stats.items()}}
+               **{k: six(sum(v) / len(v)) for k, v in stats.items()}}
         if scores:
-            row["score"] = round(sum(scores) / len(scores), 6)
+            row["score"] = six(sum(scores) / len(scores))
         log.write(json.dumps(row) + "\n")
         log.flush()
 
@@ -410,8 +415,8 @@ class Trainer:
         else:
             bar.n = min(round(self.counters["seconds"]), bar.total)
         recent = scores[-10:]
-        bar.set_postfix(score=f"{sum(recent) / len(recent):.3f}", alpha=f"{self.sac.alpha.item():.3g}",
-                        refresh=False)
+        shown = {"score": f"{sum(recent) / len(recent):.3f}"} if recent else {}
+        bar.set_postfix(**shown, alpha=f"{self.sac.alpha.item():.3g}", refresh=False)
         bar.refresh()
 
     def plot(self) -> None:

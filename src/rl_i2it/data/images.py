@@ -139,6 +139,16 @@ def read_colour_image(path: str | Path) -> torch.Tensor:
     return read_image(path, "RGB")
 
 
+def read_transparent(path: str | Path) -> torch.Tensor | None:
+    """``[1, H, W]`` bool: the pixels an image's alpha channel makes transparent (alpha < 128, as
+    image editors and inpainting tools erase a hole), or None where it has none."""
+    with Image.open(check_image_file(path)) as im:
+        if "A" not in im.getbands() and "transparency" not in im.info:
+            return None
+        alpha = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))[..., 3]
+    return torch.from_numpy(alpha < 128)[None] if (alpha < 128).any() else None
+
+
 def read_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:
     """A hole mask ``[1, H, W]`` bool (white = hole) of the image's ``shape``; a mask of 0s and 1s
     (as numpy or OpenCV code often saves one) marks the hole with its 1s. Wrong size, empty or
@@ -149,7 +159,9 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:
         raise UserError(f"mask {path} is {m.shape[2]}x{m.shape[1]}, the image is {shape[1]}x{shape[0]}: "
                         f"they must be the same size")
     if not m.any():
-        raise UserError(f"mask {path} is empty: mark the hole in white")
+        raise UserError(f"mask {path} is empty: mark the hole in white" + (
+            f" (its brightest pixel is {round(float(img.max()) * 255)} of 255: a hole is brighter than 127)"
+            if img.max() > 0 else ""))
     if m.all():
         raise UserError(f"mask {path} covers the whole image: nothing is left to inpaint from")
     return m

@@ -219,19 +219,77 @@ def content_crops(size: int, n: int, split: str = "train", seed: int = 0, fetch:
     key = hashlib.sha256(repr([(name, p.shape, hashlib.sha256(p.tobytes()).hexdigest()[:12])
                                for name, p in pics]).encode()).hexdigest()[:10]
     path = cache_dir() / "style" / f"content_{split}_{size}_{n}_{seed}_{key}.npz"
+    return _cached(path, "crops", lambda: random_crops(pics, size, n, split, seed + (0 if split == "train" else 1000)))
+
+
+def _cached(path: Path, key: str, make) -> torch.Tensor:
+    """The array saved as ``key`` in ``path`` (an .npz), or ``make()`` saved there first
+    (atomically; an unreadable file is made again)."""
     if path.is_file():
         try:
             with np.load(path) as z:
-                return torch.from_numpy(z["crops"])
+                return torch.from_numpy(z[key])
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             pass
-    crops = random_crops(pics, size, n, split, seed + (0 if split == "train" else 1000))
+    array = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     with open(tmp, "wb") as f:
-        np.savez(f, crops=crops)
+        np.savez(f, **{key: array})
     os.replace(tmp, path)
-    return torch.from_numpy(crops)
+    return torch.from_numpy(array)
+
+
+MAX_FLOW = 8.0
+"""``video_flows``: each flow component clipped to this many pixels of the frame (99 % are under 2.5)."""
+VALID_FRAMES = range(96, 116)
+"""Frames of each training video that ``video_flows`` leaves out: the validation clips of
+``bench/style_valid.py`` (frames 100-111) with a margin."""
+
+
+def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = None) -> torch.Tensor:
+    """``n`` flows ``[n, 2, size, size]`` float16 (pixels, dx, dy) of real motion: OpenCV DIS
+    between consecutive frames of the training videos (never ``VALID_FRAMES``, never tree.avi),
+    oriented so that ``warp_image(frame_t, flow) ~ frame_t+1``, cut as the content crops are (a
+    square of side ``size`` up to the frame's height, resized to ``size`` with the flow scaled
+    with it, flipped left-right at random). The compound regularisation's motion with
+    ``task_options.motion = "real"``; cached in ``style/flows_{size}_{n}_{seed}_{key}.npz``."""
+    from ..ops.temporal import dis_flow
+    if videos is None:
+        folder = cache_dir() / "style"
+        if not all((folder / v).is_file() for v in TRAIN_VIDEOS):
+            fetch_style()
+        videos = [folder / v for v in TRAIN_VIDEOS]
+    clips = [read_frames(v) for v in videos]
+    pairs = [(c, t) for c, frames in enumerate(clips) for t in range(len(frames) - 1)
+             if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES]
+    if not pairs:
+        raise UserError("the videos hold no pair of consecutive frames for task_options.motion = real")
+    key = hashlib.sha256(repr([(str(v.name), c.shape, hashlib.sha256(c[::25].tobytes()).hexdigest()[:12])
+                               for v, c in zip(videos, clips)]).encode()).hexdigest()[:10]
+
+    def make() -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        picks = sorted(int(i) for i in rng.integers(0, len(pairs), n))
+        out = np.empty((n, 2, size, size), np.float16)
+        flow, last = None, None
+        for k, i in enumerate(picks):
+            c, t = pairs[i]
+            if i != last:
+                flow, last = dis_flow(clips[c][t + 1], clips[c][t]), i       # frame t+1 at x ~ frame t at x + flow
+                flow = np.clip(flow, -MAX_FLOW, MAX_FLOW)     # DIS's rare wild vectors (120 px) in flat regions
+            h, w = flow.shape[:2]
+            side = int(rng.integers(size, min(h, w) + 1))
+            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = torch.from_numpy(np.ascontiguousarray(flow[top:top + side, left:left + side])).permute(2, 0, 1)
+            crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True,
+                                 align_corners=False)[0] * (size / side)
+            if rng.random() < 0.5:
+                crop = crop.flip(-1) * torch.tensor([-1.0, 1.0])[:, None, None]   # mirrored: dx changes sign
+            out[k] = crop.numpy()
+        return out[rng.permutation(n)]
+
+    return _cached(cache_dir() / "style" / f"flows_{size}_{n}_{seed}_{key}.npz", "flows", make)
 
 
 def folder_crops(folder: str | Path, size: int, n: int, split: str, seed: int = 0) -> torch.Tensor:

@@ -296,9 +296,9 @@ def evaluate(task: DigitsTask, policy, steps=(1, 5, 10, 20), n_moving: int = 100
     is the identity. Returns ``{"dice": {T: {"per_class": [10], "mean", "std"}}, "pairs": P,
     "sec_per_pair_step": s}`` (T = 0 is the unregistered pair)."""
     import time
-    from ..core.rollout import rollout
+    from ..core.rollout import check_step_counts, rollout
+    steps = check_step_counts(steps)
     fix, mov, fc, _ = eval_pairs(task, n_moving, seed, transform, split)
-    steps = sorted(set(int(s) for s in steps))
     scores = {0: []} | {s: [] for s in steps}
     chunks = range(0, len(fix), batch)
     if progress:

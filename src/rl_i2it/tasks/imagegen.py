@@ -361,6 +361,8 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
     from ..core.rollout import check_steps, rollout
     from ..data.images import as_unit_images, as_unit_pairs
     check_steps(steps)
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     size = task.options.size
     if task.name == "inpainting":
         if target is None:
@@ -396,14 +398,11 @@ def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", fea
              n: int = 0, real_features: torch.Tensor | None = None, fid: bool = True) -> dict:
     """Every metric after each of ``steps`` on a split (``n`` first images, 0 = all); ``{T: scores}``
     with ``sec_per_image`` (all T steps)."""
-    from ..core.rollout import check_steps
-    try:
-        steps = [check_steps(t) for t in steps]
-    except TypeError:                                  # one step count, not a list of them
-        steps = [check_steps(steps)]
-    if not steps:
-        raise ValueError("steps: give at least one step count, e.g. (1, 5, 10)")
+    from ..core.rollout import check_step_counts
+    steps = check_step_counts(steps)
     src, tgt = task.split_data(split)
+    if not 0 <= n <= len(src):
+        raise ValueError(f"n: give 0 (all) to {len(src)} images of the {split} split, got {n}")
     if n:
         src, tgt = src[:n], tgt[:n]
     src, tgt = src.float() / 255, tgt.float() / 255
@@ -415,7 +414,7 @@ def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", fea
         with torch.no_grad():
             real_features = inception_features(tgt)
     res = {}
-    for t in sorted(set(steps)):
+    for t in steps:
         res[t] = image_scores(images[t - 1], tgt_cpu, None if mask is None else mask.cpu(), features, task.device,
                               real_features, fid)
         res[t]["sec_per_image"] = seconds / len(tgt) * t / max(steps)

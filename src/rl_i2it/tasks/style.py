@@ -96,6 +96,13 @@ class StyleOptions:
     temporal_steps: int = 1
     """Compound temporal regularisation over this many deterministic steps from both states
     (the mean of each step's L1): inference runs T steps per frame, so their differences compound."""
+    motion: str = "synthetic"
+    """Motion of the training clips and of the temporal term: 'synthetic' (a global shift plus a
+    smooth random field) or 'real' (the same shift plus the optical flow of a real frame pair of
+    the training videos, cut as the crops are: `data.style.video_flows`; motion boundaries and
+    local movers, as in real video)."""
+    n_flows: int = 1024
+    """motion = 'real': flows in the bank (float16, 2 x size x size each)."""
     motion_pixels: float = 4.0
     """Synthetic motion: largest global shift (pixels); the smooth random part is half of it."""
     motion_noise: float = 0.02
@@ -154,9 +161,9 @@ class StyleEnv(ImageEnv):
         return state, reward, done, info
 
     def next_frame(self) -> None:
-        from ..ops.temporal import synthetic_motion, warp_image
+        from ..ops.temporal import warp_image
         o = self.task.options
-        flow = synthetic_motion(self.content.shape, self.gen, self.content.device, o.motion_pixels, o.motion_pixels / 2)
+        flow = self.task.motion_flow(self.content.shape, self.gen, self.content.device)
         noise = torch.randn(self.content.shape, generator=self.gen).to(self.content.device) * o.motion_noise
         self.content = (warp_image(self.content, flow) + noise).clamp(0, 1)
         self.current = self.content
@@ -166,11 +173,13 @@ class StyleEnv(ImageEnv):
 
     def start(self, content: torch.Tensor, index=None, style: torch.Tensor | None = None,
               style_image: torch.Tensor | None = None, scored: bool = True,
-              memory: torch.Tensor | None = None) -> dict:
+              memory: torch.Tensor | None = None, style_code: torch.Tensor | None = None) -> dict:
         """Begin on ``content [n, 3, H, W]`` in [0, 1] with the bank's styles ``style [n]`` (default
         0) or a user's ``style_image [1, 3, h, w]``. ``scored=False``: no style loss is measured
         (plain inference: a one-style model then needs neither VGG nor its style image). A video
-        model starts from ``memory`` (the previous frame's, see ``frame_memory``) or zeros."""
+        model starts from ``memory`` (the previous frame's, see ``frame_memory``) or zeros. An
+        arbitrary model's ``style_code`` of ``style_image`` may be given, measured once for many
+        starts (a video's frames)."""
         task, dev = self.task, self.task.device
         self.content = content.to(dev)
         self.n = content.shape[0]
@@ -184,8 +193,9 @@ class StyleEnv(ImageEnv):
         self.style_image = None if style_image is None else style_image.to(dev)
         self.scored, self._grams, self.code = scored, None, None
         if task.options.arbitrary:
-            self.code = (task.code_of(self.style) if style_image is None
-                         else task.objective.style_code(self.style_image).expand(self.n, -1))
+            if style_image is not None and style_code is None:
+                style_code = task.objective.style_code(self.style_image)
+            self.code = task.code_of(self.style) if style_image is None else style_code.expand(self.n, -1)
         return self.begin(self.content, index)
 
     @property
@@ -222,6 +232,7 @@ class StyleTask(Task):
         self._on_device: dict = {}
         self._objective = None
         self._bank = None
+        self._flows = None
 
     def validate(self) -> None:
         o = self.options
@@ -245,10 +256,41 @@ class StyleTask(Task):
             raise UserError("task_options.frame_steps must be >= 1")
         if o.temporal_steps < 1:
             raise UserError("task_options.temporal_steps must be >= 1")
+        if o.motion not in ("synthetic", "real"):
+            raise UserError(f"task_options.motion must be 'synthetic' or 'real', got {o.motion!r}")
+        if o.motion == "real" and o.n_flows < 1:
+            raise UserError("task_options.n_flows must be >= 1")
 
     def load_training_data(self) -> None:
         self.content_bank("train")
         self.style_bank()
+        if self.options.motion == "real" and (self.options.video or self.options.temporal_weight > 0):
+            self.flow_bank()
+
+    def flow_bank(self) -> torch.Tensor:
+        """``motion = 'real'``: the real flows ``[n_flows, 2, size, size]`` (float16, on the device)."""
+        if self._flows is None:
+            o = self.options
+            flows = self._data.get("flows")
+            if flows is None:
+                from ..data.style import video_flows
+                flows = video_flows(o.size, o.n_flows)
+            self._flows = flows.to(self.device)
+        return self._flows
+
+    def motion_flow(self, shape: tuple, generator: torch.Generator | None, device) -> torch.Tensor:
+        """A training motion ``[B, 2, H, W]`` (pixels): the synthetic one, or with ``motion =
+        'real'`` a global shift plus a real flow of the bank (drawn with ``generator``)."""
+        from ..ops.temporal import synthetic_motion
+        o = self.options
+        if o.motion == "synthetic":
+            return synthetic_motion(shape, generator, device, o.motion_pixels, o.motion_pixels / 2)
+        bank = self.flow_bank()
+        if tuple(bank.shape[2:]) != tuple(shape[2:]):
+            raise ValueError(f"the flow bank is {bank.shape[2]}x{bank.shape[3]}, the states {shape[2]}x{shape[3]}")
+        idx = torch.randint(0, len(bank), (shape[0],), generator=generator).to(bank.device)
+        shift = synthetic_motion(shape, generator, device, o.motion_pixels, 0.0)
+        return shift + bank[idx].float().to(device)
 
     # -- loss network, styles, content ----------------------------------------------------------
     @property
@@ -416,10 +458,10 @@ class StyleTask(Task):
         motion ``W`` (shift + smooth flow; the memory moved with it) and noise ``n``; the mean
         plan on both sides (the consistency of the deterministic map). With ``temporal_steps``
         K > 1, ``f`` is applied K times to both and the K steps' L1s are averaged."""
-        from ..ops.temporal import synthetic_motion, warp_image
+        from ..ops.temporal import warp_image
         o = self.options
         x = state["current"]
-        flow = synthetic_motion(x.shape, None, x.device, o.motion_pixels, o.motion_pixels / 2)
+        flow = self.motion_flow(x.shape, None, x.device)
         moved = {**state, "current": (warp_image(x, flow) + o.motion_noise * torch.randn_like(x)).clamp(0, 1)}
         if o.video:
             small = F.avg_pool2d(flow, 4) / 4
@@ -506,6 +548,7 @@ def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: tor
     from ..core.rollout import check_steps
     check_steps(steps)
     style_image = _style_argument(task, style_image)
+    code = None if style_image is None else task.objective.style_code(style_image.to(task.device))   # once, not per frame
     memory = None
     for k, frame in enumerate(frames):
         frame = as_unit_images(frame[None] if isinstance(frame, torch.Tensor) else frame, f"frame {k + 1}", 3,
@@ -513,7 +556,8 @@ def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: tor
         x, (h, w) = pad4(frame.to(task.device))
         if memory is not None and memory.shape[2:] != (x.shape[2] // 4, x.shape[3] // 4):
             memory = None                                  # the frame size changed: start afresh
-        outs, seconds, env = _run(task, policy, x, steps, sample, style_image=style_image, scored=False, memory=memory)
+        outs, seconds, env = _run(task, policy, x, steps, sample, style_image=style_image, scored=False, memory=memory,
+                                  style_code=code)
         if env.memory is not None:
             memory = task.frame_memory(env.memory)
         yield outs[-1][0, :, :h, :w].cpu(), seconds
