@@ -179,6 +179,11 @@ def test_inpaint_bad_input(tmp_path, models, capsys, case, message):
 def test_translate_source(tmp_path, models, capsys):
     src = save(tmp_path / "src.png", rgb(16, 1))
     tgt = save(tmp_path / "tgt.png", rgb(16, 2))
+    (tmp_path / "p.csv").write_text("moving,fixed\nsrc.png,tgt.png\n")
+    assert main(["translate", str(models["translation"]), "--pairs", str(tmp_path / "p.csv"),
+                 "--out", str(tmp_path / "no")]) == 2           # it named --moving/--fixed, not given
+    assert "translate --pairs needs a digits model, this one is 'translation' (a translation model takes --source" \
+        in capsys.readouterr().err
     assert main(["translate", str(models["translation"]), "--source", src, "--target", tgt, "--steps", "2",
                  "--out", str(tmp_path / "out")]) == 0
     assert {"result.png", "grid.png"} <= {p.name for p in (tmp_path / "out").iterdir()}

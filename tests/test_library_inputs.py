@@ -154,3 +154,7 @@ def test_load_config_refuses_what_would_fail_later():
         load_config(None, {"train": {"learning_starts": -1}})
     with pytest.raises(TypeError, match="overrides must be a dict"):
         load_config(None, ["sac.gamma=0.9"])
+    with pytest.raises(UserError, match="unknown config key task_options.transfrom"):   # only Trainer said it
+        load_config(None, {"task_options": {"transfrom": "random"}})
+    with pytest.raises(UserError, match="task_options.size must be a multiple of 4"):
+        load_config(None, {"task": "style", "task_options": {"size": 30}})

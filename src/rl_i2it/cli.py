@@ -364,7 +364,9 @@ def cmd_translate(args) -> None:
         pairs = [(Path(args.moving), Path(args.fixed))]
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "digits":
-        raise UserError(f"translate --moving/--fixed needs a digits model, this one is {cfg.task!r}")
+        given = "--pairs" if args.pairs else "--moving/--fixed"
+        hint = " (a translation model takes --source IMAGE)" if cfg.task == "translation" else ""
+        raise UserError(f"translate {given} needs a digits model, this one is {cfg.task!r}{hint}")
     # read and check everything before writing anything
     images = []
     for i, (m, f) in enumerate(pairs):

@@ -289,3 +289,5 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(f"bad config: {message}")
+    from .tasks import task_class
+    task_class(cfg.task)(cfg.task_options)    # an unknown task or a bad task option: said here, not at training
