@@ -240,6 +240,7 @@ def test_eval_an_inpainting_run_on_a_face_folder(tmp_path, capsys):
     Trainer(cfg, tmp_path / "run", task=task_class("inpainting")(cfg.task_options, data=data), verbose=False).train()
     assert main(["eval", str(tmp_path / "run"), "--steps", "1,3", "--no-features", "--split", "test"]) == 0
     out = capsys.readouterr().out
-    assert "RL-I2IT T=3" in out and "PSNR hole" in out
+    assert "RL-I2IT T=3" in out and "PSNR hole" in out and "test split (4 images)" in out
+    assert "FID on" not in out                                     # no FID measured: no note about it
     res = __import__("json").loads((tmp_path / "run" / "eval" / "results.json").read_text())
     assert set(res["steps"]) == {"1", "3"} and res["steps"]["3"]["psnr_hole"] > 0

@@ -285,8 +285,12 @@ def _eval_image(args, run: Path, out: Path) -> None:
     res = evaluate(task, policy, steps, split=args.split, features=not args.no_features)
     writable_dir(out)
     write_json(out / "results.json", {"split": args.split, "steps": res})
-    print(f"{cfg.task}, {args.split} split:")
+    n = len(task.split_data(args.split)[1])
+    print(f"{cfg.task}, {args.split} split ({n} images):")
     print(format_scores({f"RL-I2IT T={t}": r for t, r in res.items()}))
+    if not args.no_features:
+        print(f"FID on {n} images reads higher than on the 10,000+ of papers' tables: compare it only with "
+              f"FIDs of the same {n} images")
     print(f"results: {out}/results.json")
 
 
