@@ -38,6 +38,11 @@ def test_a_b_layout_with_matching_names(tmp_path):
     a, b = paired.read_pix2pix(tmp_path, split="val", size=16)
     assert a.shape == b.shape == (2, 3, 16, 16)
     assert abs(a.float().mean() - 30) < 3 and abs(b.float().mean() - 220) < 3
+    for i in range(2):                            # lower-case a/ and b/ (a hint about "folders a, b" before)
+        save(tmp_path / "low" / "a" / f"x{i}.png", half(40))
+        save(tmp_path / "low" / "b" / f"x{i}.png", half(200))
+    a, b = paired.read_pix2pix(tmp_path / "low")
+    assert a.shape == (2, 3, 8, 8) and int(a[0, 0, 0, 0]) == 40 and int(b[0, 0, 0, 0]) == 200
 
 
 def test_sixteen_bit_and_exif_rotated_pictures_are_read_as_shown(tmp_path):

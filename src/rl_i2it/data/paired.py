@@ -68,6 +68,12 @@ def _stack(images: list[Image.Image], names: list[str], size: int | None, what: 
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+def ab_folders(folder: Path) -> tuple[Path, Path] | None:
+    """A pix2pix folder's ``A/`` and ``B/`` subfolders (``a/`` and ``b/`` too), or None."""
+    subs = {p.name.lower(): p for p in sorted(folder.iterdir()) if p.is_dir()} if folder.is_dir() else {}
+    return (subs["a"], subs["b"]) if "a" in subs and "b" in subs else None
+
+
 def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None = None,
                  split: str | None = None, mode: str = "RGB") -> tuple[torch.Tensor, torch.Tensor]:
     """A pix2pix set as ``(source, target)`` uint8 ``[N, C, H, W]`` (``C`` 3 for ``mode`` RGB, 1
@@ -88,8 +94,9 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"pix2pix folder not found: {folder}")
-    if (folder / "A").is_dir() and (folder / "B").is_dir():
-        a_dir, b_dir = folder / "A", folder / "B"
+    sides = ab_folders(folder)
+    if sides:
+        a_dir, b_dir = sides
         if split is not None:
             a_dir, b_dir = a_dir / split, b_dir / split
             if not (a_dir.is_dir() and b_dir.is_dir()):

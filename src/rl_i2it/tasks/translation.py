@@ -45,10 +45,11 @@ def split_pix2pix(path: str, split: str, direction: str, size: int):
     A/train, A/test, B/...) when present, else the last 10 % of the images as the test split."""
     from pathlib import Path
 
-    from ..data.paired import read_pix2pix
+    from ..data.paired import ab_folders, read_pix2pix
     root = Path(path)
-    nested = (root / "A" / "train").is_dir()            # A/train, B/train, A/test ... layout
-    base = root / "A" if nested else root
+    sides = ab_folders(root)
+    nested = sides is not None and (sides[0] / "train").is_dir()     # A/train, B/train, A/test ... layout
+    base = sides[0] if nested else root
     if (base / "train").is_dir():
         sub = "train" if split != "test" else next((s for s in ("test", "val") if (base / s).is_dir()), None)
         if sub is None:
