@@ -368,20 +368,39 @@ def test_output_is_line_buffered_into_a_file_or_pipe(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "True" and "no-such-run" in out.stderr
 
 
-def test_train_makes_relative_paths_in_task_options_absolute(tmp_path, monkeypatch):
+def test_relative_paths_in_a_config_are_made_absolute(tmp_path, monkeypatch, digits):
     """``--set task_options.pairs=manifest:pairs.csv`` and the like are stored absolute in the run's
     config, so eval and resume work from any folder (they named a file relative to the folder the
-    training ran in); names (starry_night, made+photos) and paths that do not exist stay as given."""
-    from rl_i2it.cli import _absolute_paths
+    training ran in); names (starry_night, made+photos) and paths that do not exist stay as given.
+    A run saved with a relative path by an older version still resumes from its folder."""
+    from rl_i2it.config import absolute_paths
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pairs.csv").write_text("moving,fixed\n")
     (tmp_path / "styles").mkdir()
     (tmp_path / "photos").mkdir()                                # a folder named like the named source
-    reg = _absolute_paths({"task": "registration", "task_options": {"pairs": "manifest:pairs.csv"}})
-    assert reg["task_options"]["pairs"] == f"manifest:{tmp_path.resolve() / 'pairs.csv'}"
-    style = {"task": "style", "task_options": {"styles": "styles", "content": "photos", "style": "starry_night"}}
-    assert _absolute_paths(style)["task_options"] == {**style["task_options"], "styles": str(tmp_path.resolve() / "styles")}
+    reg = absolute_paths({"task": "registration", "task_options": {"pairs": "manifest:pairs.csv"}})
+    assert reg["task_options"]["pairs"] == f"manifest:{tmp_path / 'pairs.csv'}"
+    style = {"task": "style", "task_options": {"styles": "styles", "content": "photos", "style": "starry_night"},
+             "train": {"init": "styles"}}
+    assert absolute_paths(style) == {**style, "task_options": {**style["task_options"], "styles": str(tmp_path / "styles")},
+                                     "train": {"init": str(tmp_path / "styles")}}
     kept = {"task": "style", "task_options": {"styles": "made+photos", "style": "missing.jpg"}}
-    assert _absolute_paths(kept) == kept                         # the error later names it as typed
-    assert _absolute_paths({"task": "digits", "task_options": {"pairs": "manifest:pairs.csv"}})["task_options"] == {
+    assert absolute_paths(kept) == kept                          # the error later names it as typed
+    assert absolute_paths({"task": "digits", "task_options": {"pairs": "manifest:pairs.csv"}})["task_options"] == {
         "pairs": "manifest:pairs.csv"}                           # another task's key: not a path there
+    assert load_config(None, {"task": "registration", "task_options": {"pairs": "manifest:pairs.csv"}}
+                       ).task_options["pairs"] == f"manifest:{tmp_path / 'pairs.csv'}"
+    # an older version saved the path as typed: the same command resumes the run
+    from rl_i2it.core import checkpoint as ckpt
+    np.savez(tmp_path / "digits.npz", train_x=digits.train_x, train_y=digits.train_y, test_x=digits.test_x,
+             test_y=digits.test_y)
+    over = {"task_options": dict(SMALL, transform="cross", source="digits.npz"),
+            "train": {"n_envs": 8, "horizon": 2, "learning_starts": 8, "steps": 2, "replay_size": 64},
+            "sac": {"batch_size": 8}}
+    cfg = load_config(None, over)
+    assert cfg.task_options["source"] == str(tmp_path / "digits.npz")
+    Trainer(cfg, tmp_path / "r", verbose=False).train()
+    saved = ckpt.load(tmp_path / "r" / "checkpoint.pt", (ckpt.TRAIN_FORMAT,))
+    saved["config"]["task_options"]["source"] = "digits.npz"
+    torch.save(saved, tmp_path / "r" / "checkpoint.pt")
+    assert Trainer(load_config(None, over), tmp_path / "r", verbose=False).resumed     # refused: "another config"

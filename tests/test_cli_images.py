@@ -103,7 +103,8 @@ def test_inpaint_takes_the_face_square_of_other_sizes_and_uses_the_centre_hole(t
 
 def test_inpaint_takes_the_transparent_pixels_of_an_image_as_its_hole(tmp_path, models, capsys):
     """A face with a hole erased to transparent (as image editors mark one): that is the hole, said
-    in a line; with --mask the mask is the hole; all transparent: refused. Before, the erased
+    in a line; with --mask the mask is the hole; a transparent background (it reaches the border)
+    is not a hole. Before, the erased
     pixels were read as black content and the centre hole filled instead."""
     face = rgb()
     rgba = np.concatenate([face, np.full((16, 16, 1), 255, np.uint8)], 2)
@@ -122,9 +123,14 @@ def test_inpaint_takes_the_transparent_pixels_of_an_image_as_its_hole(tmp_path, 
     out = np.array(Image.open(tmp_path / "o2" / "result.png"))
     assert np.array_equal(out[m == 0], face[m == 0])            # the erased pixels kept as their colour
     rgba[..., 3] = 0
-    assert main(["inpaint", str(models["inpainting"]), save(tmp_path / "gone.png", rgba, "RGBA"),
-                 "--out", str(tmp_path / "o3")]) == 2
-    assert "transparent everywhere" in capsys.readouterr().err and not (tmp_path / "o3").exists()
+    rgba[3:13, 3:13, 3] = 255                                    # a cut-out: the background is transparent
+    assert main(["inpaint", str(models["inpainting"]), save(tmp_path / "cut.png", rgba, "RGBA"), "--steps", "1",
+                 "--out", str(tmp_path / "o3")]) == 0
+    assert "they reach its border (a cut-out's background?)" in capsys.readouterr().out
+    out = np.array(Image.open(tmp_path / "o3" / "result.png"))
+    centre = np.zeros((16, 16), bool)
+    centre[4:12, 4:12] = True                                    # the model's own centre hole instead
+    assert np.array_equal(out[~centre], face[~centre]) and not np.array_equal(out[centre], face[centre])
 
 
 def test_inpaint_fills_a_small_hole_of_a_large_image(tmp_path, models, capsys):

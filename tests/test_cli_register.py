@@ -435,7 +435,7 @@ def test_eval_refuses_pairs_and_baselines_that_do_not_fit(reg_run, run_dir, pair
     fails(capsys, ["eval", str(reg_run), "--no-features", "--out", str(out)], "--no-features is for inpainting")
     (tmp_path / "nolabels.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
     fails(capsys, ["eval", str(reg_run), "--pairs", str(tmp_path / "nolabels.csv"), "--out", str(out)],
-          "pair(s) 1 of its test split have no labels")
+          f"--pairs {tmp_path / 'nolabels.csv'}: row(s) 1 have no labels")       # no split column: its rows
     assert not out.exists()
 
 

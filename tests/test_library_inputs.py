@@ -89,6 +89,9 @@ def test_predict_takes_masks_as_users_have_them(photo_data):
     tr = TranslationTask(IMG_SMALL, data=data)
     with pytest.raises(ValueError, match="mask is for inpainting"):                # ignored before
         predict(tr, tr.build_policy(), imgs, None, 1, hole)
+    with pytest.raises(ValueError, match="batch must be an int >= 1, got 0"):     # "range() arg 3" before
+        predict(task, policy, None, imgs, 1, batch=0)
+    assert torch.equal(predict(task, policy, None, imgs, 1, batch=np.int64(4))[0][0], ref[0])
     from rl_i2it.tasks.imagegen import evaluate
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         evaluate(task, policy, steps=(0, 5), split="valid", features=False, n=2)

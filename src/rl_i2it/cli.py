@@ -52,42 +52,17 @@ def _overrides(args) -> dict:
         extra.setdefault("sac", {})["critic_on"] = args.critic_on
     if getattr(args, "horizon", None) is not None:
         extra.setdefault("train", {})["horizon"] = args.horizon
-    if getattr(args, "init", None):
-        extra.setdefault("train", {})["init"] = str(Path(args.init).resolve())
-    for name in ("style", "styles"):               # a path is made absolute, a name kept
+    if getattr(args, "init", None):           # paths: made absolute by load_config (config.absolute_paths)
+        extra.setdefault("train", {})["init"] = args.init
+    for name in ("style", "styles"):
         if value := getattr(args, name, None):
-            from .data.style import DEMO_STYLE, named_styles
-            named = value == DEMO_STYLE if name == "style" else named_styles(value)
-            extra.setdefault("task_options", {})[name] = value if named else str(Path(value).resolve())
+            extra.setdefault("task_options", {})[name] = value
     if getattr(args, "arbitrary", False):
         extra.setdefault("task_options", {})["arbitrary"] = True
     for flag, key in (("no_step_gru", "step_gru"), ("no_frame_gru", "frame_gru")):
         if getattr(args, flag, False):
             extra.setdefault("task_options", {})[key] = False
     return merge(over, extra)
-
-
-# The task options that name a file or folder: (task, option, prefix before the path, named values)
-PATH_OPTIONS = (("digits", "source", "", ()), ("inpainting", "data", "", ("celeba",)),
-                ("translation", "data", "pix2pix:", ()), ("registration", "pairs", "manifest:", ()),
-                ("style", "style", "", ("starry_night",)), ("style", "styles", "", ("made", "photos")),
-                ("style", "content", "", ("photos",)))
-
-
-def _absolute_paths(values: dict) -> dict:
-    """``values`` with every relative path in a task option made absolute (from here, where it
-    exists), as ``--style`` and ``--init`` are: a run's config.json then works from any folder
-    (eval, resume), where ``--set task_options.pairs=manifest:pairs.csv`` worked only from here."""
-    options = dict(values.get("task_options") or {})
-    for task, key, prefix, names in PATH_OPTIONS:
-        value = options.get(key)
-        if values.get("task") != task or not isinstance(value, str) or not value.startswith(prefix):
-            continue
-        path = value[len(prefix):]
-        named = path in names or (key == "styles" and set(path.split("+")) <= set(names))   # made+photos
-        if path and not named and not Path(path).is_absolute() and Path(path).exists():
-            options[key] = prefix + str(Path(path).resolve())
-    return {**values, "task_options": options} if options else values
 
 
 def _config_path(task: str, given: str | None) -> str | None:
@@ -125,7 +100,7 @@ def cmd_train(args) -> None:
     if values.get("task", args.task) != args.task:
         raise UserError(f"{preset} is a config of task {values['task']!r}; train it with `rl-i2it train "
                         f"{values['task']} --config {preset}`")
-    cfg = load_config(None, _absolute_paths(merge(merge(values, {"task": args.task}), over)))
+    cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
     if args.out is not None and not args.out.strip():
         raise UserError("--out is empty: give a folder (default runs/TASK)")
     out = Path(args.out or f"runs/{args.task}")
@@ -244,11 +219,13 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     own = not args.pairs
     given = f"--pairs {args.pairs}" if args.pairs else f"the run's pairs ({name})"
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel or (own and o.by_voxel))
-    if own and name.startswith("manifest:"):
+    split_column = True                        # the named sets have splits; a CSV may not
+    if name.startswith("manifest:"):
         from .data.pairs import manifest_split
         from .data.volumes import read_manifest
         csv_path = name[len("manifest:"):]
-        if manifest_split(read_manifest(csv_path, text=("split",)), csv_path) is None:
+        split_column = manifest_split(read_manifest(csv_path, text=("split",)), csv_path) is not None
+        if own and not split_column:
             print(f"rl-i2it: note: {run} trained on every pair of {csv_path} (it has no split column): "
                   f"these scores are on its training pairs; add a split column (train, valid, test) "
                   f"or give held-out pairs with --pairs", file=sys.stderr)
@@ -258,7 +235,8 @@ def _eval_registration(args, run: Path, out: Path) -> None:
                   if not (pairs.fixed_labels[i].any() and pairs.moving_labels[i].any())]
     if unlabelled:
         rows = ", ".join(map(str, unlabelled[:5])) + (" ..." if len(unlabelled) > 5 else "")
-        raise UserError(f"{given}: pair(s) {rows} of its {args.split} split have no labels, and eval scores Dice of "
+        which = f"pair(s) {rows} of its {args.split} split" if split_column else f"row(s) {rows}"
+        raise UserError(f"{given}: {which} have no labels, and eval scores Dice of "
                         f"labels: add moving_labels,fixed_labels columns (to see registrations without "
                         f"labels: rl-i2it register)")
     res = {"identity": identity_scores(pairs)}
@@ -288,7 +266,7 @@ def _eval_image(args, run: Path, out: Path) -> None:
     n = len(task.split_data(args.split)[1])
     print(f"{cfg.task}, {args.split} split ({n} images):")
     print(format_scores({f"RL-I2IT T={t}": r for t, r in res.items()}))
-    if not args.no_features:
+    if not args.no_features and n < 10_000:
         print(f"FID on {n} images reads higher than on the 10,000+ of papers' tables: compare it only with "
               f"FIDs of the same {n} images")
     print(f"results: {out}/results.json")
@@ -505,14 +483,15 @@ def cmd_inpaint(args) -> None:
     image = read_colour_image(args.image)             # read and check everything before writing
     mask = read_mask(args.mask, image.shape[1:]) if args.mask else None
     transparent, notes, hole_name = read_transparent(args.image), [], f"the hole of {args.mask}"
-    if transparent is not None and mask is None:      # erased to transparent in an editor: that is the hole
+    edge = transparent is not None and bool(torch.cat([transparent[0, [0, -1]].flatten(),
+                                                       transparent[0, :, [0, -1]].flatten()]).any())
+    if transparent is not None and mask is None and not edge:     # erased to transparent in an editor: the hole
         mask, hole_name = transparent, f"the transparent hole of {args.image}"
-        if mask.all():
-            raise UserError(f"{args.image} is transparent everywhere: nothing is left to inpaint from")
         notes.append(f"{args.image}: its {int(transparent.sum())} transparent pixels are the hole (give --mask "
                      f"to choose another)")
-    elif transparent is not None:
-        notes.append(f"{args.image}: --mask gives the hole; its transparent pixels are read as their colour")
+    elif transparent is not None:             # with --mask, or a cut-out's transparent background
+        why = "--mask gives the hole" if mask is not None else "they reach its border (a cut-out's background?)"
+        notes.append(f"{args.image}: {why}; its transparent pixels are read as their colour")
     h, w = image.shape[1:]
     left, top, right, bottom = crop_box(w, h)        # the square the training faces were cut from
     box = (slice(None), slice(top, bottom), slice(left, right))

@@ -236,14 +236,48 @@ def read_config(path: str | Path) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
-    """Read a TOML (or a run's config.json) and apply overrides; validate everything."""
+    """Read a TOML (or a run's config.json) and apply overrides; validate everything. Relative
+    paths of files and folders that exist are made absolute (``absolute_paths``)."""
     values = read_config(path) if path is not None else {}
     if overrides is not None and not isinstance(overrides, dict):
         raise TypeError(f"overrides must be a dict of sections, e.g. {{'sac': {{'gamma': 0.9}}}}, "
                         f"got {type(overrides).__name__}")
-    cfg = fill(Config, merge(values, overrides or {}))
+    cfg = fill(Config, absolute_paths(merge(values, overrides or {})))
     validate(cfg)
     return cfg
+
+
+def _path_options(task: str) -> tuple:
+    """The options of ``task`` that name a file or folder: ``(option, prefix before the path,
+    is_name)``, ``is_name(value)`` telling our named sources (starry_night, photos, ...) apart."""
+    from .data.style import DEMO_STYLE, named_styles
+    return {"digits": (("source", "", lambda v: False),),
+            "inpainting": (("data", "", lambda v: v == "celeba"),),
+            "translation": (("data", "pix2pix:", lambda v: False),),
+            "registration": (("pairs", "manifest:", lambda v: False),),
+            "style": (("style", "", lambda v: v == DEMO_STYLE), ("styles", "", named_styles),
+                      ("content", "", lambda v: v == "photos"))}.get(task, ())
+
+
+def absolute_paths(values: dict) -> dict:
+    """``values`` (a config as a dict) with each relative path that exists from here, in a task
+    option (``pairs = "manifest:pairs.csv"``, ``content``, ``style``, ...) or ``train.init``, made
+    absolute (symlinks kept): a run's config.json then works from any folder (eval, resume).
+    Missing paths stay as typed, for the error that names them."""
+    def absolute(path: str) -> str:
+        return str(Path(path).absolute()) if path and not Path(path).is_absolute() and Path(path).exists() else path
+    out = dict(values)
+    options = dict(values.get("task_options") or {})
+    for key, prefix, is_name in _path_options(values.get("task", Config.task)):
+        value = options.get(key)
+        if isinstance(value, str) and value.startswith(prefix) and not is_name(value[len(prefix):]):
+            options[key] = prefix + absolute(value[len(prefix):])
+    if options:
+        out["task_options"] = options
+    init = (values.get("train") or {}).get("init") if isinstance(values.get("train"), dict) else None
+    if isinstance(init, str):
+        out["train"] = {**values["train"], "init": absolute(init)}
+    return out
 
 
 def reachable_transitions(t) -> int:

@@ -125,6 +125,9 @@ def test_moving_goes_onto_the_fixed_grid_through_world_coordinates(nd):
         tilt[2, 0] = 0.5
         assert onto_fixed_grid(fixed, Volume(box, up))[3] == 4.0
         assert abs(onto_fixed_grid(fixed, Volume(box, tilt))[3] - 0.5 * 23) < 1e-9
+        coronal = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])   # in-plane axes x, z
+        with pytest.raises(UserError, match="slices at 90 degrees"):    # one shared line smeared over the grid before
+            onto_fixed_grid(fixed, Volume(box, coronal))
     same = Volume(box, np.eye(4))
     assert onto_fixed_grid(Volume(box, np.eye(4)), same)[0] is box
     assert onto_fixed_grid(Volume(box, np.eye(4)), Volume(box, a), by_voxel=True)[0] is box

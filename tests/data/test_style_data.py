@@ -100,30 +100,47 @@ def test_photo_styles_cut_the_train_region_of_the_stills_never_the_validation_on
 def test_video_flows_are_the_real_motion_cut_as_the_crops(tmp_path, monkeypatch):
     """``video_flows``: the DIS flow of consecutive frames (a texture moving 2 px right per frame)
     oriented so that warping frame t by it gives frame t+1, scaled with the crop, mirrored with
-    it; the validation frames give none; cached."""
-    from conftest import moving_frames
+    it; no flow from the validation frames (a 6 px jump there) nor across a scene cut; cached."""
     from rl_i2it.data import style
     from rl_i2it.ops.temporal import warp_image
     monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path / "cache"))
-    frames = moving_frames(6, 48, 48, shift=2)
+    import cv2
+    g = np.random.default_rng(0)
+    strip = cv2.resize((g.random((3, 5, 3)) * 255).astype(np.uint8), (78, 48), interpolation=cv2.INTER_CUBIC)
+    at = [0, 2, 4, 10, 12, 14]                                        # 2 px a frame, 6 px from frame 2 to 3
+    frames = [strip[:, x:x + 48] for x in at]
+    frames.append(255 - frames[-1][::-1])                              # then a cut: another scene
     clip = tmp_path / "clip"
     clip.mkdir()
     for i, f in enumerate(frames):
-        Image.fromarray(f).save(clip / f"{i}.png")
-    monkeypatch.setattr(style, "VALID_FRAMES", range(1, 2))          # pairs (0, 1) and (1, 2) left out
+        Image.fromarray(np.ascontiguousarray(f)).save(clip / f"{i}.png")
+    monkeypatch.setattr(style, "VALID_FRAMES", range(3, 4))          # pairs (2, 3) and (3, 4) left out
+    from rl_i2it.ops import temporal
+    used, dis = set(), temporal.dis_flow
+
+    def recorded(a, b):                                               # which frames each flow comes from
+        used.add(tuple(next(i for i, f in enumerate(frames) if np.array_equal(f, x)) for x in (b, a)))
+        return dis(a, b)
+    monkeypatch.setattr(temporal, "dis_flow", recorded)
     flows = style.video_flows(48, 40, videos=[clip]).float()
+    assert used == {(0, 1), (1, 2), (4, 5)}                          # not the window's, not across the cut
     assert flows.shape == (40, 2, 48, 48) and flows.dtype == torch.float32
     inner = flows[:, :, 8:-8, 8:-8]                                   # DIS is least sure at the borders
     dx = inner[:, 0].median(-1).values.median(-1).values
-    assert ((dx.abs() - 2).abs() < 0.5).all() and inner[:, 1].abs().median() < 0.3   # 2 px along x, full-size crops
+    assert ((dx.abs() - 2).abs() < 0.5).all() and inner[:, 1].abs().median() < 0.3   # 2 px: no jump, no cut
     assert (dx > 0).any() and (dx < 0).any()                          # mirrored crops move the other way
     right = flows[dx > 0][:1]
-    a = torch.from_numpy(frames[2]).permute(2, 0, 1)[None].float() / 255
-    b = torch.from_numpy(frames[3]).permute(2, 0, 1)[None].float() / 255
+    a = torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float() / 255
+    b = torch.from_numpy(frames[1]).permute(2, 0, 1)[None].float() / 255
     assert (warp_image(a, right) - b)[..., 8:-8, 8:-8].abs().mean() < 0.25 * (a - b)[..., 8:-8, 8:-8].abs().mean()
+    monkeypatch.setattr(style, "VALID_FRAMES", range(0))
+    jumps = style.video_flows(48, 60, videos=[clip]).float()[:, 0, 8:-8, 8:-8].abs()
+    assert (jumps.median(-1).values.median(-1).values > 4).any()      # with the window open: the 6 px pair
     small = style.video_flows(24, 40, videos=[clip]).float()[:, :, 4:-4, 4:-4]
-    assert 0.4 < small[:, 0].abs().median() < 2.4                     # a 24 px cut of a 24-48 px square: scaled
-    assert len(list((tmp_path / "cache" / "style").glob("flows_*.npz"))) == 2
-    monkeypatch.setattr(style, "VALID_FRAMES", range(0, 6))
+    assert 0.4 < small[:, 0].abs().median() < 6.5                     # a 24 px cut of a 24-48 px square: scaled
+    assert len(list((tmp_path / "cache" / "style").glob("flows_*.npz"))) == 3
+    with pytest.raises(UserError, match="cannot give 64x64 flows"):
+        style.video_flows(64, 4, videos=[clip])
+    monkeypatch.setattr(style, "VALID_FRAMES", range(0, 7))
     with pytest.raises(UserError, match="no pair of consecutive frames"):
         style.video_flows(48, 4, videos=[clip])

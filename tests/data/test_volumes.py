@@ -187,7 +187,8 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
     (tmp_path / "spilt.csv").write_text("moving,fixed,spilt\nm.nii.gz,f.nii.gz,test\n")
     with pytest.raises(UserError, match="did you mean split"):          # a test row trained on before
         read_manifest(tmp_path / "spilt.csv", text=("split",))
-    (tmp_path / "extra.csv").write_text("moving,fixed,subject,age\nm.nii.gz,f.nii.gz,7,40\n")
+    (tmp_path / "extra.csv").write_text("moving,fixed,subject,age,moving_id,fixed_id,moving_mask,fixed2\n"
+                                        "m.nii.gz,f.nii.gz,7,40,a,b,c,d\n")
     assert read_manifest(tmp_path / "extra.csv")[0]["moving"] == tmp_path / "m.nii.gz"   # a user's own columns
 
 

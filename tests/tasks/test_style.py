@@ -260,7 +260,7 @@ def test_video_episode_moves_the_frame_and_keeps_the_frame_memory(tmp_path):
     assert fields["memory"].dtype == "float16" and fields["content"].dtype == "uint8"
 
 
-def test_real_motion_moves_the_frame_by_a_flow_of_the_bank(tmp_path):
+def test_real_motion_moves_the_frame_by_a_flow_of_the_bank(tmp_path, monkeypatch):
     """``motion = "real"``: a training clip's next frame and the temporal term's moved state are
     warped by a flow of the bank (here every flow 3 px along x) plus the global shift (off here)."""
     from rl_i2it.ops.temporal import warp_image
@@ -275,8 +275,13 @@ def test_real_motion_moves_the_frame_by_a_flow_of_the_bank(tmp_path):
     assert torch.allclose(state["content"], warp_image(first, flow[:2].float()), atol=1e-6)
     x = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8), size=(32, 32), mode="bilinear")
     mem = torch.zeros(2, 32, 8, 8)
+    flows = []
+    from rl_i2it.ops import temporal
+    monkeypatch.setattr(temporal, "warp_image", lambda image, f: flows.append(f) or warp_image(image, f))
     assert task.temporal_loss({"current": x, "style": torch.zeros(2, dtype=torch.long), "memory": mem},
                               _Identity()) < 1e-6
+    assert torch.equal(flows[0], flow[:2].float())                  # the frame moved by a flow of the bank
+    monkeypatch.undo()
     task._flows = None
     task._data["flows"] = flow[:, :, :16, :16]
     with pytest.raises(ValueError, match="the flow bank is 16x16, the states 32x32"):
@@ -284,6 +289,8 @@ def test_real_motion_moves_the_frame_by_a_flow_of_the_bank(tmp_path):
         env.step(policy(task.observe(env.state)).action)
     with pytest.raises(UserError, match="motion must be 'synthetic' or 'real'"):
         style_task(tmp_path, motion="optical").validate()
+    with pytest.raises(UserError, match="this model has neither"):       # it would do nothing
+        style_task(tmp_path, motion="real")
 
 
 class _Identity(torch.nn.Module):

@@ -9,15 +9,21 @@ import torch
 from .policy import MetaPolicy
 
 
-def check_steps(steps) -> int:
-    """``steps`` of an inference function: an integer >= 1 (numpy's and torch's too), or a ``ValueError``."""
+def check_count(value, name: str) -> int:
+    """A count argument (``steps``, ``batch``): an integer >= 1 (numpy's and torch's too), or a
+    ``ValueError`` naming it."""
     try:
-        t = operator.index(steps) if not isinstance(steps, bool) else None
+        n = operator.index(value) if not isinstance(value, bool) else None
     except TypeError:
-        t = None
-    if t is None or t < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    return t
+        n = None
+    if n is None or n < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return n
+
+
+def check_steps(steps) -> int:
+    """``steps`` of an inference function (see ``check_count``)."""
+    return check_count(steps, "steps")
 
 
 def check_step_counts(steps) -> list[int]:

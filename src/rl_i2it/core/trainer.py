@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, fill
+from ..config import Config, absolute_paths, fill
 from ..data.cache import writable_dir
 from ..errors import Stopped, UserError
 from ..nets import fast_layout
@@ -219,7 +219,8 @@ class Trainer:
         model (``policy.pt``) is there."""
         if (self.run_dir / "checkpoint.pt").is_file():
             saved = ckpt.load(self.run_dir / "checkpoint.pt", (ckpt.TRAIN_FORMAT,))
-            old, new = fill(Config, saved["config"]).to_dict(), self.cfg.to_dict()   # keys added since: defaults
+            old = fill(Config, absolute_paths(saved["config"])).to_dict()   # keys added since: defaults;
+            new = self.cfg.to_dict()                  # a relative path saved by an older version: as now
             for d in (old, new):       # the stopping rule, device and bookkeeping may change on resume
                 d.pop("device", None)
                 d["train"] = {k: v for k, v in d["train"].items() if k not in RESUME_MAY_CHANGE}

@@ -141,9 +141,10 @@ def read_colour_image(path: str | Path) -> torch.Tensor:
 
 def read_transparent(path: str | Path) -> torch.Tensor | None:
     """``[1, H, W]`` bool: the pixels an image's alpha channel makes transparent (alpha < 128, as
-    image editors and inpainting tools erase a hole), or None where it has none."""
+    image editors and inpainting tools erase a hole), or None where it has none (no alpha band:
+    a colour key, PNG's tRNS, is not read as one)."""
     with Image.open(check_image_file(path)) as im:
-        if "A" not in im.getbands() and "transparency" not in im.info:
+        if "A" not in im.getbands():
             return None
         alpha = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))[..., 3]
     return torch.from_numpy(alpha < 128)[None] if (alpha < 128).any() else None

@@ -207,6 +207,14 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
             raise UserError(f"{what} {moving.array.shape} and the fixed image {fixed.array.shape} differ in shape: "
                             f"voxel to voxel needs one grid")
         return moving.array, moving_labels, 1.0, 0.0
+    if moving.array.ndim == 2 and fixed.array.ndim == 2:     # slices: read in the fixed one's plane, if near it
+        normals = [np.cross(v.affine[:3, 0], v.affine[:3, 1]) for v in (fixed, moving)]
+        cos = abs(float(normals[0] @ normals[1])) / max(float(np.linalg.norm(normals[0]) * np.linalg.norm(normals[1])),
+                                                        1e-12)
+        if cos < np.cos(np.radians(45)):
+            raise UserError(f"{what} and the fixed image are slices at {np.degrees(np.arccos(min(cos, 1.0))):.0f} "
+                            f"degrees to each other (a sagittal and a coronal slice, say): they share one line, "
+                            f"not a picture; register slices of one orientation (or voxel to voxel, same shape)")
     m, inside = resample(np.stack([moving.array, np.ones_like(moving.array)]), moving.affine, fixed.affine,
                          fixed.array.shape)                              # the image and where it reaches
     cover = float((inside > 0.5).mean())

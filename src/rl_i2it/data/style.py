@@ -249,7 +249,8 @@ VALID_FRAMES = range(96, 116)
 
 def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = None) -> torch.Tensor:
     """``n`` flows ``[n, 2, size, size]`` float16 (pixels, dx, dy) of real motion: OpenCV DIS
-    between consecutive frames of the training videos (never ``VALID_FRAMES``, never tree.avi),
+    between consecutive frames of the training videos (never ``VALID_FRAMES``, never tree.avi,
+    never across a scene cut: a pair changing 5x more than the video's median pair),
     oriented so that ``warp_image(frame_t, flow) ~ frame_t+1``, cut as the content crops are (a
     square of side ``size`` up to the frame's height, resized to ``size`` with the flow scaled
     with it, flipped left-right at random). The compound regularisation's motion with
@@ -261,12 +262,19 @@ def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = No
             fetch_style()
         videos = [folder / v for v in TRAIN_VIDEOS]
     clips = [read_frames(v) for v in videos]
-    pairs = [(c, t) for c, frames in enumerate(clips) for t in range(len(frames) - 1)
-             if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES]
+    pairs = []
+    for c, frames in enumerate(clips):
+        if min(frames.shape[1:3]) < size:
+            raise UserError(f"{videos[c]}: frames of {frames.shape[2]}x{frames.shape[1]} cannot give {size}x{size} "
+                            f"flows (task_options.size)")
+        change = np.array([np.abs(frames[t + 1].astype(np.int16) - frames[t]).mean() for t in range(len(frames) - 1)])
+        cut = 5 * np.median(change) if len(change) else 0.0        # a scene cut: no motion to learn from
+        pairs += [(c, t) for t in range(len(frames) - 1)
+                  if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES and change[t] <= cut]
     if not pairs:
         raise UserError("the videos hold no pair of consecutive frames for task_options.motion = real")
-    key = hashlib.sha256(repr([(str(v.name), c.shape, hashlib.sha256(c[::25].tobytes()).hexdigest()[:12])
-                               for v, c in zip(videos, clips)]).encode()).hexdigest()[:10]
+    key = hashlib.sha256(repr([[(str(v.name), c.shape, hashlib.sha256(c[::25].tobytes()).hexdigest()[:12])
+                                for v, c in zip(videos, clips)], pairs]).encode()).hexdigest()[:10]
 
     def make() -> np.ndarray:
         rng = np.random.default_rng(seed)

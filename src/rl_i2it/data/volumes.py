@@ -7,7 +7,6 @@ affine maps voxel indices to world millimetres (identity for PNG, voxel size for
 from __future__ import annotations
 
 import csv
-import difflib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +270,18 @@ def itk_caveats(fixed: Volume) -> list[str]:
 # -- pair manifests ---------------------------------------------------------------------------------
 
 
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One letter added, dropped, changed or two neighbours swapped: the typos of a header."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
 def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixed"),
                   optional: tuple[str, ...] = ("moving_labels", "fixed_labels"),
                   text: tuple[str, ...] = ()) -> list[dict[str, Path | str | None]]:
@@ -279,8 +290,8 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
     is the home folder);
     an empty optional cell is None. ``text`` columns (optional) are kept as lower-case strings (None
     when empty), under their key only where the CSV has the column. Other columns are ignored, but
-    one spelt close to a known one (``moving_label``, ``spilt``) is refused: it would drop labels or
-    a split without a word."""
+    one a typo away from a known column the header lacks (``moving_label``, ``spilt``) is refused:
+    it would drop labels or a split without a word."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"pairs file not found: {path}")
@@ -297,8 +308,9 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
                 raise UserError(f"{path}: needs a header with columns {','.join(required)}"
                                 + (f"[,{','.join(optional)}]" if optional else "") + hint)
             known = (*required, *optional, *text)
+            missing = [k for k in known if k not in cols]
             for c in reader.fieldnames:              # "moving_label", "spilt": said, not silently dropped
-                near = difflib.get_close_matches(c, known, 1, 0.75) if c and c not in known else []
+                near = [k for k in missing if c and c not in known and _one_edit_apart(c, k)]
                 if near:
                     raise UserError(f"{path}: column {c!r} is not one this reads ({', '.join(known)}): "
                                     f"did you mean {near[0]}?")

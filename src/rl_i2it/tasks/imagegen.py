@@ -358,11 +358,10 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
     True or nonzero = hole, ``[S, S]``, ``[N or 1, S, S]`` or ``[N or 1, 1, S, S]`` (None: the
     model's centre hole). Translation: ``target`` may be None. Bad input: ``TypeError`` /
     ``ValueError`` naming the argument."""
-    from ..core.rollout import check_steps, rollout
+    from ..core.rollout import check_count, check_steps, rollout
     from ..data.images import as_unit_images, as_unit_pairs
     check_steps(steps)
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+    batch = check_count(batch, "batch")
     size = task.options.size
     if task.name == "inpainting":
         if target is None:

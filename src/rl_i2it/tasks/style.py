@@ -260,6 +260,9 @@ class StyleTask(Task):
             raise UserError(f"task_options.motion must be 'synthetic' or 'real', got {o.motion!r}")
         if o.motion == "real" and o.n_flows < 1:
             raise UserError("task_options.n_flows must be >= 1")
+        if o.motion == "real" and not (o.video or o.temporal_weight > 0):
+            raise UserError("task_options.motion = real moves a video model's training clips and the temporal "
+                            "term: this model has neither (video = false, temporal_weight = 0)")
 
     def load_training_data(self) -> None:
         self.content_bank("train")
