@@ -288,5 +288,7 @@ def test_train_keeps_named_styles_and_makes_paths_absolute(tmp_path, monkeypatch
     assert _overrides(parse(["train", "style", "--arbitrary", "--styles", "made+photos"]))["task_options"]["styles"] \
         == "made+photos"
     assert _overrides(parse(["train", "style", "--style", "starry_night"]))["task_options"]["style"] == "starry_night"
-    assert _overrides(parse(["train", "style", "--arbitrary", "--styles", "mine"]))["task_options"]["styles"] \
-        == str(tmp_path / "mine")
+    (tmp_path / "mine").mkdir()
+    from rl_i2it.config import load_config, merge
+    over = _overrides(parse(["train", "style", "--arbitrary", "--styles", "mine"]))
+    assert load_config(None, merge({"task": "style"}, over)).task_options["styles"] == str(tmp_path / "mine")
