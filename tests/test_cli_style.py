@@ -110,7 +110,7 @@ def test_grey_content_and_grey_style_are_their_three_equal_channels(tmp_path, mo
     assert a.shape == (32, 40, 3) and np.array_equal(a, b)
 
 
-def test_video_in_frames_and_a_video_out(tmp_path, models, capsys):
+def test_video_in_frames_and_a_video_out(tmp_path, models, capsys, monkeypatch):
     import cv2
     path = tmp_path / "in.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 32))
@@ -123,6 +123,18 @@ def test_video_in_frames_and_a_video_out(tmp_path, models, capsys):
     assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{i:05d}.png" for i in range(4)]
     made = [p for p in out.iterdir() if p.suffix in (".mp4", ".gif")]
     assert len(made) == 1 and made[0].stat().st_size > 0
+    from rl_i2it.core.trainer import load_policy
+    from rl_i2it.data import style as style_data
+    from rl_i2it.tasks.style import stylize_video
+    whole = torch.from_numpy(style_data.read_frames(path)).permute(0, 3, 1, 2).float() / 255
+    task, policy, _ = load_policy(models["one"])
+    want = (stylize_video(task, policy, whole, 2)[0] * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    got = np.stack([np.array(Image.open(out / "frames" / f"{i:05d}.png")) for i in range(4)])
+    assert np.abs(got.astype(int) - want).max() <= 1                 # frame by frame, as the library's
+    monkeypatch.setattr(style_data, "read_frames", lambda *a, **k: pytest.fail("the whole video read at once"))
+    assert main(["stylize", str(models["one"]), "--video", str(path), "--steps", "1", "--preserve-color",
+                 "--out", str(tmp_path / "v2")]) == 0                # streamed: one frame at a time
+    assert len(list((tmp_path / "v2" / "frames").iterdir())) == 4
     frames = tmp_path / "frames"                     # a folder of frames works too
     frames.mkdir()
     for i in range(2):

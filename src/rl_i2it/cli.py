@@ -668,35 +668,39 @@ def cmd_stylize(args) -> None:
         print(f"stylized {len(jobs)} image(s) in {_steps(args.steps)}: {out}/0000.png .. {len(jobs) - 1:04d}.png"
               + (", NNNN_step_TT.png" if args.every_step else ""))
         return
-    from .data.style import FRAME_EXT, read_frames, video_fps, write_video
+    import itertools
+
+    from .data.style import FRAME_EXT, VideoOut, iter_frames, video_fps
     from .tasks.style import stylize_frames
     if args.every_step:
         raise UserError("--every-step is for --content and --pairs (a video keeps each frame's last step)")
     if Path(args.video).suffix.lower() in FRAME_EXT:
         raise UserError(f"--video {args.video} is a still image: give it with --content (or --video a folder of frames)")
-    frames = read_frames(args.video)
     style_image = style_for(args.style)
+    frames = iter_frames(args.video)          # one at a time: a long HD video does not fit in memory
+    first = next(frames)                      # the video opens, its first frame's size checked, before writing
 
-    def frame(i):
-        return content_of(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255, f"frame {i + 1}")
-    frame(0)                                               # its size checked before writing anything
+    def frame(i, f):
+        return content_of(torch.from_numpy(f).permute(2, 0, 1).float() / 255, f"frame {i + 1}")
+    frame(0, first)
     out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif",
                   inputs=[("", args.video), ("", args.style)])
     (out / "frames").mkdir(exist_ok=True)
-    done = []
     from tqdm.auto import tqdm
 
     from .data.images import to_uint8
-    outputs = stylize_frames(task, policy, (frame(i) for i in range(len(frames))), args.steps, style_image, args.sample)
-    for i, (img, _) in enumerate(tqdm(outputs, total=len(frames), desc="stylize", unit="frame")):
+    inputs, kept = itertools.tee(frame(i, f) for i, f in enumerate(itertools.chain([first], frames)))
+    outputs = stylize_frames(task, policy, inputs, args.steps, style_image, args.sample)
+    video = VideoOut(out / "stylized.mp4", video_fps(args.video) if Path(args.video).is_file() else 10.0)
+    n = 0
+    for n, ((img, _), given) in enumerate(tqdm(zip(outputs, kept), desc="stylize", unit="frame"), 1):
         if args.preserve_color:
-            img = preserve_colour(img, frame(i))
-        write_image(out / "frames" / f"{i:05d}.png", img)
-        done.append(to_uint8(img))
-    video = write_video(np.stack(done), out / "stylized.mp4",
-                        video_fps(args.video) if Path(args.video).is_file() else 10.0)
+            img = preserve_colour(img, given)
+        write_image(out / "frames" / f"{n - 1:05d}.png", img)
+        video.add(to_uint8(img))
+    written = video.close()
     kind = "video model, frame memory carried" if task.options.video else "image model, frame by frame"
-    print(f"stylized {len(done)} frames in {_steps(args.steps)} ({kind}): {out}/frames/NNNNN.png, {video}")
+    print(f"stylized {n} frames in {_steps(args.steps)} ({kind}): {out}/frames/NNNNN.png, {written}")
 
 
 def _read_pairs(path: Path) -> list[tuple[Path, Path]]:

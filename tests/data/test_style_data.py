@@ -34,6 +34,30 @@ def test_a_videos_frames_count_as_one_picture():
     assert 0.4 < share < 0.6                        # half from the still, half from the 50 frames
 
 
+def test_frames_stream_one_at_a_time_and_bad_folders_fail_before_the_first(tmp_path):
+    from rl_i2it.data.style import VideoOut, iter_frames
+    frames = np.random.default_rng(0).integers(0, 255, (3, 24, 30, 3), dtype=np.uint8)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i}.png")
+    stream = iter_frames(folder)
+    assert not isinstance(stream, np.ndarray) and np.array_equal(np.stack(list(stream)), frames)
+    assert np.array_equal(np.stack(list(iter_frames(folder, every=2))), frames[::2])
+    Image.fromarray(frames[0][:20]).save(folder / "3.png")          # one frame of another size
+    with pytest.raises(UserError, match="differ in size"):
+        next(iter_frames(folder))                                    # before any frame is given
+    with pytest.raises(UserError, match="video not found"):
+        next(iter_frames(tmp_path / "none.avi"))
+    video = VideoOut(tmp_path / "odd.mp4", fps=5)
+    for f in frames[:, :23, :29]:
+        video.add(f)
+    with pytest.raises(UserError, match="frames of one size"):
+        video.add(frames[0])
+    back = read_frames(video.close())
+    assert back.shape == (3, 24, 30, 3)                             # odd sides padded for the encoder
+
+
 def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
     frames = np.stack([np.full((24, 32, 3), 40 * i, np.uint8) for i in range(5)])
     path = write_video(frames, tmp_path / "clip.mp4", fps=5)

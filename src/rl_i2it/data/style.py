@@ -13,8 +13,9 @@
   ``photo_styles(n, seed)``: crops of the stills (never of ``VALID_STYLE_PICTURES``). The two
   make the arbitrary-style model's bank (``style_images("made+photos", n)``): no art collection
   is reachable here.
-* ``read_frames`` / ``write_video``: a video file (OpenCV) or a folder of frames in; frames, an
-  ``.mp4`` (or a GIF where OpenCV has no encoder) out.
+* ``read_frames`` / ``iter_frames`` / ``write_video`` / ``VideoOut``: a video file (OpenCV) or a
+  folder of frames in, all at once or one at a time; frames, an ``.mp4`` (or a GIF where OpenCV
+  has no encoder) out.
 """
 from __future__ import annotations
 
@@ -75,20 +76,28 @@ def _read_rgb(path: Path) -> np.ndarray:
 def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.ndarray:
     """Frames ``[N, H, W, 3]`` uint8 RGB of a video file (any format OpenCV reads) or of a folder
     of images (in natural name order: frame_2 before frame_10; hidden files skipped); every
-    ``every``-th frame, at most ``max_frames`` (0 = all)."""
+    ``every``-th frame, at most ``max_frames`` (0 = all). ``iter_frames`` gives them one at a time."""
+    frames = list(iter_frames(path, every, max_frames))
+    if not frames:
+        raise UserError(f"no frames could be read from {path}")
+    return np.stack(frames)
+
+
+def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
+    """The frames of ``read_frames``, one ``[H, W, 3]`` uint8 array at a time (a long HD video does
+    not fit in memory). A missing video, one OpenCV cannot open, a folder without frames or with
+    frames of two sizes: a ``UserError`` at the first ``next()``, before any frame."""
     path = Path(path)
-    frames: list[np.ndarray] = []
     if path.is_dir():
         files = image_files(path, FRAME_EXT)            # frame_2 before frame_10
         if not files:
             raise UserError(f"no frames ({', '.join(FRAME_EXT)}) in {path}")
-        for i, p in enumerate(files[::every]):
-            if max_frames and i >= max_frames:
-                break
-            frames.append(_read_rgb(p))
-        if len({f.shape for f in frames}) > 1:
+        files = files[::every][:max_frames or None]
+        if len({_shown_size(p) for p in files}) > 1:
             raise UserError(f"the frames in {path} differ in size")
-        return np.stack(frames)
+        for p in files:
+            yield _read_rgb(p)
+        return
     import cv2
     if not path.is_file():
         raise UserError(f"video not found: {path}")
@@ -96,21 +105,29 @@ def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.nda
     try:
         if not cap.isOpened():
             raise UserError(f"cannot open video {path} (not a video OpenCV reads)")
-        i = 0
-        while True:
+        i = n = 0
+        while not max_frames or n < max_frames:
             ok, frame = cap.read()
             if not ok:
                 break
             if i % every == 0:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                if max_frames and len(frames) >= max_frames:
-                    break
+                n += 1
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             i += 1
     finally:
         cap.release()
-    if not frames:
+    if n == 0:
         raise UserError(f"no frames could be read from {path}")
-    return np.stack(frames)
+
+
+def _shown_size(path: Path) -> tuple[int, int]:
+    """An image's size as shown (EXIF orientation applied), read from its header alone."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
+    except (OSError, ValueError):
+        return (-1, -1)                                  # unreadable: _read_rgb names it
 
 
 def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, int] = (120, 160)) -> torch.Tensor:
@@ -133,27 +150,51 @@ def video_fps(path: str | Path, default: float = 10.0) -> float:
     return fps if fps and fps > 0 else default
 
 
-def write_video(frames: np.ndarray, path: str | Path, fps: float = 10.0) -> Path:
-    """Write ``[N, H, W, 3]`` uint8 RGB frames as ``path`` (``.mp4``; an odd side gains a copy of
-    its last row or column); where OpenCV cannot encode it, as a GIF beside it. Returns the path
-    written."""
-    import cv2
-    path = Path(path)
-    h, w = frames.shape[1:3]
-    if h % 2 or w % 2:            # the encoder drops an odd last row or column: repeat it instead
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if writer.isOpened():
-        for f in frames:
-            writer.write(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR))
-        writer.release()
-        if path.is_file() and path.stat().st_size > 0:
-            return path
-    gif = path.with_suffix(".gif")
-    ims = [Image.fromarray(f) for f in frames]
-    ims[0].save(gif, save_all=True, append_images=ims[1:], duration=max(1, round(1000 / fps)), loop=0)
-    return gif
+def write_video(frames, path: str | Path, fps: float = 10.0) -> Path:
+    """Write ``[N, H, W, 3]`` uint8 RGB frames (or any iterable of ``[H, W, 3]`` ones) as
+    ``path`` (``.mp4``; see ``VideoOut``). Returns the path written."""
+    video = VideoOut(path, fps)
+    for f in frames:
+        video.add(f)
+    return video.close()
+
+
+class VideoOut:
+    """An ``.mp4`` written a frame at a time (``add``; ``close`` returns the path written). An odd
+    side gains a copy of its last row or column (the encoder would drop it). Where OpenCV cannot
+    encode, the frames are kept and written as a GIF beside it at ``close``."""
+
+    def __init__(self, path: str | Path, fps: float = 10.0):
+        self.path, self.fps, self.writer, self.kept, self.shape = Path(path), fps, None, [], None
+
+    def add(self, frame: np.ndarray) -> None:
+        import cv2
+        h, w = frame.shape[:2]
+        if self.shape is None:
+            self.shape = (h, w)
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                          (w + w % 2, h + h % 2))
+        elif (h, w) != self.shape:
+            raise UserError(f"frame of {w}x{h} in a video of {self.shape[1]}x{self.shape[0]}: give frames of one size")
+        if self.writer.isOpened():
+            even = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            self.writer.write(cv2.cvtColor(np.ascontiguousarray(even), cv2.COLOR_RGB2BGR))
+        else:
+            self.kept.append(frame)
+
+    def close(self) -> Path:
+        if self.writer is None:
+            raise ValueError("VideoOut: no frame was added")
+        opened = self.writer.isOpened()
+        self.writer.release()
+        if opened and self.path.is_file() and self.path.stat().st_size > 0:
+            return self.path
+        if opened:
+            raise UserError(f"OpenCV wrote nothing into {self.path} (the frames are in the frames folder)")
+        gif = self.path.with_suffix(".gif")
+        ims = [Image.fromarray(f) for f in self.kept]
+        ims[0].save(gif, save_all=True, append_images=ims[1:], duration=max(1, round(1000 / self.fps)), loop=0)
+        return gif
 
 
 # -- content ----------------------------------------------------------------------------------
