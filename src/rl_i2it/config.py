@@ -274,9 +274,9 @@ def absolute_paths(values: dict) -> dict:
             options[key] = prefix + absolute(value[len(prefix):])
     if options:
         out["task_options"] = options
-    init = (values.get("train") or {}).get("init") if isinstance(values.get("train"), dict) else None
-    if isinstance(init, str):
-        out["train"] = {**values["train"], "init": absolute(init)}
+    train = values.get("train")
+    if isinstance(train, dict) and isinstance(train.get("init"), str):
+        out["train"] = {**train, "init": absolute(train["init"])}
     return out
 
 
