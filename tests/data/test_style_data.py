@@ -148,6 +148,10 @@ def test_video_flows_are_the_real_motion_cut_as_the_crops(tmp_path, monkeypatch)
     monkeypatch.setattr(temporal, "dis_flow", recorded)
     flows = style.video_flows(48, 40, videos=[clip]).float()
     assert used == {(0, 1), (1, 2), (4, 5)}                          # not the window's, not across the cut
+    read = style.read_frames
+    monkeypatch.setattr(style, "read_frames", lambda *a, **k: pytest.fail("the videos read, the bank cached"))
+    assert torch.equal(style.video_flows(48, 40, videos=[clip]).float(), flows)
+    monkeypatch.setattr(style, "read_frames", read)
     assert flows.shape == (40, 2, 48, 48) and flows.dtype == torch.float32
     inner = flows[:, :, 8:-8, 8:-8]                                   # DIS is least sure at the borders
     dx = inner[:, 0].median(-1).values.median(-1).values

@@ -288,6 +288,16 @@ VALID_FRAMES = range(96, 116)
 ``bench/style_valid.py`` (frames 100-111) with a margin."""
 
 
+def _content_digest(path: Path) -> str:
+    """A video file's sha256, or a frame folder's file names and sizes: what a cache key needs."""
+    if path.is_dir():
+        return hashlib.sha256(repr([(p.name, p.stat().st_size) for p in image_files(path, FRAME_EXT)]).encode()
+                              ).hexdigest()[:16]
+    if not path.is_file():
+        raise UserError(f"video not found: {path}")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = None) -> torch.Tensor:
     """``n`` flows ``[n, 2, size, size]`` float16 (pixels, dx, dy) of real motion: OpenCV DIS
     between consecutive frames of the training videos (never ``VALID_FRAMES``, never tree.avi,
@@ -302,22 +312,24 @@ def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = No
         if not all((folder / v).is_file() for v in TRAIN_VIDEOS):
             fetch_style()
         videos = [folder / v for v in TRAIN_VIDEOS]
-    clips = [read_frames(v) for v in videos]
-    pairs = []
-    for c, frames in enumerate(clips):
-        if min(frames.shape[1:3]) < size:
-            raise UserError(f"{videos[c]}: frames of {frames.shape[2]}x{frames.shape[1]} cannot give {size}x{size} "
-                            f"flows (task_options.size)")
-        change = np.array([np.abs(frames[t + 1].astype(np.int16) - frames[t]).mean() for t in range(len(frames) - 1)])
-        cut = 5 * np.median(change) if len(change) else 0.0        # a scene cut: no motion to learn from
-        pairs += [(c, t) for t in range(len(frames) - 1)
-                  if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES and change[t] <= cut]
-    if not pairs:
-        raise UserError("the videos hold no pair of consecutive frames for task_options.motion = real")
-    key = hashlib.sha256(repr([[(str(v.name), c.shape, hashlib.sha256(c[::25].tobytes()).hexdigest()[:12])
-                                for v, c in zip(videos, clips)], pairs]).encode()).hexdigest()[:10]
+    key = hashlib.sha256(repr([[(v.name, _content_digest(v)) for v in map(Path, videos)],
+                               (VALID_FRAMES.start, VALID_FRAMES.stop), MAX_FLOW, "cuts at 5x the median"]
+                              ).encode()).hexdigest()[:10]
 
-    def make() -> np.ndarray:
+    def make() -> np.ndarray:                 # the videos are read only when the bank is not cached
+        clips = [read_frames(v) for v in videos]
+        pairs = []
+        for c, frames in enumerate(clips):
+            if min(frames.shape[1:3]) < size:
+                raise UserError(f"{videos[c]}: frames of {frames.shape[2]}x{frames.shape[1]} cannot give "
+                                f"{size}x{size} flows (task_options.size)")
+            change = np.array([np.abs(frames[t + 1].astype(np.int16) - frames[t]).mean()
+                               for t in range(len(frames) - 1)])
+            cut = 5 * np.median(change) if len(change) else 0.0        # a scene cut: no motion to learn from
+            pairs += [(c, t) for t in range(len(frames) - 1)
+                      if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES and change[t] <= cut]
+        if not pairs:
+            raise UserError("the videos hold no pair of consecutive frames for task_options.motion = real")
         rng = np.random.default_rng(seed)
         picks = sorted(int(i) for i in rng.integers(0, len(pairs), n))
         out = np.empty((n, 2, size, size), np.float16)
