@@ -190,6 +190,11 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
     (tmp_path / "extra.csv").write_text("moving,fixed,subject,age,moving_id,fixed_id,moving_mask,fixed2\n"
                                         "m.nii.gz,f.nii.gz,7,40,a,b,c,d\n")
     assert read_manifest(tmp_path / "extra.csv")[0]["moving"] == tmp_path / "m.nii.gz"   # a user's own columns
+    (tmp_path / "comma.csv").write_text("moving,fixed\nscan, 1.nii.gz,f.nii.gz\nm.nii.gz,f.nii.gz,,\n")
+    with pytest.raises(UserError, match="row 1: more cells than the header"):   # read as 'scan' and ' 1.nii.gz'
+        read_manifest(tmp_path / "comma.csv")
+    (tmp_path / "trail.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz,,\n")             # a spreadsheet's commas
+    assert read_manifest(tmp_path / "trail.csv")[0]["fixed"] == tmp_path / "f.nii.gz"
 
 
 def test_fetch_refuses_unknown_source_and_explains_missing_apt(monkeypatch):

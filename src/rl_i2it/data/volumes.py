@@ -321,6 +321,9 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
         raise UserError(f"{path}: no rows (no pairs)")
     out = []
     for i, r in enumerate(rows):
+        if any((v or "").strip() for v in r.get(None) or []):     # cells past the header's: trailing commas fine
+            raise UserError(f"{path}, row {i + 1}: more cells than the header has columns (a comma in a file "
+                            f"name? put the name in double quotes)")
         row = {}
         for c in (*required, *optional):
             v = (r.get(c) or "").strip()
