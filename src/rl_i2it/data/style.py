@@ -316,38 +316,45 @@ def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = No
                                (VALID_FRAMES.start, VALID_FRAMES.stop), MAX_FLOW, "cuts at 5x the median"]
                               ).encode()).hexdigest()[:10]
 
-    def make() -> np.ndarray:                 # the videos are read only when the bank is not cached
-        clips = [read_frames(v) for v in videos]
+    def consecutive(c: int):
+        """``(t, frame t, frame t + 1)`` of video ``c``, two frames in memory at a time."""
+        prev = None
+        for t, frame in enumerate(iter_frames(videos[c])):
+            if prev is not None:
+                yield t - 1, prev, frame
+            prev = frame
+
+    def make() -> np.ndarray:                 # the videos are read (twice, streamed) only when not cached
         pairs = []
-        for c, frames in enumerate(clips):
-            if min(frames.shape[1:3]) < size:
-                raise UserError(f"{videos[c]}: frames of {frames.shape[2]}x{frames.shape[1]} cannot give "
-                                f"{size}x{size} flows (task_options.size)")
-            change = np.array([np.abs(frames[t + 1].astype(np.int16) - frames[t]).mean()
-                               for t in range(len(frames) - 1)])
-            cut = 5 * np.median(change) if len(change) else 0.0        # a scene cut: no motion to learn from
-            pairs += [(c, t) for t in range(len(frames) - 1)
-                      if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES and change[t] <= cut]
+        for c in range(len(videos)):
+            change = {t: np.abs(b.astype(np.int16) - a).mean() for t, a, b in consecutive(c)}
+            side = min(next(iter_frames(videos[c])).shape[:2])
+            if side < size:
+                raise UserError(f"{videos[c]}: frames of side {side} cannot give {size}x{size} flows "
+                                f"(task_options.size)")
+            cut = 5 * np.median(list(change.values())) if change else 0.0   # a scene cut: no motion to learn from
+            pairs += [(c, t) for t in change if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES and change[t] <= cut]
         if not pairs:
             raise UserError("the videos hold no pair of consecutive frames for task_options.motion = real")
         rng = np.random.default_rng(seed)
         picks = sorted(int(i) for i in rng.integers(0, len(pairs), n))
-        out = np.empty((n, 2, size, size), np.float16)
-        flow, last = None, None
-        for k, i in enumerate(picks):
-            c, t = pairs[i]
-            if i != last:
-                flow, last = dis_flow(clips[c][t + 1], clips[c][t]), i       # frame t+1 at x ~ frame t at x + flow
-                flow = np.clip(flow, -MAX_FLOW, MAX_FLOW)     # DIS's rare wild vectors (120 px) in flat regions
-            h, w = flow.shape[:2]
-            side = int(rng.integers(size, min(h, w) + 1))
-            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-            crop = torch.from_numpy(np.ascontiguousarray(flow[top:top + side, left:left + side])).permute(2, 0, 1)
-            crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True,
-                                 align_corners=False)[0] * (size / side)
-            if rng.random() < 0.5:
-                crop = crop.flip(-1) * torch.tensor([-1.0, 1.0])[:, None, None]   # mirrored: dx changes sign
-            out[k] = crop.numpy()
+        times = {pairs[i] for i in picks}
+        out, k = np.empty((n, 2, size, size), np.float16), 0
+        for c in range(len(videos)):
+            for t, a, b in consecutive(c):
+                if (c, t) not in times:
+                    continue
+                flow = np.clip(dis_flow(b, a), -MAX_FLOW, MAX_FLOW)   # b at x ~ a at x + flow; DIS's rare
+                h, w = flow.shape[:2]                                  # wild vectors (120 px) clipped
+                while k < n and pairs[picks[k]] == (c, t):             # every crop of this pair, in pick order
+                    side = int(rng.integers(size, min(h, w) + 1))
+                    top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                    crop = torch.from_numpy(np.ascontiguousarray(flow[top:top + side, left:left + side])).permute(2, 0, 1)
+                    crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True,
+                                         align_corners=False)[0] * (size / side)
+                    if rng.random() < 0.5:
+                        crop = crop.flip(-1) * torch.tensor([-1.0, 1.0])[:, None, None]   # mirrored: dx changes sign
+                    out[k], k = crop.numpy(), k + 1
         return out[rng.permutation(n)]
 
     return _cached(cache_dir() / "style" / f"flows_{size}_{n}_{seed}_{key}.npz", "flows", make)
