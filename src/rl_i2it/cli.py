@@ -483,8 +483,8 @@ def cmd_inpaint(args) -> None:
     image = read_colour_image(args.image)             # read and check everything before writing
     mask = read_mask(args.mask, image.shape[1:]) if args.mask else None
     transparent, notes, hole_name = read_transparent(args.image), [], f"the hole of {args.mask}"
-    edge = transparent is not None and bool(torch.cat([transparent[0, [0, -1]].flatten(),
-                                                       transparent[0, :, [0, -1]].flatten()]).any())
+    edge = transparent is not None and any(bool(side.any()) for side in (transparent[0, 0], transparent[0, -1],
+                                                                         transparent[0, :, 0], transparent[0, :, -1]))
     if transparent is not None and mask is None and not edge:     # erased to transparent in an editor: the hole
         mask, hole_name = transparent, f"the transparent hole of {args.image}"
         notes.append(f"{args.image}: its {int(transparent.sum())} transparent pixels are the hole (give --mask "
@@ -678,18 +678,17 @@ def cmd_stylize(args) -> None:
         raise UserError(f"--video {args.video} is a still image: give it with --content (or --video a folder of frames)")
     style_image = style_for(args.style)
     frames = iter_frames(args.video)          # one at a time: a long HD video does not fit in memory
-    first = next(frames)                      # the video opens, its first frame's size checked, before writing
 
     def frame(i, f):
         return content_of(torch.from_numpy(f).permute(2, 0, 1).float() / 255, f"frame {i + 1}")
-    frame(0, first)
+    first = frame(0, next(frames))            # the video opens, its first frame's size checked, before writing
     out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif",
                   inputs=[("", args.video), ("", args.style)])
     (out / "frames").mkdir(exist_ok=True)
     from tqdm.auto import tqdm
 
     from .data.images import to_uint8
-    inputs, kept = itertools.tee(frame(i, f) for i, f in enumerate(itertools.chain([first], frames)))
+    inputs, kept = itertools.tee(itertools.chain([first], (frame(i, f) for i, f in enumerate(frames, 1))))
     outputs = stylize_frames(task, policy, inputs, args.steps, style_image, args.sample)
     video = VideoOut(out / "stylized.mp4", video_fps(args.video) if Path(args.video).is_file() else 10.0)
     n = 0

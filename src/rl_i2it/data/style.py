@@ -327,11 +327,11 @@ def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = No
     def make() -> np.ndarray:                 # the videos are read (twice, streamed) only when not cached
         pairs = []
         for c in range(len(videos)):
-            change = {t: np.abs(b.astype(np.int16) - a).mean() for t, a, b in consecutive(c)}
-            side = min(next(iter_frames(videos[c])).shape[:2])
+            side = min(next(iter_frames(videos[c])).shape[:2])     # said before the video is read through
             if side < size:
                 raise UserError(f"{videos[c]}: frames of side {side} cannot give {size}x{size} flows "
                                 f"(task_options.size)")
+            change = {t: np.abs(b.astype(np.int16) - a).mean() for t, a, b in consecutive(c)}
             cut = 5 * np.median(list(change.values())) if change else 0.0   # a scene cut: no motion to learn from
             pairs += [(c, t) for t in change if t not in VALID_FRAMES and t + 1 not in VALID_FRAMES and change[t] <= cut]
         if not pairs:

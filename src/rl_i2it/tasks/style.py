@@ -457,8 +457,8 @@ class StyleTask(Task):
         return loss, logs
 
     def temporal_loss(self, state: dict, policy) -> torch.Tensor:
-        """Compound temporal regularisation: ``|f(W(x) + n) - W(f(x))|_1`` (mean) for a synthetic
-        motion ``W`` (shift + smooth flow; the memory moved with it) and noise ``n``; the mean
+        """Compound temporal regularisation: ``|f(W(x) + n) - W(f(x))|_1`` (mean) for a training
+        motion ``W`` (``motion_flow``; the memory moved with it) and noise ``n``; the mean
         plan on both sides (the consistency of the deterministic map). With ``temporal_steps``
         K > 1, ``f`` is applied K times to both and the K steps' L1s are averaged."""
         from ..ops.temporal import warp_image
