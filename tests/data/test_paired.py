@@ -45,6 +45,28 @@ def test_a_b_layout_with_matching_names(tmp_path):
     assert a.shape == (2, 3, 8, 8) and int(a[0, 0, 0, 0]) == 40 and int(b[0, 0, 0, 0]) == 200
 
 
+def test_a_resized_set_is_read_once_then_from_the_cache_until_a_file_changes(tmp_path, monkeypatch):
+    """A large pix2pix set is decoded once: later runs read the resized arrays (no image opened);
+    a file rewritten (new size or time) is read again. Each image is resized as it is read."""
+    for i in range(3):
+        save(tmp_path / "ab" / f"{i}.png", np.concatenate([half(10 + i, 16, 16), half(100 + i, 16, 16)], 1))
+    sizes = []
+    real_open = paired._open
+    monkeypatch.setattr(paired, "_open", lambda p, mode: sizes.append(p) or real_open(p, mode))
+    a, b = paired.read_pix2pix(tmp_path / "ab", size=8)
+    assert len(sizes) == 3 and a.shape == b.shape == (3, 3, 8, 8)
+    assert a[:, 0, 0, 0].tolist() == [10, 11, 12] and b[:, 0, 0, 0].tolist() == [100, 101, 102]
+    b2, a2 = paired.read_pix2pix(tmp_path / "ab", "BtoA", size=8)
+    assert len(sizes) == 3 and torch.equal(a2, a) and torch.equal(b2, b)          # from the cache
+    assert paired.read_pix2pix(tmp_path / "ab", size=4)[0].shape == (3, 3, 4, 4) and len(sizes) == 6
+    save(tmp_path / "ab" / "1.png", np.concatenate([half(50, 16, 16), half(150, 16, 16)], 1))
+    a, b = paired.read_pix2pix(tmp_path / "ab", size=8)
+    assert len(sizes) == 9 and a[:, 0, 0, 0].tolist() == [10, 50, 12] and b[1, 0, 0, 0] == 150
+    paired.read_pix2pix(tmp_path / "ab")                                          # unresized: never cached
+    paired.read_pix2pix(tmp_path / "ab")
+    assert len(sizes) == 15
+
+
 def test_sixteen_bit_and_exif_rotated_pictures_are_read_as_shown(tmp_path):
     deep = Image.fromarray(np.full((8, 16), 30000, np.uint16))       # a 16-bit depth map beside its photo
     (tmp_path / "ab").mkdir()

@@ -7,6 +7,7 @@ import torch
 from conftest import make_anatomy
 from rl_i2it.data.pairs import (INTER_Z, PairSet, bspline_matrix, bspline_upsample, deform_pairs, load_pairs,
                                 manifest_pairs, random_field, random_intensity)
+from rl_i2it.data.cache import cached_arrays, save_arrays
 from rl_i2it.data.volumes import write_nifti
 from rl_i2it.errors import UserError
 from rl_i2it.ops.metrics import jacobian_determinant, mean_dice
@@ -55,8 +56,8 @@ def test_deform_pairs_warp_labels_with_images():
 def test_pair_set_round_trip(tmp_path):
     imgs, labs = make_anatomy(2, 16, 3)
     ps = deform_pairs(imgs, labs, 2, seed=0, magnitude=0.5)
-    ps.save(tmp_path / "p.npz")
-    back = PairSet.load(tmp_path / "p.npz")
+    save_arrays(tmp_path / "p.npz", True, **ps.arrays())
+    back = PairSet.of_arrays(cached_arrays(tmp_path / "p.npz", make=None))     # read, never made
     assert all(torch.equal(getattr(ps, k), getattr(back, k)) for k in ("fixed", "moving", "fixed_labels", "moving_labels"))
     with pytest.raises(UserError, match="does not match"):
         PairSet(ps.fixed, ps.moving[:1], ps.fixed_labels, ps.moving_labels)
@@ -98,6 +99,32 @@ def test_manifest_pairs_resample_users_volumes(tmp_path, capsys):
     assert torch.equal(ps.moving_labels == 1, ps.fixed_labels == 2)       # one id, one index in both maps
     with pytest.raises(UserError, match="unknown pair set"):
         load_pairs("nope")
+
+
+def test_manifest_pairs_are_read_once_then_from_the_cache(tmp_path, monkeypatch, capsys):
+    """Reading and resampling a user's volumes takes seconds a pair: a second run reads the cached
+    arrays (no volume opened) and still says the placement notes; a changed file is read again."""
+    from rl_i2it.data import volumes
+    rng = np.random.default_rng(1)
+    shifted = np.eye(4)
+    shifted[0, 3] = 15.0                                                   # a note: 5 of 20 rows covered
+    write_nifti(tmp_path / "f.nii.gz", rng.random((20, 20, 20)).astype(np.float32), np.eye(4))
+    write_nifti(tmp_path / "m.nii.gz", rng.random((20, 20, 20)).astype(np.float32), shifted)
+    (tmp_path / "pairs.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz\n")
+    opened = []
+    real = volumes.read_volume
+    monkeypatch.setattr(volumes, "read_volume", lambda p, **k: opened.append(p) or real(p, **k))
+    first = manifest_pairs(tmp_path / "pairs.csv", 16)
+    assert len(opened) == 2 and "of the fixed grid" in capsys.readouterr().err
+    again = manifest_pairs(tmp_path / "pairs.csv", 16)
+    assert len(opened) == 2 and "of the fixed grid" in capsys.readouterr().err
+    assert all(torch.equal(getattr(first, k), getattr(again, k)) for k in ("fixed", "moving", "moving_labels"))
+    manifest_pairs(tmp_path / "pairs.csv", 12)                                # another size: read
+    assert len(opened) == 4 and "of the fixed grid" in capsys.readouterr().err
+    write_nifti(tmp_path / "m.nii.gz", rng.random((20, 20, 20)).astype(np.float32), np.eye(4))
+    changed = manifest_pairs(tmp_path / "pairs.csv", 16)
+    assert len(opened) == 6 and not torch.equal(changed.moving, first.moving)
+    assert "of the fixed grid" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("nd", [2, 3])

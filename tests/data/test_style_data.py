@@ -87,6 +87,25 @@ def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
         read_frames(tmp_path / "none.avi")
 
 
+def test_a_cut_off_video_gives_its_frames_and_says_so(tmp_path, capfd):
+    """A video cut short (a copy that stopped, a damaged file) gives the frames it holds and one
+    note naming how many its header promised; FFmpeg's own lines are not shown. An intact one: no note."""
+    import cv2
+    rng = np.random.default_rng(0)
+    path = tmp_path / "m.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 32))
+    for _ in range(40):
+        writer.write(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8))
+    writer.release()
+    assert len(read_frames(path)) == 40 and capfd.readouterr().err == ""
+    data = path.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    n = len(read_frames(tmp_path / "cut.avi"))
+    assert 5 < n < 30
+    assert capfd.readouterr().err == f"rl-i2it: note: {tmp_path / 'cut.avi'} ended after {n} of the 40 frames its header gives (a damaged or cut-off file?)\n"
+    assert len(read_frames(tmp_path / "cut.avi", max_frames=3)) == 3 and capfd.readouterr().err == ""
+
+
 def test_made_styles_are_seeded_textures_and_folders_are_read(tmp_path):
     a, b = made_style(3, 64), made_style(4, 64)
     assert a.shape == (64, 64, 3) and a.dtype == np.uint8

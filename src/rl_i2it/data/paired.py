@@ -19,8 +19,6 @@ All images are uint8 tensors ``[N, C, H, W]``.
 from __future__ import annotations
 
 import hashlib
-import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from .cache import cache_dir
+from .cache import cache_dir, cached_arrays, files_key, progress
 from .faces import PHOTO, _check_size, load_faces
 from .images import image_files, pil_uint8
 
@@ -54,18 +52,41 @@ def _open(path: Path, mode: str) -> Image.Image:
         raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 
 
-def _stack(images: list[Image.Image], names: list[str], size: int | None, what: str) -> torch.Tensor:
-    if size is not None:
-        images = [im.resize((size, size), Image.Resampling.BICUBIC) if im.size != (size, size) else im
-                  for im in images]
-    first = images[0].size
-    for im, n in zip(images, names):
-        if im.size != first:
-            raise UserError(f"{what} images differ in size: {names[0]} is {first[0]}x{first[1]}, "
-                            f"{n} is {im.size[0]}x{im.size[1]} (pass a size to resize them all)")
-    arr = np.stack([np.asarray(im, np.uint8) for im in images])
-    arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr))
+def _read_pairs(pairs: list, labels: list[tuple[str, str]], size: int | None) -> dict[str, np.ndarray]:
+    """The images of ``pairs`` (each a function giving the A and B images, named by ``labels``)
+    as uint8 ``[N, C, H, W]`` arrays ``{"A", "B"}``, each image resized to ``size`` as it is read
+    (None: all must share one size)."""
+    a_out = b_out = None
+    first = None
+    what = f"reading {len(pairs)} image pairs" + (" (once; then cached)" if size else "")
+    for i, (read, names) in enumerate(zip(progress(pairs, what, "pair"), labels)):
+        ims = read()
+        if size is not None:
+            ims = [im.resize((size, size), Image.Resampling.BICUBIC) if im.size != (size, size) else im for im in ims]
+        for im, n in zip(ims, names):
+            if first is None:
+                first = n, im.size
+            elif im.size != first[1]:
+                raise UserError(f"images differ in size: {first[0]} is {first[1][0]}x{first[1][1]}, "
+                                f"{n} is {im.size[0]}x{im.size[1]} (pass a size to resize them all)")
+        a, b = (np.asarray(im, np.uint8) for im in ims)
+        a, b = (x[None] if x.ndim == 2 else x.transpose(2, 0, 1) for x in (a, b))
+        if a_out is None:
+            a_out, b_out = np.empty((len(pairs), *a.shape), np.uint8), np.empty((len(pairs), *b.shape), np.uint8)
+        a_out[i], b_out[i] = a, b
+    return {"A": a_out, "B": b_out}
+
+
+def _halves(path: Path, mode: str) -> tuple[Image.Image, Image.Image]:
+    im = _open(path, mode)
+    w, h = im.size
+    if w % 2:
+        raise UserError(f"{path}: width {w} is odd; an A|B pix2pix image holds two halves side by side")
+    return im.crop((0, 0, w // 2, h)), im.crop((w // 2, 0, w, h))
+
+
+PIX2PIX_READER = 1
+"""Version of how ``read_pix2pix`` reads and resizes: caches of another are rebuilt."""
 
 
 def ab_folders(folder: Path) -> tuple[Path, Path] | None:
@@ -113,11 +134,8 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
             only_b = sorted(set(b_names) - set(a_names))[:5]
             raise UserError(f"{folder}: A/ and B/ file names differ: only in A: {only_a or '-'}; "
                             f"only in B: {only_b or '-'}")
-        A = _stack([_open(p, mode) for p in a_files], a_names, size, "A")
-        B = _stack([_open(p, mode) for p in b_files], b_names, size, "B")
-        if A.shape != B.shape:
-            raise UserError(f"{folder}: A images are {A.shape[3]}x{A.shape[2]}, B images "
-                            f"{B.shape[3]}x{B.shape[2]} (pass a size to resize both)")
+        files, labels = a_files + b_files, [(f"{a_dir.name}/{n}", f"{b_dir.name}/{n}") for n in a_names]
+        pairs = [lambda a=a, b=b: (_open(a, mode), _open(b, mode)) for a, b in zip(a_files, b_files)]
     else:
         if split is not None:
             folder = folder / split
@@ -128,16 +146,15 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
             subs = sorted(p.name for p in folder.iterdir() if p.is_dir())
             hint = f" (it has folders {', '.join(subs)}: pass one as the split)" if subs else ""
             raise UserError(f"{folder}: no images, and no A/ and B/ folders{hint}")
-        a_half, b_half = [], []
-        for p in files:
-            im = _open(p, mode)
-            w, h = im.size
-            if w % 2:
-                raise UserError(f"{p}: width {w} is odd; an A|B pix2pix image holds two halves side by side")
-            a_half.append(im.crop((0, 0, w // 2, h)))
-            b_half.append(im.crop((w // 2, 0, w, h)))
-        names = [p.name for p in files]
-        A, B = _stack(a_half, names, size, "AB"), _stack(b_half, names, size, "AB")
+        labels = [(f"{p.name} (left half)", f"{p.name} (right half)") for p in files]
+        pairs = [lambda p=p: _halves(p, mode) for p in files]
+    if size is None:
+        arrays = _read_pairs(pairs, labels, None)
+    else:       # resized sets are cached: a large set is decoded once, not at every run
+        key = files_key(files, PIX2PIX_READER, size, mode)
+        arrays = cached_arrays(cache_dir() / "paired" / "user" / f"{size}-{mode}-{key}.npz",
+                               lambda: _read_pairs(pairs, labels, size))
+    A, B = torch.from_numpy(arrays["A"]), torch.from_numpy(arrays["B"])
     return (A, B) if direction == "AtoB" else (B, A)
 
 
@@ -302,23 +319,15 @@ def photo_pairs(kind: str = "edges", size: int = 64, split: str = "train", faces
     key = hashlib.sha256(repr((faces, [(n, p.shape, hashlib.sha256(p.tobytes()).hexdigest()[:12])
                                         for n, p in photos])).encode()).hexdigest()[:10]
     path = cache_dir() / "paired" / f"{kind}_{size}_{split}_{key}.npz"
-    source = target = None
-    if path.is_file():
-        try:
-            with np.load(path) as z:
-                source, target = torch.from_numpy(z["source"]), torch.from_numpy(z["target"])
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            pass                                     # unreadable: rebuild
-    if source is None:
+    def make():
         parts = [load_faces(size, split, fetch=fetch)] if faces else []
         parts.append(torch.from_numpy(photo_crops(photos, size, split)))
         target = torch.cat(parts)
         if len(target) == 0:
             raise UserError("no photos to make pairs from (faces off and no sample photos found)")
         source = (edges_to_photo(target, channels=1) if kind == "edges" else grey_to_colour(target))[0]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        with open(tmp, "wb") as f:                   # one channel stored; edges shown in three
-            np.savez(f, source=source.numpy(), target=target.numpy())
-        os.replace(tmp, path)
+        return {"source": source.numpy(), "target": target.numpy()}    # one channel stored; edges shown in three
+
+    pairs = cached_arrays(path, make)
+    source, target = torch.from_numpy(pairs["source"]), torch.from_numpy(pairs["target"])
     return (source.repeat(1, 3, 1, 1) if kind == "edges" else source), target

@@ -36,10 +36,13 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..ops.warp import integrate_velocity, warp
-from .cache import cache_dir
+from .cache import cache_dir, cached_arrays, files_key, progress
 
 SETS = {"brain2d": 2, "brain2d-inter": 2, "liver3d": 3}     # the named pair sets and their dimension
 SPLIT_SEED = {"train": 1000, "valid": 2000, "test": 3000}
+
+
+PAIR_ARRAYS = ("fixed", "moving", "fixed_labels", "moving_labels")
 
 
 @dataclass
@@ -64,19 +67,12 @@ class PairSet:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.fixed.shape[2:])
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".tmp-" + path.name)
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **{k: getattr(self, k).numpy() for k in
-                                      ("fixed", "moving", "fixed_labels", "moving_labels")})
-        tmp.replace(path)
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k).numpy() for k in PAIR_ARRAYS}
 
     @classmethod
-    def load(cls, path: Path, name: str = "") -> "PairSet":
-        with np.load(path) as z:
-            return cls(*(torch.from_numpy(z[k]) for k in ("fixed", "moving", "fixed_labels", "moving_labels")),
-                       name=name)
+    def of_arrays(cls, arrays: dict, name: str = "") -> "PairSet":
+        return cls(*(torch.from_numpy(arrays[k]) for k in PAIR_ARRAYS), name=name)
 
 
 # -- random smooth deformations and intensity changes -------------------------------------------------
@@ -129,7 +125,7 @@ def deform_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int, 
     pair deforms one base image twice (fixed and moving) and changes both intensities."""
     gen = torch.Generator().manual_seed(seed)
     pick = source if source is not None else torch.randint(0, images.shape[0], (n,), generator=gen)
-    out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
+    out = {k: [] for k in PAIR_ARRAYS}
     for i in range(0, n, 16):
         idx = pick[i: i + 16]
         img, lab = images[idx].float(), labels[idx].unsqueeze(1).float()
@@ -137,7 +133,7 @@ def deform_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int, 
             u = random_field(len(idx), tuple(images.shape[2:]), gen, magnitude)
             out[role].append(to_u8(random_intensity(warp(img, u), gen)))
             out[role + "_labels"].append(warp(lab, u, mode="nearest").squeeze(1).round().short())
-    return PairSet(*(torch.cat(out[k]) for k in ("fixed", "moving", "fixed_labels", "moving_labels")))
+    return PairSet(*(torch.cat(out[k]) for k in PAIR_ARRAYS))
 
 
 def to_u8(x: torch.Tensor) -> torch.Tensor:
@@ -365,12 +361,7 @@ def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128, b
         raise UserError(f"--by-voxel is for your own pairs (a CSV); {name} is one of ours, on one grid")
     key = hashlib.sha1(json.dumps([name, split, n, size, 3]).encode()).hexdigest()[:10]   # 3: brain2d-inter's splits
     path = cache_dir() / "registration" / "pairs" / f"{name}-{split}-{size}-{key}.npz"
-    if path.is_file():
-        return PairSet.load(path, name)
-    ps = build_set(name, split, n, size)
-    ps.name = name
-    ps.save(path)
-    return ps
+    return PairSet.of_arrays(cached_arrays(path, lambda: build_set(name, split, n, size).arrays(), compress=True), name)
 
 
 def normalise(arr: np.ndarray) -> torch.Tensor:
@@ -407,7 +398,7 @@ def manifest_pairs(path: Path, size: int, by_voxel: bool = False, split: str | N
     image goes onto its fixed image's grid through the headers (``onto_fixed_grid``), or voxel to
     voxel with ``by_voxel`` (headers that are wrong; the shapes must agree). With a ``split``
     column (``manifest_split``) only the rows of ``split`` are read; without one, every row."""
-    from .volumes import read_labels_of, read_manifest, read_volume
+    from .volumes import read_manifest
     rows = read_manifest(path, text=("split",))
     splits = manifest_split(rows, path)
     if splits is not None and split is not None:
@@ -415,8 +406,24 @@ def manifest_pairs(path: Path, size: int, by_voxel: bool = False, split: str | N
         if not rows:
             raise UserError(f"{path}: no pairs of the {split} split (its split column names "
                             f"{', '.join(sorted(set(splits)))})")
-    out = {k: [] for k in ("fixed", "moving", "fixed_labels", "moving_labels")}
-    for r in rows:
+    files = [path] + [r[k] for r in rows for k in ("fixed", "moving", "fixed_labels", "moving_labels") if r[k]]
+    key = files_key(files, MANIFEST_READER, size, by_voxel)
+    arrays = cached_arrays(cache_dir() / "registration" / "user" / f"{size}-{key}.npz",
+                           lambda: _read_manifest_rows(rows, size, by_voxel))
+    for note in arrays["notes"]:          # said again each time the cached pairs are read
+        print(f"rl-i2it: note: {note}", file=sys.stderr)
+    return PairSet.of_arrays(arrays, name=f"manifest:{path}")
+
+
+MANIFEST_READER = 1
+"""Version of how ``manifest_pairs`` reads and places a pair: caches of another are rebuilt."""
+
+
+def _read_manifest_rows(rows: list[dict], size: int, by_voxel: bool) -> dict[str, np.ndarray]:
+    from .volumes import read_labels_of, read_volume
+    out = {k: [] for k in PAIR_ARRAYS}
+    notes = []
+    for r in progress(rows, f"reading {len(rows)} pairs at {size} (once; then cached)", "pair"):
         vols, labs = {}, {}
         for role in ("fixed", "moving"):
             vols[role] = read_volume(r[role])
@@ -427,10 +434,8 @@ def manifest_pairs(path: Path, size: int, by_voxel: bool = False, split: str | N
         m, labs["moving"], cover, off = onto_fixed_grid(vols["fixed"], vols["moving"], labs["moving"],
                                                         by_voxel=by_voxel, what=str(r["moving"]))
         if cover < 0.5 or off > 0.5:
-            print(f"rl-i2it: note: {r['moving']} on {r['fixed']}'s grid: "
-                  f"{placement(vols['fixed'], vols['moving'], cover, off)}", file=sys.stderr)
+            notes.append(f"{r['moving']} on {r['fixed']}'s grid: {placement(vols['fixed'], vols['moving'], cover, off)}")
         for role, arr in (("fixed", vols["fixed"].array), ("moving", m)):
             out[role].append(to_u8(to_grid(normalise(arr), size))[None])
             out[role + "_labels"].append(to_grid(torch.from_numpy(labs[role]), size, labels=True).round().short())
-    return PairSet(*(torch.stack(out[k]) for k in ("fixed", "moving", "fixed_labels", "moving_labels")),
-                   name=f"manifest:{path}")
+    return {**{k: torch.stack(v).numpy() for k, v in out.items()}, "notes": np.array(notes, dtype=str)}

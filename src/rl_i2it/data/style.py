@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import UserError
-from .cache import cache_dir
+from .cache import cache_dir, cached_arrays
 from .images import image_files
 
 STYLE_FILES = {
@@ -44,6 +44,10 @@ TRAIN_VIDEOS = ("Megamind.avi", "vtest.avi")
 TEST_VIDEO = "tree.avi"
 FRAME_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXT = (".avi", ".mp4", ".mov", ".mkv")
+
+# OpenCV's FFmpeg says nothing (the level is read when it first opens a video): a damaged video
+# gets one note of ours (``iter_frames``), not FFmpeg's lines about macroblocks.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 DEMO_STYLE = "starry_night"
@@ -105,6 +109,7 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
     try:
         if not cap.isOpened():
             raise UserError(f"cannot open video {path} (not a video OpenCV reads)")
+        header = int(max(cap.get(cv2.CAP_PROP_FRAME_COUNT), 0))
         i = n = 0
         while not max_frames or n < max_frames:
             ok, frame = cap.read()
@@ -118,6 +123,9 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
         cap.release()
     if n == 0:
         raise UserError(f"no frames could be read from {path}")
+    if (not max_frames or n < max_frames) and i < header - max(2, header // 50):    # counts are estimates
+        print(f"rl-i2it: note: {path} ended after {i} of the {header} frames its header gives "
+              f"(a damaged or cut-off file?)", file=sys.stderr)
 
 
 def _shown_size(path: Path) -> tuple[int, int]:
@@ -260,25 +268,8 @@ def content_crops(size: int, n: int, split: str = "train", seed: int = 0, fetch:
     key = hashlib.sha256(repr([(name, p.shape, hashlib.sha256(p.tobytes()).hexdigest()[:12])
                                for name, p in pics]).encode()).hexdigest()[:10]
     path = cache_dir() / "style" / f"content_{split}_{size}_{n}_{seed}_{key}.npz"
-    return _cached(path, "crops", lambda: random_crops(pics, size, n, split, seed + (0 if split == "train" else 1000)))
-
-
-def _cached(path: Path, key: str, make) -> torch.Tensor:
-    """The array saved as ``key`` in ``path`` (an .npz), or ``make()`` saved there first
-    (atomically; an unreadable file is made again)."""
-    if path.is_file():
-        try:
-            with np.load(path) as z:
-                return torch.from_numpy(z[key])
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            pass
-    array = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **{key: array})
-    os.replace(tmp, path)
-    return torch.from_numpy(array)
+    crops = cached_arrays(path, lambda: {"crops": random_crops(pics, size, n, split, seed + (0 if split == "train" else 1000))})
+    return torch.from_numpy(crops["crops"])
 
 
 MAX_FLOW = 8.0
@@ -357,7 +348,8 @@ def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = No
                     out[k], k = crop.numpy(), k + 1
         return out[rng.permutation(n)]
 
-    return _cached(cache_dir() / "style" / f"flows_{size}_{n}_{seed}_{key}.npz", "flows", make)
+    return torch.from_numpy(cached_arrays(cache_dir() / "style" / f"flows_{size}_{n}_{seed}_{key}.npz",
+                                          lambda: {"flows": make()})["flows"])
 
 
 def folder_crops(folder: str | Path, size: int, n: int, split: str, seed: int = 0) -> torch.Tensor:
