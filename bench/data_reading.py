@@ -1,5 +1,6 @@
 """Reading a user's dataset: the first read (decode, resize or resample, cache) against a read from
-the cache, side by side on made files, each in a fresh process (seconds and peak memory).
+the cache, side by side on made files, each in a fresh process (seconds and peak memory); and the
+memory of ``eval`` on the pix2pix set's training split (an untrained model, metrics without features).
 
     python bench/data_reading.py [--images 1000] [--volumes 12] [--size 64] [--volume-size 128]
 
@@ -28,6 +29,16 @@ from rl_i2it.data.volumes import write_nifti  # noqa: E402
 READ = {
     "pix2pix": "from rl_i2it.data.paired import read_pix2pix; n = len(read_pix2pix({path!r}, size={size})[0])",
     "manifest": "from rl_i2it.data.pairs import load_pairs; n = len(load_pairs('manifest:' + {path!r}, size={size}))",
+    "eval": """import torch
+from rl_i2it.config import load_config
+from rl_i2it.tasks import task_class
+from rl_i2it.tasks.imagegen import evaluate
+cfg = load_config(None, {{"task": "translation", "task_options": {{"data": "pix2pix:" + {path!r}, "size": {size}}}}})
+task = task_class("translation")(cfg.task_options)
+torch.manual_seed(0)
+t = time.perf_counter()                   # imports not timed; the set was cached by the rows above
+n = len(task.split_data("train")[0])
+evaluate(task, task.build_policy(), (1, 5, 10), "train", features=False)""",
 }
 TIMED = """
 import json, resource, sys, time
@@ -75,6 +86,9 @@ def main() -> None:
             first, again = (timed(kind, path, size, tmp / "cache") for _ in range(2))
             print(f"| {kind} at {size} | {first['n']} | {first['seconds']:.1f}, {first['peak_mb']:.0f} | "
                   f"{again['seconds']:.1f}, {again['peak_mb']:.0f} | {first['seconds'] / again['seconds']:.1f} |")
+        ev = timed("eval", ab, args.size, tmp / "cache")
+        print(f"\neval (T = 1, 5, 10, no features) of {ev['n']} training pairs at {args.size}: "
+              f"{ev['seconds']:.1f} s, peak {ev['peak_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -360,6 +360,27 @@ def test_register_refuses_bad_input_before_writing(reg_run, run_dir, pair, tmp_p
     assert not out.exists()
 
 
+def test_register_pairs_stopped_halfway_keeps_the_finished_rows_figures(reg_run, pair, tmp_path, monkeypatch):
+    """results.csv is rewritten after each row: a run stopped (Ctrl-C, killed) at row 2 keeps row 1's figures."""
+    import csv
+
+    from rl_i2it import cli
+    calls, real = [], cli._register_pair
+
+    def stop_at_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(cli, "_register_pair", stop_at_second)
+    (tmp_path / "pairs.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n{pair['fixed']},{pair['moving']}\n")
+    out = tmp_path / "out"
+    assert main(["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1", "--out", str(out)]) == 130
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["row"] for r in rows] == ["1"] and float(rows[0]["ncc_after"]) > -1
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("0000_")) == ["results.csv"]
+
+
 def test_eval_scores_a_registration_run_on_users_pairs(reg_run, pair, tmp_path, capsys):
     import json
     (tmp_path / "pairs.csv").write_text("moving,fixed,moving_labels,fixed_labels\n"

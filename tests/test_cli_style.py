@@ -1,5 +1,7 @@
 """`rl-i2it train style` and `rl-i2it stylize`: image, every step, strip, pairs, video, colour
 preservation; bad input -> one line, exit 2, nothing written."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +96,21 @@ def test_arbitrary_model_takes_a_style_and_pairs_write_numbered_files(tmp_path, 
                                                                   "0001.png", "0001_step_01.png", "0001_step_02.png"]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "q" / "0000_step_02.png")),
                           np.asarray(Image.open(tmp_path / "q" / "0000.png")))
+
+
+def test_pairs_hold_one_image_at_a_time(tmp_path, models, monkeypatch):
+    """A batch of hundreds of HD photos must not sit in memory: every row is checked first (a bad
+    one stops the batch before anything is written), then each is read, stylised and written in turn."""
+    from rl_i2it.data import images
+    events, real_read, real_write = [], images.read_image, images.write_image
+    monkeypatch.setattr(images, "read_image", lambda p, *a: events.append(("read", Path(p).name)) or real_read(p, *a))
+    monkeypatch.setattr(images, "write_image", lambda p, x: events.append(("write", Path(p).name)) or real_write(p, x))
+    names = [Path(save(tmp_path / f"c{i}.png", picture(24, 32, i))).name for i in range(3)]
+    (tmp_path / "pairs.csv").write_text("content\n" + "".join(f"{n}\n" for n in names))
+    assert main(["stylize", str(models["one"]), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert events == [("read", n) for n in names] + [e for i, n in enumerate(names)
+                                                     for e in (("read", n), ("write", f"{i:04d}.png"))]
 
 
 def test_grey_content_and_grey_style_are_their_three_equal_channels(tmp_path, models):

@@ -449,16 +449,22 @@ def _resized(img, shape: tuple, mode: str = "bilinear"):
 
 
 def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "input",
-                 last_name: str = "target") -> None:
-    """result.png, step_TT.png for every step and grid.png: first, steps 1..T(, last)."""
+                 last_name: str = "target", full=lambda step: step):
+    """result.png, step_TT.png for every step and grid.png: first, steps 1..T(, last); returns the
+    result. ``full`` makes a step at the model's size into the picture written (the photo's own
+    size), one at a time: a 4000x3000 photo's steps never all sit in memory."""
     from .data.images import write_image
     from .viz import image_grid
-    write_image(out / "result.png", steps[-1])
-    for t, img in enumerate(steps):
+    row = [_thumb(first)]
+    for t, step in enumerate(steps):
+        img = full(step)
         write_image(out / f"step_{t + 1:02d}.png", img)
-    row = [_thumb(x) for x in [first] + list(steps) + ([last] if last is not None else [])]
+        row.append(_thumb(img))
+    write_image(out / "result.png", img)
+    row += [_thumb(last)] if last is not None else []
     headers = [first_name] + [str(t) for t in range(1, len(steps) + 1)] + ([last_name] if last is not None else [])
     image_grid([row], out / "grid.png", headers=headers, zoom=max(1, 128 // row[-1].shape[-1]))
+    return img
 
 
 def _image_model(args, kind: str):
@@ -525,16 +531,16 @@ def cmd_inpaint(args) -> None:
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
-    steps = [s[0] for s in steps]
     if small is not face:          # back at the square's own size: the fill goes into its hole, nothing else moves
-        steps = [torch.where(face_mask, _resized(s, shape), face) for s in steps]
         print(f"the fill is resized back into the hole at the image's own resolution ({shape[1]}x{shape[0]})")
+
+    def full(step):                # the square back into the photo
+        return _pasted(image, box, step if small is face else torch.where(face_mask, _resized(step, shape), face))
     mask = _pasted(torch.zeros_like(image[:1], dtype=torch.bool), box, face_mask)
-    steps = [_pasted(image, box, step) for step in steps]       # the face back into the photo
     holed = image.masked_fill(mask, task.options.fill)
-    _write_steps(out, steps, holed, image, "input", "given")
+    result = _write_steps(out, [s[0] for s in steps], holed, image, "input", "given", full)
     p0 = float(psnr(holed[None], image[None], mask[None]))
-    p1 = float(psnr(steps[-1][None], image[None], mask[None]))
+    p1 = float(psnr(result[None], image[None], mask[None]))
     print(f"inpainted a {int(mask.sum())}-pixel hole in {_steps(args.steps)} (PSNR over the hole against the "
           f"given image {p0:.2f} -> {p1:.2f} dB): {out}/result.png, grid.png"
           ", step_TT.png")
@@ -571,12 +577,14 @@ def _translate_photo(args) -> None:
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
     steps, _ = predict(task, policy, source[None], None, args.steps, sample=args.sample)
-    steps = [_resized(s[0], shape) for s in steps]          # at the source's own size
-    if task.options.data == "grey":           # its colours on the photo's own (full-resolution) luminance
-        steps = [preserve_colour(given, s) for s in steps]
+    grey = task.options.data == "grey"        # its colours on the photo's own (full-resolution) luminance
+    if grey:
         print("colours of the model on the source's own luminance")
-    _write_steps(out, steps, given, target, "source", "target")
-    line = f" (PSNR against --target {float(psnr(steps[-1][None], target[None])):.2f} dB)" if target is not None else ""
+
+    def full(step):                           # at the source's own size
+        return preserve_colour(given, _resized(step, shape)) if grey else _resized(step, shape)
+    result = _write_steps(out, [s[0] for s in steps], given, target, "source", "target", full)
+    line = f" (PSNR against --target {float(psnr(result[None], target[None])):.2f} dB)" if target is not None else ""
     print(f"translated in {_steps(args.steps)} at {shape[1]}x{shape[0]}{line}: {out}/result.png, grid.png"
           ", step_TT.png")
 
@@ -644,24 +652,26 @@ def cmd_stylize(args) -> None:
               + (", step_TT.png" if args.every_step else ""))
         return
     if args.pairs:
-        from .data.volumes import read_manifest
+        from .data.cache import progress
         from .data.style import DEMO_STYLE
+        from .data.volumes import read_manifest
         rows = read_manifest(Path(args.pairs), required=("content",), optional=("style",))
         jobs, styles, inputs = [], {}, []
-        for i, r in enumerate(rows):
+        for i, r in enumerate(progress(rows, f"checking {len(rows)} rows", "row")):
             style = r.get("style") or args.style            # --style: for the rows that name none
             if style and Path(style).name == DEMO_STYLE and not Path(style).exists():
                 style = DEMO_STYLE                           # the demo style by name, as --style takes it
             try:
                 if style not in styles:
                     styles[style] = style_for(style)
-                jobs.append((content_of(read_image(r["content"], "RGB"), r["content"]), styles[style]))
-            except UserError as exc:
+                content_of(read_image(r["content"], "RGB"), r["content"])    # checked now, read again below:
+            except UserError as exc:                                        # memory holds one image, not all
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
+            jobs.append((r["content"], styles[style]))
             inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
         out = _output(args.out, "[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png", inputs=inputs)
-        for i, (content, style_image) in enumerate(jobs):
-            steps = run(content, style_image)
+        for i, (path, style_image) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
+            steps = run(content_of(read_image(path, "RGB"), path), style_image)
             write_image(out / f"{i:04d}.png", steps[-1])
             for t, img in enumerate(steps if args.every_step else []):
                 write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img)
@@ -755,8 +765,11 @@ def cmd_register(args) -> None:
         out = _output(args.out, *REGISTER_FILES)
         _register_pair(task, policy, args, pair, out, "", steps, tol)
         return
-    for i, job in enumerate(jobs):             # every row checked (then let go) before anything is written
-        _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")
+    import csv
+
+    from .data.cache import progress
+    for i, job in enumerate(progress(jobs, f"checking {len(jobs)} rows", "row")):   # every row checked (then
+        _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")            # let go) before writing
     out = _output(args.out, *(f"[0-9][0-9][0-9][0-9]_{f}" for f in ("*.nii.gz", "preview.png")), "results.csv")
     rows = []
     for i, job in enumerate(jobs):
@@ -764,11 +777,12 @@ def cmd_register(args) -> None:
         pair = _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")
         rows.append({"row": i + 1, "moving": job["moving"], "fixed": job["fixed"],
                      **_register_pair(task, policy, args, pair, out, f"{i:04d}_", steps, tol)})
-    import csv
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        w.writeheader()
-        w.writerows(rows)
+        tmp = out / ".results.csv.tmp"           # rewritten after each row: a run stopped at row k keeps rows 1..k-1
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(out / "results.csv")
     print(f"registered {len(rows)} pairs: {out}/NNNN_warped.nii.gz, ..., results.csv")
 
 

@@ -7,7 +7,7 @@ from conftest import IMG_SMALL, faces, image_trainer
 from rl_i2it.errors import UserError
 from rl_i2it.ops.gan import KINDS
 from rl_i2it.ops.metrics import psnr
-from rl_i2it.tasks.imagegen import evaluate
+from rl_i2it.tasks.imagegen import evaluate, image_scores
 from rl_i2it.tasks.inpainting import InpaintingTask, square_masks
 
 
@@ -90,6 +90,29 @@ def test_evaluate_reports_hole_and_full_metrics(photo_data):
     assert set(res[3]) == {"psnr_hole", "ssim_hole", "psnr_full", "ssim_full", "sec_per_image"}
     assert res[3]["psnr_full"] > res[3]["psnr_hole"]         # known pixels are exact outside the hole
     assert res[3]["sec_per_image"] > res[1]["sec_per_image"] > 0
+
+
+def test_evaluate_scores_a_batch_at_a_time_as_on_the_whole_split(photo_data, monkeypatch):
+    """eval runs and scores a few images at a time, so memory does not grow with the split, and
+    gives the numbers of scoring every prediction at once (LPIPS and FID too, stand-in networks)."""
+    import rl_i2it.features as feats
+    from rl_i2it.tasks import imagegen
+    monkeypatch.setattr(feats, "lpips", lambda a, b: (a - b).abs().mean((1, 2, 3)))
+    monkeypatch.setattr(feats, "inception_features",
+                        lambda x: torch.cat([x.mean((2, 3)), x.std((2, 3)), x.amax((2, 3)), x[:, :, 4, 4]], 1))
+    task = InpaintingTask({**IMG_SMALL, "hole": "random"}, data=faces(photo_data))
+    policy = task.build_policy()
+    sizes, real_predict = [], imagegen.predict
+    monkeypatch.setattr(imagegen, "predict", lambda task, policy, s, g, *a: sizes.append(len(g)) or real_predict(task, policy, s, g, *a))
+    batched = evaluate(task, policy, steps=(1, 3), batch=5)
+    target = task.split_data("test")[1].float() / 255
+    assert sizes == [5, 5, 5, 5, 4] and len(target) == 24
+    images, _ = real_predict(task, policy, None, target, 3, task.eval_mask(24))
+    for t in (1, 3):
+        whole = image_scores(images[t - 1], target, task.eval_mask(24))
+        assert set(whole) == {"psnr_hole", "ssim_hole", "psnr_full", "ssim_full", "lpips", "fid"}
+        assert set(batched[t]) == set(whole) | {"sec_per_image"}
+        assert all(batched[t][k] == pytest.approx(whole[k], rel=1e-5, abs=1e-6) for k in whole), (batched[t], whole)
 
 
 def test_short_training_beats_untrained_policy(tmp_path, photo_data):

@@ -299,22 +299,40 @@ def image_scores(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | 
     LPIPS (AlexNet, v0.1) and FID (Inception pool features, 2048-d; biased upward on small sets,
     so compare only values over the same images; ``fid=False`` skips it). ``real_features``: the
     targets' Inception features when already computed (``inception_features(target)``)."""
+    if features and fid and real_features is None:
+        from ..features import inception_features
+        with torch.no_grad():
+            real_features = inception_features(target.to(device)).cpu()
+    return mean_scores([per_image_scores(pred, target, mask, features, device, fid)], real_features)
+
+
+def per_image_scores(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, features: bool,
+                     device, fid: bool) -> dict[str, torch.Tensor]:
+    """``image_scores``'s metrics of each image (``[N]`` each), and the predictions' Inception
+    features (``"inception"``, ``[N, 2048]``) for the FID: ``mean_scores`` makes the table's row."""
     out = {}
     if mask is not None:
         m = mask.expand(pred.shape[0], 1, *pred.shape[2:])
-        out["psnr_hole"] = float(psnr(pred, target, m).mean())
-        out["ssim_hole"] = float(ssim(pred, target, m).mean())
-    out["psnr_full"] = float(psnr(pred, target).mean())
-    out["ssim_full"] = float(ssim(pred, target).mean())
+        out["psnr_hole"], out["ssim_hole"] = psnr(pred, target, m), ssim(pred, target, m)
+    out["psnr_full"], out["ssim_full"] = psnr(pred, target), ssim(pred, target)
     if features:
-        from ..features import fid_from_features, inception_features, lpips
+        from ..features import inception_features, lpips
         with torch.no_grad():
-            out["lpips"] = float(torch.cat([lpips(pred[i:i + 50].to(device), target[i:i + 50].to(device)).cpu()
-                                            for i in range(0, len(pred), 50)]).mean())
-            if fid and real_features is None:
-                real_features = inception_features(target.to(device))
+            out["lpips"] = torch.cat([lpips(pred[i:i + 50].to(device), target[i:i + 50].to(device)).cpu()
+                                      for i in range(0, len(pred), 50)])
             if fid:
-                out["fid"] = float(fid_from_features(real_features, inception_features(pred.to(device))))
+                out["inception"] = inception_features(pred.to(device)).cpu()
+    return out
+
+
+def mean_scores(parts: list[dict[str, torch.Tensor]], real_features: torch.Tensor | None) -> dict[str, float]:
+    """The mean of each metric over the images of all ``parts`` (``per_image_scores`` of
+    successive batches), and the FID of their Inception features against ``real_features``."""
+    from ..features import fid_from_features
+    joined = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    out = {k: float(v.mean()) for k, v in joined.items() if k != "inception"}
+    if "inception" in joined:
+        out["fid"] = float(fid_from_features(real_features, joined["inception"]))
     return out
 
 
@@ -394,27 +412,37 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
 
 
 def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", features: bool = True,
-             n: int = 0, real_features: torch.Tensor | None = None, fid: bool = True) -> dict:
+             n: int = 0, real_features: torch.Tensor | None = None, fid: bool = True, batch: int = 64) -> dict:
     """Every metric after each of ``steps`` on a split (``n`` first images, 0 = all); ``{T: scores}``
-    with ``sec_per_image`` (all T steps)."""
-    from ..core.rollout import check_step_counts
+    with ``sec_per_image`` (all T steps). ``batch`` images at a time are run and scored, so memory
+    does not grow with the split (a progress bar shows when it takes over 2 s)."""
+    from ..core.rollout import check_count, check_step_counts
+    from ..data.cache import progress
     steps = check_step_counts(steps)
+    batch = check_count(batch, "batch")
     src, tgt = task.split_data(split)
     if not 0 <= n <= len(src):
         raise ValueError(f"n: give 0 (all) to {len(src)} images of the {split} split, got {n}")
     if n:
         src, tgt = src[:n], tgt[:n]
-    src, tgt = src.float() / 255, tgt.float() / 255
     mask = task.eval_mask(len(tgt))
-    images, seconds = predict(task, policy, src, tgt, max(steps), mask)
-    tgt_cpu = tgt.cpu()
-    if features and fid and real_features is None:
-        from ..features import inception_features
-        with torch.no_grad():
-            real_features = inception_features(tgt)
+    parts, reals, seconds = {t: [] for t in steps}, [], 0.0
+    need_real = features and fid and real_features is None
+    for i in progress(range(0, len(tgt), batch), f"evaluating {len(tgt)} images, {batch} at a time", "batch"):
+        s, g = src[i:i + batch].float() / 255, tgt[i:i + batch].float() / 255
+        m = None if mask is None else mask[i:i + batch] if len(mask) > 1 else mask
+        images, sec = predict(task, policy, s, g, max(steps), m, batch)
+        seconds += sec
+        g, m = g.cpu(), None if m is None else m.cpu()
+        for t in steps:
+            parts[t].append(per_image_scores(images[t - 1], g, m, features, task.device, fid))
+        if need_real:
+            from ..features import inception_features
+            with torch.no_grad():
+                reals.append(inception_features(g.to(task.device)).cpu())
+    real_features = torch.cat(reals) if need_real else real_features
     res = {}
     for t in steps:
-        res[t] = image_scores(images[t - 1], tgt_cpu, None if mask is None else mask.cpu(), features, task.device,
-                              real_features, fid)
+        res[t] = mean_scores(parts[t], real_features)
         res[t]["sec_per_image"] = seconds / len(tgt) * t / max(steps)
     return res

@@ -372,13 +372,14 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
     steps) when > 0; pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D), from an affine
     pre-alignment with ``affine`` (its time counted)."""
     from ..core.rollout import check_step_counts
+    from ..data.cache import progress
     from ..nets.profile import count_params, sync
     batch = batch or (8 if task.dims == 2 else 1)
     runs = [(f"t{t}", t, False) for t in check_step_counts(steps)] + ([("adaptive", adaptive, True)] if adaptive else [])
     out = {}
     for name, t, adapt in runs:
         scores, secs, taken = {"dice": [], "neg_jac": [], "std_log_jac": []}, 0.0, []
-        for lo in range(0, len(pairs), batch):
+        for lo in progress(range(0, len(pairs), batch), f"registering {len(pairs)} pairs, {name}", "batch"):
             f = pairs.fixed[lo: lo + batch].to(task.device).float() / 255
             m = pairs.moving[lo: lo + batch].to(task.device).float() / 255
             t0 = time.perf_counter()
