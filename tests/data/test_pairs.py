@@ -125,6 +125,18 @@ def test_manifest_pairs_are_read_once_then_from_the_cache(tmp_path, monkeypatch,
     changed = manifest_pairs(tmp_path / "pairs.csv", 16)
     assert len(opened) == 6 and not torch.equal(changed.moving, first.moving)
     assert "of the fixed grid" not in capsys.readouterr().err
+    assert len(list((tmp_path / "cache" / "registration" / "user").glob("16-*.npz"))) == 1     # rewritten, not copied
+    lab = np.zeros((20, 20, 20), np.int16)
+    lab[5:15, 5:15, 5:15] = 1
+    write_nifti(tmp_path / "l.nii.gz", lab, np.eye(4))         # the same label file as moving's, then as fixed's
+    (tmp_path / "roles.csv").write_text("moving,fixed,moving_labels,fixed_labels,split\n"
+                                        "m.nii.gz,f.nii.gz,l.nii.gz,,train\nm.nii.gz,f.nii.gz,,l.nii.gz,test\n")
+    train, test = (manifest_pairs(tmp_path / "roles.csv", 16, split=s) for s in ("train", "test"))
+    assert train.moving_labels.sum() > 0 and train.fixed_labels.sum() == 0
+    assert test.fixed_labels.sum() > 0 and test.moving_labels.sum() == 0
+    (tmp_path / "gone.csv").write_text("moving,fixed\nmissing.nii.gz,f.nii.gz\n")
+    with pytest.raises(UserError, match="not found: .*missing.nii.gz"):
+        manifest_pairs(tmp_path / "gone.csv", 16)
 
 
 @pytest.mark.parametrize("nd", [2, 3])

@@ -78,13 +78,23 @@ def write_json(path: Path, obj) -> None:
 
 
 def files_key(paths, *extra) -> str:
-    """A short hash of ``paths`` (each one's resolved name, size, modification time and inode) and
-    ``extra``: the name of a cache of what was read from them, new when any file changes."""
+    """A short hash of ``paths`` (each one's absolute name, size, modification time and inode) and
+    ``extra``: what a cache of what was read from them must match (a changed file, a new key).
+    A file that is missing: a ``UserError`` naming it."""
     h = hashlib.sha256(repr(extra).encode())
     for p in paths:
-        st = Path(p).stat()
-        h.update(f"{Path(p).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0".encode())
+        try:
+            st = os.stat(p)
+        except OSError:
+            raise UserError(f"image not found: {p}") from None
+        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0".encode())
     return h.hexdigest()[:16]
+
+
+def name_key(*parts) -> str:
+    """A short hash of ``parts``: a cache file's name, the same each time its inputs are read
+    (``cached_arrays(..., key=files_key(...))`` rewrites it when a file changes, leaving no copy)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
 def save_arrays(path: Path, compress: bool = False, **arrays) -> None:
@@ -97,28 +107,29 @@ def save_arrays(path: Path, compress: bool = False, **arrays) -> None:
     os.replace(tmp, path)
 
 
-def cached_arrays(path: Path, make, valid=None, compress: bool = False) -> dict:
+def cached_arrays(path: Path, make, valid=None, compress: bool = False, key: str | None = None) -> dict:
     """The arrays of ``path`` (an .npz) as a dict, or those of ``make()`` saved there first
-    (``save_arrays``). A file that cannot be read, or whose arrays ``valid`` refuses, is made again."""
+    (``save_arrays``). A file that cannot be read, whose arrays ``valid`` refuses or that was
+    saved under another ``key`` (``files_key``: its inputs changed since) is made again, in place."""
     import numpy as np
     if path.is_file():
         try:
             with np.load(path) as z:
                 arrays = {k: z[k] for k in z.files}
-            if valid is None or valid(arrays):
+            if (valid is None or valid(arrays)) and (key is None or str(arrays.get("key")) == key):
                 return arrays
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass
     arrays = make()
-    save_arrays(path, compress, **arrays)
+    save_arrays(path, compress, **arrays, **({} if key is None else {"key": np.array(key)}))
     return arrays
 
 
 def progress(items, what: str, unit: str = "file"):
-    """``items`` with a progress bar on stderr that shows only when reading them takes over 2 s."""
+    """``items`` with a progress bar on stderr (a terminal) that shows only when they take over 2 s."""
     from tqdm.auto import tqdm
     return tqdm(items, desc=f"rl-i2it: {what}", unit=unit, delay=2.0, leave=False, mininterval=1.0,
-                dynamic_ncols=True)
+                dynamic_ncols=True, disable=None)       # None: not into a log file (stderr not a terminal)
 
 
 def sha256(path: Path) -> str:

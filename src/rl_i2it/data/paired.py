@@ -19,6 +19,7 @@ All images are uint8 tensors ``[N, C, H, W]``.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays, files_key, progress
+from .cache import cache_dir, cached_arrays, files_key, name_key, progress
 from .faces import PHOTO, _check_size, load_faces
 from .images import image_files, pil_uint8
 
@@ -134,7 +135,8 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
             only_b = sorted(set(b_names) - set(a_names))[:5]
             raise UserError(f"{folder}: A/ and B/ file names differ: only in A: {only_a or '-'}; "
                             f"only in B: {only_b or '-'}")
-        files, labels = a_files + b_files, [(f"{a_dir.name}/{n}", f"{b_dir.name}/{n}") for n in a_names]
+        files, labels = a_files + b_files, [(f"{a_dir.relative_to(folder)}/{n}", f"{b_dir.relative_to(folder)}/{n}")
+                                            for n in a_names]
         pairs = [lambda a=a, b=b: (_open(a, mode), _open(b, mode)) for a, b in zip(a_files, b_files)]
     else:
         if split is not None:
@@ -151,9 +153,9 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
     if size is None:
         arrays = _read_pairs(pairs, labels, None)
     else:       # resized sets are cached: a large set is decoded once, not at every run
-        key = files_key(files, PIX2PIX_READER, size, mode)
-        arrays = cached_arrays(cache_dir() / "paired" / "user" / f"{size}-{mode}-{key}.npz",
-                               lambda: _read_pairs(pairs, labels, size))
+        name = name_key(sorted({os.path.abspath(p.parent) for p in files}), size, mode)
+        arrays = cached_arrays(cache_dir() / "paired" / "user" / f"{size}-{mode}-{name}.npz",
+                               lambda: _read_pairs(pairs, labels, size), key=files_key(files, PIX2PIX_READER, size, mode))
     A, B = torch.from_numpy(arrays["A"]), torch.from_numpy(arrays["B"])
     return (A, B) if direction == "AtoB" else (B, A)
 
@@ -319,6 +321,7 @@ def photo_pairs(kind: str = "edges", size: int = 64, split: str = "train", faces
     key = hashlib.sha256(repr((faces, [(n, p.shape, hashlib.sha256(p.tobytes()).hexdigest()[:12])
                                         for n, p in photos])).encode()).hexdigest()[:10]
     path = cache_dir() / "paired" / f"{kind}_{size}_{split}_{key}.npz"
+
     def make():
         parts = [load_faces(size, split, fetch=fetch)] if faces else []
         parts.append(torch.from_numpy(photo_crops(photos, size, split)))

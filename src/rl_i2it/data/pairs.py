@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..ops.warp import integrate_velocity, warp
-from .cache import cache_dir, cached_arrays, files_key, progress
+from .cache import cache_dir, cached_arrays, files_key, name_key, progress
 
 SETS = {"brain2d": 2, "brain2d-inter": 2, "liver3d": 3}     # the named pair sets and their dimension
 SPLIT_SEED = {"train": 1000, "valid": 2000, "test": 3000}
@@ -406,12 +407,13 @@ def manifest_pairs(path: Path, size: int, by_voxel: bool = False, split: str | N
         if not rows:
             raise UserError(f"{path}: no pairs of the {split} split (its split column names "
                             f"{', '.join(sorted(set(splits)))})")
-    files = [path] + [r[k] for r in rows for k in ("fixed", "moving", "fixed_labels", "moving_labels") if r[k]]
-    key = files_key(files, MANIFEST_READER, size, by_voxel)
-    arrays = cached_arrays(cache_dir() / "registration" / "user" / f"{size}-{key}.npz",
-                           lambda: _read_manifest_rows(rows, size, by_voxel))
-    for note in arrays["notes"]:          # said again each time the cached pairs are read
-        print(f"rl-i2it: note: {note}", file=sys.stderr)
+    cells = [[str(r[k]) if r[k] else None for k in PAIR_ARRAYS] for r in rows]     # which file plays which role
+    key = files_key([path] + [c for row in cells for c in row if c], MANIFEST_READER, size, by_voxel, cells)
+    name = name_key(os.path.abspath(path), split, size, by_voxel)
+    arrays = cached_arrays(cache_dir() / "registration" / "user" / f"{size}-{name}.npz",
+                           lambda: _read_manifest_rows(rows, size, by_voxel), key=key)
+    for row, placed in zip(arrays["note_rows"], arrays["notes"]):     # said again each time the pairs are read
+        print(f"rl-i2it: note: {rows[row]['moving']} on {rows[row]['fixed']}'s grid: {placed}", file=sys.stderr)
     return PairSet.of_arrays(arrays, name=f"manifest:{path}")
 
 
@@ -422,8 +424,8 @@ MANIFEST_READER = 1
 def _read_manifest_rows(rows: list[dict], size: int, by_voxel: bool) -> dict[str, np.ndarray]:
     from .volumes import read_labels_of, read_volume
     out = {k: [] for k in PAIR_ARRAYS}
-    notes = []
-    for r in progress(rows, f"reading {len(rows)} pairs at {size} (once; then cached)", "pair"):
+    notes, note_rows = [], []
+    for i, r in enumerate(progress(rows, f"reading {len(rows)} pairs at {size} (once; then cached)", "pair")):
         vols, labs = {}, {}
         for role in ("fixed", "moving"):
             vols[role] = read_volume(r[role])
@@ -434,8 +436,10 @@ def _read_manifest_rows(rows: list[dict], size: int, by_voxel: bool) -> dict[str
         m, labs["moving"], cover, off = onto_fixed_grid(vols["fixed"], vols["moving"], labs["moving"],
                                                         by_voxel=by_voxel, what=str(r["moving"]))
         if cover < 0.5 or off > 0.5:
-            notes.append(f"{r['moving']} on {r['fixed']}'s grid: {placement(vols['fixed'], vols['moving'], cover, off)}")
+            notes.append(placement(vols["fixed"], vols["moving"], cover, off))
+            note_rows.append(i)
         for role, arr in (("fixed", vols["fixed"].array), ("moving", m)):
             out[role].append(to_u8(to_grid(normalise(arr), size))[None])
             out[role + "_labels"].append(to_grid(torch.from_numpy(labs[role]), size, labels=True).round().short())
-    return {**{k: torch.stack(v).numpy() for k, v in out.items()}, "notes": np.array(notes, dtype=str)}
+    return {**{k: torch.stack(v).numpy() for k, v in out.items()}, "notes": np.array(notes, dtype=str),
+            "note_rows": np.array(note_rows, dtype=np.int64)}
