@@ -671,7 +671,11 @@ def cmd_stylize(args) -> None:
             inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
         out = _output(args.out, "[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png", inputs=inputs)
         for i, (path, style_image) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
-            steps = run(content_of(read_image(path, "RGB"), path), style_image)
+            try:                                  # a file changed since it was checked: its row is named
+                content = content_of(read_image(path, "RGB"), path)
+            except UserError as exc:
+                raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
+            steps = run(content, style_image)
             write_image(out / f"{i:04d}.png", steps[-1])
             for t, img in enumerate(steps if args.every_step else []):
                 write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img)
