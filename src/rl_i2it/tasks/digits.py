@@ -302,8 +302,8 @@ def evaluate(task: DigitsTask, policy, steps=(1, 5, 10, 20), n_moving: int = 100
     scores = {0: []} | {s: [] for s in steps}
     chunks = range(0, len(fix), batch)
     if progress:
-        from tqdm.auto import tqdm
-        chunks = tqdm(chunks, desc="evaluate", unit="batch", leave=False)
+        from ..data.cache import progress as bar
+        chunks = bar(chunks, f"evaluating {len(fix)} pairs, {batch} at a time", "batch")
     elapsed = 0.0
     for i in chunks:
         env = task.make_env(0, torch.Generator(), "eval")

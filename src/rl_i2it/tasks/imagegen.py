@@ -428,6 +428,8 @@ def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", fea
     mask = task.eval_mask(len(tgt))
     parts, reals, seconds = {t: [] for t in steps}, [], 0.0
     need_real = features and fid and real_features is None
+    if need_real:
+        from ..features import inception_features
     for i in progress(range(0, len(tgt), batch), f"evaluating {len(tgt)} images, {batch} at a time", "batch"):
         s, g = src[i:i + batch].float() / 255, tgt[i:i + batch].float() / 255
         m = None if mask is None else mask[i:i + batch] if len(mask) > 1 else mask
@@ -437,7 +439,6 @@ def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", fea
         for t in steps:
             parts[t].append(per_image_scores(images[t - 1], g, m, features, task.device, fid))
         if need_real:
-            from ..features import inception_features
             with torch.no_grad():
                 reals.append(inception_features(g.to(task.device)).cpu())
     real_features = torch.cat(reals) if need_real else real_features
