@@ -203,6 +203,29 @@ def test_inference_needs_no_labels_and_scores_nothing(reg_pairs):
     assert torch.isfinite(scored.score).all()
 
 
+def test_every_step_count_is_read_off_one_rollout(reg_pairs):
+    """evaluate_policy's T = 1, 2, 4 (one rollout to 4, the fields kept at 1, 2, 4) scores as
+    registering each T on its own does, with and without the affine pre-alignment; each T's
+    seconds grow with T."""
+    task = make_task(reg_pairs)
+    policy = task.build_policy()
+    torch.nn.init.normal_(policy.actor.out.weight, std=0.05)     # steps that move something
+    ps = reg_pairs["test"]
+    for affine in (False, True):
+        together = evaluate_policy(task, policy, ps, (4, 1, 2), batch=5, affine=affine)
+        assert list(together) == ["t1", "t2", "t4"]
+        assert together["t1"]["sec_per_pair"] < together["t2"]["sec_per_pair"] < together["t4"]["sec_per_pair"]
+        dice = [together[f"t{t}"]["dice"] for t in (1, 2, 4)]
+        assert len(set(dice)) == 3                       # the steps move the labels: a real comparison
+        for t in (1, 2, 4):
+            alone = evaluate_policy(task, policy, ps, (t,), batch=5, affine=affine)[f"t{t}"]
+            for key in ("dice", "dice_std", "neg_jac_pct", "std_log_jac", "mean_steps", "pairs", "params"):
+                assert together[f"t{t}"][key] == pytest.approx(alone[key], abs=1e-6), (affine, t, key)
+    r = register(task, policy, ps.fixed[:2].float() / 255, ps.moving[:2].float() / 255, 5, keep=(2, 5))
+    assert len(r["fields"]) == len(r["seconds"]) == 2
+    torch.testing.assert_close(r["fields"][1], r["field"].cpu())
+
+
 def small_cfg(steps, task_options=None, **sac):
     return load_config(None, {"task": "registration", "seed": 0,
                               "sac": {"batch_size": 16, "lr_policy": 1e-3, "log_std_max": -2.0,

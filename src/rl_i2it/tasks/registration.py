@@ -270,7 +270,8 @@ def mean_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9) -> torch.Tensor:
 
 @torch.no_grad()
 def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.Tensor, steps: int = 10,
-             adaptive: bool = False, tol: float = 1e-3, every_step: bool = False, affine: bool = False) -> dict:
+             adaptive: bool = False, tol: float = 1e-3, every_step: bool = False, affine: bool = False,
+             keep=()) -> dict:
     """Register ``moving`` onto ``fixed`` (``[B, 1, *S]`` in [0, 1], on the task's grid); no
     labels and no rewards are needed (nor computed).
 
@@ -278,10 +279,14 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     is below ``tol`` (that step is undone), at most ``steps`` steps. With ``affine`` the steps
     start from an affine pre-alignment (``ops.affine.fit_affine``), which the returned fields
     include. Returns ``{"field", "warped", "steps_taken" [B], "fields": the accumulated field
-    after each step (with every_step), "affine": ([B, N, N + 1] voxel matrices, global NCC at
-    the start, after the fit) or None}``: field and warped on the task's device (the CLI inverts
-    the field there), the rest on the CPU.
+    after each step (with every_step) or after each step count in ``keep`` (one rollout serves
+    several T), "seconds": the seconds from the call to each of those fields (affine fit
+    included, the device synced), "affine": ([B, N, N + 1] voxel matrices, global NCC at the
+    start, after the fit) or None}``: field and warped on the task's device (the CLI inverts the
+    field there), the rest on the CPU.
     """
+    from ..nets.profile import sync
+    t0 = time.perf_counter()
     from ..core.rollout import check_steps
     from ..data.images import as_unit_pairs
     from ..ops.affine import affine_field, fit_affine
@@ -301,7 +306,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
         active = torch.ones(env.n, dtype=torch.bool, device=task.device)
         taken = torch.zeros(env.n, dtype=torch.long)
         ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window) if adaptive else None   # fixed T: no NCC
-        fields = []
+        fields, seconds = [], []
         for t in range(steps):
             action = policy(task.observe(state), sample=False).action       # the mean plan
             if adaptive:
@@ -321,13 +326,16 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
                 taken += active.cpu().long()
             else:
                 taken += 1
-            if every_step and (not adaptive or active.any()):     # not a step every pair undid
+            if (every_step and (not adaptive or active.any())) or t + 1 in keep:   # not a step every pair undid
+                sync(task.device)
+                seconds.append(time.perf_counter() - t0)
                 fields.append(env.field.cpu())
             if adaptive and not active.any():
                 break
     finally:
         policy.train(was_training)
-    return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields, "affine": fitted}
+    return {"field": env.field, "warped": env.current, "steps_taken": taken, "fields": fields, "seconds": seconds,
+            "affine": fitted}
 
 
 def warp_labels(labels: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
@@ -370,27 +378,39 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
                     tol: float = 1e-3, batch: int = 0, affine: bool = False) -> dict:
     """``{"t{T}": summary with "params"}`` for each fixed T, plus ``"adaptive"`` (at most ``adaptive``
     steps) when > 0; pairs registered ``batch`` at a time (0 = 8 in 2D, 1 in 3D), from an affine
-    pre-alignment with ``affine`` (its time counted)."""
+    pre-alignment with ``affine`` (its time counted). The rollout is deterministic, so every fixed T
+    is read off one rollout to the largest (its seconds: those up to step T)."""
     from ..core.rollout import check_step_counts
     from ..data.cache import progress
     from ..nets.profile import count_params, sync
     batch = batch or (8 if task.dims == 2 else 1)
-    runs = [(f"t{t}", t, False) for t in check_step_counts(steps)] + ([("adaptive", adaptive, True)] if adaptive else [])
+    counts = check_step_counts(steps)
+
+    def fixed_steps(f, m):
+        r = register(task, policy, f, m, counts[-1], affine=affine, keep=counts)
+        return [(f"t{c}", fld, sec, [c] * len(f)) for c, fld, sec in zip(counts, r["fields"], r["seconds"])]
+
+    def adaptive_steps(f, m):
+        t0 = time.perf_counter()
+        r = register(task, policy, f, m, adaptive, adaptive=True, tol=tol, affine=affine)
+        sync(task.device)
+        return [("adaptive", r["field"], time.perf_counter() - t0, r["steps_taken"].tolist())]
+
     out = {}
-    for name, t, adapt in runs:
-        scores, secs, taken = {"dice": [], "neg_jac": [], "std_log_jac": []}, 0.0, []
+    for name, run in [(", ".join(f"T={c}" for c in counts), fixed_steps)] + ([("adaptive", adaptive_steps)] if adaptive else []):
+        acc = {}
         for lo in progress(range(0, len(pairs), batch), f"registering {len(pairs)} pairs, {name}", "batch"):
             f = pairs.fixed[lo: lo + batch].to(task.device).float() / 255
             m = pairs.moving[lo: lo + batch].to(task.device).float() / 255
-            t0 = time.perf_counter()
-            r = register(task, policy, f, m, t, adaptive=adapt, tol=tol, affine=affine)
-            sync(task.device)
-            secs += time.perf_counter() - t0
-            taken += r["steps_taken"].tolist()
-            for k, v in score_fields(pairs, r["field"], lo).items():
-                scores[k] += v
-        out[name] = summarise(scores, secs, len(pairs), mean_steps=sum(taken) / max(1, len(taken)),
-                              params=count_params(policy))
+            for key, field, sec, taken in run(f, m):
+                a = acc.setdefault(key, {"dice": [], "neg_jac": [], "std_log_jac": [], "sec": 0.0, "taken": []})
+                a["sec"] += sec
+                a["taken"] += taken
+                for k, v in score_fields(pairs, field, lo).items():
+                    a[k] += v
+        for key, a in acc.items():
+            out[key] = summarise(a, a["sec"], len(pairs), mean_steps=sum(a["taken"]) / max(1, len(a["taken"])),
+                                 params=count_params(policy))
     return out
 
 
