@@ -75,6 +75,7 @@ def _config_path(task: str, given: str | None) -> str | None:
 
 def cmd_train(args) -> None:
     from .config import load_config, merge, read_config
+    from .core import parallel
     from .core.trainer import train_run
     from .tasks import task_class
     task_class(args.task)
@@ -105,8 +106,9 @@ def cmd_train(args) -> None:
         raise UserError("--out is empty: give a folder (default runs/TASK)")
     out = Path(args.out or f"runs/{args.task}")
     counters = train_run(cfg, out)
-    print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
-          f"(curves: {out}/curves.png)")
+    if parallel.rank() == 0:                  # torchrun: rank 0 speaks
+        print(f"trained {counters['updates']} updates in {counters['seconds'] / 60:.1f} min: {out}/policy.pt "
+              f"(curves: {out}/curves.png)")
 
 
 MAX_STEPS = 200

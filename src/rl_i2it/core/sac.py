@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import SACConfig
+from . import parallel
 from .critic import TwinCritic, make_target, soft_update
 from .policy import MetaPolicy
 
@@ -46,10 +47,12 @@ class SAC(nn.Module):
         return out.plan if self.cfg.critic_on == "plan" else out.action
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss ({loss.item()}) at update {self.updates}")
+        params = list(params)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        loss = parallel.average_gradients(params, loss)       # torchrun: every rank's mean (a no-op alone)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss ({loss.item()}) at update {self.updates}")
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         opt.step()

@@ -28,6 +28,7 @@ from ..errors import Stopped, UserError
 from ..nets import fast_layout
 from ..viz import plot_curves, read_metrics
 from . import checkpoint as ckpt
+from . import parallel
 from .buffer import ReplayBuffer
 from .critic import TwinCritic, make_target, soft_update
 from .sac import SAC
@@ -101,6 +102,8 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
     ``train.fine_tunes = K > 1``: K fine-tunes, seeds ``seed .. seed + K - 1``, into
     ``run_dir/fine_tune_k``, then ``run_dir/policy.pt`` = the average of their weights."""
     run_dir, k = Path(run_dir), cfg.train.fine_tunes
+    lead = parallel.rank() == 0                  # torchrun: rank 0 speaks and writes
+    verbose = verbose and lead
     if k > 1 and not cfg.train.init:
         if verbose:
             print(f"train.fine_tunes = {k} averages fine-tunes of one model (train.init); runs from "
@@ -126,6 +129,8 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
         total = {name: total.get(name, 0) + v for name, v in trainer.train().items()}   # Ctrl-C: Stopped
         if k == 1:
             return total
+    if not lead:
+        return total
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
                       "counters": total}, run_dir / "policy.pt")
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -145,7 +150,7 @@ class Trainer:
     """Trains ``cfg`` in ``run_dir``, resuming from ``run_dir/checkpoint.pt`` when present."""
 
     def __init__(self, cfg: Config, run_dir: str | Path, task=None, verbose: bool = True):
-        self.cfg, self.verbose = cfg, verbose
+        self.cfg = cfg
         if not (cfg.train.steps or cfg.train.minutes):
             raise UserError("give a stopping rule: --steps N or --minutes M")
         if cfg.train.fine_tunes > 1 and cfg.train.init:
@@ -153,13 +158,16 @@ class Trainer:
                             f"train_run (what `rl-i2it train` runs) trains and averages the fine-tunes")
         self.run_dir = Path(run_dir)
         self._refuse_another_task()
-        self.device = resolve_device(cfg.device)
+        self.device = parallel.init(resolve_device(cfg.device))    # torchrun: this rank's device
+        self.lead = parallel.rank() == 0          # the rank that writes the run directory
+        self.verbose = verbose and self.lead
         ckpt.seed_everything(cfg.seed)
         self.task = task if task is not None else build_task(cfg, self.device)
         self.task.device = self.device
         self.task.rewards_used = cfg.sac.use_rl
         saved = self._saved_run()              # a run that cannot be resumed fails here, before the data loads
-        self.task.load_training_data()         # bad data fails here, before the run directory is written
+        with parallel.rank_zero_first():           # torchrun: one rank fills the data cache
+            self.task.load_training_data()     # bad data fails here, before the run directory is written
         self.policy = fast_layout(self.task.build_policy().to(self.device))
         self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
         if cfg.train.init and saved is None:
@@ -168,16 +176,32 @@ class Trainer:
         if cfg.sac.use_rl:
             critic = fast_layout(TwinCritic(lambda: self.task.build_critic(cfg.sac.critic_on)).to(self.device))
         self.sac = SAC(self.policy, critic, cfg.sac, self.task).to(self.device)
+        parallel.broadcast(self.sac)               # torchrun: every rank starts from rank 0's networks
         self.policy_avg = make_target(self.policy) if cfg.train.policy_ema > 0 else None
-        self.env_gen = torch.Generator().manual_seed(cfg.seed)
-        self.sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.env_gen, self.sample_gen = torch.Generator(), torch.Generator()
+        self._seed_streams()
         self.env = self.task.make_env(cfg.train.n_envs, self.env_gen, "train")
-        self.replay = ReplayBuffer(cfg.train.replay_size, self.task.state_fields(),
+        self.replay = ReplayBuffer(-(-cfg.train.replay_size // parallel.world()), self.task.state_fields(),
                                    self.task.z_field(cfg.sac.critic_on), self.device,
-                                   cfg.train.memory_fraction, verbose)
+                                   cfg.train.memory_fraction / parallel.world(), self.verbose)
+        if parallel.world() > 1 and self.verbose:
+            n = parallel.world()
+            print(f"torchrun: {n} processes, each with its own {cfg.train.n_envs} environments and replay shard; "
+                  f"every update averages their gradients ({n} x {cfg.sac.batch_size} samples)")
         self.counters = {"updates": 0, "env_steps": 0, "episodes": 0, "seconds": 0.0}
         self.resumed = saved is not None
         self._prepare_run_dir(saved)
+
+    def _seed_streams(self, salt: int = 0) -> None:
+        """The environments' and replay sampling's random streams (and, on ranks > 0, torch's): the
+        run's seed on rank 0; under torchrun each other rank its own (``salt``: the update count it
+        resumes at, so a resumed rank does not draw again what it drew from the start)."""
+        seed = self.cfg.seed
+        if not self.lead:
+            seed += 10_000 * parallel.rank() + 100_003 * salt
+            ckpt.seed_everything(seed)
+        self.env_gen.manual_seed(seed)
+        self.sample_gen.manual_seed(seed + 1)
 
     def _start_from(self, path: str) -> None:
         """Copy ``path``'s planner-actor weights (its average when it keeps one) into this run's,
@@ -236,6 +260,10 @@ class Trainer:
         return None
 
     def _prepare_run_dir(self, saved: dict | None) -> None:
+        if not self.lead:                          # torchrun: rank 0 writes the folder
+            if saved is not None:
+                self._restore(saved)
+            return
         writable_dir(self.run_dir)
         with ckpt.lock_run(self.run_dir):          # not while another process trains here (train() locks too)
             if saved is not None:
@@ -274,6 +302,9 @@ class Trainer:
         self.task.load_learner_state(sd.get("task", {}))
         self.counters.update(sd["counters"])
         self.sac.updates = self.counters["updates"]
+        if not self.lead:            # rank 0's replay and random streams are its own: this rank draws anew
+            self._seed_streams(self.counters["updates"])
+            return
         ckpt.set_rng_state(sd["rng"])
         self.env_gen.set_state(sd["env_gen"])
         self.sample_gen.set_state(sd["sample_gen"])
@@ -283,6 +314,9 @@ class Trainer:
             print(f"note: the replay ({self.replay.nbytes / 2**20:.0f} MiB) is over train.checkpoint_replay_mb "
                   f"({self.cfg.train.checkpoint_replay_mb:g}) and was not saved: it refills from here, so the "
                   f"run goes on close to, not exactly as, one that never stopped")
+        if parallel.world() > 1 and self.verbose:
+            print("note: under torchrun the checkpoint holds rank 0's replay and random streams; the other "
+                  "ranks refill theirs, so the run goes on close to, not exactly as, one that never stopped")
         # forget log lines written after this checkpoint by the run that was killed
         log = self.run_dir / "metrics.jsonl"
         if log.is_file():
@@ -293,6 +327,8 @@ class Trainer:
             os.replace(tmp, log)
 
     def save(self) -> None:
+        if not self.lead:
+            return
         ckpt.atomic_save(self._state(), self.run_dir / "checkpoint.pt")
         policy = self.policy if self.policy_avg is None else self.policy_avg
         ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": self.cfg.to_dict(),
@@ -308,9 +344,10 @@ class Trainer:
     def train(self) -> dict:
         """Run until ``train.steps`` updates or ``train.minutes`` of training; return the counters."""
         t, cfg = self.cfg.train, self.cfg
-        lock = ckpt.lock_run(self.run_dir)         # one training per folder: two would overwrite each other
+        # one training per folder: two would overwrite each other (torchrun: rank 0 writes it)
+        lock = ckpt.lock_run(self.run_dir) if self.lead else None
         bar = self._progress()
-        log = open(self.run_dir / "metrics.jsonl", "a")
+        log = open(self.run_dir / "metrics.jsonl", "a") if self.lead else None
         last_ckpt, stats, scores = time.monotonic(), {}, []
         self.stopped = False
         ok = False
@@ -318,9 +355,9 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             old_handler = signal.signal(signal.SIGINT, self._request_stop)
         try:
-            while not self._done() and not self.stopped:
+            while not parallel.any_rank(self._done() or self.stopped):     # every rank stops together
                 start = time.monotonic()
-                if start - last_ckpt >= t.checkpoint_every_s:
+                if self.lead and start - last_ckpt >= t.checkpoint_every_s:
                     self.save()
                     last_ckpt = time.monotonic()
                     start = last_ckpt
@@ -336,7 +373,8 @@ class Trainer:
                     self.counters["env_steps"] += 1
                     active = active & ~done
                     state = next_state
-                    if len(self.replay) >= t.learning_starts:
+                    ready, finished = parallel.all_ranks(len(self.replay) >= t.learning_starts, not active.any())
+                    if ready:
                         for _ in range(t.updates_per_step):
                             batch = self.replay.sample(cfg.sac.batch_size, self.sample_gen)
                             logs = self.sac.update(batch)
@@ -347,7 +385,7 @@ class Trainer:
                             if self.counters["updates"] % t.log_every == 0:
                                 self._log(log, stats, scores)
                                 stats, scores = {}, []
-                    if not active.any():
+                    if finished:
                         break
                 score = info["score"].mean().item()
                 if math.isfinite(score):      # NaN: a task that measures nothing without rewards (style --no-rl)
@@ -366,10 +404,12 @@ class Trainer:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
             bar.close()
-            log.close()
+            if log is not None:
+                log.close()
             if ok:            # only between episodes: an error mid-update leaves the last checkpoint
                 self.save()
-            lock.close()
+            if lock is not None:
+                lock.close()
         self.plot()
         if self.stopped:
             raise Stopped(f"stopped: checkpoint saved in {self.run_dir} (run the same command again to resume)")
@@ -391,6 +431,9 @@ class Trainer:
             print("\nstopping after this episode (Ctrl-C again to abort without saving) ...")
 
     def _log(self, log, stats: dict, scores: list) -> None:
+        if log is None:                  # torchrun: rank 0 logs (its own batches and episodes)
+            return
+
         def six(x: float) -> float:          # 6 significant digits: a style loss of 8.8e-6 is not 9e-06
             return float(f"{x:.6g}")
         row = {**{k: round(v, 6) if isinstance(v, float) else v for k, v in self.counters.items()},
@@ -421,4 +464,5 @@ class Trainer:
         bar.refresh()
 
     def plot(self) -> None:
-        plot_curves([self.run_dir], self.run_dir / "curves.png", score_name=self.task.score_name)
+        if self.lead:
+            plot_curves([self.run_dir], self.run_dir / "curves.png", score_name=self.task.score_name)

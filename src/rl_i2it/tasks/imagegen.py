@@ -13,11 +13,13 @@ into checkpoints. A non-finite discriminator loss or scores beyond ``disc_limit`
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 
+from ..core import parallel
 from ..core.policy import MetaPolicy
 from ..errors import UserError
 from ..nets import ConvCritic
@@ -233,6 +235,7 @@ class ImageTask(Task):
         except ValueError as exc:
             raise UserError(f"task_options.disc_widths: {exc}") from None
         self.disc = disc.to(self.device)
+        parallel.broadcast(self.disc)             # torchrun: rank 0's first weights everywhere
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=o.lr_disc, betas=(0.5, 0.999))
 
     def generated(self, state: dict, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -268,12 +271,14 @@ class ImageTask(Task):
             self._build_disc()
         real, fake, cond = self.adversarial_pair(state, self.generated(state, action.detach())[0])
         loss, dr, df = gan.discriminator_loss(o.gan, self.disc, real, fake, cond, o.gp_weight)
-        scale = max(dr.abs().mean().item(), df.abs().mean().item())
-        if not torch.isfinite(loss) or loss.item() > o.disc_limit or scale > o.disc_limit:
-            raise FloatingPointError(f"the discriminator diverged (loss {loss.item():.3g}, mean |score| "
-                                     f"{scale:.3g} > task_options.disc_limit {o.disc_limit:g})")
         self.disc_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()                         # torchrun: gradients and checks averaged over the ranks
+        checks = parallel.average_gradients(self.disc.parameters(), torch.stack(
+            [loss.detach(), dr.detach().abs().mean(), df.detach().abs().mean()]))
+        d_loss, scale = checks[0].item(), checks[1:].max().item()
+        if not (math.isfinite(d_loss) and math.isfinite(scale)) or d_loss > o.disc_limit or scale > o.disc_limit:
+            raise FloatingPointError(f"the discriminator diverged (loss {d_loss:.3g}, mean |score| "
+                                     f"{scale:.3g} > task_options.disc_limit {o.disc_limit:g})")
         self.disc_opt.step()
         return {"d_loss": loss.item(), "d_real": dr.mean().item(), "d_fake": df.mean().item()}
 

@@ -1,0 +1,115 @@
+"""Data-parallel training under torchrun (2 CPU processes, gloo): the ranks collect different
+episodes, average every gradient (policy, critic, temperature, the task's discriminator), so
+their networks stay identical; rank 0 alone writes the run; a non-finite loss on one rank stops
+every rank; a stopped run resumes on every rank."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+from rl_i2it.core import parallel
+
+TESTS = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    import torch
+    sys.path.insert(0, {tests!r})
+    from conftest import faces, grey_to_colour, image_trainer
+    from rl_i2it.core import parallel
+
+    run, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    data = faces(grey_to_colour((("train", 96, 0), ("valid", 16, 1), ("test", 24, 2))))
+    tr = image_trainer("inpainting", run, data, steps=steps)
+    resumed = tr.counters["updates"]
+    tr.train()
+    torch.save({{"world": parallel.world(), "resumed": resumed, "counters": tr.counters,
+                "policy": tr.policy.state_dict(), "critic": tr.sac.critic.state_dict(),
+                "log_alpha": tr.sac.log_alpha.detach(), "disc": tr.task.disc.state_dict(),
+                "replay": tr.replay.state_dict()}}, f"{{out}}/rank{{parallel.rank()}}.pt")
+""")
+
+CHECKS = textwrap.dedent("""
+    import sys
+    import torch
+    from rl_i2it.core import parallel
+    parallel.init(torch.device("cpu"))
+    r = parallel.rank()
+    w = torch.nn.Parameter(torch.zeros(3))
+    w.grad = torch.full((3,), float(r + 1))               # rank 0: 1s, rank 1: 2s
+    mean = parallel.average_gradients([w], torch.tensor(10.0 * (r + 1)))
+    assert torch.equal(w.grad, torch.full((3,), 1.5)) and mean.item() == 15.0, (w.grad, mean)
+    assert parallel.all_ranks(True, r == 0) == [True, False] and parallel.any_rank(r == 1)
+    m = torch.nn.Linear(2, 2)
+    torch.nn.init.constant_(m.weight, float(r))
+    parallel.broadcast(m)
+    assert m.weight.eq(0).all()                            # rank 0's weights everywhere
+    bad = torch.tensor(float("nan") if r == 1 else 1.0)   # one rank's loss is NaN: every rank sees it
+    assert parallel.average_gradients([], bad).isnan()
+    print("checked on rank", r, "of", parallel.world())
+""")
+
+
+def torchrun(tmp_path, script: str, *args, timeout=240):
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent / "src"))
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(path), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_alone_every_call_is_a_no_op():
+    assert not parallel.active() and parallel.world() == 1 and parallel.rank() == 0
+    w = torch.nn.Parameter(torch.ones(2))
+    w.grad = torch.full((2,), 3.0)
+    loss = torch.tensor(2.0)
+    assert parallel.average_gradients([w], loss) is loss and w.grad.eq(3).all()
+    assert parallel.all_ranks(True, False) == [True, False] and not parallel.any_rank(False)
+    assert parallel.init(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_the_collectives_average_and_agree(tmp_path):
+    res = torchrun(tmp_path, CHECKS)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("checked on rank") == 2
+
+
+def test_two_ranks_train_one_model_on_different_episodes(tmp_path):
+    steps = 12
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, steps)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    done = r0["counters"]["updates"]            # the episode that reaches `steps` finishes
+    assert done == r1["counters"]["updates"] and steps <= done < steps + 8
+    # each rank drew its own episodes ...
+    assert r0["replay"]["size"] > 0 and r1["replay"]["size"] > 0
+    assert not torch.equal(r0["replay"]["data"]["index"], r1["replay"]["data"]["index"])
+    # ... and every network is still one model: each update averaged the ranks' gradients
+    for part in ("policy", "critic", "disc"):
+        for k, v in r0[part].items():
+            assert torch.equal(v, r1[part][k]), (part, k)
+    assert torch.equal(r0["log_alpha"], r1["log_alpha"])
+    saved = torch.load(run / "policy.pt", weights_only=False)
+    assert saved["counters"]["updates"] == done
+    for k, v in r0["policy"].items():
+        assert torch.equal(v, saved["policy"][k]), k
+    # rank 0 alone wrote the run, and its log holds one line per log_every updates
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
+        "checkpoint.pt", "config.json", "curves.png", "metrics.jsonl", "policy.pt"]
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == done // 4
+    # a second command with more steps resumes on both ranks from the checkpoint
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, done + 8)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["resumed"] == r1["resumed"] == done
+    assert r0["counters"]["updates"] == r1["counters"]["updates"] >= done + 8
+    for k, v in r0["policy"].items():
+        assert torch.equal(v, r1["policy"][k]), k
+
