@@ -14,6 +14,7 @@ into checkpoints. A non-finite discriminator loss or scores beyond ``disc_limit`
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 
@@ -113,6 +114,25 @@ class ImageEnv:
         return self.state, reward, torch.zeros_like(reward, dtype=torch.bool), {"score": score}
 
 
+DEVICE_SHARE = 0.25
+"""A split stays on a GPU when it takes at most this share of the GPU's free memory."""
+
+
+def resident(tensors: tuple, device, what: str) -> tuple:
+    """``tensors`` on ``device``; on a GPU without room for them (``DEVICE_SHARE``), in pinned CPU
+    memory instead (each batch's rows are then copied over), with a note saying so."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return tuple(t.to(device) for t in tensors)
+    need = sum(t.numel() * t.element_size() for t in tensors)
+    free, _ = torch.cuda.mem_get_info(device)
+    if need <= DEVICE_SHARE * free:
+        return tuple(t.to(device) for t in tensors)
+    print(f"note: {what} ({need / 2**30:.1f} GiB) stays in pinned CPU memory (over {DEVICE_SHARE:.0%} of "
+          f"{device}'s free {free / 2**30:.1f} GiB); each batch's images are copied over", file=sys.stderr)
+    return tuple(t.pin_memory() for t in tensors)
+
+
 class ImageTask(Task):
     """Base of the tasks whose action is an image ``[3, size, size]`` in [0, 1]."""
 
@@ -154,7 +174,9 @@ class ImageTask(Task):
         raise NotImplementedError
 
     def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The split's (source, target) as uint8 on the task's device (loaded once)."""
+        """The split's (source, target) as uint8 (loaded once), on the task's device, or in pinned
+        CPU memory when it would take more than ``DEVICE_SHARE`` of a GPU's free memory (index
+        it, then move the rows: ``rows``)."""
         if split not in SPLITS:
             raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         key = (split, self.device)
@@ -166,16 +188,20 @@ class ImageTask(Task):
             if tgt.shape[1:] != (3, s, s) or src.shape[0] != tgt.shape[0] or src.shape[2:] != (s, s):
                 raise UserError(f"{split} data: expected [N, 3, {s}, {s}] images, got source "
                                 f"{tuple(src.shape)} and target {tuple(tgt.shape)}")
-            self._on_device[key] = (src.to(self.device), tgt.to(self.device))
+            self._on_device[key] = resident((src, tgt), self.device, f"the {split} split")
         return self._on_device[key]
+
+    def rows(self, split: str, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's (source, target) images at ``index`` in [0, 1] on the task's device."""
+        return tuple(x[index.to(x.device)].to(self.device, non_blocking=True).float() / 255
+                     for x in self.split_data(split))
 
     def _lookup(self, state: dict, name: str) -> torch.Tensor:
         """``state[name]`` when the environment carries it, else the training split's image at
         ``state['index']`` (replay states hold the index only)."""
         if name in state:
             return state[name]
-        src, tgt = self.split_data("train")
-        return (src if name == "source" else tgt)[state["index"]].float() / 255
+        return self.rows("train", state["index"])[0 if name == "source" else 1]
 
     def source_of(self, state: dict) -> torch.Tensor:
         return self._lookup(state, "source")

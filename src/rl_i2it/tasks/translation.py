@@ -62,9 +62,9 @@ def split_pix2pix(path: str, split: str, direction: str, size: int):
 
 class TranslationEnv(ImageEnv):
     def reset(self) -> dict:
-        src, tgt = self.task.split_data(self.split)
-        idx = torch.randint(0, len(tgt), (self.n,), generator=self.gen).to(tgt.device)
-        return self.start(src[idx].float() / 255, tgt[idx].float() / 255, index=idx)
+        n = len(self.task.split_data(self.split)[1])
+        idx = torch.randint(0, n, (self.n,), generator=self.gen).to(self.task.device)
+        return self.start(*self.task.rows(self.split, idx), index=idx)
 
     def start(self, source: torch.Tensor, target: torch.Tensor | None, mask=None, index=None) -> dict:
         """Begin on ``source [n, 3, S, S]`` in [0, 1]; ``target`` may be None (no score then)."""
