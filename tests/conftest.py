@@ -119,14 +119,16 @@ def photo_data():
     return grey_to_colour((("train", 96, 0), ("valid", 16, 1), ("test", 24, 2)))
 
 
-def image_trainer(task: str, run_dir, data: dict, steps: int = 8, **opts):
-    """A trainer of an image task at 16x16 with the small nets and test-speed settings."""
+def image_trainer(task: str, run_dir, data: dict, steps: int = 8, train: dict | None = None, **opts):
+    """A trainer of an image task at 16x16 with the small nets and test-speed settings (``train``:
+    train settings over them, ``opts``: task options)."""
     from rl_i2it.config import load_config
     from rl_i2it.core.trainer import Trainer
     from rl_i2it.tasks import task_class
     cfg = load_config(None, {"task": task, "task_options": {**IMG_SMALL, **opts},
                              "train": {"steps": steps, "n_envs": 8, "horizon": 3, "learning_starts": 16,
-                                       "replay_size": 400, "checkpoint_every_s": 0, "log_every": 4},
+                                       "replay_size": 400, "checkpoint_every_s": 0, "log_every": 4,
+                                       **(train or {})},
                              "sac": {"batch_size": 8, "rl_warmup": 0, "lr_policy": 1e-3, "aux_weight": 100.0,
                                      "log_std_max": -2.0, "init_alpha": 0.0005}})
     return Trainer(cfg, run_dir, task=task_class(task)(cfg.task_options, data=data), verbose=False)

@@ -404,3 +404,13 @@ def test_relative_paths_in_a_config_are_made_absolute(tmp_path, monkeypatch, dig
     saved["config"]["task_options"]["source"] = "digits.npz"
     torch.save(saved, tmp_path / "r" / "checkpoint.pt")
     assert Trainer(load_config(None, over), tmp_path / "r", verbose=False).resumed     # refused: "another config"
+
+
+def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
+    """Started by torchrun (WORLD_SIZE > 1) any other command is refused, each rank naming itself."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["eval", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rl-i2it (rank 1): error: only `rl-i2it train` runs under torchrun"), err
+    assert not (tmp_path / "run").exists()

@@ -1098,13 +1098,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):   # a line as it happens, also into a file or pipe (`> log`, nohup),
         sys.stdout.reconfigure(line_buffering=True)   # where Python would hold a long run's lines for minutes
+    from .core import parallel
+    rank = parallel.rank()
+    who = f"rl-i2it (rank {rank})" if rank else "rl-i2it"        # torchrun: each rank says its own errors
     try:
+        if parallel.launched() and args.command != "train":
+            raise UserError(f"only `rl-i2it train` runs under torchrun (data-parallel training); run "
+                            f"`rl-i2it {args.command}` as one process")
         args.func(args)
     except UserError as exc:
-        print(f"rl-i2it: error: {exc}", file=sys.stderr)
+        print(f"{who}: error: {exc}", file=sys.stderr)
         return 2
     except Stopped as exc:                    # training saved its checkpoint: say where, exit as a Ctrl-C
-        print(f"\n{exc}", file=sys.stderr)
+        if not rank:                          # torchrun: rank 0 saved it
+            print(f"\n{exc}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:                 # before training's own handler is in place, or elsewhere
         print("\nrl-i2it: interrupted", file=sys.stderr)

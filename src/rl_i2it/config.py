@@ -280,10 +280,10 @@ def absolute_paths(values: dict) -> dict:
     return out
 
 
-def reachable_transitions(t) -> int:
-    """About the most transitions a replay of ``t.replay_size`` rows holds: an episode of H steps
-    takes H + 1 rows (one per state), less one batch of episodes' margin."""
-    return t.replay_size * t.horizon // (t.horizon + 1) - t.n_envs
+def reachable_transitions(t, rows: int | None = None) -> int:
+    """About the most transitions a replay of ``rows`` (default ``t.replay_size``) rows holds: an
+    episode of H steps takes H + 1 rows (one per state), less one batch of episodes' margin."""
+    return (t.replay_size if rows is None else rows) * t.horizon // (t.horizon + 1) - t.n_envs
 
 
 def validate(cfg: Config) -> None:

@@ -21,11 +21,31 @@ SCRIPT = textwrap.dedent("""
     from conftest import faces, grey_to_colour, image_trainer
     from rl_i2it.core import parallel
 
-    run, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    from rl_i2it.errors import Stopped, UserError
+
+    run, out, steps, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    r = parallel.rank()
     data = faces(grey_to_colour((("train", 96, 0), ("valid", 16, 1), ("test", 24, 2))))
-    tr = image_trainer("inpainting", run, data, steps=steps)
+    opts = {{"replay_size": 80, "learning_starts": 30}} if mode == "small-shards" else {{}}
+    try:
+        tr = image_trainer("inpainting", run + ("-elsewhere" if mode == "own-folders" and r else ""), data,
+                           steps=steps, train=opts)
+    except UserError as exc:
+        print(f"rank {{r}} refused: {{exc}}")
+        sys.exit(0)
     resumed = tr.counters["updates"]
-    tr.train()
+    if mode == "ctrl-c" and r == 1:            # rank 1 alone gets a Ctrl-C after its 6th update
+        update = tr.sac.update
+        def update_then_stop(batch):
+            logs = update(batch)
+            if tr.sac.updates == 6:
+                tr._request_stop(None, None)
+            return logs
+        tr.sac.update = update_then_stop
+    try:
+        tr.train()
+    except Stopped:
+        print(f"rank {{r}} stopped at update {{tr.counters['updates']}}")
     torch.save({{"world": parallel.world(), "resumed": resumed, "counters": tr.counters,
                 "policy": tr.policy.state_dict(), "critic": tr.sac.critic.state_dict(),
                 "log_alpha": tr.sac.log_alpha.detach(), "disc": tr.task.disc.state_dict(),
@@ -53,7 +73,7 @@ CHECKS = textwrap.dedent("""
 """)
 
 
-def torchrun(tmp_path, script: str, *args, timeout=240):
+def torchrun(tmp_path, script: str, *args, timeout=120):
     path = tmp_path / "script.py"
     path.write_text(script)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent / "src"))
@@ -81,7 +101,7 @@ def test_two_ranks_train_one_model_on_different_episodes(tmp_path):
     steps = 12
     run, out = tmp_path / "run", tmp_path / "out"
     out.mkdir()
-    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, steps)
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, steps, "train")
     assert res.returncode == 0, res.stderr[-3000:]
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert r0["world"] == r1["world"] == 2
@@ -105,7 +125,7 @@ def test_two_ranks_train_one_model_on_different_episodes(tmp_path):
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == done // 4
     # a second command with more steps resumes on both ranks from the checkpoint
-    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, done + 8)
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, done + 8, "train")
     assert res.returncode == 0, res.stderr[-3000:]
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert r0["resumed"] == r1["resumed"] == done
@@ -113,3 +133,28 @@ def test_two_ranks_train_one_model_on_different_episodes(tmp_path):
     for k, v in r0["policy"].items():
         assert torch.equal(v, r1["policy"][k]), k
 
+
+
+def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_update(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 40, "ctrl-c")
+    assert res.returncode == 0, res.stderr[-3000:]
+    # the stop comes between environment steps: after the updates of the step under way
+    at = [int(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines() if " stopped at update " in line]
+    assert len(at) == 2 and at[0] == at[1] and 6 <= at[0] < 10, res.stdout
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["counters"]["updates"] == at[0]
+
+
+def test_what_a_rank_cannot_share_is_refused_on_every_rank(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    # a replay shard (80 rows / 2 ranks: about 22 transitions) that never reaches train.learning_starts (30)
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 8, "small-shards")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("each of the 2 ranks' replay shard holds (40 rows") == 2, res.stdout
+    # rank 1 resuming from a folder other than rank 0's: both refuse, none trains on
+    assert torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 8, "train").returncode == 0
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 16, "own-folders")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("the ranks found different runs in") == 2, res.stdout

@@ -96,3 +96,14 @@ def all_ranks(*flags: bool) -> list[bool]:
 
 def any_rank(flag: bool) -> bool:
     return not all_ranks(not flag)[0]
+
+
+def same_everywhere(values: list[float]) -> bool:
+    """Whether every rank holds rank 0's ``values`` (on every rank the same answer)."""
+    if not active():
+        return True
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    mine = torch.tensor(values, dtype=torch.float64, device=device)
+    first = mine.clone()
+    dist.broadcast(first, 0)
+    return all_ranks(torch.equal(mine, first))[0]

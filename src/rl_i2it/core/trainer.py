@@ -6,8 +6,8 @@ networks, optimisers, temperature, counters, RNG states and, when small, the rep
 
 Checkpoints are taken only between episodes, where the environment holds nothing that the RNG
 states cannot redraw, so a run killed and resumed goes on exactly as if it had stopped at its last
-checkpoint. A first Ctrl-C finishes the episode, saves and stops; an error (a non-finite loss)
-leaves the last checkpoint as it was.
+checkpoint. A first Ctrl-C ends the episode at the step under way (its transitions kept, its
+updates not made), saves and stops; an error (a non-finite loss) leaves the last checkpoint as it was.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, absolute_paths, fill
+from ..config import Config, absolute_paths, fill, reachable_transitions
 from ..data.cache import writable_dir
 from ..errors import Stopped, UserError
 from ..nets import fast_layout
@@ -166,6 +166,9 @@ class Trainer:
         self.task.device = self.device
         self.task.rewards_used = cfg.sac.use_rl
         saved = self._saved_run()              # a run that cannot be resumed fails here, before the data loads
+        if not parallel.same_everywhere([saved is not None, saved["counters"]["updates"] if saved else 0]):
+            raise UserError(f"the ranks found different runs in {self.run_dir}: under torchrun every rank must "
+                            f"read rank 0's run folder (on several machines, a folder they all share)")
         with parallel.rank_zero_first():           # torchrun: one rank fills the data cache
             self.task.load_training_data()     # bad data fails here, before the run directory is written
         self.policy = fast_layout(self.task.build_policy().to(self.device))
@@ -181,7 +184,14 @@ class Trainer:
         self.env_gen, self.sample_gen = torch.Generator(), torch.Generator()
         self._seed_streams()
         self.env = self.task.make_env(cfg.train.n_envs, self.env_gen, "train")
-        self.replay = ReplayBuffer(-(-cfg.train.replay_size // parallel.world()), self.task.state_fields(),
+        shard = -(-cfg.train.replay_size // parallel.world())
+        reach = reachable_transitions(cfg.train, shard)
+        if cfg.train.learning_starts > reach:      # a shard that never fills so far: no update, ever
+            raise UserError(f"train.learning_starts ({cfg.train.learning_starts}) is more than each of the "
+                            f"{parallel.world()} ranks' replay shard holds ({shard} rows of train.replay_size "
+                            f"{cfg.train.replay_size}: about {reach} transitions): raise train.replay_size "
+                            f"or lower train.learning_starts")
+        self.replay = ReplayBuffer(shard, self.task.state_fields(),
                                    self.task.z_field(cfg.sac.critic_on), self.device,
                                    cfg.train.memory_fraction / parallel.world(), self.verbose)
         if parallel.world() > 1 and self.verbose:
@@ -355,7 +365,7 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             old_handler = signal.signal(signal.SIGINT, self._request_stop)
         try:
-            while not parallel.any_rank(self._done() or self.stopped):     # every rank stops together
+            while self._go_on(not self._done()):
                 start = time.monotonic()
                 if self.lead and start - last_ckpt >= t.checkpoint_every_s:
                     self.save()
@@ -373,7 +383,11 @@ class Trainer:
                     self.counters["env_steps"] += 1
                     active = active & ~done
                     state = next_state
-                    ready, finished = parallel.all_ranks(len(self.replay) >= t.learning_starts, not active.any())
+                    ready, finished, calm = parallel.all_ranks(len(self.replay) >= t.learning_starts,
+                                                               not active.any(), not self.stopped)
+                    if not calm:     # a Ctrl-C on any rank: every rank stops here, between steps (the
+                        self.stopped = True     # replay holds each transition whole: the checkpoint is sound)
+                        break
                     if ready:
                         for _ in range(t.updates_per_step):
                             batch = self.replay.sample(cfg.sac.batch_size, self.sample_gen)
@@ -415,6 +429,13 @@ class Trainer:
             raise Stopped(f"stopped: checkpoint saved in {self.run_dir} (run the same command again to resume)")
         return dict(self.counters)
 
+    def _go_on(self, more: bool) -> bool:
+        """Whether every rank goes on: ``more`` on each and no Ctrl-C on any (a Ctrl-C on one rank
+        stops them all, each as stopped)."""
+        more, calm = parallel.all_ranks(more, not self.stopped)
+        self.stopped = self.stopped or not calm
+        return more and calm
+
     def _average_policy(self) -> None:
         """One step of the weights' moving average; its decay grows from 0.1 to ``policy_ema``
         over the first updates (n+1)/(n+10), so early weights fade out of short runs too."""
@@ -423,12 +444,12 @@ class Trainer:
             soft_update(self.policy_avg, self.policy, 1 - min(self.cfg.train.policy_ema, (n + 1) / (n + 10)))
 
     def _request_stop(self, signum, frame) -> None:
-        """First Ctrl-C: finish the episode, save, stop. A second one stops at once."""
+        """First Ctrl-C: end the episode after the step under way, save, stop. A second one stops at once."""
         if self.stopped:
             raise KeyboardInterrupt
         self.stopped = True
         if self.verbose:
-            print("\nstopping after this episode (Ctrl-C again to abort without saving) ...")
+            print("\nstopping after this step (Ctrl-C again to abort without saving) ...")
 
     def _log(self, log, stats: dict, scores: list) -> None:
         if log is None:                  # torchrun: rank 0 logs (its own batches and episodes)
