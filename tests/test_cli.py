@@ -410,7 +410,11 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
     """Started by torchrun (WORLD_SIZE > 1) any other command is refused, each rank naming itself."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
     assert main(["eval", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rl-i2it (rank 1): error: only `rl-i2it train` runs under torchrun"), err
     assert not (tmp_path / "run").exists()
+    monkeypatch.delenv("LOCAL_RANK")          # a batch system's WORLD_SIZE alone is not torchrun
+    assert main(["eval", str(tmp_path / "run")]) == 2
+    assert "torchrun" not in capsys.readouterr().err

@@ -226,7 +226,7 @@ def test_resume_after_kill(tmp_path, digits):
     assert target <= final < target + 8
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
 
-    # Ctrl-C: the run finishes its episode, saves and exits as interrupted (so `train && next` stops)
+    # Ctrl-C: the run stops after the step under way, saves and exits as interrupted (so `train && next` stops)
     lines = len((out / "metrics.jsonl").read_text().splitlines())
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60      # wait until it trains (its Ctrl-C handler is in place by then)

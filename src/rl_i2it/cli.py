@@ -1126,6 +1126,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"rl-i2it: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    finally:
+        parallel.close()                      # torchrun: leave the process group
     return 0
 
 

@@ -1,16 +1,19 @@
 """Data-parallel training under torchrun (2 CPU processes, gloo): the ranks collect different
 episodes, average every gradient (policy, critic, temperature, the task's discriminator), so
-their networks stay identical; rank 0 alone writes the run; a non-finite loss on one rank stops
-every rank; a stopped run resumes on every rank."""
+their networks stay identical; rank 0 alone writes the run; a loss averaged over the ranks (so a
+NaN on one is a NaN on all) and a Ctrl-C on one rank stop every rank; a stopped run resumes on
+every rank, also with another number of them; what ranks cannot share is refused."""
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from rl_i2it.core import parallel
+from rl_i2it.errors import UserError
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -26,7 +29,7 @@ SCRIPT = textwrap.dedent("""
     run, out, steps, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     r = parallel.rank()
     data = faces(grey_to_colour((("train", 96, 0), ("valid", 16, 1), ("test", 24, 2))))
-    opts = {{"replay_size": 80, "learning_starts": 30}} if mode == "small-shards" else {{}}
+    opts = {{"small-shards": {{"replay_size": 80, "learning_starts": 30}}, "small-replay": {{"replay_size": 120}}}}.get(mode, {{}})
     try:
         tr = image_trainer("inpainting", run + ("-elsewhere" if mode == "own-folders" and r else ""), data,
                            steps=steps, train=opts)
@@ -62,7 +65,7 @@ CHECKS = textwrap.dedent("""
     w.grad = torch.full((3,), float(r + 1))               # rank 0: 1s, rank 1: 2s
     mean = parallel.average_gradients([w], torch.tensor(10.0 * (r + 1)))
     assert torch.equal(w.grad, torch.full((3,), 1.5)) and mean.item() == 15.0, (w.grad, mean)
-    assert parallel.all_ranks(True, r == 0) == [True, False] and parallel.any_rank(r == 1)
+    assert parallel.on_every_rank(True, r == 0) == [True, False]
     m = torch.nn.Linear(2, 2)
     torch.nn.init.constant_(m.weight, float(r))
     parallel.broadcast(m)
@@ -73,12 +76,14 @@ CHECKS = textwrap.dedent("""
 """)
 
 
-def torchrun(tmp_path, script: str, *args, timeout=120):
+def torchrun(tmp_path, script: str, *args, procs=2, timeout=120):
+    """``script`` run by torchrun on ``procs`` processes (1: as a plain process)."""
     path = tmp_path / "script.py"
     path.write_text(script)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent / "src"))
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(path), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+    launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"] if procs > 1 else []
+    return subprocess.run([sys.executable, *launch, str(path), *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_alone_every_call_is_a_no_op():
@@ -87,8 +92,15 @@ def test_alone_every_call_is_a_no_op():
     w.grad = torch.full((2,), 3.0)
     loss = torch.tensor(2.0)
     assert parallel.average_gradients([w], loss) is loss and w.grad.eq(3).all()
-    assert parallel.all_ranks(True, False) == [True, False] and not parallel.any_rank(False)
+    assert parallel.on_every_rank(True, False) == [True, False]
     assert parallel.init(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_one_named_gpu_for_every_rank_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(UserError, match="every rank on one GPU"):
+        parallel.init(torch.device("cuda", 0))
 
 
 def test_the_collectives_average_and_agree(tmp_path):
@@ -158,3 +170,24 @@ def test_what_a_rank_cannot_share_is_refused_on_every_rank(tmp_path):
     res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 16, "own-folders")
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("the ranks found different runs in") == 2, res.stdout
+
+
+def test_a_run_resumes_with_another_number_of_ranks(tmp_path):
+    """One process, then two (each rank's shard too small for the saved replay: it refills), then
+    one again (the shard fits in the whole replay: it is kept)."""
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    script = SCRIPT.format(tests=str(TESTS))
+    res = torchrun(tmp_path, script, run, out, 12, "small-replay", procs=1)
+    assert res.returncode == 0, res.stderr[-3000:]
+    alone = torch.load(out / "rank0.pt", weights_only=False)
+    assert alone["world"] == 1 and alone["replay"]["size"] > 60          # over a 2-rank shard (60 rows)
+    res = torchrun(tmp_path, script, run, out, alone["counters"]["updates"] + 8, "small-replay")
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["resumed"] == r1["resumed"] == alone["counters"]["updates"]
+    assert all(torch.equal(v, r1["policy"][k]) for k, v in r0["policy"].items())
+    res = torchrun(tmp_path, script, run, out, r0["counters"]["updates"] + 8, "small-replay", procs=1)
+    assert res.returncode == 0, res.stderr[-3000:]
+    again = torch.load(out / "rank0.pt", weights_only=False)
+    assert again["resumed"] == r0["counters"]["updates"] and again["counters"]["updates"] >= again["resumed"] + 8

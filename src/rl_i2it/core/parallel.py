@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from ..errors import UserError
 
 
 def active() -> bool:
@@ -30,8 +33,13 @@ def rank() -> int:
 
 
 def launched() -> bool:
-    """Started by ``torchrun`` with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Started by ``torchrun`` with more than one process (``WORLD_SIZE`` > 1 and ``LOCAL_RANK``:
+    a batch system's own ``WORLD_SIZE`` alone does not count)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0")) if launched() else 0
 
 
 def init(device: torch.device) -> torch.device:
@@ -39,22 +47,42 @@ def init(device: torch.device) -> torch.device:
     its own GPU (``cuda`` becomes ``cuda:LOCAL_RANK``); the device to train on."""
     if not launched():
         return device
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda" and device.index is not None:
+        raise UserError(f"--device {device} under torchrun would put every rank on one GPU: give --device cuda "
+                        f"(each rank takes cuda:LOCAL_RANK; CUDA_VISIBLE_DEVICES picks the GPUs)")
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank())
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # long enough for one rank to fill a data cache while the others wait (rank_zero_first)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
     return device
+
+
+TIMEOUT = timedelta(hours=2)
+"""How long a collective waits for the other ranks."""
+
+
+def close() -> None:
+    """Leave the process group (at the end of a command)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _flag_device() -> str:
+    """Where the small tensors of the agreements live: nccl takes only CUDA tensors."""
+    return "cuda" if dist.get_backend() == "nccl" else "cpu"
 
 
 @contextmanager
 def rank_zero_first():
-    """Rank 0 runs the block first (it may fill the data cache), the others after it."""
-    if active() and rank() > 0:
+    """The first rank of each machine runs the block first (it may fill the machine's data
+    cache), the others after it."""
+    if active() and local_rank() > 0:
         dist.barrier()
     yield
-    if active() and rank() == 0:
+    if active() and local_rank() == 0:
         dist.barrier()
 
 
@@ -84,26 +112,20 @@ def average_gradients(params, values: torch.Tensor) -> torch.Tensor:
     return flat[i:].view_as(values)
 
 
-def all_ranks(*flags: bool) -> list[bool]:
+def on_every_rank(*flags: bool) -> list[bool]:
     """Each flag and-ed over the ranks (one all-reduce), so every rank takes the same branch."""
     if not active():
         return [bool(f) for f in flags]
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor([float(bool(f)) for f in flags], device=device)
+    t = torch.tensor([float(bool(f)) for f in flags], device=_flag_device())
     dist.all_reduce(t, dist.ReduceOp.MIN)
     return [bool(v) for v in t.tolist()]
-
-
-def any_rank(flag: bool) -> bool:
-    return not all_ranks(not flag)[0]
 
 
 def same_everywhere(values: list[float]) -> bool:
     """Whether every rank holds rank 0's ``values`` (on every rank the same answer)."""
     if not active():
         return True
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    mine = torch.tensor(values, dtype=torch.float64, device=device)
+    mine = torch.tensor(values, dtype=torch.float64, device=_flag_device())
     first = mine.clone()
     dist.broadcast(first, 0)
-    return all_ranks(torch.equal(mine, first))[0]
+    return on_every_rank(torch.equal(mine, first))[0]

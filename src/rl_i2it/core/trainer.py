@@ -284,6 +284,7 @@ class Trainer:
 
     def _state(self) -> dict:
         sd = {"format": ckpt.TRAIN_FORMAT, "config": self.cfg.to_dict(), "counters": dict(self.counters),
+              "world": parallel.world(),
               "policy": self.policy.state_dict(), "log_alpha": self.sac.log_alpha.detach().cpu(),
               "optim": self.sac.optim_state(), "rng": ckpt.rng_state(),
               "env_gen": self.env_gen.get_state(), "sample_gen": self.sample_gen.get_state()}
@@ -318,12 +319,21 @@ class Trainer:
         ckpt.set_rng_state(sd["rng"])
         self.env_gen.set_state(sd["env_gen"])
         self.sample_gen.set_state(sd["sample_gen"])
-        if "replay" in sd:
+        if "replay" in sd and sd["replay"]["size"] <= self.replay.capacity:     # (its ring fits in ours)
             self.replay.load_state_dict(sd["replay"])
+        elif "replay" in sd:             # torchrun with more ranks than the saved run: a smaller shard
+            if self.verbose:
+                print(f"note: the saved replay holds {sd['replay']['size']} rows, this run's shard "
+                      f"{self.replay.capacity} (trained with {sd.get('world', 1)} process(es), resumed with "
+                      f"{parallel.world()}): it refills from here, so the run goes on close to, not exactly as, "
+                      f"one that never stopped")
         elif self.verbose:
             print(f"note: the replay ({self.replay.nbytes / 2**20:.0f} MiB) is over train.checkpoint_replay_mb "
                   f"({self.cfg.train.checkpoint_replay_mb:g}) and was not saved: it refills from here, so the "
                   f"run goes on close to, not exactly as, one that never stopped")
+        if sd.get("world", 1) != parallel.world() and self.verbose:
+            print(f"note: trained with {sd.get('world', 1)} process(es), resumed with {parallel.world()}: an update "
+                  f"now learns from {parallel.world()} x {self.cfg.sac.batch_size} samples")
         if parallel.world() > 1 and self.verbose:
             print("note: under torchrun the checkpoint holds rank 0's replay and random streams; the other "
                   "ranks refill theirs, so the run goes on close to, not exactly as, one that never stopped")
@@ -383,8 +393,8 @@ class Trainer:
                     self.counters["env_steps"] += 1
                     active = active & ~done
                     state = next_state
-                    ready, finished, calm = parallel.all_ranks(len(self.replay) >= t.learning_starts,
-                                                               not active.any(), not self.stopped)
+                    ready, finished, calm = parallel.on_every_rank(len(self.replay) >= t.learning_starts,
+                                                                   not active.any(), not self.stopped)
                     if not calm:     # a Ctrl-C on any rank: every rank stops here, between steps (the
                         self.stopped = True     # replay holds each transition whole: the checkpoint is sound)
                         break
@@ -432,7 +442,7 @@ class Trainer:
     def _go_on(self, more: bool) -> bool:
         """Whether every rank goes on: ``more`` on each and no Ctrl-C on any (a Ctrl-C on one rank
         stops them all, each as stopped)."""
-        more, calm = parallel.all_ranks(more, not self.stopped)
+        more, calm = parallel.on_every_rank(more, not self.stopped)
         self.stopped = self.stopped or not calm
         return more and calm
 

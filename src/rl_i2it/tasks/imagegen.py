@@ -119,18 +119,19 @@ DEVICE_SHARE = 0.25
 
 
 def resident(tensors: tuple, device, what: str) -> tuple:
-    """``tensors`` on ``device``; on a GPU without room for them (``DEVICE_SHARE``), in pinned CPU
-    memory instead (each batch's rows are then copied over), with a note saying so."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return tuple(t.to(device) for t in tensors)
-    need = sum(t.numel() * t.element_size() for t in tensors)
-    free, _ = torch.cuda.mem_get_info(device)
-    if need <= DEVICE_SHARE * free:
-        return tuple(t.to(device) for t in tensors)
-    print(f"note: {what} ({need / 2**30:.1f} GiB) stays in pinned CPU memory (over {DEVICE_SHARE:.0%} of "
-          f"{device}'s free {free / 2**30:.1f} GiB); each batch's images are copied over", file=sys.stderr)
-    return tuple(t.pin_memory() for t in tensors)
+    """``tensors`` on ``device`` (one copy of a tensor given twice, as inpainting's source and
+    target); on a GPU without room for them (``DEVICE_SHARE``), left in CPU memory (each batch's
+    rows are then copied over), with a note saying so."""
+    device, distinct = torch.device(device), list({id(t): t for t in tensors}.values())
+    if device.type == "cuda":
+        need = sum(t.numel() * t.element_size() for t in distinct)
+        free, _ = torch.cuda.mem_get_info(device)
+        if need > DEVICE_SHARE * free:
+            print(f"note: {what} ({need / 2**30:.1f} GiB) stays in CPU memory (over {DEVICE_SHARE:.0%} of "
+                  f"{device}'s free {free / 2**30:.1f} GiB); each batch's images are copied over", file=sys.stderr)
+            return tensors
+    moved = {id(t): t.to(device) for t in distinct}
+    return tuple(moved[id(t)] for t in tensors)
 
 
 class ImageTask(Task):
@@ -174,9 +175,9 @@ class ImageTask(Task):
         raise NotImplementedError
 
     def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The split's (source, target) as uint8 (loaded once), on the task's device, or in pinned
-        CPU memory when it would take more than ``DEVICE_SHARE`` of a GPU's free memory (index
-        it, then move the rows: ``rows``)."""
+        """The split's (source, target) as uint8 (loaded once), on the task's device, or in CPU
+        memory when it would take more than ``DEVICE_SHARE`` of a GPU's free memory (index it, then
+        move the rows: ``rows``)."""
         if split not in SPLITS:
             raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         key = (split, self.device)
@@ -191,17 +192,18 @@ class ImageTask(Task):
             self._on_device[key] = resident((src, tgt), self.device, f"the {split} split")
         return self._on_device[key]
 
-    def rows(self, split: str, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The split's (source, target) images at ``index`` in [0, 1] on the task's device."""
-        return tuple(x[index.to(x.device)].to(self.device, non_blocking=True).float() / 255
-                     for x in self.split_data(split))
+    def rows(self, split: str, index: torch.Tensor, which=("source", "target")) -> tuple[torch.Tensor, ...]:
+        """The split's images at ``index`` (``which``: source, target or both) in [0, 1] on the
+        task's device."""
+        data = dict(zip(("source", "target"), self.split_data(split)))
+        return tuple(data[w][index.to(data[w].device)].to(self.device).float() / 255 for w in which)
 
     def _lookup(self, state: dict, name: str) -> torch.Tensor:
         """``state[name]`` when the environment carries it, else the training split's image at
         ``state['index']`` (replay states hold the index only)."""
         if name in state:
             return state[name]
-        return self.rows("train", state["index"])[0 if name == "source" else 1]
+        return self.rows("train", state["index"], (name,))[0]
 
     def source_of(self, state: dict) -> torch.Tensor:
         return self._lookup(state, "source")

@@ -57,7 +57,7 @@ class InpaintingEnv(ImageEnv):
         n = len(self.task.split_data(self.split)[1])
         idx = torch.randint(0, n, (self.n,), generator=self.gen)
         masks = self.task.masks(self.n, self.gen)
-        return self.start(None, self.task.rows(self.split, idx)[1], masks, index=idx)
+        return self.start(None, self.task.rows(self.split, idx, ("target",))[0], masks, index=idx)
 
     def start(self, source, target: torch.Tensor, mask: torch.Tensor | None = None, index=None) -> dict:
         """Begin on images ``target [n, 3, S, S]`` in [0, 1] with holes ``mask`` (bool, True = hole;

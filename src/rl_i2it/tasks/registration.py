@@ -281,15 +281,15 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     include. Returns ``{"field", "warped", "steps_taken" [B], "fields": the accumulated field
     after each step (with every_step) or after each step count in ``keep`` (one rollout serves
     several T), "seconds": the seconds from the call to each of those fields (affine fit
-    included, the device synced), "affine": ([B, N, N + 1] voxel matrices, global NCC at the
+    included, the device synced, the copies of earlier fields to the CPU left out), "affine": ([B, N, N + 1] voxel matrices, global NCC at the
     start, after the fit) or None}``: field and warped on the task's device (the CLI inverts the
     field there), the rest on the CPU.
     """
-    from ..nets.profile import sync
-    t0 = time.perf_counter()
     from ..core.rollout import check_steps
     from ..data.images import as_unit_pairs
+    from ..nets.profile import sync
     from ..ops.affine import affine_field, fit_affine
+    t0 = time.perf_counter()
     check_steps(steps)
     fixed, moving = as_unit_pairs(fixed, moving, ("fixed", "moving"), 1, task.options.size, task.dims)
     fixed, moving = fixed.to(task.device), moving.to(task.device)
@@ -306,7 +306,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
         active = torch.ones(env.n, dtype=torch.bool, device=task.device)
         taken = torch.zeros(env.n, dtype=torch.long)
         ncc = mean_ncc(env.fixed, env.current, task.options.ncc_window) if adaptive else None   # fixed T: no NCC
-        fields, seconds = [], []
+        fields, seconds, copying = [], [], 0.0       # (the copies to the CPU are not the registration's time)
         for t in range(steps):
             action = policy(task.observe(state), sample=False).action       # the mean plan
             if adaptive:
@@ -328,8 +328,10 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
                 taken += 1
             if (every_step and (not adaptive or active.any())) or t + 1 in keep:   # not a step every pair undid
                 sync(task.device)
-                seconds.append(time.perf_counter() - t0)
+                now = time.perf_counter()
+                seconds.append(now - t0 - copying)
                 fields.append(env.field.cpu())
+                copying += time.perf_counter() - now
             if adaptive and not active.any():
                 break
     finally:
