@@ -2,8 +2,8 @@
 
 Each process (rank) runs its own environments on its own replay shard; every optimiser step
 averages the gradients of all ranks first, so the networks stay the same everywhere. Rank 0
-writes the run directory. Outside ``torchrun`` (no ``WORLD_SIZE`` above 1) every function here
-is a no-op on one process.
+writes the run directory. Outside ``torchrun`` (``launched``: ``WORLD_SIZE`` above 1 and
+``LOCAL_RANK`` set) every function here is a no-op on one process.
 """
 from __future__ import annotations
 
