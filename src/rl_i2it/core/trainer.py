@@ -383,6 +383,7 @@ class Trainer:
                     start = last_ckpt
                 state = self.env.reset()
                 active = torch.ones(self.env.n, dtype=torch.bool, device=self.device)
+                ended = None                  # the step's info where this rank's episodes all ended
                 for step in range(t.horizon):
                     with torch.no_grad():
                         self.policy.eval()
@@ -393,8 +394,10 @@ class Trainer:
                     self.counters["env_steps"] += 1
                     active = active & ~done
                     state = next_state
+                    if ended is None and not active.any():     # (torchrun: others may still go on)
+                        ended = info
                     ready, finished, calm = parallel.on_every_rank(len(self.replay) >= t.learning_starts,
-                                                                   not active.any(), not self.stopped)
+                                                                   ended is not None, not self.stopped)
                     if not calm:     # a Ctrl-C on any rank: every rank stops here, between steps (the
                         self.stopped = True     # replay holds each transition whole: the checkpoint is sound)
                         break
@@ -411,7 +414,7 @@ class Trainer:
                                 stats, scores = {}, []
                     if finished:
                         break
-                score = info["score"].mean().item()
+                score = (ended or info)["score"].mean().item()
                 if math.isfinite(score):      # NaN: a task that measures nothing without rewards (style --no-rl)
                     scores.append(score)
                 self.counters["episodes"] += 1
