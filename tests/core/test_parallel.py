@@ -29,12 +29,14 @@ SCRIPT = textwrap.dedent("""
     run, out, steps, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     r = parallel.rank()
     data = faces(grey_to_colour((("train", 96, 0), ("valid", 16, 1), ("test", 24, 2))))
-    opts = {{"small-shards": {{"replay_size": 80, "learning_starts": 30}}, "small-replay": {{"replay_size": 120}}}}.get(mode, {{}})
+    opts = {{"small-shards": {{"replay_size": 80, "learning_starts": 30}},
+            "small-replay": {{"replay_size": 120}}}}.get(mode, {{}})
     try:
         tr = image_trainer("inpainting", run + ("-elsewhere" if mode == "own-folders" and r else ""), data,
                            steps=steps, train=opts)
     except UserError as exc:
         print(f"rank {{r}} refused: {{exc}}")
+        parallel.close()            # as the CLI does: a group left open can abort the exit
         sys.exit(0)
     resumed = tr.counters["updates"]
     if mode == "ctrl-c" and r == 1:            # rank 1 alone gets a Ctrl-C after its 6th update
@@ -53,6 +55,7 @@ SCRIPT = textwrap.dedent("""
                 "policy": tr.policy.state_dict(), "critic": tr.sac.critic.state_dict(),
                 "log_alpha": tr.sac.log_alpha.detach(), "disc": tr.task.disc.state_dict(),
                 "replay": tr.replay.state_dict()}}, f"{{out}}/rank{{parallel.rank()}}.pt")
+    parallel.close()
 """)
 
 CHECKS = textwrap.dedent("""
@@ -73,6 +76,7 @@ CHECKS = textwrap.dedent("""
     bad = torch.tensor(float("nan") if r == 1 else 1.0)   # one rank's loss is NaN: every rank sees it
     assert parallel.average_gradients([], bad).isnan()
     print("checked on rank", r, "of", parallel.world())
+    parallel.close()
 """)
 
 

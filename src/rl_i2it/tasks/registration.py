@@ -281,9 +281,9 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     include. Returns ``{"field", "warped", "steps_taken" [B], "fields": the accumulated field
     after each step (with every_step) or after each step count in ``keep`` (one rollout serves
     several T), "seconds": the seconds from the call to each of those fields (affine fit
-    included, the device synced, the copies of earlier fields to the CPU left out), "affine": ([B, N, N + 1] voxel matrices, global NCC at the
-    start, after the fit) or None}``: field and warped on the task's device (the CLI inverts the
-    field there), the rest on the CPU.
+    included, the device synced, the copies of earlier fields to the CPU left out), "affine":
+    ([B, N, N + 1] voxel matrices, global NCC at the start, after the fit) or None}``: field and
+    warped on the task's device (the CLI inverts the field there), the rest on the CPU.
     """
     from ..core.rollout import check_steps
     from ..data.images import as_unit_pairs
@@ -398,8 +398,9 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
         sync(task.device)
         return [("adaptive", r["field"], time.perf_counter() - t0, r["steps_taken"].tolist())]
 
+    runs = [(", ".join(f"T={c}" for c in counts), fixed_steps)] + ([("adaptive", adaptive_steps)] if adaptive else [])
     out = {}
-    for name, run in [(", ".join(f"T={c}" for c in counts), fixed_steps)] + ([("adaptive", adaptive_steps)] if adaptive else []):
+    for name, run in runs:
         acc = {}
         for lo in progress(range(0, len(pairs), batch), f"registering {len(pairs)} pairs, {name}", "batch"):
             f = pairs.fixed[lo: lo + batch].to(task.device).float() / 255

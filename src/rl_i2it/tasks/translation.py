@@ -63,7 +63,7 @@ def split_pix2pix(path: str, split: str, direction: str, size: int):
 class TranslationEnv(ImageEnv):
     def reset(self) -> dict:
         n = len(self.task.split_data(self.split)[1])
-        idx = torch.randint(0, n, (self.n,), generator=self.gen).to(self.task.device)
+        idx = torch.randint(0, n, (self.n,), generator=self.gen)
         return self.start(*self.task.rows(self.split, idx), index=idx)
 
     def start(self, source: torch.Tensor, target: torch.Tensor | None, mask=None, index=None) -> dict:
