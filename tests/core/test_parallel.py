@@ -3,6 +3,7 @@ episodes, average every gradient (policy, critic, temperature, the task's discri
 their networks stay identical; rank 0 alone writes the run; a loss averaged over the ranks (so a
 NaN on one is a NaN on all) and a Ctrl-C on one rank stop every rank; a stopped run resumes on
 every rank, also with another number of them; what ranks cannot share is refused."""
+import json
 import os
 import subprocess
 import sys
@@ -39,6 +40,12 @@ SCRIPT = textwrap.dedent("""
         parallel.close()            # as the CLI does: a group left open can abort the exit
         sys.exit(0)
     resumed = tr.counters["updates"]
+    logged = []                                # what each rank brings to each line of metrics.jsonl
+    log_line = tr._log
+    def log_and_keep(log, stats, scores):
+        logged.append(({{k: sum(v) / len(v) for k, v in stats.items()}}, list(scores)))
+        log_line(log, stats, scores)
+    tr._log = log_and_keep
     if mode == "ctrl-c" and r == 1:            # rank 1 alone gets a Ctrl-C after its 6th update
         update = tr.sac.update
         def update_then_stop(batch):
@@ -54,7 +61,7 @@ SCRIPT = textwrap.dedent("""
     torch.save({{"world": parallel.world(), "resumed": resumed, "counters": tr.counters,
                 "policy": tr.policy.state_dict(), "critic": tr.sac.critic.state_dict(),
                 "log_alpha": tr.sac.log_alpha.detach(), "disc": tr.task.disc.state_dict(),
-                "replay": tr.replay.state_dict()}}, f"{{out}}/rank{{parallel.rank()}}.pt")
+                "replay": tr.replay.state_dict(), "logged": logged}}, f"{{out}}/rank{{parallel.rank()}}.pt")
     parallel.close()
 """)
 
@@ -69,6 +76,7 @@ CHECKS = textwrap.dedent("""
     mean = parallel.average_gradients([w], torch.tensor(10.0 * (r + 1)))
     assert torch.equal(w.grad, torch.full((3,), 1.5)) and mean.item() == 15.0, (w.grad, mean)
     assert parallel.on_every_rank(True, r == 0) == [True, False]
+    assert parallel.summed([r, 1.5]) == [1.0, 3.0]
     m = torch.nn.Linear(2, 2)
     torch.nn.init.constant_(m.weight, float(r))
     parallel.broadcast(m)
@@ -97,6 +105,7 @@ def test_alone_every_call_is_a_no_op():
     loss = torch.tensor(2.0)
     assert parallel.average_gradients([w], loss) is loss and w.grad.eq(3).all()
     assert parallel.on_every_rank(True, False) == [True, False]
+    assert parallel.summed([2, 3.5]) == [2.0, 3.5]
     assert parallel.init(torch.device("cpu")) == torch.device("cpu")
 
 
@@ -138,8 +147,19 @@ def test_two_ranks_train_one_model_on_different_episodes(tmp_path):
     # rank 0 alone wrote the run, and its log holds one line per log_every updates
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
         "checkpoint.pt", "config.json", "curves.png", "metrics.jsonl", "policy.pt"]
-    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == done // 4
+    # ... of both ranks' updates and episodes: each loss the mean of the ranks' means, the score
+    # the mean of every episode ended since the last line, on either rank
+    assert len(r0["logged"]) == len(r1["logged"]) == len(lines)
+    scored = 0
+    for line, (stats0, scores0), (stats1, scores1) in zip(lines, r0["logged"], r1["logged"]):
+        for k in ("critic_loss", "recon", "d_loss"):
+            assert stats0[k] != stats1[k] and line[k] == pytest.approx((stats0[k] + stats1[k]) / 2, rel=1e-5), k
+        if scores0 or scores1:
+            scored += 1
+            assert line["score"] == pytest.approx(sum(scores0 + scores1) / len(scores0 + scores1), rel=1e-5)
+    assert scored > 0
     # a second command with more steps resumes on both ranks from the checkpoint
     res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, done + 8, "train")
     assert res.returncode == 0, res.stderr[-3000:]

@@ -121,6 +121,15 @@ def on_every_rank(*flags: bool) -> list[bool]:
     return [bool(v) for v in t.tolist()]
 
 
+def summed(values: list[float]) -> list[float]:
+    """``values`` summed over the ranks (one all-reduce, in float64)."""
+    if not active():
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64, device=_flag_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def same_everywhere(values: list[float]) -> bool:
     """Whether every rank holds rank 0's ``values`` (on every rank the same answer)."""
     if not active():

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -465,15 +466,22 @@ class Trainer:
             print("\nstopping after this step (Ctrl-C again to abort without saving) ...")
 
     def _log(self, log, stats: dict, scores: list) -> None:
-        if log is None:                  # torchrun: rank 0 logs (its own batches and episodes)
+        """One line of ``metrics.jsonl``: the mean of each update log since the last line and of the
+        scores of the episodes ended since; under torchrun, over every rank's updates and episodes."""
+        keys = list(stats)
+        values = [sum(stats[k]) / len(stats[k]) for k in keys] + [sum(scores), len(scores)]
+        if parallel.active() and parallel.same_everywhere([len(keys), zlib.crc32(",".join(keys).encode())]):
+            values = parallel.summed(values)      # (ranks logging different things: rank 0's own)
+            values[:len(keys)] = [v / parallel.world() for v in values[:len(keys)]]
+        if log is None:                  # torchrun: rank 0 writes
             return
 
         def six(x: float) -> float:          # 6 significant digits: a style loss of 8.8e-6 is not 9e-06
             return float(f"{x:.6g}")
         row = {**{k: round(v, 6) if isinstance(v, float) else v for k, v in self.counters.items()},
-               **{k: six(sum(v) / len(v)) for k, v in stats.items()}}
-        if scores:
-            row["score"] = six(sum(scores) / len(scores))
+               **{k: six(v) for k, v in zip(keys, values)}}
+        if values[-1]:
+            row["score"] = six(values[-2] / values[-1])
         log.write(json.dumps(row) + "\n")
         log.flush()
 
