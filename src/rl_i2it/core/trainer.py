@@ -470,8 +470,9 @@ class Trainer:
         scores of the episodes ended since; under torchrun, over every rank's updates and episodes."""
         keys = list(stats)
         values = [sum(stats[k]) / len(stats[k]) for k in keys] + [sum(scores), len(scores)]
+        # (ranks that log different keys, which the config rules out, keep rank 0's own rather than hang)
         if parallel.active() and parallel.same_everywhere([len(keys), zlib.crc32(",".join(keys).encode())]):
-            values = parallel.summed(values)      # (ranks logging different things: rank 0's own)
+            values = parallel.summed(values)
             values[:len(keys)] = [v / parallel.world() for v in values[:len(keys)]]
         if log is None:                  # torchrun: rank 0 writes
             return
