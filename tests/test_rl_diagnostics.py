@@ -1,5 +1,7 @@
 """bench/rl_gradients.py's critic ranking, and the asymmetric critic (``critic_target``): the
 critic sees the target, the policy never does."""
+import json
+
 import pytest
 import torch
 
@@ -72,3 +74,36 @@ def test_plan_outcomes_steps_each_plan_on_a_copy(bench, tmp_path, photo_data):
     assert torch.equal(env.current, before)
     ranking = bench.critic_ranking(tr, states=4, plans=4, steps=(1, 2))
     assert set(ranking) == {1, 2} and all(-1 <= k["spearman"] <= 1 for k in ranking.values())
+
+
+def test_resume_with_copies_a_run_that_resumes_under_the_changed_settings(tmp_path, photo_data):
+    import math
+    from rl_i2it.config import load_config
+    from rl_i2it.core.trainer import Trainer
+    from rl_i2it.errors import UserError
+    from rl_i2it.tasks.inpainting import InpaintingTask
+    tool = load_bench("resume_with")
+    tr = image_trainer("inpainting", tmp_path / "run", faces(photo_data), steps=6)
+    tr.train()
+    done = tr.counters["updates"]
+
+    def trainer(run, **sac):                       # the source run's settings, with ``sac`` changed
+        cfg = load_config(tmp_path / "run/config.json", {"sac": sac, "train": {"steps": done + 4}})
+        return Trainer(cfg, run, task=InpaintingTask(cfg.task_options, data=faces(photo_data)), verbose=False)
+    with pytest.raises(UserError, match="sac.bogus"):
+        tool.resume_with(tmp_path / "run", tmp_path / "bad", ["sac.bogus=1"])
+    assert not (tmp_path / "bad").exists()
+    config = tool.resume_with(tmp_path / "run", tmp_path / "copy", ["sac.entropy_steps=1", "sac.init_alpha=0.01"])
+    assert config["sac"]["entropy_steps"] == 1 and json.loads((tmp_path / "copy/config.json").read_text()) == config
+    with pytest.raises(UserError, match="exists"):
+        tool.resume_with(tmp_path / "run", tmp_path / "copy", ["sac.entropy_steps=2"])
+    with pytest.raises(UserError, match="another config"):
+        trainer(tmp_path / "copy")                                     # the old settings: refused
+    with pytest.raises(UserError, match="another config"):
+        trainer(tmp_path / "run", entropy_steps=1, init_alpha=0.01)    # the source is unchanged
+    resumed = trainer(tmp_path / "copy", entropy_steps=1, init_alpha=0.01)
+    assert resumed.counters["updates"] == done
+    assert resumed.sac.log_alpha.item() == pytest.approx(math.log(0.01))
+    assert resumed.replay.data["step"][: resumed.replay.size].max() == 3     # horizon 3: steps 0-3 kept
+    resumed.train()
+    assert resumed.counters["updates"] >= done + 4

@@ -38,6 +38,10 @@ class SACConfig:
     """Tune alpha toward the target entropy (SAC v2); else keep init_alpha."""
     target_entropy_per_dim: float = -1.0
     """Target entropy = this x plan dimension."""
+    entropy_steps: int = 0
+    """The entropy term (in the policy loss, the critic's soft target and alpha's tuning) acts on
+    the states of an episode's first ``entropy_steps`` steps only (0 = every step): plan noise
+    that helps the first step can cost the refining steps after it."""
     rl_weight: float = 1.0
     """Weight of the SAC policy objective (alpha log pi - Q) in the planner/actor loss."""
     aux_weight: float = 1.0

@@ -10,7 +10,7 @@ Z = Field((3,), "float16")
 
 def test_size_known_before_allocation_and_matches(capsys):
     rb = ReplayBuffer(10, FIELDS, Z)
-    expected = 16 + 16 + 6 + 4 + 1 + 8 + 1       # a state (fixed, current), z fp16, reward, done, next row, valid
+    expected = 16 + 16 + 6 + 4 + 1 + 8 + 1 + 8   # a state (fixed, current), z fp16, reward, done, next row, valid, step
     assert rb.bytes_per_transition == expected
     assert rb.nbytes == 10 * expected == sum(t.numel() * t.element_size() for t in rb.data.values())
     assert "MiB" in capsys.readouterr().out
@@ -60,6 +60,7 @@ def test_each_state_is_stored_once_and_next_states_follow():
     cur, nxt = (b["state"]["current"][:, 0, 0, 0] * 255).round(), (b["next_state"]["current"][:, 0, 0, 0] * 255).round()
     assert torch.equal(nxt, cur + 1)                          # the next state is the next step's state
     assert torch.equal((cur % 10), b["reward"])               # ... of this transition
+    assert torch.equal(b["step"], cur % 10)                   # each state's step in its episode
     assert torch.equal(b["next_state"]["fixed"], b["state"]["fixed"])
 
 
@@ -73,6 +74,7 @@ def test_keep_mask_and_ring_recycling_keep_transitions_consistent():
     b = small.sample(300, torch.Generator().manual_seed(1))
     cur, nxt = (b["state"]["current"][:, 0, 0, 0] * 255).round(), (b["next_state"]["current"][:, 0, 0, 0] * 255).round()
     assert torch.equal(nxt, cur + 1) and (b["reward"] >= 200).all()   # only the last episode survives intact
+    assert torch.equal(b["step"], cur % 10)                   # steps survive recycling
     with pytest.raises(UserError, match="replay_size"):
         run_episodes(ReplayBuffer(3, FIELDS, Z, verbose=False), 1, 2)
 
@@ -91,3 +93,14 @@ def test_state_dict_roundtrip():
     assert len(rb2) == 3 and all(torch.equal(rb.data[k], rb2.data[k]) for k in rb.data)
     assert torch.equal(rb2.sample(5, torch.Generator().manual_seed(0))["reward"],
                        rb.sample(5, torch.Generator().manual_seed(0))["reward"])
+
+
+def test_a_replay_saved_without_steps_gets_them_back_from_its_chains():
+    rb = ReplayBuffer(64, FIELDS, Z, verbose=False)
+    run_episodes(rb, 2, 4, stop_env1_after=1)
+    sd = rb.state_dict()
+    del sd["data"]["step"]                                    # as a checkpoint written before steps were kept
+    old = ReplayBuffer(64, FIELDS, Z, verbose=False)
+    old.load_state_dict(sd)
+    assert torch.equal(old.data["step"], rb.data["step"]) and rb.data["step"][: rb.size].max() == 4
+

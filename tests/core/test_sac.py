@@ -94,3 +94,32 @@ def test_term_gradients_scale_with_their_weights_and_take_no_step(digits):
     noaux, _ = setup(digits, use_aux=False)
     with pytest.raises(ValueError, match="both"):
         noaux.term_gradients(batch)
+
+
+def test_entropy_steps_keep_the_entropy_term_off_the_later_steps(digits):
+    def agent_with(entropy_steps):
+        torch.manual_seed(0)
+        agent, batch = setup(digits, entropy_steps=entropy_steps, init_alpha=1.0, lr_alpha=0.05)
+        return agent, batch
+    every, batch = agent_with(0)
+    assert (batch["step"] == 0).all()                 # setup's transitions leave first states
+    first, _ = agent_with(1)
+    assert first.entropy_weight(torch.tensor([0, 1, 4])).tolist() == [1.0, 0.0, 0.0]
+    assert every.entropy_weight(torch.tensor([0, 1, 4])).tolist() == [1.0, 1.0, 1.0]
+    # the soft target: the next state (step 1) has the bonus with 0 or 2 entropy steps, not with 1
+    q_target = {}
+    for n in (0, 1, 2):
+        agent, _ = agent_with(n)
+        torch.manual_seed(1)
+        q_target[n] = agent.update(batch)["q_target"]
+    assert q_target[2] == pytest.approx(q_target[0], abs=1e-6) and abs(q_target[1] - q_target[0]) > 1e-3
+    # past the first step: no entropy in the policy's RL term and no temperature tuning
+    later = dict(batch, step=batch["step"] + 1)
+    obs = first.task.observe(later["state"])
+    _, terms, _ = first._policy_terms(later, obs, first.task.critic_observe(later["state"], obs))
+    assert terms["rl"].item() == pytest.approx(-terms["q"].mean().item(), abs=1e-6)
+    a0 = first.alpha.item()
+    first.update(later)
+    assert first.alpha.item() == a0
+    first.update(batch)
+    assert first.alpha.item() != a0

@@ -3,7 +3,7 @@
 A task declares what one state holds as ``{name: Field}``. Images in [0, 1] are stored as uint8,
 other floats as float16; a field marked ``static`` (the fixed image, say) is the same in the next
 state. Each state is stored once: a transition points at the row of its next state. The plan is stored (float16) because the critic is trained on the plan
-that was taken.
+that was taken, and so is each state's step in its episode (0 = the episode's first state).
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ class ReplayBuffer:
     duplicated next state), so an episode of L steps takes L + 1 rows. ``add(..., first=True)``
     (the default) says the batch's states are new (an episode start), so they get rows too;
     with ``first=False`` row ``i`` of the batch continues the episode of the previous call's row
-    ``i``. ``z`` is what the critic scores: the plan, or the action in the ``critic_on=action``
+    ``i``. Each row records its state's ``step`` in the episode: 0 for a ``first`` call's
+    states, one more per call after. ``z`` is what the critic scores: the plan, or the action in the ``critic_on=action``
     ablation. Rows are recycled oldest first; a transition whose state row is recycled is gone,
     and one whose next row is recycled is never left behind (rows are recycled in the order they
     were written, and a state row is always written before its next row).
@@ -79,6 +80,7 @@ class ReplayBuffer:
         self.layout["done"] = Field((), "uint8")
         self.layout["next_row"] = Field((), "int64")
         self.layout["valid"] = Field((), "uint8")
+        self.layout["step"] = Field((), "int64")
         need = self.nbytes
         if verbose:
             print(f"replay: {capacity} rows x {self.bytes_per_transition} B = {need / 2**20:.1f} MiB, one state "
@@ -90,6 +92,7 @@ class ReplayBuffer:
                      for k, f in self.layout.items()}
         self.pos, self.size = 0, 0
         self.tail = torch.full((0,), -1, dtype=torch.long, device=self.device)   # row of each env's last state
+        self.tail_step = torch.zeros(0, dtype=torch.long, device=self.device)    # and its step in the episode
 
     @property
     def bytes_per_transition(self) -> int:
@@ -127,15 +130,19 @@ class ReplayBuffer:
         sel = torch.arange(n, device=z.device) if keep is None else torch.nonzero(keep).flatten().to(z.device)
         if first or self.tail.numel() != n:
             self.tail = torch.full((n,), -1, dtype=torch.long, device=self.device)
+            self.tail_step = torch.zeros(n, dtype=torch.long, device=self.device)
         dev_sel = sel.to(self.device)
         need = dev_sel[self.tail[dev_sel] < 0]
         if len(need):
             rows = self._rows(len(need))
             self._write_states(state, rows, need.to(z.device))
+            self.data["step"][rows] = self.tail_step[need]
             self.tail[need] = rows
         src = self.tail[dev_sel].clone()
         nxt = self._rows(len(sel))
         self._write_states(next_state, nxt, sel)
+        self.tail_step[dev_sel] += 1
+        self.data["step"][nxt] = self.tail_step[dev_sel]
         lost = src[~torch.isin(src, self.tail[dev_sel])]          # a state row recycled just now
         if len(lost):
             raise UserError("train.replay_size is too small for this many parallel episodes")
@@ -147,7 +154,8 @@ class ReplayBuffer:
         self.tail[dev_sel] = nxt
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None, device=None) -> dict:
-        """A uniform batch: ``{"state": {...}, "next_state": {...}, "z", "reward", "done"}``, decoded."""
+        """A uniform batch: ``{"state": {...}, "next_state": {...}, "z", "reward", "done", "step"}``,
+        decoded (``step``: the state's step in its episode, int64)."""
         valid = torch.nonzero(self.data["valid"]).flatten()
         if len(valid) == 0:
             raise RuntimeError("sampling from an empty replay")
@@ -161,7 +169,7 @@ class ReplayBuffer:
         state = {n: get(n, idx) for n in self.state_fields}
         next_state = {n: state[n] if f.static else get(n, nxt) for n, f in self.state_fields.items()}
         return {"state": state, "next_state": next_state, "z": get("z", idx), "reward": get("reward", idx),
-                "done": get("done", idx)}
+                "done": get("done", idx), "step": get("step", idx)}
 
     def state_dict(self) -> dict:
         return {"pos": self.pos, "size": self.size, "data": {k: v[: self.size].cpu() for k, v in self.data.items()}}
@@ -170,4 +178,22 @@ class ReplayBuffer:
         self.pos, self.size = sd["pos"], sd["size"]
         for k, v in sd["data"].items():
             self.data[k][: v.shape[0]] = v.to(self.device)
+        if "step" not in sd["data"]:           # saved before steps were recorded: follow the chains
+            self.data["step"][: self.size] = self._chain_steps()
         self.tail = torch.full((0,), -1, dtype=torch.long, device=self.device)
+
+    def _chain_steps(self) -> torch.Tensor:
+        """Each held row's step, rebuilt from the next-row links: a row no transition leads to is
+        an episode's first state (also one whose predecessor was recycled: counted from there)."""
+        n = self.size
+        valid, nxt = self.data["valid"][:n] > 0, self.data["next_row"][:n]
+        led_to = torch.zeros(n, dtype=torch.bool, device=self.device)
+        led_to[nxt[valid]] = True
+        step = torch.where(led_to, -1, 0)
+        for _ in range(n):
+            known = valid & (step >= 0) & (step[nxt] < 0)
+            if not known.any():
+                break
+            step[nxt[known]] = step[known] + 1
+        return step.clamp_min(0)
+

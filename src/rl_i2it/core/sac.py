@@ -5,6 +5,8 @@ critic:  Q_i(s, z) -> r + gamma (1 - d) [min_j Q'_j(s', z') - alpha log pi(p' | 
 policy:  rl_weight * (alpha log pi(p | s) - min_j Q_j(s, z)) + aux_weight * aux(s, actor(p))
 alpha:   log_alpha * (-log pi - target_entropy)   (SAC v2 temperature tuning)
 
+where ``alpha`` is 0 on the states past an episode's first ``entropy_steps`` steps (when set).
+
 with ``p = tanh(mu + sigma eps)`` drawn with ``rsample`` so the critic trains the planner, and
 ``z`` the plan (the paper) or the action (``critic_on="action"``, its ablation).
 """
@@ -43,6 +45,11 @@ class SAC(nn.Module):
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.detach().exp()
 
+    def entropy_weight(self, step: torch.Tensor) -> torch.Tensor:
+        """1 where the entropy term acts on a state at episode step ``step`` (0 = the first), else 0."""
+        n = self.cfg.entropy_steps
+        return torch.ones_like(step, dtype=torch.float32) if n <= 0 else (step < n).float()
+
     def _z(self, out) -> torch.Tensor:
         return out.plan if self.cfg.critic_on == "plan" else out.action
 
@@ -69,7 +76,8 @@ class SAC(nn.Module):
                 obs_next = task.observe(batch["next_state"])
                 nxt = self.policy(obs_next, decode=cfg.critic_on != "plan")
                 q_next = self.critic_target.min_q(task.critic_observe(batch["next_state"], obs_next), self._z(nxt))
-                target = batch["reward"] + cfg.gamma * (1 - batch["done"]) * (q_next - self.alpha * nxt.log_prob)
+                bonus = self.alpha * self.entropy_weight(batch["step"] + 1) * nxt.log_prob
+                target = batch["reward"] + cfg.gamma * (1 - batch["done"]) * (q_next - bonus)
             q1, q2 = self.critic(critic_obs, batch["z"])
             critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
             self._step(self.critic_opt, critic_loss, self.critic.parameters())
@@ -89,7 +97,8 @@ class SAC(nn.Module):
 
         if cfg.use_rl:
             if cfg.autotune_alpha:
-                alpha_loss = -(self.log_alpha * (out.log_prob.detach() + self.target_entropy)).mean()
+                w = self.entropy_weight(batch["step"])
+                alpha_loss = -(self.log_alpha * (out.log_prob.detach() + self.target_entropy) * w).sum() / w.sum().clamp_min(1)
                 self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
             soft_update(self.critic_target, self.critic, cfg.tau)
             logs["alpha"] = self.alpha.item()
@@ -106,8 +115,10 @@ class SAC(nn.Module):
             self.critic.requires_grad_(False)
             terms["q"] = self.critic.min_q(critic_obs, self._z(out))
             self.critic.requires_grad_(True)
-            terms["rl"] = (self.alpha * out.log_prob - terms["q"]).mean()
-            logs.update(rl_loss=terms["rl"].item(), entropy=-out.log_prob.mean().item())
+            w = self.entropy_weight(batch["step"])
+            terms["rl"] = (self.alpha * w * out.log_prob - terms["q"]).mean()
+            entropy = -(out.log_prob.detach() * w).sum() / w.sum().clamp_min(1)
+            logs.update(rl_loss=terms["rl"].item(), entropy=entropy.item())
         if self.cfg.use_aux:
             terms["aux"], aux_logs = self.task.auxiliary_loss(batch["state"], out.action, policy=self.policy)
             logs.update(aux_loss=terms["aux"].item(), **aux_logs)
