@@ -57,4 +57,4 @@ if __name__ == "__main__":
         resume_with(sys.argv[1], sys.argv[2], sys.argv[3:])
     except UserError as exc:
         sys.exit(f"resume_with: error: {exc}")
-    print(f"{sys.argv[2]}: resume it with the same --set {' '.join(sys.argv[3:])}")
+    print(f"{sys.argv[2]}: resume it with the same settings: {' '.join('--set ' + s for s in sys.argv[3:])}")
