@@ -62,8 +62,8 @@ class ReplayBuffer:
     (the default) says the batch's states are new (an episode start), so they get rows too;
     with ``first=False`` row ``i`` of the batch continues the episode of the previous call's row
     ``i``. Each row records its state's ``step`` in the episode: 0 for a ``first`` call's
-    states, one more per call after. ``z`` is what the critic scores: the plan, or the action in the ``critic_on=action``
-    ablation. Rows are recycled oldest first; a transition whose state row is recycled is gone,
+    states, one more per call after. ``z`` is what the critic scores: the plan, or the action in
+    the ``critic_on=action`` ablation. Rows are recycled oldest first; a transition whose state row is recycled is gone,
     and one whose next row is recycled is never left behind (rows are recycled in the order they
     were written, and a state row is always written before its next row).
     """
