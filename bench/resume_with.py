@@ -23,11 +23,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import torch
+
 from rl_i2it.config import load_config, merge, parse_overrides
 from rl_i2it.core import checkpoint as ckpt
 from rl_i2it.errors import UserError
-
-import torch
 
 
 def resume_with(src: str | Path, dst: str | Path, settings: list[str]) -> dict:

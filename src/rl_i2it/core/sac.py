@@ -24,6 +24,11 @@ from .critic import TwinCritic, make_target, soft_update
 from .policy import MetaPolicy
 
 
+def weighted_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over the samples of weight ``w`` (0 when no sample has weight)."""
+    return (x * w).sum() / w.sum().clamp_min(1)
+
+
 class SAC(nn.Module):
     def __init__(self, policy: MetaPolicy, critic: TwinCritic | None, cfg: SACConfig, task):
         super().__init__()
@@ -98,7 +103,7 @@ class SAC(nn.Module):
         if cfg.use_rl:
             if cfg.autotune_alpha:
                 w = self.entropy_weight(batch["step"])
-                alpha_loss = -(self.log_alpha * (out.log_prob.detach() + self.target_entropy) * w).sum() / w.sum().clamp_min(1)
+                alpha_loss = -self.log_alpha * weighted_mean(out.log_prob.detach() + self.target_entropy, w)
                 self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
             soft_update(self.critic_target, self.critic, cfg.tau)
             logs["alpha"] = self.alpha.item()
@@ -117,8 +122,7 @@ class SAC(nn.Module):
             self.critic.requires_grad_(True)
             w = self.entropy_weight(batch["step"])
             terms["rl"] = (self.alpha * w * out.log_prob - terms["q"]).mean()
-            entropy = -(out.log_prob.detach() * w).sum() / w.sum().clamp_min(1)
-            logs.update(rl_loss=terms["rl"].item(), entropy=entropy.item())
+            logs.update(rl_loss=terms["rl"].item(), entropy=-weighted_mean(out.log_prob.detach(), w).item())
         if self.cfg.use_aux:
             terms["aux"], aux_logs = self.task.auxiliary_loss(batch["state"], out.action, policy=self.policy)
             logs.update(aux_loss=terms["aux"].item(), **aux_logs)
