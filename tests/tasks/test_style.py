@@ -70,6 +70,9 @@ def test_objective_zero_at_the_targets_and_code_shape(smooth):
     c2, s2 = obj(style, obj.content_features(smooth(1, 48, 2)), obj.style_grams(style))
     assert s2.item() < 1e-12 < c2.item()
     assert obj.style_code(style).shape == (1, CODE_DIM) == (1, 1920)
+    grams, code = obj.style_stats(style)                  # the bank's form: both from one VGG16 pass
+    assert all(torch.equal(a, b) for a, b in zip(grams, obj.style_grams(style), strict=True))
+    assert torch.equal(code, obj.style_code(style))
     with pytest.raises(ValueError, match="raw RGB"):
         StyleObjective(VGG16Features(normalize=True, pretrained=False))
 

@@ -47,10 +47,13 @@ class StyleObjective(nn.Module):
     @torch.no_grad()
     def style_code(self, style: torch.Tensor) -> torch.Tensor:
         """``[B, CODE_DIM]``: log(1 + mean) and log(1 + std) of each channel of the style layers."""
-        parts = []
-        for f in self.features(style).values():
-            parts += [f.mean((2, 3)), f.flatten(2).std(2)]
-        return torch.log1p(torch.cat(parts, 1).clamp_min(0))
+        return code_of_features(self.features(style).values())
+
+    @torch.no_grad()
+    def style_stats(self, style: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``(style_grams(style), style_code(style))`` from one VGG16 pass (a bank of styles)."""
+        feats = list(self.features(style).values())
+        return [gram(f) for f in feats], code_of_features(feats)
 
     def forward(self, image: torch.Tensor, content_features: torch.Tensor | None,
                 grams: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,3 +66,11 @@ class StyleObjective(nn.Module):
         else:
             content = (feats[CONTENT_LAYER] - content_features).square().flatten(1).mean(1)
         return content, style
+
+
+def code_of_features(feats) -> torch.Tensor:
+    """The style code ``[B, CODE_DIM]`` of the style layers' features ``[B, C, H, W]``."""
+    parts = []
+    for f in feats:
+        parts += [f.mean((2, 3)), f.flatten(2).std(2)]
+    return torch.log1p(torch.cat(parts, 1).clamp_min(0))

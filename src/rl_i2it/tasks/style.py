@@ -331,9 +331,9 @@ class StyleTask(Task):
                     check_side(im, f"style image {name}")
             else:
                 images = [load_style_image(o.style, o.style_size)]
-            grams = [self.objective.style_grams(im.to(self.device)) for im in images]
-            codes = torch.cat([self.objective.style_code(im.to(self.device)) for im in images]) if o.arbitrary else None
-            self._bank = ([torch.cat(g) for g in zip(*grams)], codes)
+            stats = [self.objective.style_stats(im.to(self.device)) for im in images]     # one VGG16 pass each
+            grams = [torch.cat(g) for g in zip(*(gr for gr, _ in stats))]
+            self._bank = (grams, torch.cat([c for _, c in stats]) if o.arbitrary else None)
         return self._bank
 
     def grams_of(self, style: torch.Tensor) -> list[torch.Tensor]:
