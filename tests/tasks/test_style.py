@@ -14,7 +14,8 @@ from rl_i2it.features.vgg import VGG16Features
 from rl_i2it.nets.profile import count_params
 from rl_i2it.nets.stylenet import StyleActor, StyleCritic, StylePlanner
 from rl_i2it.ops.losses import gram, gram_distance, total_variation
-from rl_i2it.tasks.style import StyleTask, load_style_image, pad4, style_losses, stylize, stylize_frames, video_scores
+from rl_i2it.tasks.style import (StyleTask, load_style_image, pad4, step_losses, style_losses, stylize, stylize_frames,
+                                 video_scores)
 
 
 def content_data(photos, n=48, size=32):
@@ -125,6 +126,21 @@ def test_reward_is_the_steps_decrease_of_the_weighted_style_loss(tmp_path):
     assert torch.allclose(reward, 1e5 * (before - after), rtol=1e-4, atol=1e-6)
     assert torch.equal(nxt["current"], action) and not done.any()
     assert task.observe(nxt) is nxt["current"]
+
+
+def test_step_losses_measure_every_step_against_the_style(tmp_path):
+    """The curve is each step's mean content and style loss, as ``style_losses`` gives them one
+    step at a time (5 crops: the loss batches of 8 straddle the steps)."""
+    task = style_task(tmp_path)
+    torch.manual_seed(0)
+    policy = task.build_policy()
+    content, style = torch.rand(5, 3, 32, 32), load_style_image(task.options.style)
+    outs, _, curve = step_losses(task, policy, content, style, steps=3)
+    assert len(outs) == len(curve) == 3 and outs[0].shape == content.shape
+    for out, (c, s) in zip(outs, curve, strict=True):
+        c1, s1 = style_losses(task, out, content, style)
+        assert c == pytest.approx(c1.mean().item(), rel=1e-5) and s == pytest.approx(s1.mean().item(), rel=1e-5)
+    assert curve[0] != curve[2]
 
 
 def test_short_training_beats_the_untrained_policy(tmp_path):

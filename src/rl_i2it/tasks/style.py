@@ -539,7 +539,8 @@ def step_losses(task: StyleTask, policy, content: torch.Tensor, style_image: tor
     [[mean content loss, mean style loss] per step])`` against ``style_image`` (the model's own
     style, or the one an arbitrary model is given)."""
     outs, seconds = stylize(task, policy, content, steps, style_image if task.options.arbitrary else None)
-    return outs, seconds, [[float(v.mean()) for v in style_losses(task, o, content, style_image)] for o in outs]
+    losses = style_losses(task, torch.cat(outs), content.repeat(len(outs), 1, 1, 1), style_image)  # grams once
+    return outs, seconds, torch.stack([v.view(len(outs), -1).mean(1) for v in losses], 1).tolist()
 
 
 @torch.no_grad()
