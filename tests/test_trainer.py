@@ -131,6 +131,16 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
         train_run(three, tmp_path / "soup", task=task, verbose=False)
     with pytest.raises(UserError, match="holds a single run"):
         train_run(cfg, tmp_path / "start", task=task, verbose=False)
+    # the average lands in the folder itself: a project's own config.json, a trained model: refused, kept
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "config.json").write_text('{"my": "settings"}')
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "policy.pt").write_bytes((tmp_path / "start" / "policy.pt").read_bytes())
+    for folder, message in (("project", "but no rl-i2it run"), ("model", "policy.pt\\) but no fine-tunes")):
+        kept = {p.name: p.read_bytes() for p in (tmp_path / folder).iterdir()}
+        with pytest.raises(UserError, match=message):
+            train_run(cfg, tmp_path / folder, task=task, verbose=False)
+        assert {p.name: p.read_bytes() for p in (tmp_path / folder).iterdir()} == kept
     stop_first = Trainer.train
 
     def stopped_by_ctrl_c(self):             # as a first Ctrl-C does: this run saved, then stop
@@ -254,13 +264,15 @@ def test_short_training_beats_untrained_policy(tmp_path, digits):
     assert after[10]["mean"] > before[10]["mean"] + 0.10, (before, after)
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch):
+@pytest.mark.parametrize("bad", [lambda action: action.sum() * float("nan"),
+                                 lambda action: (action * 0).sum().sqrt()],      # 0, but a NaN gradient
+                         ids=["nan-loss", "nan-gradient"])
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch, bad):
     from rl_i2it.errors import UserError
     run(tmp_path / "r", digits, 8)
     good = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
-    monkeypatch.setattr(DigitsTask, "auxiliary_loss",
-                        lambda self, state, action, policy=None: (action.sum() * float("nan"), {}))
-    with pytest.raises(UserError, match="non-finite loss"):
+    monkeypatch.setattr(DigitsTask, "auxiliary_loss", lambda self, state, action, policy=None: (bad(action), {}))
+    with pytest.raises(UserError, match="non-finite loss or gradient"):
         run(tmp_path / "r", digits, 16)
     kept = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
     assert kept["counters"] == good["counters"]
@@ -287,6 +299,15 @@ def test_a_fresh_start_drops_the_metrics_of_a_run_killed_before_its_first_checkp
     run(tmp_path / "r", digits, 8, train={"log_every": 2})
     rows = [json.loads(x)["updates"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert rows and 999 not in rows and rows == sorted(rows)
+
+
+def test_a_resume_removes_the_temporary_files_of_a_save_cut_off_by_a_kill(tmp_path, digits):
+    run(tmp_path / "r", digits, 8)
+    for name in ("checkpoint.pt.k1ll3d.tmp", "policy.pt.x_y.tmp"):      # as atomic_save names them
+        (tmp_path / "r" / name).write_bytes(b"half a checkpoint")
+    (tmp_path / "r" / "notes.tmp").write_text("the user's")
+    run(tmp_path / "r", digits, 16)
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.tmp")) == ["notes.tmp"]
 
 
 def test_a_run_shorter_than_log_every_logs_its_updates_and_names_its_score(tmp_path, digits, monkeypatch):

@@ -318,10 +318,11 @@ def validate(cfg: Config) -> None:
             v = getattr(getattr(cfg, section), f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise UserError(f"bad config: {section}.{f.name} must be a finite number, got {v}")
+    reach = reachable_transitions(t) if t.horizon >= 1 else t.learning_starts     # (a horizon < 1: said above)
     checks += [
         (0 <= cfg.seed < 2 ** 63, "seed must be from 0 to 2^63 - 1"),
-        (t.learning_starts <= reachable_transitions(t), f"train.learning_starts ({t.learning_starts}) must be at most "
-         f"{reachable_transitions(t)}: a replay of {t.replay_size} rows holds about that many transitions of "
+        (t.learning_starts <= reach, f"train.learning_starts ({t.learning_starts}) must be at most "
+         f"{reach}: a replay of {t.replay_size} rows holds about that many transitions of "
          f"{t.horizon}-step episodes (one row per state), and no update would ever run"),
     ]
     for ok, message in checks:

@@ -17,3 +17,27 @@ def test_saved_files_have_the_modes_of_the_users_other_files(tmp_path):
     assert mode("policy.pt") == mode("other.txt") == 0o644            # mkstemp alone gives 0600
     assert torch.load(tmp_path / "policy.pt", weights_only=True)["x"].shape == (2,)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_write_cut_short_is_an_os_error_and_leaves_the_old_file(tmp_path):
+    """Past a file size limit (as on a full disk) torch's writer raises a RuntimeError of its own;
+    the command line reports OSErrors in one line, so atomic_save raises one naming the file."""
+    import subprocess
+    import sys
+    import textwrap
+    path = tmp_path / "checkpoint.pt"
+    atomic_save({"x": torch.zeros(2)}, path)
+    script = textwrap.dedent(f"""
+        import resource, signal, torch
+        from rl_i2it.core.checkpoint import atomic_save
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)           # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        try:
+            atomic_save({{"x": torch.zeros(1_000_000)}}, {str(path)!r})
+        except OSError as exc:
+            print("OSError", exc.filename)
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert res.stdout.split() == ["OSError", str(path)], res.stdout + res.stderr
+    assert torch.load(path, weights_only=True)["x"].shape == (2,)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

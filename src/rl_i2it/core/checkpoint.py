@@ -1,6 +1,7 @@
 """Checkpoints: atomic writes, safe loads (``weights_only``), RNG state capture and restore."""
 from __future__ import annotations
 
+import errno
 import os
 import random
 import tempfile
@@ -15,13 +16,20 @@ POLICY_FORMAT = "rl-i2it/policy-1"
 
 
 def atomic_save(obj, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``; a failed write
+    (a full disk) is an ``OSError`` naming ``path``, which is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as exc:      # a short write (a full disk, a file size limit) inside torch's writer
+                if "inline_container" not in str(exc) and "write" not in str(exc):
+                    raise
+                raise OSError(errno.EIO, "could not write the whole file (a full disk, or a file size limit?); "
+                              "it is left as it was", str(path)) from None
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)

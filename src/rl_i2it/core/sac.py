@@ -63,10 +63,14 @@ class SAC(nn.Module):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         loss = parallel.average_gradients(params, loss)       # torchrun: every rank's mean (a no-op alone)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss ({loss.item()}) at update {self.updates}")
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+        # a finite loss may still have a NaN gradient (sqrt at 0): either would spoil the weights
+        if not torch.isfinite(loss + norm):
+            raise FloatingPointError(f"non-finite loss or gradient (loss {loss.item():.4g}, gradient norm "
+                                     f"{norm.item():.4g}) at update {self.updates}")
         if self.cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            nn.utils.clip_grads_with_norm_(params, self.cfg.grad_clip, norm)
         opt.step()
 
     def update(self, batch: dict) -> dict[str, float]:

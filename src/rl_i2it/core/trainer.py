@@ -7,7 +7,7 @@ networks, optimisers, temperature, counters, RNG states and, when small, the rep
 Checkpoints are taken only between episodes, where the environment holds nothing that the RNG
 states cannot redraw, so a run killed and resumed goes on exactly as if it had stopped at its last
 checkpoint. A first Ctrl-C ends the episode at the step under way (its transitions kept, its
-updates not made), saves and stops; an error (a non-finite loss) leaves the last checkpoint as it was.
+updates not made), saves and stops; an error (a non-finite loss or gradient) leaves the last checkpoint as it was.
 """
 from __future__ import annotations
 
@@ -116,6 +116,11 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
             held and (run_dir / "policy.pt").is_file() and held != k):
         raise UserError(f"{run_dir} holds {f'an average of {held} fine-tunes' if soup else 'a single run'}: "
                         f"use a new --out or the same train.fine_tunes to resume it")
+    if k > 1:        # the average lands in run_dir itself: what a single run refuses there, refused here too
+        refuse_another_task(run_dir, cfg.task)
+        if not soup and (run_dir / "policy.pt").is_file():
+            raise UserError(f"{run_dir} holds a trained model (policy.pt) but no fine-tunes: their average would "
+                            f"replace it; use a new --out")
     subs, total = [run_dir] if k == 1 else [run_dir / f"fine_tune_{i}" for i in range(k)], {}
     for i, sub in enumerate(subs):
         one = cfg
@@ -147,6 +152,25 @@ RUN_FILES = ("config.json", "metrics.jsonl", "curves.png", "checkpoint.pt", "pol
 """What a run writes in its folder."""
 
 
+def refuse_another_task(run_dir: Path, task: str) -> None:
+    """A run of another task in ``run_dir``: say so at once (before any data is loaded); a
+    folder holding files a run writes that are no run's (a project's own config.json): refused."""
+    mine = [f for f in RUN_FILES if (run_dir / f).is_file()]
+    trained = any((run_dir / f).is_file() for f in ("checkpoint.pt", "policy.pt"))
+    try:
+        config = json.loads((run_dir / "config.json").read_text()) if mine else {}
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        config = {}
+    if mine and not trained and not {"task", "sac", "train"} <= set(config):     # a checkpoint decides itself
+        raise UserError(f"{run_dir} holds {', '.join(mine)} but no rl-i2it run (its config.json is not one): "
+                        f"training would replace them; give another --out")
+    there = config.get("task")
+    if there and there != task and trained:
+        raise UserError(f"{run_dir} holds a {there} run: train {task} into another --out")
+
+
 class Trainer:
     """Trains ``cfg`` in ``run_dir``, resuming from ``run_dir/checkpoint.pt`` when present."""
 
@@ -158,7 +182,7 @@ class Trainer:
             raise UserError(f"train.fine_tunes = {cfg.train.fine_tunes}: a Trainer trains one model; "
                             f"train_run (what `rl-i2it train` runs) trains and averages the fine-tunes")
         self.run_dir = Path(run_dir)
-        self._refuse_another_task()
+        refuse_another_task(self.run_dir, cfg.task)
         self.device = parallel.init(resolve_device(cfg.device))    # torchrun: this rank's device
         self.lead = parallel.rank() == 0          # the rank that writes the run directory
         self.verbose = verbose and self.lead
@@ -230,24 +254,6 @@ class Trainer:
             print(f"planner-actor from {path}: {len(fit)} of {len(own)} tensors (the rest start fresh)")
 
     # -- run directory ------------------------------------------------------------------------
-    def _refuse_another_task(self) -> None:
-        """A run of another task in ``run_dir``: say so at once (before any data is loaded); a
-        folder holding files a run writes that are no run's (a project's own config.json): refused."""
-        mine = [f for f in RUN_FILES if (self.run_dir / f).is_file()]
-        trained = any((self.run_dir / f).is_file() for f in ("checkpoint.pt", "policy.pt"))
-        try:
-            config = json.loads((self.run_dir / "config.json").read_text()) if mine else {}
-        except (OSError, ValueError):
-            config = None
-        if not isinstance(config, dict):
-            config = {}
-        if mine and not trained and not {"task", "sac", "train"} <= set(config):     # a checkpoint decides itself
-            raise UserError(f"{self.run_dir} holds {', '.join(mine)} but no rl-i2it run (its config.json is not one): "
-                            f"training would replace them; give another --out")
-        there = config.get("task")
-        if there and there != self.cfg.task and trained:
-            raise UserError(f"{self.run_dir} holds a {there} run: train {self.cfg.task} into another --out")
-
     def _saved_run(self) -> dict | None:
         """The checkpoint to resume from (``None`` for a fresh start), refused when its config
         differs from this one in more than the stopping rule and device, or when only a trained
@@ -277,6 +283,8 @@ class Trainer:
             return
         writable_dir(self.run_dir)
         with ckpt.lock_run(self.run_dir):          # not while another process trains here (train() locks too)
+            for tmp in self.run_dir.glob("*.pt.*.tmp"):     # a save cut off by a kill (atomic_save's names)
+                tmp.unlink(missing_ok=True)
             if saved is not None:
                 self._restore(saved)
             else:                      # a fresh start: no metrics of a run killed before its first checkpoint
