@@ -186,6 +186,39 @@ def test_video_in_frames_and_a_video_out(tmp_path, models, capsys, monkeypatch):
     assert main(["stylize", str(models["one"]), "--content", sub, "--steps", "1", "--out", str(kept)]) == 0
 
 
+def test_an_error_midway_leaves_the_last_runs_outputs_as_they_were(tmp_path, models, capsys, monkeypatch):
+    """A damaged frame in a folder (found before anything is written), or memory running out while
+    stylising (after the folder is checked): --out keeps every file of the last runs."""
+    import rl_i2it.tasks.style as style_task
+    one, c = str(models["one"]), save(tmp_path / "c.png", picture(32, 40))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        save(frames / f"{i}.jpg", picture(32, 40, i))
+    (tmp_path / "p.csv").write_text(f"content\n{c}\n{c}\n")
+    out = tmp_path / "out"
+    for mode in (["--content", c, "--every-step"], ["--pairs", str(tmp_path / "p.csv"), "--every-step"],
+                 ["--video", str(frames)]):
+        assert main(["stylize", one, *mode, "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    files = lambda: {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}    # noqa: E731
+    before = files()
+    assert len([f for f in before if f.parent.name == "frames"]) == 3 and len(before) == 4 + 6 + 4    # content, pairs, video
+    whole = (frames / "1.jpg").read_bytes()
+    (frames / "1.jpg").write_bytes(whole[: len(whole) // 2])                # cut off: its header still reads
+    fails(capsys, ["stylize", one, "--video", str(frames), "--out", str(out)], "not a readable image")
+    (frames / "1.jpg").write_bytes(whole)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 GB")
+    monkeypatch.setattr(style_task, "stylize", out_of_memory)
+    monkeypatch.setattr(style_task, "stylize_frames", lambda *args, **kwargs: map(out_of_memory, [0]))
+    for mode in (["--content", c, "--every-step"], ["--pairs", str(tmp_path / "p.csv")], ["--video", str(frames)]):
+        assert main(["stylize", one, *mode, "--steps", "1", "--out", str(out)]) == 2      # (after a video's bar)
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith("rl-i2it: error: out of memory")
+    assert files() == before
+
+
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",
                                   "pairs_missing_style", "pairs_missing_file", "still_as_video", "tiny_content",
                                   "tiny_frames"])

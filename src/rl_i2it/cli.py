@@ -393,19 +393,27 @@ def cmd_translate(args) -> None:
 STEP_FILES = "step_[0-9]*.png"
 
 
-def _output(path: str, *numbered: str, written: tuple = (), inputs: list = ()) -> Path:
+def _output(path: str, *numbered: str, written: tuple = (), inputs: list = (), clear: bool = True) -> Path:
     """The command's output folder, made and checked, without the numbered files (``numbered``:
     glob patterns of this command's per-step, per-row or per-frame outputs) an earlier run left
     there: their count varies, and a second run with fewer steps would leave the first run's
-    last steps beside its own. ``inputs`` (``(where, path)``: the files and folders the command
-    read) may not lie there under a numbered or ``written`` name: they would be deleted or replaced."""
+    last steps beside its own (``clear=False``: the command clears them itself, with ``_clear``,
+    once its first result is there, so an error in between leaves the folder as it was).
+    ``inputs`` (``(where, path)``: the files and folders the command read) may not lie there under
+    a numbered or ``written`` name: they would be deleted or replaced."""
     _inputs_apart_from_outputs(path, inputs, numbered + tuple(written))
     out = writable_dir(path)
+    if clear:
+        _clear(out, *numbered)
+    return out
+
+
+def _clear(out: Path, *numbered: str) -> None:
+    """Delete the files in ``out`` matching the glob patterns ``numbered``."""
     for pattern in numbered:
         for old in out.glob(pattern):
             if old.is_file():
                 old.unlink()
-    return out
 
 
 def _inputs_apart_from_outputs(out: str, inputs: list, patterns: tuple) -> None:
@@ -642,8 +650,9 @@ def cmd_stylize(args) -> None:
         content = content_of(read_image(args.content, "RGB"), args.content)   # grey: its three equal channels
         style_image = style_for(args.style)
         out = _output(args.out, STEP_FILES, written=("result.png", "strip.png"),
-                      inputs=[("", args.content), ("", args.style)])
-        steps = run(content, style_image)
+                      inputs=[("", args.content), ("", args.style)], clear=False)
+        steps = run(content, style_image)         # (out of memory here: the folder as it was)
+        _clear(out, STEP_FILES)
         write_image(out / "result.png", steps[-1])
         if args.every_step:
             for t, img in enumerate(steps):
@@ -671,13 +680,16 @@ def cmd_stylize(args) -> None:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
             jobs.append((r["content"], styles[style]))
             inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
-        out = _output(args.out, "[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png", inputs=inputs)
+        numbered = ("[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png")
+        out = _output(args.out, *numbered, inputs=inputs, clear=False)
         for i, (path, style_image) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
             try:                                  # a file changed since it was checked: its row is named
                 content = content_of(read_image(path, "RGB"), path)
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
             steps = run(content, style_image)
+            if i == 0:                            # the first result is there: the last run's go
+                _clear(out, *numbered)
             write_image(out / f"{i:04d}.png", steps[-1])
             for t, img in enumerate(steps if args.every_step else []):
                 write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img)
@@ -698,9 +710,8 @@ def cmd_stylize(args) -> None:
     def frame(i, f):
         return content_of(torch.from_numpy(f).permute(2, 0, 1).float() / 255, f"frame {i + 1}")
     first = frame(0, next(frames))            # the video opens, its first frame's size checked, before writing
-    out = _output(args.out, "frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif",
-                  inputs=[("", args.video), ("", args.style)])
-    (out / "frames").mkdir(exist_ok=True)
+    numbered = ("frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif")
+    out = _output(args.out, *numbered, inputs=[("", args.video), ("", args.style)], clear=False)
     from tqdm.auto import tqdm
 
     from .data.images import to_uint8
@@ -711,6 +722,9 @@ def cmd_stylize(args) -> None:
     for n, ((img, _), given) in enumerate(tqdm(zip(outputs, kept), desc="stylize", unit="frame"), 1):
         if args.preserve_color:
             img = preserve_colour(img, given)
+        if n == 1:                                # the first frame is there: the last run's go
+            _clear(out, *numbered)
+            (out / "frames").mkdir(exist_ok=True)
         write_image(out / "frames" / f"{n - 1:05d}.png", img)
         video.add(to_uint8(img))
     written = video.close()

@@ -47,6 +47,13 @@ def test_frames_stream_one_at_a_time_and_bad_folders_fail_before_the_first(tmp_p
     Image.fromarray(frames[0][:20]).save(folder / "3.png")          # one frame of another size
     with pytest.raises(UserError, match="differ in size"):
         next(iter_frames(folder))                                    # before any frame is given
+    Image.fromarray(frames[0]).save(folder / "3.jpg")
+    (folder / "3.png").unlink()
+    whole = (folder / "3.jpg").read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"not an image"):    # a cut-off JPEG (its header reads), text
+        (folder / "3.jpg").write_bytes(damaged)
+        with pytest.raises(UserError, match="not a readable image: .*3.jpg"):
+            next(iter_frames(folder))                                # named, before any frame is given
     with pytest.raises(UserError, match="video not found"):
         next(iter_frames(tmp_path / "none.avi"))
     video = VideoOut(tmp_path / "odd.mp4", fps=5)
@@ -73,6 +80,8 @@ def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
     assert np.array_equal(read_frames(folder, every=2), frames[::2])
     clip = read_clip(folder, first=1, n=3, size=(12, 16))                    # frames 1-3, resized
     assert clip.shape == (3, 3, 12, 16) and clip.dtype == torch.float32
+    with pytest.raises(ValueError, match="holds 5 frames: frames 3-5 asked for"):
+        read_clip(folder, first=3, n=3)                                      # not 2 of the 3 in silence
     assert torch.allclose(clip.mean((1, 2, 3)), torch.tensor([40.0, 80.0, 120.0]) / 255, atol=1e-3)
     numbered = tmp_path / "n"                     # ffmpeg's %d names play in number order; macOS's ._ files skipped
     numbered.mkdir()

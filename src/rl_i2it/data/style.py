@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays
+from .cache import cache_dir, cached_arrays, progress
 from .images import image_files
 
 STYLE_FILES = {
@@ -97,7 +97,8 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
         if not files:
             raise UserError(f"no frames ({', '.join(FRAME_EXT)}) in {path}")
         files = files[::every][:max_frames or None]
-        if len({_shown_size(p) for p in files}) > 1:
+        sizes = {_shown_size(p) for p in progress(files, f"checking {len(files)} frames", "frame")}
+        if len(sizes) > 1:
             raise UserError(f"the frames in {path} differ in size")
         for p in files:
             yield _read_rgb(p)
@@ -129,13 +130,17 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
 
 
 def _shown_size(path: Path) -> tuple[int, int]:
-    """An image's size as shown (EXIF orientation applied), read from its header alone."""
+    """A frame's size as shown (EXIF orientation applied), decoded whole (a few ms, against seconds
+    to stylise it), so a damaged frame (a cut-off JPEG) is named before anything is written."""
     try:
         with Image.open(path) as im:
+            im.load()
             w, h = im.size
             return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
-    except (OSError, ValueError):
-        return (-1, -1)                                  # unreadable: _read_rgb names it
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except (OSError, ValueError) as exc:            # (PIL's UnidentifiedImageError is an OSError)
+        raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
 
 
 def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, int] = (120, 160)) -> torch.Tensor:
@@ -144,8 +149,8 @@ def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, in
     if first < 0 or n < 1:
         raise ValueError(f"read_clip: first must be >= 0 and n >= 1, got first={first}, n={n}")
     frames = read_frames(path, max_frames=first + n)[first:]
-    if len(frames) == 0:
-        raise ValueError(f"{path} has no frame {first} (it holds fewer)")
+    if len(frames) < n:
+        raise ValueError(f"{path} holds {first + len(frames)} frames: frames {first}-{first + n - 1} asked for")
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
