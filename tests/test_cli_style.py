@@ -113,6 +113,27 @@ def test_pairs_hold_one_image_at_a_time(tmp_path, models, monkeypatch):
                                                      for e in (("read", n), ("write", f"{i:04d}.png"))]
 
 
+def test_pairs_hold_one_style_image_at_a_time(tmp_path, models, monkeypatch):
+    """A painting a row (an arbitrary model's batch) must not pile up in memory either: each row's
+    style is read with it, once for a run of rows of one style."""
+    from rl_i2it.data import images
+    events, real_read = [], images.read_image
+    monkeypatch.setattr(images, "read_image", lambda p, *a: events.append(Path(p).name) or real_read(p, *a))
+    names = [Path(save(tmp_path / f"c{i}.png", picture(24, 32, i))).name for i in range(3)]
+    a, b = models["root"] / "styles" / "s0.png", models["style"]
+    (tmp_path / "pairs.csv").write_text(f"content,style\n{names[0]},{a}\n{names[1]},{a}\n{names[2]},{b}\n")
+    assert main(["stylize", str(models["arb"]), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1",
+                 "--out", str(tmp_path / "o")]) == 0
+    checking = ["s0.png", "c0.png", "c1.png", "s1.png", "c2.png"]
+    assert events == checking + ["c0.png", "s0.png", "c1.png", "c2.png", "s1.png"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["0000.png", "0001.png", "0002.png"]
+    for name in ("10000.png", "10000_step_01.png", "2024-photo.png"):     # a long run's 10001st row; the user's
+        save(tmp_path / "o" / name, picture(24, 32))
+    assert main(["stylize", str(models["arb"]), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["0000.png", "0001.png", "0002.png", "2024-photo.png"]
+
+
 def test_grey_content_and_grey_style_are_their_three_equal_channels(tmp_path, models):
     """An old black-and-white photo, a pencil drawing as the style: accepted, and stylised exactly as
     the same picture saved as RGB with three equal channels."""

@@ -359,8 +359,8 @@ def cmd_translate(args) -> None:
         except UserError as exc:
             raise UserError(f"{args.pairs}, row {i + 1}: {exc}" if args.pairs else str(exc)) from None
     moving, fixed = (torch.stack([pair[k] for pair in images]) for k in (0, 1))
-    row = "[0-9][0-9][0-9][0-9]_"                     # a CSV's outputs: NNNN_warped.png, NNNN_field.npy, ...
-    out = _output(args.out, STEP_FILES, row + "warped.png", row + "field.npy", row + STEP_FILES,
+    rows = _numbered(4, "_warped.png", "_field.npy", "_" + STEP_FILES)    # a CSV's: NNNN_warped.png, ...
+    out = _output(args.out, STEP_FILES, *rows,
                   written=("warped.png", "field.npy", "grid.png", "results.csv"),
                   inputs=[(f"{args.pairs}, row {i + 1}: " if args.pairs else "", p) for i, pair in enumerate(pairs)
                           for p in pair] + [("--pairs ", args.pairs)])
@@ -406,6 +406,12 @@ def _output(path: str, *numbered: str, written: tuple = (), inputs: list = (), c
     if clear:
         _clear(out, *numbered)
     return out
+
+
+def _numbered(width: int, *tails: str) -> tuple[str, ...]:
+    """Glob patterns of the names ``f"{i:0{width}d}" + tail``: ``width`` digits, or more past
+    10^width rows or frames (so a shorter run after a long one clears all of the long one's)."""
+    return tuple("[0-9]" * n + tail for tail in tails for n in range(width, width + 5))
 
 
 def _clear(out: Path, *numbered: str) -> None:
@@ -667,27 +673,31 @@ def cmd_stylize(args) -> None:
         from .data.style import DEMO_STYLE
         from .data.volumes import read_manifest
         rows = read_manifest(Path(args.pairs), required=("content",), optional=("style",))
-        jobs, styles, inputs = [], {}, []
+        jobs, checked, inputs = [], set(), []
         for i, r in enumerate(progress(rows, f"checking {len(rows)} rows", "row")):
             style = r.get("style") or args.style            # --style: for the rows that name none
             if style and Path(style).name == DEMO_STYLE and not Path(style).exists():
                 style = DEMO_STYLE                           # the demo style by name, as --style takes it
-            try:
-                if style not in styles:
-                    styles[style] = style_for(style)
-                content_of(read_image(r["content"], "RGB"), r["content"])    # checked now, read again below:
-            except UserError as exc:                                        # memory holds one image, not all
-                raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
-            jobs.append((r["content"], styles[style]))
-            inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
-        numbered = ("[0-9][0-9][0-9][0-9].png", "[0-9][0-9][0-9][0-9]_step_[0-9]*.png")
-        out = _output(args.out, *numbered, inputs=inputs, clear=False)
-        for i, (path, style_image) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
-            try:                                  # a file changed since it was checked: its row is named
-                content = content_of(read_image(path, "RGB"), path)
+            try:                                 # checked now, read again below: memory holds one
+                if style not in checked:         # content and one style image, not all (a painting a row)
+                    style_for(style)
+                    checked.add(style)
+                content_of(read_image(r["content"], "RGB"), r["content"])
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
-            steps = run(content, style_image)
+            jobs.append((r["content"], style))
+            inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
+        numbered = _numbered(4, ".png", "_step_[0-9]*.png")
+        out = _output(args.out, *numbered, inputs=inputs, clear=False)
+        held = {}                                 # the last row's style: rows of one style read it once
+        for i, (path, style) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
+            try:                                  # a file changed since it was checked: its row is named
+                content = content_of(read_image(path, "RGB"), path)
+                if style not in held:
+                    held = {style: style_for(style)}
+            except UserError as exc:
+                raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
+            steps = run(content, held[style])
             if i == 0:                            # the first result is there: the last run's go
                 _clear(out, *numbered)
             write_image(out / f"{i:04d}.png", steps[-1])
@@ -710,7 +720,7 @@ def cmd_stylize(args) -> None:
     def frame(i, f):
         return content_of(torch.from_numpy(f).permute(2, 0, 1).float() / 255, f"frame {i + 1}")
     first = frame(0, next(frames))            # the video opens, its first frame's size checked, before writing
-    numbered = ("frames/[0-9][0-9][0-9][0-9][0-9].png", "stylized.mp4", "stylized.gif")
+    numbered = tuple(f"frames/{n}" for n in _numbered(5, ".png")) + ("stylized.mp4", "stylized.gif")
     out = _output(args.out, *numbered, inputs=[("", args.video), ("", args.style)], clear=False)
     from tqdm.auto import tqdm
 
@@ -775,7 +785,7 @@ def cmd_register(args) -> None:
         jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
     inputs = [(f"row {i + 1}: " if args.pairs else "", job.get(k)) for i, job in enumerate(jobs)
               for k in ("moving", "fixed", "moving_labels", "fixed_labels")] + [("--pairs ", args.pairs)]
-    written = ("[0-9][0-9][0-9][0-9]_*", "results.csv") if args.pairs else REGISTER_FILES + REGISTER_ALWAYS
+    written = _numbered(4, "_*") + ("results.csv",) if args.pairs else REGISTER_FILES + REGISTER_ALWAYS
     _inputs_apart_from_outputs(args.out, inputs, written)      # before the model loads
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
@@ -790,7 +800,7 @@ def cmd_register(args) -> None:
     from .data.cache import progress
     for i, job in enumerate(progress(jobs, f"checking {len(jobs)} rows", "row")):   # every row checked (then
         _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")            # let go) before writing
-    out = _output(args.out, *(f"[0-9][0-9][0-9][0-9]_{f}" for f in ("*.nii.gz", "preview.png")), "results.csv")
+    out = _output(args.out, *_numbered(4, "_*.nii.gz", "_preview.png"), "results.csv")
     rows = []
     for i, job in enumerate(jobs):
         print(f"row {i + 1} of {len(jobs)}: {job['moving']} -> {job['fixed']}")
