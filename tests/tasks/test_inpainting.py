@@ -67,6 +67,10 @@ def test_every_gan_kind_trains_and_checkpoints_its_discriminator(tmp_path, photo
     assert resumed.resumed
     for k, v in resumed.task.disc.state_dict().items():
         assert torch.equal(v, saved[k]), k
+    if kind == KINDS[0]:           # a fresh run given that task object: its discriminator starts anew
+        from rl_i2it.core.trainer import Trainer
+        fresh = Trainer(resumed.cfg, tmp_path / "fresh", task=resumed.task, verbose=False)
+        assert fresh.task.disc is None and not fresh.task.learner_state()
 
 
 def test_exploding_discriminator_stops_and_keeps_the_last_good_checkpoint(tmp_path, photo_data, monkeypatch):

@@ -190,6 +190,7 @@ class Trainer:
         self.task = task if task is not None else build_task(cfg, self.device)
         self.task.device = self.device
         self.task.rewards_used = cfg.sac.use_rl
+        self.task.load_learner_state({})      # a given task may hold another run's discriminator (fine-tunes)
         saved = self._saved_run()              # a run that cannot be resumed fails here, before the data loads
         if not parallel.same_everywhere([saved is not None, saved["counters"]["updates"] if saved else 0]):
             raise UserError(f"the ranks found different runs in {self.run_dir}: under torchrun every rank must "

@@ -110,4 +110,5 @@ class Task:
         return {}
 
     def load_learner_state(self, sd: dict) -> None:
-        """Restore ``learner_state()``."""
+        """Restore ``learner_state()``; ``{}``: none trained yet (a fresh run's, also in a task
+        object that trained another run before)."""

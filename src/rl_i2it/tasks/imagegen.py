@@ -316,6 +316,7 @@ class ImageTask(Task):
         return {"disc": self.disc.state_dict(), "disc_opt": self.disc_opt.state_dict()}
 
     def load_learner_state(self, sd: dict) -> None:
+        self.disc = self.disc_opt = None          # empty: none trained yet (built at the first update)
         if sd:
             self._build_disc()
             self.disc.load_state_dict(sd["disc"])
