@@ -242,7 +242,7 @@ def test_an_error_midway_leaves_the_last_runs_outputs_as_they_were(tmp_path, mod
 
 @pytest.mark.parametrize("case", ["style_to_one", "arb_without_style", "bad_video", "unreadable", "two_modes",
                                   "pairs_missing_style", "pairs_missing_file", "still_as_video", "tiny_content",
-                                  "tiny_frames"])
+                                  "tiny_frames", "pairs_style_to_one"])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, case):
     c = save(tmp_path / "c.png", picture(32, 32))
     out = tmp_path / "out"
@@ -267,12 +267,14 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, 
             "pairs_missing_file": [str(models["one"]), "--pairs", str(csv2)],
             "still_as_video": [str(models["one"]), "--video", c],
             "tiny_content": [str(models["one"]), "--content", tiny],
-            "tiny_frames": [str(models["one"]), "--video", str(tmp_path / "tinyframes")]}[case]
+            "tiny_frames": [str(models["one"]), "--video", str(tmp_path / "tinyframes")],
+            "pairs_style_to_one": [str(models["one"]), "--pairs", str(csv), "--style", str(models["style"])]}[case]
     assert main(["stylize", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rl-i2it: error:") and "\n" not in err
     assert case != "pairs_missing_file" or "p2.csv, row 2: image not found" in err
     assert case != "still_as_video" or "still image" in err
+    assert case != "pairs_style_to_one" or ("trained for one style" in err and "row" not in err)   # --style's fault
     assert not case.startswith("tiny") or "needs at least 16x16" in err
     assert not out.exists()
 

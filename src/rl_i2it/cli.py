@@ -673,6 +673,8 @@ def cmd_stylize(args) -> None:
         from .data.style import DEMO_STYLE
         from .data.volumes import read_manifest
         rows = read_manifest(Path(args.pairs), required=("content",), optional=("style",))
+        if args.style and not arbitrary:
+            style_for(args.style)                 # --style's fault, not a row's
         jobs, checked, inputs = [], set(), []
         for i, r in enumerate(progress(rows, f"checking {len(rows)} rows", "row")):
             style = r.get("style") or args.style            # --style: for the rows that name none
@@ -1144,7 +1146,8 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(exc, MemoryError) and not any(m in str(exc) for m in OUT_OF_MEMORY):
             raise
         print(f"rl-i2it: error: out of memory ({str(exc).splitlines()[0][:120]}): use smaller images "
-              f"(stylize --size), fewer at once, or a smaller train.replay_size / sac.batch_size", file=sys.stderr)
+              f"(stylize --size, a smaller --style picture), fewer at once, or a smaller train.replay_size / "
+              f"sac.batch_size", file=sys.stderr)
         return 2
     except OSError as exc:                    # a full disk, a name too long, a folder gone mid-run
         where = f": {exc.filename}" if exc.filename else ""

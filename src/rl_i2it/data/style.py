@@ -160,7 +160,7 @@ def video_fps(path: str | Path, default: float = 10.0) -> float:
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
-    return fps if fps and fps > 0 else default
+    return fps if 0 < fps <= 240 else default       # (a variable-rate file may report 1000 or 0)
 
 
 def write_video(frames, path: str | Path, fps: float = 10.0) -> Path:
