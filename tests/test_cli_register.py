@@ -381,6 +381,29 @@ def test_register_pairs_stopped_halfway_keeps_the_finished_rows_figures(reg_run,
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("0000_")) == ["results.csv"]
 
 
+def test_register_out_of_memory_leaves_the_last_runs_files(reg_run, pair, tmp_path, capsys, monkeypatch):
+    """A volume too large for memory fails in the registration, before anything is written: --out
+    keeps every file of the last run (its step files and label outputs too)."""
+    import rl_i2it.tasks.registration as registration
+    out = tmp_path / "out"
+    (tmp_path / "pairs.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n")
+    assert main(args(reg_run, pair, out, "--steps", "2", "--every-step", "--inverse")) == 0
+    assert main(["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1",
+                 "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"step_01.nii.gz", "warped_labels.nii.gz", "0000_warped.nii.gz", "results.csv"} <= set(before)
+
+    def out_of_memory(*a, **k):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 40 GB")
+    monkeypatch.setattr(registration, "register", out_of_memory)
+    capsys.readouterr()
+    for argv in (args(reg_run, pair, out, "--steps", "1"),
+                 ["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--out", str(out)]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith("rl-i2it: error: out of memory")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_eval_scores_a_registration_run_on_users_pairs(reg_run, pair, tmp_path, capsys):
     import json
     (tmp_path / "pairs.csv").write_text("moving,fixed,moving_labels,fixed_labels\n"

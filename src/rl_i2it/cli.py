@@ -794,21 +794,23 @@ def cmd_register(args) -> None:
         raise UserError(f"register needs a registration model, this one is {cfg.task!r}")
     if not args.pairs:                         # read and check everything before writing anything
         pair = _register_inputs(task, args, jobs[0])
-        out = _output(args.out, *REGISTER_FILES)
-        _register_pair(task, policy, args, pair, out, "", steps, tol)
+        out = _output(args.out, *REGISTER_FILES, clear=False)
+        _register_pair(task, policy, args, pair, out, "", steps, tol, clear=REGISTER_FILES)
         return
     import csv
 
     from .data.cache import progress
     for i, job in enumerate(progress(jobs, f"checking {len(jobs)} rows", "row")):   # every row checked (then
         _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")            # let go) before writing
-    out = _output(args.out, *_numbered(4, "_*.nii.gz", "_preview.png"), "results.csv")
+    numbered = _numbered(4, "_*.nii.gz", "_preview.png") + ("results.csv",)
+    out = _output(args.out, *numbered, clear=False)
     rows = []
     for i, job in enumerate(jobs):
         print(f"row {i + 1} of {len(jobs)}: {job['moving']} -> {job['fixed']}")
         pair = _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")
         rows.append({"row": i + 1, "moving": job["moving"], "fixed": job["fixed"],
-                     **_register_pair(task, policy, args, pair, out, f"{i:04d}_", steps, tol)})
+                     **_register_pair(task, policy, args, pair, out, f"{i:04d}_", steps, tol,
+                                      clear=numbered if i == 0 else ())})
         tmp = out / ".results.csv.tmp"           # rewritten after each row: a run stopped at row k keeps rows 1..k-1
         with open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
@@ -864,9 +866,12 @@ def _label_volume(values):
     return values.astype(label_dtype(values.ravel()))
 
 
-def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps: int, tol: float) -> dict:
+def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps: int, tol: float,
+                   clear: tuple = ()) -> dict:
     """Register one checked pair (``_register_inputs``) and write its files into ``out``, each name
-    after ``prefix``; print what it did and return its figures (a row of a CSV's results)."""
+    after ``prefix``; print what it did and return its figures (a row of a CSV's results). The files
+    of ``out`` matching ``clear`` (a last run's) go once the registration is there, before the first
+    write: running out of memory in it leaves ``out`` as it was."""
     import numpy as np
     import torch
 
@@ -885,6 +890,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     m = to_grid(normalise(moved), task.options.size)[None, None].to(dev)
     r = register(task, policy, f, m, steps, adaptive=args.adaptive, tol=tol, every_step=args.every_step,
                  affine=args.affine)
+    _clear(out, *clear)
     if r["affine"] is not None:
         from .ops.affine import global_ncc
         res["affine_ncc_before"], res["affine_ncc_after"] = float(global_ncc(f, m)[0]), float(r["affine"][2][0])
