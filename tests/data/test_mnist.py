@@ -27,6 +27,9 @@ def test_idx_folder_roundtrip(tmp_path, digits):
     d = mnist.load_mnist(tmp_path)
     assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_y, digits.test_y)
     assert d.train_y.dtype == np.int64
+    (tmp_path / "t10k-labels.idx1-ubyte").write_bytes(b"\x00\x00\x08\x00\x07")   # no dimension: one value
+    with pytest.raises(UserError, match="t10k-labels.idx1-ubyte holds 0 dimensions"):
+        mnist.load_mnist(tmp_path)
 
 
 def test_idx_rejects_bad_files(tmp_path):
@@ -50,6 +53,13 @@ def test_idx_rejects_bad_files(tmp_path):
     (tmp_path / "cut.gz").write_bytes((tmp_path / "z.gz").read_bytes()[:-12])   # a download cut short
     with pytest.raises(UserError, match="cannot read IDX file .*cut.gz"):
         mnist.read_idx(tmp_path / "cut.gz")
+    damaged = bytes.fromhex("1f8b0800000000000003") + b"\x07" + bytes(20)    # a deflate block of no type
+    for name in ("damaged.gz", "mnist.pkl.gz"):
+        (tmp_path / name).write_bytes(damaged)
+    with pytest.raises(UserError, match="cannot read IDX file .*damaged.gz"):     # not zlib's traceback
+        mnist.read_idx(tmp_path / "damaged.gz")
+    with pytest.raises(UserError, match="mnist.pkl.gz"):
+        mnist.read_mnist_pickle(tmp_path / "mnist.pkl.gz")
 
 
 def make_pickle(path, digits):

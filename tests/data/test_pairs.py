@@ -61,6 +61,16 @@ def test_pair_set_round_trip(tmp_path):
     assert all(torch.equal(getattr(ps, k), getattr(back, k)) for k in ("fixed", "moving", "fixed_labels", "moving_labels"))
     with pytest.raises(UserError, match="does not match"):
         PairSet(ps.fixed, ps.moving[:1], ps.fixed_labels, ps.moving_labels)
+    import struct
+    import zipfile
+    raw = bytearray((tmp_path / "p.npz").read_bytes())       # a damaged cache (its first deflate block): made again
+    with zipfile.ZipFile(tmp_path / "p.npz") as z:
+        at = z.infolist()[0].header_offset
+    raw[at + 30 + sum(struct.unpack("<HH", raw[at + 26: at + 30]))] = 0x07
+    (tmp_path / "p.npz").write_bytes(bytes(raw))
+    made = cached_arrays(tmp_path / "p.npz", make=lambda: ps.arrays())
+    assert torch.equal(PairSet.of_arrays(made).moving, ps.moving)
+    assert torch.equal(PairSet.of_arrays(cached_arrays(tmp_path / "p.npz", make=None)).moving, ps.moving)   # saved
 
 
 def test_manifest_pairs_resample_users_volumes(tmp_path, capsys):

@@ -12,6 +12,7 @@ import pickle
 import struct
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def read_mnist_pickle(path: str | Path) -> Digits:
         with gzip.open(path, "rb") as f:
             sets = ArraysOnlyUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
         (tx, ty), (vx, vy), (ex, ey) = sets
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+    except (OSError, EOFError, zlib.error, pickle.UnpicklingError, ValueError, TypeError) as exc:
         raise UserError(f"cannot read MNIST pickle {path}: {exc}") from None
 
     def to_u8(x):
@@ -66,7 +67,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as exc:          # EOFError: a .gz cut short
+    except (OSError, EOFError, zlib.error) as exc:     # EOFError: a .gz cut short; zlib: a damaged one
         raise UserError(f"cannot read IDX file {path}: {exc}") from None
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
         raise UserError(f"{path} is not an unsigned-byte IDX file")
@@ -91,8 +92,16 @@ def read_mnist_idx(folder: str | Path) -> Digits:
                 return folder / name
         raise UserError(f"{folder} has no {stem}[.gz] (or {dotted})")
 
-    return Digits(read_idx(find("train-images-idx3-ubyte")), read_idx(find("train-labels-idx1-ubyte")).astype(np.int64),
-                  read_idx(find("t10k-images-idx3-ubyte")), read_idx(find("t10k-labels-idx1-ubyte")).astype(np.int64))
+    def read(stem, ndim):
+        path = find(stem)
+        arr = read_idx(path)
+        if arr.ndim != ndim:
+            raise UserError(f"{path} holds {arr.ndim} dimensions {arr.shape}: MNIST "
+                            f"{'images are [N, H, W]' if ndim == 3 else 'labels are [N]'}")
+        return arr
+
+    return Digits(read("train-images-idx3-ubyte", 3), read("train-labels-idx1-ubyte", 1).astype(np.int64),
+                  read("t10k-images-idx3-ubyte", 3), read("t10k-labels-idx1-ubyte", 1).astype(np.int64))
 
 
 def mnist_path() -> Path:
@@ -129,6 +138,7 @@ def load_mnist(source: str | Path | None = None, fetch: bool = True) -> Digits:
     try:
         with np.load(path) as z:
             return Digits(z["train_x"], z["train_y"], z["test_x"], z["test_y"])
-    except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, zlib.error,
+            zipfile.BadZipFile) as exc:
         raise UserError(f"cannot read {path} as MNIST (an IDX folder, mnist.pkl.gz or an .npz with "
                         f"train_x, train_y, test_x, test_y): {exc.__class__.__name__}: {exc}") from None
