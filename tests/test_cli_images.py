@@ -250,3 +250,7 @@ def test_eval_an_inpainting_run_on_a_face_folder(tmp_path, capsys):
     assert "FID on" not in out                                     # no FID measured: no note about it
     res = __import__("json").loads((tmp_path / "run" / "eval" / "results.json").read_text())
     assert set(res["steps"]) == {"1", "3"} and res["steps"]["3"]["psnr_hole"] > 0
+    from test_cli import fails
+    fails(capsys, ["eval", str(tmp_path / "run"), "--steps", "1", "--out", str(tmp_path / "e")],
+          "LPIPS (AlexNet) needs at least 31x31; give --no-features")    # 16x16: said, not AlexNet's traceback
+    assert not (tmp_path / "e").exists()

@@ -262,6 +262,10 @@ def _eval_image(args, run: Path, out: Path) -> None:
     from .tasks.imagegen import evaluate, format_scores
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
+    from .features.vgg import AlexNetFeatures
+    if not args.no_features and task.options.size < AlexNetFeatures.min_size:
+        raise UserError(f"{run} makes {task.options.size}x{task.options.size} images: LPIPS (AlexNet) needs at least "
+                        f"{AlexNetFeatures.min_size}x{AlexNetFeatures.min_size}; give --no-features (PSNR and SSIM)")
     res = evaluate(task, policy, steps, split=args.split, features=not args.no_features)
     writable_dir(out)
     write_json(out / "results.json", {"split": args.split, "steps": res})
@@ -528,11 +532,11 @@ def cmd_inpaint(args) -> None:
         notes.append(f"{args.image}: the model sees the {right - left}x{bottom - top} square at column {left}, "
                      f"row {top} ({why})")
     small = _to_model_size(face, size, args.image, notes)
-    small_mask = task.eval_mask(1)[0] if mask is None else _to_model_size(mask[box], size, hole_name, notes, "cover")
+    small_mask = task.centre_mask(1)[0] if mask is None else _to_model_size(mask[box], size, hole_name, notes, "cover")
     if small_mask.all():
         raise UserError(f"{hole_name} covers the whole image at the model's {size}x{size}: "
                         f"mark a smaller hole")
-    if mask is not None and task.options.hole == "centre" and (small_mask & ~task.eval_mask(1)[0]).any():
+    if mask is not None and task.options.hole == "centre" and (small_mask & ~task.centre_mask(1)[0]).any():
         notes.append(f"warning: this model was trained on one {task.hole}x{task.hole} centre hole (at its "
                      f"{size}x{size}) and {hole_name} reaches outside it: a hole elsewhere fills worse, "
                      f"even below OpenCV's Telea (README); a model trained with --set task_options.hole=random "

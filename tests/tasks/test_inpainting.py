@@ -119,6 +119,20 @@ def test_evaluate_scores_a_batch_at_a_time_as_on_the_whole_split(photo_data, mon
         assert all(batched[t][k] == pytest.approx(whole[k], rel=1e-5, abs=1e-6) for k in whole), (batched[t], whole)
 
 
+def test_without_a_mask_a_random_hole_model_fills_the_centre_hole(photo_data):
+    """The model's centre hole is the default of predict (and of `inpaint`), also for a model
+    trained on random holes, whose seeded evaluation holes lie elsewhere."""
+    from rl_i2it.tasks.imagegen import predict
+    task = InpaintingTask({**IMG_SMALL, "hole": "random"}, data=faces(photo_data))
+    target = task.split_data("test")[1][:3].float() / 255
+    centre = task.centre_mask(1)[0, 0]
+    assert centre.sum() == 64 and centre[4:12, 4:12].all()                  # the 8x8 centre of 16x16
+    assert not torch.equal(task.eval_mask(3)[:, 0], centre.expand(3, -1, -1))
+    out = predict(task, task.build_policy(), None, target, 2)[0][-1]
+    changed = (out != target).any(1)
+    assert torch.equal(changed, centre.expand(3, -1, -1))
+
+
 def test_short_training_beats_untrained_policy(tmp_path, photo_data):
     tr = make_trainer(tmp_path, photo_data, steps=150)
     before = evaluate(tr.task, tr.policy, steps=(3,), split="valid", features=False)[3]["psnr_hole"]

@@ -103,6 +103,11 @@ class InpaintingTask(ImageTask):
     def masks(self, n: int, gen: torch.Generator | None) -> torch.Tensor:
         return square_masks(n, self.options.size, self.hole, gen, self.options.hole == "random")
 
+    def centre_mask(self, n: int) -> torch.Tensor:
+        """The centred hole of the model's size: what a user's face is filled in when no mask is given
+        (also for a model trained on random holes, whose evaluation holes are random places)."""
+        return square_masks(n, self.options.size, self.hole, None, False)
+
     def eval_mask(self, n: int) -> torch.Tensor:
         """The evaluation holes: centred, or seeded random places (the same for every method)."""
         return self.masks(n, torch.Generator().manual_seed(4242))
