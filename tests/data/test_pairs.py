@@ -107,6 +107,10 @@ def test_manifest_pairs_resample_users_volumes(tmp_path, capsys):
     ps = manifest_pairs(tmp_path / "pairs.csv", 20)
     assert set(ps.moving_labels.unique().tolist()) == {0, 1, 2}           # two labels kept apart, not wrapped
     assert torch.equal(ps.moving_labels == 1, ps.fixed_labels == 2)       # one id, one index in both maps
+    write_nifti(tmp_path / "slice.nii.gz", rng.random((20, 20)).astype(np.float32), np.eye(4))   # a 2D row
+    (tmp_path / "mixed.csv").write_text("moving,fixed\nslice.nii.gz,f.nii.gz\n")
+    with pytest.raises(UserError, match="slice.nii.gz is 2D .*the fixed image 3D"):
+        manifest_pairs(tmp_path / "mixed.csv", 16)
     with pytest.raises(UserError, match="unknown pair set"):
         load_pairs("nope")
 

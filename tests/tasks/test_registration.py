@@ -64,6 +64,18 @@ def test_kmeans_reward_needs_no_labels(reg_pairs):
             ps.fixed[:2].float() / 255, ps.moving[:2].float() / 255)
 
 
+def test_a_labels_reward_refuses_unlabelled_training_pairs_at_load(reg_pairs):
+    """Not at the first episode that draws one (a manifest's unlabelled rows get empty maps)."""
+    from dataclasses import replace
+    ps = reg_pairs["train"]
+    labels = ps.moving_labels.clone()
+    labels[1] = 0
+    make_task({**reg_pairs, "train": ps}, reward="labels").load_training_data()          # all labelled: fine
+    with pytest.raises(UserError, match="1 of the .* have none \\(pair 2"):
+        make_task({**reg_pairs, "train": replace(ps, moving_labels=labels)}, reward="labels").load_training_data()
+    make_task({**reg_pairs, "train": replace(ps, moving_labels=labels)}).load_training_data()   # K-means: no need
+
+
 def test_replay_keeps_the_fixed_image_by_index(reg_pairs):
     task = make_task(reg_pairs)
     fields = task.state_fields()
@@ -174,6 +186,7 @@ def test_adaptive_stopping_undoes_steps_that_do_not_help(reg_pairs):
     f, m = ps.fixed[:4].float() / 255, ps.fixed[:4].float() / 255        # already aligned
     r = register(task, Harmful(), f, m, steps=10, adaptive=True)
     assert (r["steps_taken"] == 0).all() and r["field"].abs().max() == 0
+    assert r["fields"] == []                  # no step kept, none asked for (an undone step 1 was kept once)
     fixed_t = register(task, Harmful(), f, m, steps=3)
     assert (fixed_t["steps_taken"] == 3).all() and torch.allclose(fixed_t["field"][:, 0].mean(), torch.tensor(6.0), atol=0.5)
 

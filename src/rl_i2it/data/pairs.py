@@ -199,6 +199,9 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
     header agree, or with ``by_voxel`` (voxel to voxel: the shapes must agree). Returns them, the
     share of the fixed grid that the moving image covers (1 when as given) and, for 2D slices, how
     far (mm) the moving slice's corners lie off the fixed slice's plane (0 in 3D)."""
+    if moving.array.ndim != fixed.array.ndim:
+        raise UserError(f"{what} is {moving.array.ndim}D {moving.array.shape}, the fixed image {fixed.array.ndim}D "
+                        f"{fixed.array.shape}: register images of one dimensionality")
     if by_voxel or (moving.array.shape == fixed.array.shape and np.allclose(moving.affine, fixed.affine, atol=1e-3)):
         if moving.array.shape != fixed.array.shape:
             raise UserError(f"{what} {moving.array.shape} and the fixed image {fixed.array.shape} differ in shape: "

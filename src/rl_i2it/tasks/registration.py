@@ -194,7 +194,13 @@ class RegistrationTask(Task):
 
     # -- data ----------------------------------------------------------------------------------
     def load_training_data(self) -> None:
-        self.pairs("train")
+        ps = self.pairs("train")
+        if self.options.reward == "labels":       # an unlabelled pair would stop training at its first episode
+            bare = [i for i in range(len(ps)) if not (ps.fixed_labels[i].any() and ps.moving_labels[i].any())]
+            if bare:
+                raise UserError(f"task_options.reward = 'labels' needs labels on both images of every training "
+                                f"pair: {len(bare)} of the {len(ps)} of {ps.name} have none (pair {bare[0] + 1}, ...); "
+                                f"give their label maps, or use reward = 'kmeans'")
 
     def pairs(self, split: str = "train"):
         """The pair set of ``split`` (built or read from the cache on first use), checked against the model."""
@@ -317,8 +323,8 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
                 new = mean_ncc(env.fixed, env.current, task.options.ncc_window)
                 stop = active & (new - ncc < tol)
                 if stop.any():      # undo the step that did not help
-                    keep = stop.view(-1, *([1] * (env.field.dim() - 1)))
-                    env.field = torch.where(keep, prev_field, env.field)
+                    undo = stop.view(-1, *([1] * (env.field.dim() - 1)))
+                    env.field = torch.where(undo, prev_field, env.field)
                     env.current = warp(env.moving, env.field)
                     state = env.state
                 ncc = torch.where(stop, ncc, new)
