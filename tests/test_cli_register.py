@@ -1,5 +1,7 @@
 """`rl-i2it register` on a user's NIfTI pair: outputs on the fixed image's grid and affine, and
 one clear line + exit 2 (nothing written) for bad input."""
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -198,11 +200,15 @@ def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys)
     assert not any(p.name.startswith("0001_") for p in out.iterdir())
     # inputs inside --out under names the command writes or clears there: refused, nothing deleted
     import shutil
-    shutil.copy(pair["moving"], out / "0000_t1.nii.gz")
-    (out / "subjects.csv").write_text(f"moving,fixed\n0000_t1.nii.gz,{pair['fixed']}\n")
+    shutil.copy(pair["moving"], out / "0000_warped.nii.gz")
+    (out / "subjects.csv").write_text(f"moving,fixed\n0000_warped.nii.gz,{pair['fixed']}\n")
     fails(capsys, ["register", str(reg_run), "--pairs", str(out / "subjects.csv"), "--out", str(out)],
           "lies in --out under a name this command writes there")
-    assert (out / "0000_t1.nii.gz").exists()
+    assert (out / "0000_warped.nii.gz").read_bytes() == Path(pair["moving"]).read_bytes()
+    shutil.copy(pair["moving"], out / "2019_subject07.nii.gz")        # a user's file, named by year: not ours
+    (out / "subjects.csv").write_text(f"moving,fixed\n2019_subject07.nii.gz,{pair['fixed']}\n")
+    assert main(["register", str(reg_run), "--pairs", str(out / "subjects.csv"), "--steps", "1", "--out", str(out)]) == 0
+    assert (out / "2019_subject07.nii.gz").read_bytes() == Path(pair["moving"]).read_bytes()
     shutil.copy(pair["moving"], tmp_path / "warped.nii.gz")
     fails(capsys, ["register", str(reg_run), "--moving", str(tmp_path / "warped.nii.gz"), "--fixed", str(pair["fixed"]),
                    "--out", str(tmp_path)], "lies in --out")

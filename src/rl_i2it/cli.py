@@ -791,7 +791,8 @@ def cmd_register(args) -> None:
         jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
     inputs = [(f"row {i + 1}: " if args.pairs else "", job.get(k)) for i, job in enumerate(jobs)
               for k in ("moving", "fixed", "moving_labels", "fixed_labels")] + [("--pairs ", args.pairs)]
-    written = _numbered(4, "_*") + ("results.csv",) if args.pairs else REGISTER_FILES + REGISTER_ALWAYS
+    row_files = _numbered(4, *("_" + f for f in REGISTER_ALWAYS + REGISTER_FILES))   # NNNN_warped.nii.gz, ...
+    written = row_files + ("results.csv",) if args.pairs else REGISTER_FILES + REGISTER_ALWAYS
     _inputs_apart_from_outputs(args.out, inputs, written)      # before the model loads
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
@@ -806,7 +807,7 @@ def cmd_register(args) -> None:
     from .data.cache import progress
     for i, job in enumerate(progress(jobs, f"checking {len(jobs)} rows", "row")):   # every row checked (then
         _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")            # let go) before writing
-    numbered = _numbered(4, "_*.nii.gz", "_preview.png") + ("results.csv",)
+    numbered = row_files + ("results.csv",)           # these names only: a user's 2019_subject07.nii.gz stays
     out = _output(args.out, *numbered, clear=False)
     rows = []
     for i, job in enumerate(jobs):
