@@ -97,6 +97,27 @@ def test_register_writes_nifti_on_the_fixed_grid(reg_run, pair, tmp_path, capsys
     assert warped.shape == (40, 40)
 
 
+def test_register_reads_and_writes_a_header_in_microns(reg_run, pair, tmp_path):
+    """A microscope's NIfTI (world in microns): read as millimetres, as ITK reads it, so the
+    registration and the ITK field's millimetre vectors are those of the same pair in mm; the
+    outputs keep the microns of their header (the field's grid would otherwise read 1000x too large)."""
+    flags = {}
+    for role in ("moving", "fixed"):
+        img = nib.load(str(pair[role]))
+        micron = nib.Nifti1Image(np.asarray(img.dataobj), np.diag([1000.0, 1000, 1000, 1]) @ img.affine)
+        micron.header.set_xyzt_units("micron")
+        nib.save(micron, str(tmp_path / f"{role}_um.nii.gz"))
+        flags[role] = [f"--{role}", str(tmp_path / f"{role}_um.nii.gz")]
+    assert main(["register", str(reg_run), *flags["moving"], *flags["fixed"], "--steps", "2", "--out",
+                 str(tmp_path / "um")]) == 0
+    assert main(["register", str(reg_run), "--moving", str(pair["moving"]), "--fixed", str(pair["fixed"]),
+                 "--steps", "2", "--out", str(tmp_path / "mm")]) == 0
+    for name in ("warped.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz"):
+        um, mm = (nib.load(str(tmp_path / d / name)) for d in ("um", "mm"))
+        assert um.header.get_xyzt_units()[0] == "micron" and np.allclose(um.affine[:3], 1000 * mm.affine[:3])
+        assert np.allclose(np.asarray(um.dataobj), np.asarray(mm.dataobj), atol=1e-5), name
+
+
 def test_register_keeps_any_label_ids(reg_run, pair, tmp_path, capsys):
     """Atlas ids such as 484682470 (Allen CCF) or 40000 come back exactly (int16 and float32 would
     corrupt them), and Dice counts them as labels, not as one merged label."""

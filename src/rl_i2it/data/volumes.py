@@ -89,6 +89,9 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             import nibabel as nib
             img = nib.load(str(path))
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
+            units = getattr(img.header, "get_xyzt_units", lambda: ("mm",))()[0]
+            mm = {"meter": 1000.0, "micron": 1e-3}.get(units, 1.0)    # the world in mm (ITK reads it so; our
+            affine = np.diag([mm, mm, mm, 1.0]) @ affine              # outputs keep the file's own units)
             while arr.ndim > 3 and arr.shape[-1] == 1:     # X x Y x Z x 1 (one time point)
                 arr = arr[..., 0]
             stored = arr.shape
@@ -207,7 +210,7 @@ def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, intent:
                 like: Volume | None = None) -> None:
     """Write ``array`` (``[*S]`` or ``[*S, C]`` for a vector field) with ``affine`` (and a NIfTI
     ``intent`` such as ``"vector"``), atomically. ``like``: an image read from NIfTI on this grid,
-    whose qform and sform (and their codes: scanner, aligned, MNI, ...) the file copies."""
+    whose qform and sform (and their codes: scanner, aligned, MNI, ...) and spatial units the file copies."""
     import nibabel as nib
     path = Path(path)
     tmp = path.with_name(".tmp-" + path.name)
@@ -220,6 +223,8 @@ def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, intent:
         h = like.header
         img.set_qform(h.get_qform(), code=int(h["qform_code"]))
         img.set_sform(h.get_sform(), code=int(h["sform_code"]))
+        if hasattr(h, "get_xyzt_units"):
+            img.header.set_xyzt_units(h.get_xyzt_units()[0])     # in its units (microns: not read as mm)
     if intent:
         img.header.set_intent(intent)
     nib.save(img, str(tmp))
