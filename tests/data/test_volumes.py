@@ -69,6 +69,16 @@ def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
         back = nib.load(str(tmp_path / "out.nii.gz"))                 # an output on this grid keeps its shape
         assert back.shape == (shape + (2,) if shape[-1] == 1 else v.array.shape + (2,))
         assert np.allclose(back.affine, a if shape[-1] == 1 else v.affine)
+    from rl_i2it.data.volumes import read_labels_of
+    write_nifti(tmp_path / "s.nii.gz", np.ones((6, 7, 1), np.float32), a)     # 3 mm thick
+    thin = a.copy()
+    thin[2, 2] = 1.0
+    write_nifti(tmp_path / "l.nii.gz", np.ones((6, 7), np.int16), thin)     # its labels, saved as a plain 2D map
+    assert read_labels_of(tmp_path / "l.nii.gz", read_volume(tmp_path / "s.nii.gz"), "labels").shape == (6, 7)
+    thin[0, 3] += 1.5                                                         # one pixel over: elsewhere
+    write_nifti(tmp_path / "l.nii.gz", np.ones((6, 7), np.int16), thin)
+    with pytest.raises(UserError, match="places them elsewhere"):
+        read_labels_of(tmp_path / "l.nii.gz", read_volume(tmp_path / "s.nii.gz"), "labels")
     flat = a.copy()
     flat[2, 2] = 0
 
