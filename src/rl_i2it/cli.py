@@ -259,10 +259,10 @@ def _eval_registration(args, run: Path, out: Path) -> None:
 def _eval_image(args, run: Path, out: Path) -> None:
     """Inpainting / translation: the test split at each T, with PSNR, SSIM, LPIPS and FID."""
     from .core.trainer import load_policy
+    from .features.vgg import AlexNetFeatures
     from .tasks.imagegen import evaluate, format_scores
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
-    from .features.vgg import AlexNetFeatures
     if not args.no_features and task.options.size < AlexNetFeatures.min_size:
         raise UserError(f"{run} makes {task.options.size}x{task.options.size} images: LPIPS (AlexNet) needs at least "
                         f"{AlexNetFeatures.min_size}x{AlexNetFeatures.min_size}; give --no-features (PSNR and SSIM)")

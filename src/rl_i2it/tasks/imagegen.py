@@ -420,7 +420,7 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
             raise ValueError("inpainting fills the masked pixels of target: give target (source is unused)")
         source = target = as_unit_images(target, "target", 3, size)
         mask = task.centre_mask(len(target)) if mask is None else hole_masks(mask, len(target), size)
-        if mask is not None and mask.flatten(1).all(1).any():
+        if mask.flatten(1).all(1).any():
             raise ValueError("mask covers the whole image: leave some pixels outside the hole to fill it from")
     elif mask is not None:
         raise ValueError("mask is for inpainting models; a translation model translates the whole source")
