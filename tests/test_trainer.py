@@ -158,6 +158,18 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
     assert (tmp_path / "scratch" / "checkpoint.pt").is_file() and not (tmp_path / "scratch" / "fine_tune_0").exists()
 
 
+def test_a_resume_takes_the_same_relative_init_after_its_run_is_gone(tmp_path, digits, monkeypatch):
+    """`train --init start` again, after start/ was deleted (a relative path that no longer
+    exists stays as typed): the same run, resumed, not "another config"."""
+    import shutil
+    monkeypatch.chdir(tmp_path)
+    run(tmp_path / "start", digits, 8)
+    first = run(tmp_path / "ft", digits, 8, train={"init": "start"})
+    shutil.rmtree(tmp_path / "start")
+    again = run(tmp_path / "ft", digits, 16, train={"init": "start"})
+    assert again.resumed and again.counters["updates"] > first.counters["updates"]
+
+
 def test_resume_accepts_a_run_saved_before_a_key_was_added(tmp_path, digits):
     run(tmp_path / "r", digits, 8)
     path = tmp_path / "r" / "checkpoint.pt"

@@ -266,6 +266,8 @@ class Trainer:
             for d in (old, new):       # the stopping rule, device and bookkeeping may change on resume
                 d.pop("device", None)
                 d["train"] = {k: v for k, v in d["train"].items() if k not in RESUME_MAY_CHANGE}
+                if d["train"].get("init"):      # --init runs/img again, from here, after runs/img was deleted
+                    d["train"]["init"] = str(Path(d["train"]["init"]).absolute())
                 if d["task"] == self.cfg.task:          # "8,16" and [8, 16] are the same widths
                     d["task_options"] = asdict(fill(type(self.task.options), d["task_options"], "task_options."))
             if old != new:
