@@ -412,10 +412,13 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert main(["eval", str(tmp_path / "run")]) == 2
+    from rl_i2it.core import parallel
+    ended = []                                # under torchrun the process ends at once with the status
+    monkeypatch.setattr(parallel.os, "_exit", ended.append)
+    assert main(["eval", str(tmp_path / "run")]) == 2 and ended == [2]
     err = capsys.readouterr().err
     assert err.startswith("rl-i2it (rank 1): error: only `rl-i2it train` runs under torchrun"), err
     assert not (tmp_path / "run").exists()
     monkeypatch.delenv("LOCAL_RANK")          # a batch system's WORLD_SIZE alone is not torchrun
-    assert main(["eval", str(tmp_path / "run")]) == 2
+    assert main(["eval", str(tmp_path / "run")]) == 2 and ended == [2]
     assert "torchrun" not in capsys.readouterr().err

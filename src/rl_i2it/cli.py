@@ -1131,6 +1131,12 @@ OUT_OF_MEMORY = ("can't allocate memory", "tried to allocate", "Tried to allocat
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; its exit status (under torchrun the process ends here: ``parallel.finish``)."""
+    from .core import parallel
+    return parallel.finish(_command(argv))
+
+
+def _command(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):   # a line as it happens, also into a file or pipe (`> log`, nohup),

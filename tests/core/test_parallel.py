@@ -37,8 +37,7 @@ SCRIPT = textwrap.dedent("""
                            steps=steps, train=opts)
     except UserError as exc:
         print(f"rank {{r}} refused: {{exc}}")
-        parallel.close()            # as the CLI does: a group left open can abort the exit
-        sys.exit(0)
+        parallel.finish(0)          # as the CLI ends: the group left, the process ended at once
     resumed = tr.counters["updates"]
     logged = []                                # what each rank brings to each line of metrics.jsonl
     log_line = tr._log
@@ -62,7 +61,7 @@ SCRIPT = textwrap.dedent("""
                 "policy": tr.policy.state_dict(), "critic": tr.sac.critic.state_dict(),
                 "log_alpha": tr.sac.log_alpha.detach(), "disc": tr.task.disc.state_dict(),
                 "replay": tr.replay.state_dict(), "logged": logged}}, f"{{out}}/rank{{parallel.rank()}}.pt")
-    parallel.close()
+    parallel.finish(0)
 """)
 
 CHECKS = textwrap.dedent("""
@@ -84,7 +83,7 @@ CHECKS = textwrap.dedent("""
     bad = torch.tensor(float("nan") if r == 1 else 1.0)   # one rank's loss is NaN: every rank sees it
     assert parallel.average_gradients([], bad).isnan()
     print("checked on rank", r, "of", parallel.world())
-    parallel.close()
+    parallel.finish(0)
 """)
 
 
