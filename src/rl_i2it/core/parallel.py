@@ -75,7 +75,8 @@ def finish(code: int) -> int:
     """End a command with exit status ``code``: alone, return it; under ``torchrun``, leave the
     group and end the process at once, its output flushed (its files are closed by then). The
     interpreter's own teardown of c10d's threads could abort a rank whose work was done and saved
-    (SIGABRT, "terminate called without an active exception": seen about once in 30 CI runs), and
+    (SIGABRT, "terminate called without an active exception": 2 or 3 of the full test runs of
+    sessions 29-30, under load), and
     torchrun then fails the whole job."""
     if not launched():
         return code
