@@ -116,10 +116,10 @@ def cached_arrays(path: Path, make, valid=None, compress: bool = False, key: str
         try:
             with np.load(path) as z:
                 arrays = {k: z[k] for k in z.files}
-        except Exception:        # damaged in any way (zlib's, the .npy header parser's own errors ...): made again
-            arrays = None
-        if arrays is not None and (valid is None or valid(arrays)) and (key is None or str(arrays.get("key")) == key):
-            return arrays
+            if (valid is None or valid(arrays)) and (key is None or str(arrays.get("key")) == key):
+                return arrays
+        except Exception:        # damaged in any way (zlib's, the .npy header parser's own errors ...) or of
+            pass                 # an older layout (valid's KeyError): made again
     arrays = make()
     save_arrays(path, compress, **arrays, **({} if key is None else {"key": np.array(key)}))
     return arrays
