@@ -244,6 +244,30 @@ def test_eval_accepts_policy_files_for_baselines(tmp_path, run_dir):
     assert "norl" in json.loads((out / "results.json").read_text())["methods"]
 
 
+def test_eval_scores_baselines_on_the_main_runs_pairs(tmp_path, run_dir, digits, capsys):
+    """A baseline trained with another transform is scored on the main run's pairs (it took its own:
+    the table compared methods on different pairs); one trained on other digits is refused."""
+    data = run_dir.parent / "digits.npz"
+    for name, source in (("inner", str(data)), ("other", str(tmp_path / "other.npz"))):
+        np.savez(tmp_path / "other.npz", train_x=digits.train_x, train_y=digits.train_y, test_x=digits.test_x,
+                 test_y=digits.test_y)
+        opts = dict(SMALL, transform="inner", source=source)
+        cfg = load_config(None, {"task_options": opts, "train": {"n_envs": 8, "horizon": 2, "learning_starts": 8,
+                                                                 "steps": 2, "replay_size": 64}, "sac": {"batch_size": 8}})
+        Trainer(cfg, tmp_path / name, task=DigitsTask(opts, data=digits), verbose=False).train()
+    out = tmp_path / "ev"
+    assert main(["eval", str(run_dir), "--onestep", str(tmp_path / "inner"), "--n-moving", "4", "--steps", "1",
+                 "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["protocol"]["transform"] == "cross"                     # the main run's
+    assert len({m["pairs"] for m in res["methods"].values()}) == 1, res["methods"]
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--norl", str(tmp_path / "other"), "--n-moving", "4",
+                 "--out", str(tmp_path / "ev2")]) == 2
+    assert "was trained on other digits" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "ev2").exists()
+
+
 def test_experiment_trains_three_methods_and_prints_the_table(tmp_path, run_dir, capsys):
     data = run_dir.parent / "digits.npz"
     sets = ["--set=task_options.source=" + str(data), "--set=task_options.widths=8,16,16",

@@ -57,8 +57,14 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
     from .viz import plot_curves
     # load every run and check the protocol first: a bad path or size fails before any work
     loaded = {name: load_policy(run, device) for name, run in runs.items() if run is not None}
-    for task, _, _ in loaded.values():
-        eval_pairs(task, n_moving, transform=transform, split=split)
+    main = loaded.get("rl") or next(iter(loaded.values()), None)     # every method on its pairs
+    if main is not None:
+        transform = transform or main[0].options.transform
+        for name, (task, _, _) in loaded.items():
+            if task.options.source != main[0].options.source:
+                raise UserError(f"{runs[name]} was trained on other digits ({task.options.source or 'MNIST'}, the "
+                                f"main run on {main[0].options.source or 'MNIST'}): compare runs of one data source")
+            eval_pairs(task, n_moving, transform=transform, split=split)
     out.mkdir(parents=True, exist_ok=True)
     results, task = {}, None
     for name, (task, policy, cfg) in loaded.items():
@@ -68,18 +74,18 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
                                  split=split)
         results[name]["eval_seconds"] = time.perf_counter() - t0
         results[name]["train_counters"] = ckpt.load(run).get("counters")
-        step_grid(task, policy, out / f"steps_{name}.png", steps=10, transform=transform)
+        step_grid(task, policy, out / f"steps_{name}.png", steps=10, transform=transform, split=split)
         if name == "rl":
-            results[name]["chain_dice"] = chain_grid(task, policy, out / "chain_rl.png")
-    if "identity" in runs and task is not None:
-        results["identity"] = evaluate(task, None, steps, n_moving, transform=transform, split=split)
+            results[name]["chain_dice"] = chain_grid(task, policy, out / "chain_rl.png", split=split)
+    if "identity" in runs and main is not None:
+        results["identity"] = evaluate(main[0], None, steps, n_moving, transform=transform, split=split)
     order = [m for m in ("identity", "onestep", "norl", "rl") if m in results]
     results = {m: results[m] for m in order}
     trained = [m for m in order if runs.get(m) is not None]
     plot_curves([runs[m] for m in trained], out / "curves.png", [LABELS[m] for m in trained],
                 score_name=DigitsTask.score_name)
     table = format_table(results, steps)
-    summary = {"protocol": {"split": split, "transform": transform or (task.options.transform if task else None),
+    summary = {"protocol": {"split": split, "transform": transform,
                             "n_moving": n_moving, "atlases": 10, "steps": list(steps),
                             "pairs": next(iter(results.values()))["pairs"] if results else 0},
                "methods": results}

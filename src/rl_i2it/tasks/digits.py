@@ -345,12 +345,12 @@ def register(task: DigitsTask, policy, fixed: torch.Tensor, moving: torch.Tensor
 
 
 def chain_grid(task: DigitsTask, policy, path, steps: int = 10, length: int = 5, rows: int = 4,
-               seed: int = 99) -> float:
-    """Continuous transform: chains of random scaled/rotated test digits; each result is moved onto
-    the next digit. Saves the chains (digits above, results below) and returns the mean Dice of
-    the links."""
+               seed: int = 99, split: str = "test") -> float:
+    """Continuous transform: chains of random scaled/rotated digits of ``split``; each result is
+    moved onto the next digit. Saves the chains (digits above, results below) and returns the mean
+    Dice of the links."""
     from ..viz import image_grid
-    x, _ = task.split_arrays("test")
+    x, _ = task.split_arrays(split)
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(x), (rows * length,), generator=gen)
     digits = random_transform(task.to_float(x[idx]), task.options, gen, "continuous").view(rows, length, 1, SIZE, SIZE)
@@ -370,10 +370,10 @@ def chain_grid(task: DigitsTask, policy, path, steps: int = 10, length: int = 5,
 
 
 def step_grid(task: DigitsTask, policy, path, steps: int = 10, n: int = 8, seed: int = 7,
-              transform: str | None = None) -> None:
-    """Rows of (moving, step 1..T, fixed) for ``n`` protocol pairs."""
+              transform: str | None = None, split: str = "test") -> None:
+    """Rows of (moving, step 1..T, fixed) for ``n`` protocol pairs of ``split``."""
     from ..viz import image_grid
-    fix, mov, _, _ = eval_pairs(task, n_moving=n, seed=seed, transform=transform)
+    fix, mov, _, _ = eval_pairs(task, n_moving=n, seed=seed, transform=transform, split=split)
     pick = torch.arange(n) * (len(fix) // n) + torch.arange(n) % max(1, len(fix) // n)
     fix, mov = fix[pick], mov[pick]
     r = register(task, policy, fix, mov, steps)
