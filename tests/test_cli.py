@@ -261,6 +261,9 @@ def test_eval_scores_baselines_on_the_main_runs_pairs(tmp_path, run_dir, digits,
     res = json.loads((out / "results.json").read_text())
     assert res["protocol"]["transform"] == "cross"                     # the main run's
     assert len({m["pairs"] for m in res["methods"].values()}) == 1, res["methods"]
+    assert (out / "steps_onestep.png").is_file()
+    assert main(["eval", str(run_dir), "--n-moving", "4", "--steps", "1", "--out", str(out)]) == 0
+    assert not (out / "steps_onestep.png").exists()                   # no picture of a baseline not given
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--norl", str(tmp_path / "other"), "--n-moving", "4",
                  "--out", str(tmp_path / "ev2")]) == 2

@@ -66,6 +66,8 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
                                 f"main run on {main[0].options.source or 'MNIST'}): compare runs of one data source")
             eval_pairs(task, n_moving, transform=transform, split=split)
     out.mkdir(parents=True, exist_ok=True)
+    for name in set(METHODS) - set(loaded):          # an earlier eval's picture of a baseline not given now
+        (out / f"steps_{name}.png").unlink(missing_ok=True)
     results, task = {}, None
     for name, (task, policy, cfg) in loaded.items():
         run = runs[name]
