@@ -95,10 +95,11 @@ def main() -> None:
         # whole training iterations: one batched env step + updates_per_step updates
         def iteration(tr):
             def go():
+                state = tr.env.state                  # (read after the step it would be the next state)
                 with torch.no_grad():
-                    out = tr.policy(tr.task.observe(tr.env.state))
+                    out = tr.policy(tr.task.observe(state))
                 nxt, r, d, _ = tr.env.step(out.action)
-                tr.replay.add(tr.env.state, out.plan, r, nxt, d)
+                tr.replay.add(state, out.plan, r, nxt, d)
                 for _ in range(tr.cfg.train.updates_per_step):
                     tr.sac.update(tr.replay.sample(bs, tr.sample_gen))
             return go
