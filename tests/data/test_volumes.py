@@ -353,6 +353,7 @@ def test_itk_caveats_name_headers_itk_may_read_otherwise():
     assert itk_caveats(Volume(np.zeros((4, 5, 6)), np.diag([2.0, -1.0, 3.0, 1.0]))) == []
     sagittal = np.array([[0, 0, 1.0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]])   # in-plane axes: world y, z
     assert "not axial" in itk_caveats(Volume(np.zeros((4, 5)), sagittal))[0]
+    assert "part along z (in a coronal or sagittal slice's own plane)" in itk_caveats(Volume(np.zeros((4, 5)), sagittal))[0]
     sheared = np.eye(4)
     sheared[0, 1] = 0.3
     assert "sheared" in itk_caveats(Volume(np.zeros((4, 5, 6)), sheared))[0]

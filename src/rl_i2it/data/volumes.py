@@ -263,8 +263,8 @@ def itk_caveats(fixed: Volume) -> list[str]:
     a qform unlike the sform (ITK may read the other)."""
     a, h, out = fixed.affine, fixed.header, []
     if fixed.array.ndim == 2 and abs(np.cross(a[:3, 0], a[:3, 1])[2]) < 0.999 * voxel_volume(a, 2):
-        out.append("the fixed slice is not axial; ITK's 2D world is x and y, so the field's through-plane "
-                   "part is left out")
+        out.append("the fixed slice is not axial; ITK's 2D world is x and y, so the field's part along z "
+                   "(in a coronal or sagittal slice's own plane) is left out")
     gram = a[:3, :3].T @ a[:3, :3]
     if not np.allclose(gram, np.diag(np.diag(gram)), atol=1e-4 * gram.max()) or (
             h is not None and int(h["qform_code"]) > 0 and int(h["sform_code"]) > 0
