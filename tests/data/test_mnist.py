@@ -30,6 +30,9 @@ def test_idx_folder_roundtrip(tmp_path, digits):
     (tmp_path / "t10k-labels.idx1-ubyte").write_bytes(b"\x00\x00\x08\x00\x07")   # no dimension: one value
     with pytest.raises(UserError, match="t10k-labels.idx1-ubyte holds 0 dimensions"):
         mnist.load_mnist(tmp_path)
+    write_idx(tmp_path / "t10k-labels.idx1-ubyte", digits.test_y + 10 * (np.arange(len(digits.test_y)) == 3))
+    with pytest.raises(UserError, match="the test labels run from 0 to 1[0-9]: the digit task has the classes 0-9"):
+        mnist.load_mnist(tmp_path)                                        # an EMNIST-like set: said
 
 
 def test_idx_rejects_bad_files(tmp_path):

@@ -36,8 +36,11 @@ class Digits:
     def __post_init__(self):
         for name in ("train", "test"):
             x, y = getattr(self, name + "_x"), getattr(self, name + "_y")
-            if x.ndim != 3 or x.dtype != np.uint8 or len(x) != len(y) or len(x) == 0:
+            if x.ndim != 3 or x.dtype != np.uint8 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
                 raise UserError(f"bad {name} digits: images {x.shape} {x.dtype}, labels {y.shape}")
+            if y.min() < 0 or y.max() > 9:          # (EMNIST's letters or balanced set, say)
+                raise UserError(f"the {name} labels run from {y.min()} to {y.max()}: the digit task has the "
+                                f"classes 0-9 (its Dice table is per digit)")
 
 
 def read_mnist_pickle(path: str | Path) -> Digits:
