@@ -791,8 +791,8 @@ def cmd_register(args) -> None:
         jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
     inputs = [(f"row {i + 1}: " if args.pairs else "", job.get(k)) for i, job in enumerate(jobs)
               for k in ("moving", "fixed", "moving_labels", "fixed_labels")] + [("--pairs ", args.pairs)]
-    row_files = _numbered(4, *("_" + f for f in REGISTER_ALWAYS + REGISTER_FILES))   # NNNN_warped.nii.gz, ...
-    written = row_files + ("results.csv",) if args.pairs else REGISTER_FILES + REGISTER_ALWAYS
+    written = (_numbered(4, *("_" + f for f in REGISTER_ALWAYS + REGISTER_FILES)) + ("results.csv",)   # NNNN_warped...
+               if args.pairs else REGISTER_FILES + REGISTER_ALWAYS)   # (only these: a user's 2019_subject07.nii.gz stays)
     _inputs_apart_from_outputs(args.out, inputs, written)      # before the model loads
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "registration":
@@ -807,15 +807,14 @@ def cmd_register(args) -> None:
     from .data.cache import progress
     for i, job in enumerate(progress(jobs, f"checking {len(jobs)} rows", "row")):   # every row checked (then
         _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")            # let go) before writing
-    numbered = row_files + ("results.csv",)           # these names only: a user's 2019_subject07.nii.gz stays
-    out = _output(args.out, *numbered, clear=False)
+    out = _output(args.out, *written, clear=False)
     rows = []
     for i, job in enumerate(jobs):
         print(f"row {i + 1} of {len(jobs)}: {job['moving']} -> {job['fixed']}")
         pair = _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")
         rows.append({"row": i + 1, "moving": job["moving"], "fixed": job["fixed"],
                      **_register_pair(task, policy, args, pair, out, f"{i:04d}_", steps, tol,
-                                      clear=numbered if i == 0 else ())})
+                                      clear=written if i == 0 else ())})
         tmp = out / ".results.csv.tmp"           # rewritten after each row: a run stopped at row k keeps rows 1..k-1
         with open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))

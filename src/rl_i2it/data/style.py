@@ -89,8 +89,8 @@ def read_frames(path: str | Path, every: int = 1, max_frames: int = 0) -> np.nda
 
 def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
     """The frames of ``read_frames``, one ``[H, W, 3]`` uint8 array at a time (a long HD video does
-    not fit in memory). A missing video, one OpenCV cannot open, a folder without frames or with
-    frames of two sizes: a ``UserError`` at the first ``next()``, before any frame."""
+    not fit in memory). A missing video, one OpenCV cannot open, a folder without frames, with
+    frames of two sizes or with a damaged one: a ``UserError`` at the first ``next()``, before any frame."""
     path = Path(path)
     if path.is_dir():
         files = image_files(path, FRAME_EXT)            # frame_2 before frame_10
