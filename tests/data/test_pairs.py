@@ -3,6 +3,7 @@ labelled pairs; users' manifests resampled onto the model grid."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import make_anatomy
 from rl_i2it.data.pairs import (INTER_Z, PairSet, bspline_matrix, bspline_upsample, deform_pairs, load_pairs,
@@ -186,6 +187,22 @@ def test_moving_goes_onto_the_fixed_grid_through_world_coordinates(nd):
     assert onto_fixed_grid(Volume(box, np.eye(4)), Volume(box, a), by_voxel=True)[0] is box
     with pytest.raises(UserError, match="voxel to voxel needs one grid"):
         onto_fixed_grid(fixed, same, by_voxel=True)
+
+
+def test_to_grid_averages_what_it_shrinks_and_keeps_the_geometry():
+    from rl_i2it.data.pairs import to_grid
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(32, 32, 32, generator=g)
+    small = to_grid(noise, 8)                           # each voxel the mean of its 4^3 footprint:
+    assert small.shape == (8, 8, 8) and small.std() < 0.06 < noise.std() / 4     # std / 8, not / sqrt(8)
+    assert torch.allclose(small, noise.view(8, 4, 8, 4, 8, 4).mean((1, 3, 5)), atol=1e-6)
+    half = F.interpolate(noise[None, None], size=(16,) * 3, mode="trilinear", align_corners=False)[0, 0]
+    assert torch.allclose(to_grid(noise, 16), half, atol=1e-6)      # a halving: the midpoints, as before
+    ramp = torch.arange(32.0).view(32, 1).expand(32, 24)        # 32 x 24 -> 16: x shrinks, y grows
+    out = to_grid(ramp, 16)                                     # (i + 0.5) x 2 - 0.5: align_corners=False centres
+    assert out.shape == (16, 16) and torch.allclose(out, (torch.arange(16.0) * 2 + 0.5).view(16, 1).expand(16, 16))
+    labels = torch.arange(4).repeat_interleave(8).view(32, 1).expand(32, 32)
+    assert set(to_grid(labels, 8, labels=True).unique().tolist()) == {0, 1, 2, 3}
 
 
 def test_inter_subject_splits_use_disjoint_levels():

@@ -375,13 +375,22 @@ def normalise(arr: np.ndarray) -> torch.Tensor:
 
 
 def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
-    """Resample ``[*S]`` (2D or 3D) to ``size`` per axis."""
+    """Resample ``[*S]`` (2D or 3D) to ``size`` per axis: labels nearest; an image averaged over
+    each model voxel's footprint along the axes that shrink (no aliasing: a 512^3 CT to 64^3 is
+    not every 8th voxel; a halving equals the n-linear midpoint it was before), then n-linear
+    along the axes that grow (a thick-slice stack's z)."""
     nd = t.dim()
     if tuple(t.shape) == (size,) * nd:
         return t
-    mode = "nearest" if labels else ("bilinear" if nd == 2 else "trilinear")
-    kw = {} if labels else {"align_corners": False}
-    return F.interpolate(t.float()[None, None], size=(size,) * nd, mode=mode, **kw)[0, 0]
+    x = t.float()[None, None]
+    if labels:
+        return F.interpolate(x, size=(size,) * nd, mode="nearest")[0, 0]
+    shrunk = tuple(min(s, size) for s in t.shape)
+    if shrunk != tuple(t.shape):
+        x = F.interpolate(x, size=shrunk, mode="area")
+    if shrunk != (size,) * nd:
+        x = F.interpolate(x, size=(size,) * nd, mode="bilinear" if nd == 2 else "trilinear", align_corners=False)
+    return x[0, 0]
 
 
 def manifest_split(rows: list[dict], path) -> list[str] | None:
@@ -420,7 +429,7 @@ def manifest_pairs(path: Path, size: int, by_voxel: bool = False, split: str | N
     return PairSet.of_arrays(arrays, name=f"manifest:{path}")
 
 
-MANIFEST_READER = 1
+MANIFEST_READER = 2                    # 2: images shrunk to the model grid by area (to_grid), not point samples
 """Version of how ``manifest_pairs`` reads and places a pair: caches of another are rebuilt."""
 
 
