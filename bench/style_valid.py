@@ -4,6 +4,7 @@
     python bench/style_valid.py codes ARBITRARY_RUN [--seeds 5000,5001,5002]
     python bench/style_valid.py steps RUN [RUN ...]
     python bench/style_valid.py arbitrary RUN [RUN ...]
+    python bench/style_valid.py scale RUN [RUN ...]
 
 ``video``: warping error and style loss at T=10 of each video model (memory carried) and of the
 one-style image model frame by frame, on three validation clips: frames 100-111 of opencv-doc's
@@ -19,6 +20,9 @@ next texture's code: lower with its own code = the model uses the code.
 (new crops of the training pictures, crop seed 7; training uses seed 0, the bench the test
 pictures), with content + style_weight x style: what the bench's "T=1 against the one-step
 network" target judges, for choosing training settings.
+``scale``: an arbitrary-style model with each validation style's code measured at its own size,
+at a longer side of 384 and of 256 (``CODE_SIDE``, the training styles' scale; made textures drawn
+at 512 here): content and style at T = 1 and 10, scored against the style at its own size.
 ``arbitrary``: does an arbitrary-style model's style loss fall over steps 1..10 on styles it
 never trained on? Content and style at T = 1, 5, 10 and the steps whose style loss fell, on 16
 training-split crops (crop seed 7), for the validation stills (``VALID_STYLE_PICTURES``: never
@@ -98,12 +102,17 @@ def codes(run: str, seeds: list[int]) -> None:
         print(f"  made:{s}: own code {row[0]}; code of made:{other} {row[1]}")
 
 
-def arbitrary(runs: list[str], n: int = 16, crop_seed: int = 7) -> None:
+def validation_styles(made_side: int = 256) -> dict[str, torch.Tensor]:
+    """The validation stills at their own size and made textures of seeds 5000-5002 drawn at ``made_side``."""
     from rl_i2it.data.paired import sample_photos
     stills = dict(sample_photos())
     styles = {name: stills[name] for name in VALID_STYLE_PICTURES if name in stills}
-    styles.update({f"made:{s}": made_style(s) for s in (5000, 5001, 5002)})
-    styles = {k: from_uint8(a)[None] for k, a in styles.items()}
+    styles.update({f"made:{s}": made_style(s, made_side) for s in (5000, 5001, 5002)})
+    return {k: from_uint8(a)[None] for k, a in styles.items()}
+
+
+def arbitrary(runs: list[str], n: int = 16, crop_seed: int = 7) -> None:
+    styles = validation_styles()
     for run in runs:
         task, model, _ = load_policy(run)
         if not task.options.arbitrary:
@@ -115,6 +124,30 @@ def arbitrary(runs: list[str], n: int = 16, crop_seed: int = 7) -> None:
             falls = sum(c[t][1] < c[t - 1][1] for t in range(1, 10))
             print(f"  {name:20s} " + "  ".join(f"T{t}: {c[t - 1][0]:.3f} / {c[t - 1][1]:.2e}" for t in (1, 5, 10))
                   + f"  style falls at {falls}/9 steps, T10/T1 x{c[9][1] / c[0][1]:.2f}")
+
+
+def scale(runs: list[str], sides=(0, 384, 256), n: int = 16, crop_seed: int = 7) -> None:
+    """Style codes measured on the style at its own size (0) or shrunk to a longer side (``CODE_SIDE``
+    is what the code does): content / style at T = 1 and 10, scored against the style at its own size."""
+    import rl_i2it.features.style as objective
+    styles = validation_styles(512)                      # made textures drawn at twice the training scale
+    for run in runs:
+        task, model, _ = load_policy(run)
+        content = task.load_content("train", n, crop_seed).float() / 255
+        print(f"{run}: content / style at T = 1 and 10 on {n} validation crops, code measured at a longer side of "
+              f"{', '.join(str(s or 'own size') for s in sides)} (the code's default: {objective.CODE_SIDE})")
+        default = objective.CODE_SIDE
+        for name, st in styles.items():
+            cells = []
+            for side in sides:
+                objective.CODE_SIDE = side or max(st.shape[-2:])
+                try:
+                    outs, _ = stylize(task, model, content, 10, st)
+                finally:
+                    objective.CODE_SIDE = default
+                (c1, s1), (c10, s10) = (style_losses(task, outs[t], content, st) for t in (0, 9))
+                cells.append(f"{side or 'own'}: {c1.mean():.3f} / {s1.mean():.2e}, {c10.mean():.3f} / {s10.mean():.2e}")
+            print(f"  {name:20s} {st.shape[-1]}x{st.shape[-2]}  " + " | ".join(cells), flush=True)
 
 
 def steps(runs: list[str], n: int = 32, crop_seed: int = 7) -> None:
@@ -142,6 +175,8 @@ def main() -> None:
     st.add_argument("runs", nargs="+")
     a = sub.add_parser("arbitrary", help="arbitrary models' losses over steps on validation styles")
     a.add_argument("runs", nargs="+")
+    sc = sub.add_parser("scale", help="arbitrary models with style codes measured at several sizes")
+    sc.add_argument("runs", nargs="+")
     args = ap.parse_args()
     if args.what == "video":
         video(args.image_run, args.video_runs)
@@ -149,6 +184,8 @@ def main() -> None:
         steps(args.runs)
     elif args.what == "arbitrary":
         arbitrary(args.runs)
+    elif args.what == "scale":
+        scale(args.runs)
     else:
         codes(args.run, [int(s) for s in args.seeds.split(",")])
 

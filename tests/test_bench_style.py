@@ -55,6 +55,22 @@ def test_style_valid_codes_scores_own_and_other_codes(models, capsys):  # noqa: 
         valid.codes(str(models["one"]), [5000, 5001])
 
 
+def test_style_valid_scale_measures_codes_at_each_side_and_restores_the_default(models, capsys, monkeypatch):  # noqa: F811
+    import rl_i2it.features.style as objective
+    from rl_i2it.data.images import from_uint8
+    from rl_i2it.data.style import made_style
+    valid = load_bench("style_valid")
+    monkeypatch.setattr(valid, "validation_styles", lambda side: {"made:5000": from_uint8(made_style(5000, 48))[None]})
+    seen, code = [], objective.StyleObjective.style_code
+    monkeypatch.setattr(objective.StyleObjective, "style_code",
+                        lambda self, style: seen.append(objective.code_image(style).shape[-1]) or code(self, style))
+    valid.scale([str(models["arb"])], sides=(0, 32), n=2)
+    assert seen == [48, 32] and objective.CODE_SIDE == 256
+    line = [ln.strip() for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("made:5000")][0]
+    assert line.startswith("made:5000") and "48x48" in line and "own: " in line and "| 32: " in line
+    assert len(re.findall(r"\d\.\d\de[-+]\d\d", line)) == 4                     # style at T = 1 and 10, twice
+
+
 def test_style_valid_steps_scores_new_crops_of_the_training_pictures(models, capsys):  # noqa: F811
     valid = load_bench("style_valid")
     valid.steps([str(models["one"])], n=4)

@@ -9,7 +9,8 @@ from conftest import STYLE_SMALL, moving_frames, write_style
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
 from rl_i2it.errors import UserError
-from rl_i2it.features.style import CODE_DIM, StyleObjective
+from rl_i2it.data.images import resize_longer
+from rl_i2it.features.style import CODE_DIM, CODE_SIDE, StyleObjective, code_of_features
 from rl_i2it.features.vgg import VGG16Features
 from rl_i2it.nets.profile import count_params
 from rl_i2it.nets.stylenet import StyleActor, StyleCritic, StylePlanner
@@ -76,6 +77,23 @@ def test_objective_zero_at_the_targets_and_code_shape(smooth):
     assert torch.equal(code, obj.style_code(style))
     with pytest.raises(ValueError, match="raw RGB"):
         StyleObjective(VGG16Features(normalize=True, pretrained=False))
+
+
+def test_style_code_is_measured_at_the_training_styles_scale(smooth):
+    """A style larger than CODE_SIDE gives the code of its shrunk copy (a 12 MP photo costs one small
+    VGG16 pass), its Gram targets stay at its own size; a smaller one is not enlarged."""
+    obj = StyleObjective(VGG16Features(normalize=False, pretrained=False))
+    big = smooth(1, 2 * CODE_SIDE, 3)[..., : CODE_SIDE + 100]          # 512 x 356: longer side 512
+    shrunk = resize_longer(big, CODE_SIDE)
+    assert shrunk.shape[-2:] == (CODE_SIDE, 178)
+    code = obj.style_code(big)
+    assert torch.equal(code, obj.style_code(shrunk))
+    assert not torch.allclose(code, code_of_features(obj.features(big).values()), atol=1e-3)
+    grams, bank_code = obj.style_stats(big)
+    assert torch.equal(bank_code, code)
+    assert all(torch.equal(a, b) for a, b in zip(grams, obj.style_grams(big), strict=True))
+    small = smooth(1, 48, 4)
+    assert torch.equal(obj.style_code(small), code_of_features(obj.features(small).values()))
 
 
 # -- nets --------------------------------------------------------------------------------------

@@ -7,19 +7,32 @@ first; this form reproduces the paper's Table VI with the authors' checkpoints.
 * style loss: sum over relu1_2, relu2_2, relu3_3, relu4_3 of the mean squared difference
   between Gram matrices ``F F^T / (C H W)`` of image and style (the style at its own size);
 * style code (the arbitrary-style model's input): log(1 + channel mean) and log(1 + channel
-  std) of those four layers, 1920 numbers.
+  std) of those four layers, 1920 numbers, measured on the style image shrunk to a longer side
+  of at most ``CODE_SIDE`` (the scale of the training styles; the Gram targets keep its own size).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
+from ..data.images import resize_longer
 from ..ops.losses import gram, gram_distance
 from .vgg import VGG16Features
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 CONTENT_LAYER = "relu2_2"
 CODE_DIM = 2 * sum(VGG16Features.channels[name] for name in STYLE_LAYERS)
+CODE_SIDE = 256
+"""Longest side a style image is measured at for its code (larger ones are shrunk, antialiased;
+never enlarged): the 256 px of the arbitrary model's training styles, so a 12 MP photo as
+``--style`` costs one small VGG16 pass, not gigabytes. On the validation styles (graf1 800 px,
+baboon, fruits; made textures drawn at 512) codes at own size, 384 and 256 gave the same losses
+at T = 1 and 10 to within 3 % (README, "A style image of any size")."""
+
+
+def code_image(style: torch.Tensor) -> torch.Tensor:
+    """``style [B, 3, H, W]`` as its code is measured: shrunk to a longer side of ``CODE_SIDE``."""
+    return style if max(style.shape[-2:]) <= CODE_SIDE else resize_longer(style, CODE_SIDE)
 
 
 class StyleObjective(nn.Module):
@@ -46,14 +59,17 @@ class StyleObjective(nn.Module):
 
     @torch.no_grad()
     def style_code(self, style: torch.Tensor) -> torch.Tensor:
-        """``[B, CODE_DIM]``: log(1 + mean) and log(1 + std) of each channel of the style layers."""
-        return code_of_features(self.features(style).values())
+        """``[B, CODE_DIM]``: log(1 + mean) and log(1 + std) of each channel of the style layers,
+        of ``code_image(style)``."""
+        return code_of_features(self.features(code_image(style)).values())
 
     @torch.no_grad()
     def style_stats(self, style: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """``(style_grams(style), style_code(style))`` from one VGG16 pass (a bank of styles)."""
+        """``(style_grams(style), style_code(style))``, from one VGG16 pass where the style is no
+        larger than ``CODE_SIDE`` (a bank of styles)."""
         feats = list(self.features(style).values())
-        return [gram(f) for f in feats], code_of_features(feats)
+        code = code_of_features(feats) if code_image(style) is style else self.style_code(style)
+        return [gram(f) for f in feats], code
 
     def forward(self, image: torch.Tensor, content_features: torch.Tensor | None,
                 grams: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
