@@ -10,6 +10,7 @@ OUT ?= runs/digits-demo
 .PHONY: demo test bench clean
 
 $(BIN)/.installed: pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11) and f"rl-i2it needs Python 3.11 or newer; $(PY) is {sys.version.split()[0]}: make PY=python3.11 ...")'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test]"

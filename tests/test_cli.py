@@ -43,6 +43,17 @@ def fails(capsys, argv, match):
     return err[0]
 
 
+def test_every_step_is_offered_where_it_writes_something(capsys):
+    helps = {}
+    for command in ("stylize", "translate", "inpaint"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    assert "--every-step also write each step's image, step_TT.png" in helps["stylize"]
+    assert "--every-step digits: also write each step's image" in helps["translate"]
+    assert "--every-step" not in helps["inpaint"]                   # inpaint always writes every step
+
+
 def test_translate_one_pair_every_step(tmp_path, run_dir, digits, capsys):
     m, f = digit_png(tmp_path / "m.png", digits, 0), digit_png(tmp_path / "f.png", digits, 1)
     out = tmp_path / "out"
@@ -52,6 +63,15 @@ def test_translate_one_pair_every_step(tmp_path, run_dir, digits, capsys):
     assert np.load(out / "field.npy").shape == (2, 28, 28)
     assert Image.open(out / "warped.png").size == (28, 28)
     assert "mean Dice" in capsys.readouterr().out
+    mine = [out / "step_1_of_my_tutorial.png", out / "step_2023-05-01.png", out / "0001_step_9.png"]
+    for p in mine:                                       # the user's files under step-like names
+        p.write_bytes(b"mine")
+    (out / "step_104.png").write_bytes(b"old")          # a 104-step run's (3 digits): cleared
+    assert main(["translate", str(run_dir), "--moving", str(m), "--fixed", str(f), "--steps", "2", "--every-step",
+                 "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"step_01.png", "step_02.png"} <= names and not {"step_03.png", "step_104.png"} & names
+    assert all(p.read_bytes() == b"mine" for p in mine)
 
 
 def test_translate_pairs_csv(tmp_path, run_dir, digits, capsys):
@@ -131,6 +151,15 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "train.log_every=0", "--out", str(tmp_path / "a")],
           "train.log_every must be >= 1")
     fails(capsys, ["experiment", "digits", "--minutes", "0", "--out", str(tmp_path / "x")], "--minutes must be > 0")
+    for key, value, said in (("sac.aux_weight", "-1", "sac.rl_weight and sac.aux_weight must be >= 0"),
+                             ("sac.entropy_steps", "-3", "sac.entropy_steps must be >= 0"),
+                             ("task_options.reward_scale", "nan", "task_options.reward_scale must be a finite number"),
+                             ("task_options.reward_scale", "-10", "task_options.reward_scale must be > 0")):
+        fails(capsys, ["train", "digits", "--steps", "1", "--set", f"{key}={value}", "--out", str(tmp_path / "a")], said)
+    for key, value, said in (("task_options.lr_disc", "0", "task_options.lr_disc must be > 0"),
+                             ("task_options.disc_limit", "nan", "task_options.disc_limit must be a finite number")):
+        fails(capsys, ["train", "translation", "--steps", "1", "--set", f"{key}={value}", "--out", str(tmp_path / "a")],
+              said)
     for widths in ("8,x", "", "8,16.5"):                       # a list entry that is not an int
         fails(capsys, ["train", "digits", "--steps", "1", "--set", f"task_options.widths={widths}",
                        "--out", str(tmp_path / "a")], "task_options.widths")
@@ -176,7 +205,10 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
           "registration config")
     fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "train.steps=3", "--out", str(tmp_path / "a")],
           "each method trains for --minutes; leave it out")
-    fails(capsys, ["train", "digits", "--steps", "1", "--out", str(tmp_path / ("x" * 300))], "name too long")
+    fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "sac.use_rl=false", "--out", str(tmp_path / "a")],
+          "--set sac.use_rl: each method sets it")
+    long = tmp_path / ("x" * 300)                               # the folder named, not a fine-tune's under it
+    fails(capsys, ["train", "digits", "--steps", "1", "--out", str(long)], f"cannot write to {long}: File name too long")
     assert not (tmp_path / "a").exists()
     project = tmp_path / "project"                   # a folder of the user's own: its config.json is kept
     project.mkdir()
@@ -343,6 +375,17 @@ def test_train_methods_takes_a_number_of_updates_in_place_of_minutes(tmp_path, r
     counters = ckpt.load(tmp_path / "rl" / "checkpoint.pt")["counters"]
     assert 3 <= counters["updates"] <= 4                 # stops at the end of the episode that reaches 3
     assert json.loads((tmp_path / "rl" / "config.json").read_text())["train"]["minutes"] == 0
+
+
+def test_experiment_methods_are_what_their_rows_say_whatever_the_config(tmp_path, monkeypatch):
+    """A --config (or library overrides) without RL cannot turn the RL-I2IT row into a second w/o RL."""
+    import rl_i2it.experiment as experiment
+    seen = {}
+    monkeypatch.setattr(experiment, "train_run", lambda cfg, run, verbose: seen.__setitem__(run.name, cfg))
+    experiment.train_methods(tmp_path, 1.0, None, {"task": "digits", "sac": {"use_rl": False}}, verbose=False)
+    assert seen["rl"].sac.use_rl and not seen["norl"].sac.use_rl and not seen["onestep"].sac.use_rl
+    assert seen["onestep"].train.horizon == 1 < seen["norl"].train.horizon == seen["rl"].train.horizon
+    assert all(cfg.sac.use_aux for cfg in seen.values())
 
 
 def test_ctrl_c_outside_training_is_one_line_exit_130(tmp_path, monkeypatch, capsys):

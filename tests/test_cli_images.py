@@ -41,7 +41,7 @@ def test_inpaint_writes_result_steps_and_grid(tmp_path, models, capsys):
     mask = torch.zeros(16, 16, dtype=torch.uint8)
     mask[2:6, 3:9] = 255
     m = save(tmp_path / "mask.png", mask.numpy(), "L")
-    assert main(["inpaint", str(models["inpainting"]), img, "--mask", m, "--steps", "3", "--every-step",
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", m, "--steps", "3",
                  "--out", str(tmp_path / "out")]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["grid.png", "result.png", "step_01.png", "step_02.png", "step_03.png"]
@@ -254,3 +254,29 @@ def test_eval_an_inpainting_run_on_a_face_folder(tmp_path, capsys):
     fails(capsys, ["eval", str(tmp_path / "run"), "--steps", "1", "--out", str(tmp_path / "e")],
           "LPIPS (AlexNet) needs at least 31x31; give --no-features")    # 16x16: said, not AlexNet's traceback
     assert not (tmp_path / "e").exists()
+    assert main(["eval", str(tmp_path / "run"), "--no-features", "--out", str(tmp_path / "e3")]) == 0
+    res = __import__("json").loads((tmp_path / "e3" / "results.json").read_text())
+    assert set(res["steps"]) == {"1", "5", "10"}                  # an image model's default, not digits' 1,5,10,20
+
+
+def test_eval_of_a_one_image_split_leaves_fid_out(tmp_path, capsys, monkeypatch):
+    """FID needs a covariance of two images or more: with one, the other metrics, and a line saying so."""
+    from conftest import make_photos
+    import rl_i2it.tasks.imagegen as imagegen
+    from rl_i2it.features.vgg import AlexNetFeatures
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i, img in enumerate(make_photos(12, 16, 3)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"face_{i:03d}.png")
+    cfg = load_config(None, {"task": "inpainting", "task_options": {**IMG_SMALL, "data": str(folder)},
+                             "train": {"steps": 1, "n_envs": 4, "horizon": 2, "learning_starts": 8,
+                                       "replay_size": 64}, "sac": {"batch_size": 4}})
+    data = {"train": (make_photos(8, 16, 4),) * 2}
+    Trainer(cfg, tmp_path / "run", task=task_class("inpainting")(cfg.task_options, data=data), verbose=False).train()
+    asked = []
+    monkeypatch.setattr(AlexNetFeatures, "min_size", 1)            # 16 px: no real LPIPS here, the wiring is checked
+    monkeypatch.setattr(imagegen, "evaluate", lambda *a, **k: asked.append(k) or {1: {"psnr": 20.0}})
+    assert main(["eval", str(tmp_path / "run"), "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert asked[0]["fid"] is False and asked[0]["features"] is True
+    assert "test split (1 image)" in out and "FID needs 2 images or more" in out

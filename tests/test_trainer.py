@@ -207,6 +207,27 @@ def test_resume_refuses_another_config(tmp_path, digits):
         Trainer(cfg, tmp_path / "r", task=task, verbose=False)
 
 
+def test_resume_refuses_other_data_its_replay_would_point_into(tmp_path, digits):
+    """The replay holds indices into the training data: a folder that lost, gained or reordered
+    images since (an IndexError, or silently other pairs) is refused in one line."""
+    from rl_i2it.core.checkpoint import load
+    from rl_i2it.errors import UserError
+    from conftest import Digits
+    run(tmp_path / "r", digits, 4)
+    assert len(load(tmp_path / "r" / "checkpoint.pt")["data"]) == 40           # a sha1 of the training digits
+    assert run(tmp_path / "r", digits, 6).resumed                                # the same data: goes on
+    n = len(digits.train_x)
+    order = torch.arange(n).roll(1)
+    for other in (Digits(digits.train_x[: n - 50], digits.train_y[: n - 50], digits.test_x, digits.test_y),
+                  Digits(digits.train_x[order], digits.train_y[order], digits.test_x, digits.test_y)):
+        with pytest.raises(UserError, match="was trained on other data than its task_options give now"):
+            run(tmp_path / "r", other, 8)
+    sd = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    del sd["data"]                                          # a checkpoint of an older version: not checked
+    torch.save(sd, tmp_path / "r" / "checkpoint.pt")
+    assert run(tmp_path / "r", digits, 8).resumed
+
+
 def test_resume_takes_a_list_spelled_either_way(tmp_path, digits):
     """``--set task_options.widths=8,16`` and ``[8, 16]`` are one config (compared resolved)."""
     widths = list(SMALL["widths"])

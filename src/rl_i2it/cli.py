@@ -17,10 +17,12 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
         p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 0)")
 
 
-def _apply_args(p: argparse.ArgumentParser) -> None:
-    """Options of the commands that apply a model to a user's images."""
+def _apply_args(p: argparse.ArgumentParser, every_step: str | None = None) -> None:
+    """Options of the commands that apply a model to a user's images (``--every-step`` with its
+    help where the command has one)."""
     p.add_argument("--steps", type=int, default=10, help="steps T (default 10)")
-    p.add_argument("--every-step", action="store_true", help="digits: also write each step's image (image models always do)")
+    if every_step:
+        p.add_argument("--every-step", action="store_true", help=every_step)
     p.add_argument("--sample", action="store_true", help="sample plans instead of taking the mean")
     p.add_argument("--out", required=True, help="output directory")
     _common(p, seed=False)
@@ -29,7 +31,8 @@ def _apply_args(p: argparse.ArgumentParser) -> None:
 def _limits(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--minutes", type=float, help="train for this much wall time (summed over resumes)")
-    g.add_argument("--steps", type=int, help="train for this many gradient updates")
+    g.add_argument("--steps", type=int, help="train for this many gradient updates (ending with the episode "
+                                             "that reaches them: up to train.horizon x updates_per_step more)")
 
 
 def _overrides(args) -> dict:
@@ -142,10 +145,16 @@ def _steps_list(text: str) -> list[int]:
     return steps
 
 
+EVAL_STEPS = {"digits": "1,5,10,20", "registration": "1,10,20", "inpainting": "1,5,10", "translation": "1,5,10",
+              "style": "1,5,10"}
+"""``eval``'s step counts when ``--steps`` is not given, per task (the library's evaluation defaults)."""
+
+
 def cmd_eval(args) -> None:
     from .experiment import evaluate_runs, format_table
     run = Path(args.run)
     kind = _run_task(run)
+    args.steps = args.steps or EVAL_STEPS[kind]
     for name in ("onestep", "norl"):         # runs shown beside it: the same task
         other = getattr(args, name)
         if other and kind not in ("digits", "registration"):
@@ -266,13 +275,16 @@ def _eval_image(args, run: Path, out: Path) -> None:
     if not args.no_features and task.options.size < AlexNetFeatures.min_size:
         raise UserError(f"{run} makes {task.options.size}x{task.options.size} images: LPIPS (AlexNet) needs at least "
                         f"{AlexNetFeatures.min_size}x{AlexNetFeatures.min_size}; give --no-features (PSNR and SSIM)")
-    res = evaluate(task, policy, steps, split=args.split, features=not args.no_features)
+    n = len(task.split_data(args.split)[1])
+    fid = n >= 2                             # a covariance needs two images
+    res = evaluate(task, policy, steps, split=args.split, features=not args.no_features, fid=fid)
     writable_dir(out)
     write_json(out / "results.json", {"split": args.split, "steps": res})
-    n = len(task.split_data(args.split)[1])
-    print(f"{cfg.task}, {args.split} split ({n} images):")
+    print(f"{cfg.task}, {args.split} split ({n} image{'s' if n != 1 else ''}):")
     print(format_scores({f"RL-I2IT T={t}": r for t, r in res.items()}))
-    if not args.no_features and n < 10_000:
+    if not args.no_features and not fid:
+        print(f"FID needs 2 images or more: not measured on the {args.split} split's one")
+    elif not args.no_features and n < 10_000:
         print(f"FID on {n} images reads higher than on the 10,000+ of papers' tables: compare it only with "
               f"FIDs of the same {n} images")
     print(f"results: {out}/results.json")
@@ -309,9 +321,13 @@ def cmd_experiment(args) -> None:
     from .experiment import format_table, run_experiment
     if args.task != "digits":
         raise UserError(f"the experiment is defined for digits, not {args.task!r}")
-    given = [k for k in ("steps", "minutes") if k in parse_overrides(args.set or []).get("train", {})]
+    over = parse_overrides(args.set or [])
+    given = [k for k in ("steps", "minutes") if k in over.get("train", {})]
     if given:
         raise UserError(f"--set train.{given[0]}: each method trains for --minutes; leave it out")
+    given = [k for k in ("use_rl", "use_aux") if k in over.get("sac", {})]
+    if given:
+        raise UserError(f"--set sac.{given[0]}: each method sets it (RL-I2IT, w/o RL, one-step); leave it out")
     out = Path(args.out)
     summary = run_experiment(out, args.minutes, _config_path("digits", args.config), _overrides(args),
                              args.n_moving, args.device or "cpu")
@@ -363,8 +379,8 @@ def cmd_translate(args) -> None:
         except UserError as exc:
             raise UserError(f"{args.pairs}, row {i + 1}: {exc}" if args.pairs else str(exc)) from None
     moving, fixed = (torch.stack([pair[k] for pair in images]) for k in (0, 1))
-    rows = _numbered(4, "_warped.png", "_field.npy", "_" + STEP_FILES)    # a CSV's: NNNN_warped.png, ...
-    out = _output(args.out, STEP_FILES, *rows,
+    rows = _numbered(4, "_warped.png", "_field.npy", *("_" + p for p in STEP_FILES))    # a CSV's: NNNN_warped.png, ...
+    out = _output(args.out, *STEP_FILES, *rows,
                   written=("warped.png", "field.npy", "grid.png", "results.csv"),
                   inputs=[(f"{args.pairs}, row {i + 1}: " if args.pairs else "", p) for i, pair in enumerate(pairs)
                           for p in pair] + [("--pairs ", args.pairs)])
@@ -394,7 +410,13 @@ def cmd_translate(args) -> None:
           f"({'warped.png, field.npy' if single else 'NNNN_warped.png, NNNN_field.npy'}, grid.png, results.csv)")
 
 
-STEP_FILES = "step_[0-9]*.png"
+def _step_names(ext: str) -> tuple[str, str]:
+    """Glob patterns of the per-step files ``step_TT{ext}`` (``t:02d``: 2 digits, 3 up to ``MAX_STEPS``):
+    only those, so a user's ``step_1_of_my_tutorial.png`` in ``--out`` is never cleared."""
+    return f"step_[0-9][0-9]{ext}", f"step_[0-9][0-9][0-9]{ext}"
+
+
+STEP_FILES = _step_names(".png")
 
 
 def _output(path: str, *numbered: str, written: tuple = (), inputs: list = (), clear: bool = True) -> Path:
@@ -546,7 +568,7 @@ def cmd_inpaint(args) -> None:
     if not face_mask.any():
         raise UserError(f"{args.image} is {w}x{h}: at that size the model's hole covers no pixel; "
                         f"give a larger image or a --mask")
-    out = _output(args.out, STEP_FILES, written=("result.png", "grid.png"),
+    out = _output(args.out, *STEP_FILES, written=("result.png", "grid.png"),
                   inputs=[("", args.image), ("", args.mask)])
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
@@ -592,7 +614,7 @@ def _translate_photo(args) -> None:
         notes.append(f"--target {target.shape[2]}x{target.shape[1]} resized to the source's {shape[1]}x{shape[0]} "
                      f"for the PSNR")
         target = _resized(target, shape)
-    out = _output(args.out, STEP_FILES, written=("result.png", "grid.png"),
+    out = _output(args.out, *STEP_FILES, written=("result.png", "grid.png"),
                   inputs=[("", args.source), ("", args.target)])
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
@@ -659,10 +681,10 @@ def cmd_stylize(args) -> None:
     if args.content:              # read and check everything before writing anything
         content = content_of(read_image(args.content, "RGB"), args.content)   # grey: its three equal channels
         style_image = style_for(args.style)
-        out = _output(args.out, STEP_FILES, written=("result.png", "strip.png"),
+        out = _output(args.out, *STEP_FILES, written=("result.png", "strip.png"),
                       inputs=[("", args.content), ("", args.style)], clear=False)
         steps = run(content, style_image)         # (out of memory here: the folder as it was)
-        _clear(out, STEP_FILES)
+        _clear(out, *STEP_FILES)
         write_image(out / "result.png", steps[-1])
         if args.every_step:
             for t, img in enumerate(steps):
@@ -693,7 +715,7 @@ def cmd_stylize(args) -> None:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
             jobs.append((r["content"], style))
             inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
-        numbered = _numbered(4, ".png", "_step_[0-9]*.png")
+        numbered = _numbered(4, ".png", *("_" + p for p in STEP_FILES))
         out = _output(args.out, *numbered, inputs=inputs, clear=False)
         held = {}                                 # the last row's style: rows of one style read it once
         for i, (path, style) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
@@ -755,7 +777,7 @@ def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
 
 REGISTER_ALWAYS = ("warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz", "preview.png")
 """What ``register`` writes for every pair (replaced in place)."""
-REGISTER_FILES = ("step_[0-9]*.nii.gz", "warped_labels.nii.gz", "inverse_field_itk.nii.gz", "fixed_labels_on_moving.nii.gz")
+REGISTER_FILES = (*_step_names(".nii.gz"), "warped_labels.nii.gz", "inverse_field_itk.nii.gz", "fixed_labels_on_moving.nii.gz")
 """What it writes for some pairs only: cleared from ``--out`` first, so none is left from an earlier run."""
 
 
@@ -1032,7 +1054,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a run with the paper's protocol, beside identity")
     e.add_argument("run", help="run directory")
-    e.add_argument("--steps", default="1,5,10,20", help="step counts to report (default 1,5,10,20)")
+    e.add_argument("--steps", help="step counts to report (default: digits 1,5,10,20; registration 1,10,20; "
+                                   "inpainting, translation and style 1,5,10)")
     e.add_argument("--n-moving", type=int, help="digits: moving test digits (default 1000)")
     e.add_argument("--transform", choices=["inner", "cross", "random", "continuous"], help="default: the run's")
     e.add_argument("--split", choices=["test", "valid"], default="test",
@@ -1070,7 +1093,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pairs", help="CSV with columns moving,fixed (paths relative to the CSV)")
     r.add_argument("--source", help="translation model: the source image (PNG/JPEG)")
     r.add_argument("--target", help="translation model: the true target, to print the PSNR")
-    _apply_args(r)
+    _apply_args(r, "digits: also write each step's image, step_TT.png (NNNN_step_TT.png with --pairs); "
+                   "a translation model always writes them")
     r.set_defaults(func=cmd_translate)
 
     n = sub.add_parser("inpaint", help="fill a hole in your image with an inpainting model")
@@ -1114,7 +1138,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--style", help="style image (arbitrary-style models only)")
     y.add_argument("--preserve-color", action="store_true", help="keep the content's colours (stylized luminance)")
     y.add_argument("--size", type=int, help="resize the content's longer side to this first")
-    _apply_args(y)
+    _apply_args(y, "also write each step's image, step_TT.png (NNNN_step_TT.png with --pairs)")
     y.set_defaults(func=cmd_stylize)
 
     d = sub.add_parser("data", help="fetch datasets into the cache ($RL_I2IT_DATA)")

@@ -300,6 +300,8 @@ def validate(cfg: Config) -> None:
         (s.init_alpha > 0, "sac.init_alpha must be > 0"),
         (s.log_std_min < s.log_std_max, "sac.log_std_min must be < sac.log_std_max"),
         (s.rl_warmup >= 0, "sac.rl_warmup must be >= 0"),
+        (min(s.rl_weight, s.aux_weight) >= 0, "sac.rl_weight and sac.aux_weight must be >= 0"),
+        (s.entropy_steps >= 0, "sac.entropy_steps must be >= 0 (0 = every step)"),
         (s.critic_on in ("plan", "action"), "sac.critic_on must be 'plan' or 'action'"),
         (s.use_rl or s.use_aux, "use_rl and use_aux cannot both be false: nothing would train"),
         (t.n_envs >= 1 and t.horizon >= 1, "train.n_envs and train.horizon must be >= 1"),

@@ -23,12 +23,12 @@ from .core.trainer import build_task, load_policy, resolve_device, train_run
 from .data.cache import write_json, writable_dir
 from .errors import UserError
 
-METHODS = {
-    "rl": {},
-    "norl": {"sac": {"use_rl": False}},
+METHODS = {        # each sets what makes it that method, over any --config or --set (which the CLI refuses)
+    "rl": {"sac": {"use_rl": True, "use_aux": True}},
+    "norl": {"sac": {"use_rl": False, "use_aux": True}},
     # a one-step network must be free to move pixels far in its one step (VoxelMorph's field is
     # unbounded): its step bound is half the image, not the small per-step bound of RL-I2IT
-    "onestep": {"sac": {"use_rl": False}, "train": {"horizon": 1}, "task_options": {"max_step": 14.0}},
+    "onestep": {"sac": {"use_rl": False, "use_aux": True}, "train": {"horizon": 1}, "task_options": {"max_step": 14.0}},
 }
 LABELS = {"identity": "identity", "onestep": "one-step (VM-style)", "norl": "RL-I2IT w/o RL",
           "rl": "RL-I2IT"}

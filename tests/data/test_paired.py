@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rl_i2it.data import paired
+from rl_i2it.data import faces, paired
 from rl_i2it.errors import UserError
 
 
@@ -119,6 +119,23 @@ def test_errors_are_clear(tmp_path):
     (tmp_path / "junk" / "0.png").write_bytes(b"nope")
     with pytest.raises(UserError, match="not a readable image"):
         paired.read_pix2pix(tmp_path / "junk")
+
+
+def test_a_huge_picture_and_nan_pixels_are_said_in_one_line(tmp_path, monkeypatch):
+    from rl_i2it.data.images import read_image
+    save(tmp_path / "big" / "0.png", np.zeros((16, 32, 3), np.uint8))
+    save(tmp_path / "face" / "0.png", np.zeros((16, 16, 3), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)                 # 512 > 2 x 100 pixels: Pillow's bomb
+    with pytest.raises(UserError, match=r"0.png: Image size \(512 pixels\) exceeds limit"):
+        paired.read_pix2pix(tmp_path / "big")
+    with pytest.raises(UserError, match=r"0.png: Image size \(256 pixels\) exceeds limit"):
+        faces.load_faces(8, source=tmp_path / "face")
+    monkeypatch.undo()
+    grey = np.ones((6, 6), np.float32)
+    grey[2, 3] = np.nan                                                   # a float TIFF with a hole in it
+    Image.fromarray(grey, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(UserError, match="nan.tif: holds NaN or infinite pixel values"):
+        read_image(tmp_path / "nan.tif")
 
 
 def disc_images(n=4, size=48):

@@ -73,6 +73,9 @@ def test_pix2pix_folders_are_task_data(tmp_path):
     write_ab(tmp_path / "flat", a, b)             # no split folders: the last 10 % is the test split
     flat = TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'flat'}"})
     assert torch.equal(flat.split_data("test")[0].cpu(), a[-1:])
+    for empty in ("pix2pix:", "pix2pix: "):         # no folder: refused, not the working folder read
+        with pytest.raises(UserError, match="names no folder"):
+            TranslationTask({**IMG_SMALL, "data": empty})
 
 
 def test_short_training_beats_untrained_policy(tmp_path, photo_data):

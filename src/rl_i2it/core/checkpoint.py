@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import random
 import tempfile
@@ -100,3 +101,13 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def data_fingerprint(tensors: list[torch.Tensor]) -> str:
+    """sha1 of the tensors' shapes and bytes (``Task.training_tensors``; milliseconds for tens of MB)."""
+    h = hashlib.sha1()
+    for t in tensors:
+        arr = t.detach().cpu().contiguous().numpy()
+        h.update(repr((arr.dtype.str, arr.shape)).encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()

@@ -102,7 +102,7 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
     """Train ``cfg`` into ``run_dir`` (resuming) and return the counters. With ``train.init`` and
     ``train.fine_tunes = K > 1``: K fine-tunes, seeds ``seed .. seed + K - 1``, into
     ``run_dir/fine_tune_k``, then ``run_dir/policy.pt`` = the average of their weights."""
-    run_dir, k = Path(run_dir), cfg.train.fine_tunes
+    run_dir, k = writable_dir(run_dir, make=False), cfg.train.fine_tunes     # --out named in its errors
     lead = parallel.rank() == 0                  # torchrun: rank 0 speaks and writes
     verbose = verbose and lead
     if k > 1 and not cfg.train.init:
@@ -197,6 +197,11 @@ class Trainer:
                             f"read rank 0's run folder (on several machines, a folder they all share)")
         with parallel.rank_zero_first():           # torchrun: one rank fills the data cache
             self.task.load_training_data()     # bad data fails here, before the run directory is written
+        self.data_key = ckpt.data_fingerprint(self.task.training_tensors())
+        if saved is not None and saved.get("data", self.data_key) != self.data_key:
+            raise UserError(f"{self.run_dir} was trained on other data than its task_options give now (files "
+                            f"added, removed, changed or renamed): its replay points into the old data; restore "
+                            f"it, or train into a new --out (--init {self.run_dir} starts from its weights)")
         self.policy = fast_layout(self.task.build_policy().to(self.device))
         self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
         if cfg.train.init and saved is None:
@@ -296,7 +301,7 @@ class Trainer:
 
     def _state(self) -> dict:
         sd = {"format": ckpt.TRAIN_FORMAT, "config": self.cfg.to_dict(), "counters": dict(self.counters),
-              "world": parallel.world(),
+              "world": parallel.world(), "data": self.data_key,
               "policy": self.policy.state_dict(), "log_alpha": self.sac.log_alpha.detach().cpu(),
               "optim": self.sac.optim_state(), "rng": ckpt.rng_state(),
               "env_gen": self.env_gen.get_state(), "sample_gen": self.sample_gen.get_state()}

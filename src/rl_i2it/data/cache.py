@@ -45,8 +45,11 @@ def writable_dir(path: str | Path, make: bool = True) -> Path:
     path = Path(path)
     if not make:
         p = path
-        while not p.exists() and p != p.parent:
-            p = p.parent
+        try:
+            while not p.exists() and p != p.parent:
+                p = p.parent
+        except OSError as exc:                    # a name too long, say
+            raise UserError(f"cannot write to {path}: {exc.strerror or exc}") from None
         if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
             raise UserError(f"cannot write to {path}: {p} is {'not a writable folder' if p.is_dir() else 'a file'}")
         return path

