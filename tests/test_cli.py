@@ -74,6 +74,17 @@ def test_translate_one_pair_every_step(tmp_path, run_dir, digits, capsys):
     assert all(p.read_bytes() == b"mine" for p in mine)
 
 
+def test_a_digit_drawn_dark_on_a_light_page_is_read_as_mnist_draws_it(tmp_path, run_dir, digits, capsys):
+    m, f = digit_png(tmp_path / "m.png", digits, 0), digit_png(tmp_path / "f.png", digits, 1)
+    Image.fromarray(255 - digits.test_x[0]).save(tmp_path / "paper.png")      # black ink on white paper
+    for moving, out in ((m, "plain"), (tmp_path / "paper.png", "paper")):
+        assert main(["translate", str(run_dir), "--moving", str(moving), "--fixed", str(f), "--steps", "2",
+                     "--out", str(tmp_path / out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("inverted") == 1 and "paper.png: a dark digit on a light background, inverted" in printed
+    assert np.allclose(np.load(tmp_path / "plain" / "field.npy"), np.load(tmp_path / "paper" / "field.npy"), atol=1e-5)
+
+
 def test_translate_pairs_csv(tmp_path, run_dir, digits, capsys):
     for i in range(3):
         digit_png(tmp_path / f"d{i}.png", digits, i)

@@ -372,18 +372,24 @@ def cmd_translate(args) -> None:
         hint = " (a translation model takes --source IMAGE)" if cfg.task == "translation" else ""
         raise UserError(f"translate {given} needs a digits model, this one is {cfg.task!r}{hint}")
     # read and check everything before writing anything
-    images = []
+    images, notes = [], []
     for i, (m, f) in enumerate(pairs):
         try:
-            images.append([task.check_image(read_image(p), str(p)) for p in (m, f)])
+            checked = [task.check_image(read_image(p), str(p)) for p in (m, f)]
         except UserError as exc:
             raise UserError(f"{args.pairs}, row {i + 1}: {exc}" if args.pairs else str(exc)) from None
+        images.append([img for img, _ in checked])
+        for _, note in checked:
+            if note and note not in notes:             # a file several rows use: said once
+                notes.append(note)
     moving, fixed = (torch.stack([pair[k] for pair in images]) for k in (0, 1))
     rows = _numbered(4, "_warped.png", "_field.npy", *("_" + p for p in STEP_FILES))    # a CSV's: NNNN_warped.png, ...
     out = _output(args.out, *STEP_FILES, *rows,
                   written=("warped.png", "field.npy", "grid.png", "results.csv"),
                   inputs=[(f"{args.pairs}, row {i + 1}: " if args.pairs else "", p) for i, pair in enumerate(pairs)
                           for p in pair] + [("--pairs ", args.pairs)])
+    for note in notes:                    # every input checked: now say what was done to them
+        print(note)
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]

@@ -35,3 +35,25 @@ def test_read_image_scales_16_bit_grey_and_turns_exif_photos_upright(tmp_path):
     exif[0x0112] = 6                                      # "rotate 90 clockwise to display"
     im.save(tmp_path / "turned.jpg", exif=exif)
     assert read_image(tmp_path / "turned.jpg", "RGB").shape == (3, 80, 48)
+
+
+def test_transparent_pictures_lie_on_the_background_their_pixels_stand_out_from(tmp_path):
+    """A black digit on a transparent layer reads black on white; a white shape held only in the
+    alpha (every pixel white) reads white on black, not all white; opaque RGBA reads as its RGB."""
+    from PIL import Image
+    from rl_i2it.data.images import read_image
+    shape = np.zeros((8, 8), np.uint8)
+    shape[2:6, 3:5] = 255
+    for colour, inside, outside in ((0, 0.0, 1.0), (255, 1.0, 0.0)):
+        rgba = np.zeros((8, 8, 4), np.uint8)
+        rgba[..., :3], rgba[..., 3] = colour, shape
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+        grey = read_image(tmp_path / "a.png")[0]
+        assert torch.all(grey[2:6, 3:5] == inside) and grey[0, 0] == outside and grey.mean() not in (0.0, 1.0)
+        la = Image.fromarray(np.stack([np.full((8, 8), colour, np.uint8), shape], -1), "LA")
+        la.save(tmp_path / "la.png")
+        assert torch.equal(read_image(tmp_path / "la.png")[0], grey)
+    rgb = np.random.default_rng(2).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    Image.fromarray(np.concatenate([rgb, np.full((5, 6, 1), 255, np.uint8)], -1), "RGBA").save(tmp_path / "o.png")
+    Image.fromarray(rgb).save(tmp_path / "o_rgb.png")
+    assert torch.equal(read_image(tmp_path / "o.png", "RGB"), read_image(tmp_path / "o_rgb.png", "RGB"))

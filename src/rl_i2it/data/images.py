@@ -129,7 +129,24 @@ def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:
             top = 1.0
         grey = np.clip(grey / max(top, 1e-12), 0, 1)
         return grey if mode == "L" else np.repeat(grey[..., None], 3, axis=2)
-    return np.asarray(im.convert(mode), dtype=np.float32) / 255.0
+    return np.asarray(flatten_alpha(im).convert(mode), dtype=np.float32) / 255.0
+
+
+def flatten_alpha(im: Image.Image) -> Image.Image:
+    """A picture with transparency laid on the background its visible pixels stand out from: white
+    under dark ones (a black digit drawn on a transparent layer), black under light ones (a white
+    shape whose form is only in its alpha: ``convert`` would drop the alpha and leave it all white).
+    Opaque pictures and those without alpha are returned as they are (8-bit values exact)."""
+    if not (im.mode in ("RGBA", "LA", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info)):
+        return im
+    rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+    alpha, rgb = rgba[..., 3:], rgba[..., :3]
+    if alpha.min() >= 1:
+        return im
+    luminance = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    shown = float((luminance * alpha[..., 0]).sum() / max(float(alpha.sum()), 1e-6))     # of the visible pixels
+    background = 0.0 if shown > 0.5 else 1.0
+    return Image.fromarray(np.round((rgb * alpha + background * (1 - alpha)) * 255).astype(np.uint8))
 
 
 def pil_uint8(im: Image.Image, mode: str) -> Image.Image:

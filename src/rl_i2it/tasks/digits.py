@@ -218,11 +218,16 @@ class DigitsTask(Task):
     def to_float(self, images_u8: torch.Tensor) -> torch.Tensor:
         return images_u8.to(self.device).float().div_(255).unsqueeze(1)
 
-    def check_image(self, img: torch.Tensor, what: str) -> torch.Tensor:
-        """A user's image ``[1, H, W]``: must be 28x28 grey."""
+    def check_image(self, img: torch.Tensor, what: str) -> tuple[torch.Tensor, str | None]:
+        """A user's image ``[1, H, W]`` in [0, 1], which must be 28x28 grey, as MNIST draws digits (light
+        on black), and a note when it was turned so: a digit drawn dark on a light page (its border's
+        median over 0.5) is inverted, or the model would register the page."""
         if img.shape[-2:] != (SIZE, SIZE):
             raise UserError(f"{what} is {img.shape[-1]}x{img.shape[-2]}: this model registers {SIZE}x{SIZE} grey digits")
-        return img
+        border = torch.cat([img[..., 0, :], img[..., -1, :], img[..., 1:-1, 0], img[..., 1:-1, -1]], -1)
+        if border.median() > 0.5:
+            return 1 - img, f"{what}: a dark digit on a light background, inverted (MNIST's digits are light on black; so are the outputs)"
+        return img, None
 
     # -- the core's interface ---------------------------------------------------------------
     def build_policy(self) -> MetaPolicy:
