@@ -74,8 +74,27 @@ def test_integrate_velocity_zero_and_constant():
 
 def test_resize_field_scales_displacements():
     u = const_field((5, 5), [1.0, 2.0]).float()
-    r = resize_field(u, (9, 9))
-    torch.testing.assert_close(r, const_field((9, 9), [2.0, 4.0]).float())
+    r = resize_field(u, (10, 15))
+    torch.testing.assert_close(r, const_field((10, 15), [2.0, 6.0]).float())
+
+
+@pytest.mark.parametrize("shift", [(3.0, -2.0), (9.0, 7.0)])
+def test_a_model_grid_registration_comes_back_exact_at_full_size(shift):
+    """Images shrunk to the model grid by ``to_grid`` and the field brought back by ``resize_field``
+    share one geometry: the exact model-grid shift, resized, is the full-size shift (N / n times it),
+    and warps the full-size moving image onto the fixed one."""
+    from rl_i2it.data.pairs import to_grid
+    big, small = 512, 64
+    full = torch.as_tensor(shift) * big / small                      # (24, -16) and (72, 56) full voxels
+    yy, xx = identity_grid((big, big)).float()
+    blob = lambda y0, x0: torch.exp(-((yy - y0) ** 2 + (xx - x0) ** 2) / (2 * 40.0 ** 2))
+    fixed, moving = blob(250.0, 260.0), blob(250.0 + full[0], 260.0 + full[1])   # moving(x + full) = fixed(x)
+    f, m = to_grid(fixed, small), to_grid(moving, small)
+    d = const_field((small, small), list(shift)).float()
+    assert (warp(m[None, None], d)[0, 0] - f)[16:48, 16:48].abs().max() < 2e-3      # the model-grid answer
+    back = resize_field(d, (big, big))
+    torch.testing.assert_close(back, const_field((big, big), full.tolist()).float())
+    assert (warp(moving[None, None], back)[0, 0] - fixed)[128:384, 128:384].abs().max() < 1e-5
 
 
 def test_identity_grid_values():

@@ -375,7 +375,7 @@ def normalise(arr: np.ndarray) -> torch.Tensor:
 
 
 def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
-    """Resample ``[*S]`` (2D or 3D) to ``size`` per axis: labels nearest; an image averaged over
+    """Resample ``[*S]`` (2D or 3D) to ``size`` per axis: labels at each voxel's centre; an image averaged over
     each model voxel's footprint along the axes that shrink (no aliasing: a 512^3 CT to 64^3 is
     not every 8th voxel; a halving equals the n-linear midpoint it was before), then n-linear
     along the axes that grow (a thick-slice stack's z)."""
@@ -383,8 +383,8 @@ def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
     if tuple(t.shape) == (size,) * nd:
         return t
     x = t.float()[None, None]
-    if labels:
-        return F.interpolate(x, size=(size,) * nd, mode="nearest")[0, 0]
+    if labels:                  # the label at each model voxel's centre (plain "nearest" takes its corner)
+        return F.interpolate(x, size=(size,) * nd, mode="nearest-exact")[0, 0]
     shrunk = tuple(min(s, size) for s in t.shape)
     if shrunk != tuple(t.shape):
         x = F.interpolate(x, size=shrunk, mode="area")

@@ -95,14 +95,18 @@ def compose(prev: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
 
 
 def resize_field(disp: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Resample a field to another grid, rescaling the displacements to the new voxel size."""
+    """Resample a field to another grid over the same extent, rescaling the displacements to the
+    new voxel size: voxel ``i`` of ``o`` per axis sits at ``(i + 0.5) n / o - 0.5`` of ``n``
+    (cell-centred, ``align_corners=False``), as images are shrunk to the model grid
+    (``data.pairs.to_grid``), so a model-grid shift of ``t`` is ``t n / o`` voxels of the new
+    grid exactly (corner-aligned it was ``t (n - 1) / (o - 1)``: a voxel off at 9 voxels of 64 -> 512)."""
     nd = check_field(disp)
     if len(size) != nd:
         raise ValueError(f"size {size} must have {nd} entries")
     old = disp.shape[2:]
     out = F.interpolate(disp, size=tuple(size), mode="bilinear" if nd == 2 else "trilinear",
-                        align_corners=True)
-    factors = [(n - 1) / max(o - 1, 1) for n, o in zip(size, old)]
+                        align_corners=False)
+    factors = [n / o for n, o in zip(size, old)]
     return out * torch.tensor(factors, device=disp.device, dtype=disp.dtype).view(1, nd, *([1] * nd))
 
 
