@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import (IMG_SMALL, REG3D_SMALL, REG_SMALL, SMALL, STYLE_SMALL, faces, grey_to_colour, make_anatomy,
-                      make_photos, make_shapes, write_style)
+                      make_photos, make_shapes, moving_frames, write_style)
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer, load_policy
 from rl_i2it.data.mnist import Digits
@@ -222,3 +222,38 @@ def test_a_split_without_room_on_the_gpu_trains_from_cpu_memory(tmp_path, name, 
     target = tr.task.target_of(batch["state"])
     assert target.device.type == torch.device(DEVICE).type
     torch.testing.assert_close(target.cpu(), tgt[batch["state"]["index"].cpu()].float() / 255)
+
+
+@pytest.mark.skipif(not DEVICE.startswith("cuda"), reason="paths only a GPU takes")
+def test_gpu_device_rng_replay_limit_and_style_paths():
+    """A bare ``cuda`` resolves to the index its tensors report (a cache keyed by device hits); the
+    checkpoint's CUDA random state is the training GPU's alone (an older list of every GPU's is
+    ignored, not an IndexError on a machine with fewer); a replay over the GPU's free memory is
+    refused before allocation; the test VGG's seeding leaves the GPU's stream alone; the video
+    scores take GPU tensors."""
+    from rl_i2it.core import checkpoint as ckpt
+    from rl_i2it.core.buffer import Field, ReplayBuffer
+    from rl_i2it.core.trainer import resolve_device
+    from rl_i2it.errors import UserError
+    from rl_i2it.tasks.style import StyleTask, video_scores
+    dev = resolve_device("cuda")
+    assert dev.index is not None and torch.zeros(1, device=dev).device == dev
+    torch.cuda.manual_seed(3)
+    state = ckpt.rng_state(dev)
+    drawn = torch.rand(4, device=dev)
+    state["cuda"] = torch.cuda.get_rng_state_all() * 2        # as an older version saved it, for more GPUs
+    ckpt.set_rng_state(state, dev)
+    assert torch.equal(torch.rand(4, device=dev), drawn)
+    rows = torch.cuda.mem_get_info(dev)[0] // 2 ** 20 + 2      # 1 MiB rows: more than the free memory
+    with pytest.raises(UserError, match=f"free on {dev}"):
+        ReplayBuffer(int(rows), {"x": Field((1, 1024, 1024), "uint8")}, Field((1,), "float16"), dev, 0.6, False)
+    torch.cuda.manual_seed(7)
+    before = torch.cuda.get_rng_state(dev)
+    task = StyleTask(STYLE_SMALL, device=dev)
+    task.objective
+    assert torch.equal(torch.cuda.get_rng_state(dev), before)
+    frames = torch.from_numpy(moving_frames(3, 32, 32)).permute(0, 3, 1, 2).float() / 255
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    on_gpu = video_scores(task, frames.to(dev), frames.to(dev), style.to(dev))
+    on_cpu = video_scores(task, frames, frames, style)
+    assert math.isfinite(on_cpu["warp_error"]) and on_gpu["warp_error"] == pytest.approx(on_cpu["warp_error"], abs=1e-6)

@@ -89,7 +89,8 @@ class TrainConfig:
     checkpoint_replay_mb: float = 512.0
     """Save the replay inside checkpoints when it is at most this big (exact resume)."""
     memory_fraction: float = 0.6
-    """Refuse a replay larger than this fraction of the memory available now."""
+    """Refuse a replay larger than this fraction of the memory available now (of the GPU's free
+    memory, for a replay on a GPU)."""
     policy_ema: float = 0.0
     """Decay of an exponential moving average of the planner-actor's weights, updated after every
     update (the rollouts use the live weights); ``policy.pt`` holds the average, which smooths

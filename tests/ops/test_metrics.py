@@ -70,3 +70,5 @@ def test_mean_dice_averages_present_labels():
     b = torch.tensor([[[1, 0, 2, 0]], [[0, 0, 0, 0]]])
     d = mean_dice(a, b, [1, 2])
     assert torch.allclose(d, torch.tensor([(2 / 3 + 1) / 2, 1.0]))
+    empty = torch.zeros(2, 1, 4, dtype=torch.long)             # all background, no labels named: 1, as promised
+    assert torch.equal(mean_dice(empty, empty), torch.ones(2))

@@ -85,9 +85,11 @@ class ReplayBuffer:
         if verbose:
             print(f"replay: {capacity} rows x {self.bytes_per_transition} B = {need / 2**20:.1f} MiB, one state "
                   f"per row ({', '.join(f'{k} {v.dtype}{list(v.shape)}' for k, v in self.layout.items())})")
-        if self.device.type == "cpu" and need > memory_fraction * available_memory_bytes():
+        free = available_memory_bytes() if self.device.type == "cpu" else torch.cuda.mem_get_info(self.device)[0]
+        if need > memory_fraction * free:
             raise UserError(f"replay needs {need / 2**30:.2f} GiB, more than {memory_fraction:.0%} of the "
-                            f"{available_memory_bytes() / 2**30:.2f} GiB available: lower train.replay_size")
+                            f"{free / 2**30:.2f} GiB {'available' if self.device.type == 'cpu' else 'free on ' + str(self.device)}"
+                            f": lower train.replay_size")
         self.data = {k: torch.zeros((capacity, *f.shape), dtype=STORAGE[f.dtype], device=self.device)
                      for k, f in self.layout.items()}
         self.pos, self.size = 0, 0

@@ -88,19 +88,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device | None = None) -> dict:
+    """Python's and torch's random states, and the CUDA generator's of ``device`` when it is a GPU
+    (that one only: a resume on a machine with fewer GPUs, or on another one, restores it there)."""
     state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda_device"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device | None = None) -> None:
+    """Restore ``rng_state``'s; its CUDA state goes to ``device`` when that is a GPU (a run saved on
+    the CPU, or by an older version that saved every GPU's, leaves the GPU's stream as seeded)."""
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device is not None and device.type == "cuda" and "cuda_device" in state:
+        torch.cuda.set_rng_state(state["cuda_device"], device)
 
 
 def data_fingerprint(tensors: list[torch.Tensor]) -> str:

@@ -52,10 +52,12 @@ def init(device: torch.device) -> torch.device:
         raise UserError(f"--device {device} under torchrun would put every rank on one GPU: give --device cuda "
                         f"(each rank takes cuda:LOCAL_RANK; CUDA_VISIBLE_DEVICES picks the GPUs)")
     if device.type == "cuda":
+        if local_rank() >= torch.cuda.device_count():
+            raise UserError(f"torchrun rank with LOCAL_RANK {local_rank()} sees {torch.cuda.device_count()} GPU(s): "
+                            f"start at most that many processes per machine (--nproc-per-node)")
         device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)        # nccl's collectives and the flags below use the current GPU
     if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
         # long enough for one rank to fill a data cache while the others wait (rank_zero_first)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
     return device
@@ -89,7 +91,7 @@ def finish(code: int) -> int:
 
 def _flag_device() -> str:
     """Where the small tensors of the agreements live: nccl takes only CUDA tensors."""
-    return "cuda" if dist.get_backend() == "nccl" else "cpu"
+    return f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
 
 
 @contextmanager

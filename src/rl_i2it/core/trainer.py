@@ -6,7 +6,8 @@ networks, optimisers, temperature, counters, RNG states and, when small, the rep
 
 Checkpoints are taken only between episodes, where the environment holds nothing that the RNG
 states cannot redraw, so a run killed and resumed goes on exactly as if it had stopped at its last
-checkpoint. A first Ctrl-C ends the episode at the step under way (its transitions kept, its
+checkpoint (on a CPU; on a GPU closely, not bit for bit: some of its kernels, grid_sample's
+backward among them, add in no fixed order, and have no deterministic version). A first Ctrl-C ends the episode at the step under way (its transitions kept, its
 updates not made), saves and stops; an error (a non-finite loss or gradient) leaves the last checkpoint as it was.
 """
 from __future__ import annotations
@@ -48,6 +49,8 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"device {name}: torch sees only {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"unsupported device {name!r}")
+    if dev.type == "cuda" and dev.index is None and not parallel.launched():   # (torchrun: cuda:LOCAL_RANK)
+        dev = torch.device("cuda", torch.cuda.current_device())   # tensors say cuda:N; a bare cuda != cuda:N
     return dev
 
 
@@ -303,7 +306,7 @@ class Trainer:
         sd = {"format": ckpt.TRAIN_FORMAT, "config": self.cfg.to_dict(), "counters": dict(self.counters),
               "world": parallel.world(), "data": self.data_key,
               "policy": self.policy.state_dict(), "log_alpha": self.sac.log_alpha.detach().cpu(),
-              "optim": self.sac.optim_state(), "rng": ckpt.rng_state(),
+              "optim": self.sac.optim_state(), "rng": ckpt.rng_state(self.device),
               "env_gen": self.env_gen.get_state(), "sample_gen": self.sample_gen.get_state()}
         if self.cfg.sac.use_rl:
             sd["critic"] = self.sac.critic.state_dict()
@@ -333,7 +336,7 @@ class Trainer:
         if not self.lead:            # rank 0's replay and random streams are its own: this rank draws anew
             self._seed_streams(self.counters["updates"])
             return
-        ckpt.set_rng_state(sd["rng"])
+        ckpt.set_rng_state(sd["rng"], self.device)
         self.env_gen.set_state(sd["env_gen"])
         self.sample_gen.set_state(sd["sample_gen"])
         if "replay" in sd and sd["replay"]["size"] <= self.replay.capacity:     # (its ring fits in ours)

@@ -20,7 +20,7 @@ def dice(a: torch.Tensor, b: torch.Tensor, labels: list[int] | None = None) -> t
     if a.dim() < 2:
         raise ValueError(f"expected [B, *S] label maps, got {tuple(a.shape)}")
     if labels is None:
-        labels = [int(v) for v in torch.unique(torch.cat([a.flatten(), b.flatten()])) if v != 0]
+        labels = [v for v in torch.unique(torch.cat([a.flatten(), b.flatten()])).tolist() if v != 0]   # one GPU sync
     if not labels:
         raise ValueError("no foreground label to score")
     out = []
@@ -34,7 +34,9 @@ def dice(a: torch.Tensor, b: torch.Tensor, labels: list[int] | None = None) -> t
 
 def mean_dice(a: torch.Tensor, b: torch.Tensor, labels: list[int] | None = None) -> torch.Tensor:
     """Dice per label averaged over the labels present in either map of each pair: ``[B]``
-    (1 where neither map has any of the labels)."""
+    (1 where neither map has any of the labels, all-background maps included)."""
+    if labels is None and not (a.any() or b.any()):
+        return torch.ones(a.shape[0], device=a.device)
     d = dice(a, b, labels)
     return torch.where(d.isnan().all(1), torch.ones_like(d[:, 0]), d.nanmean(1))
 

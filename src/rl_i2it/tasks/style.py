@@ -306,7 +306,7 @@ class StyleTask(Task):
             from ..features.vgg import VGG16Features
             if self.options.vgg == "random":
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(0)
+                    torch.default_generator.manual_seed(0)       # the CPU's only: a GPU's stream stays the run's
                     vgg = VGG16Features(normalize=False, pretrained=False)
             else:
                 vgg = VGG16Features(normalize=False)
@@ -604,6 +604,6 @@ def video_scores(task: StyleTask, outputs: torch.Tensor, frames: torch.Tensor, s
     (``ops/temporal``), and the mean style loss against ``style_image``."""
     from ..ops.temporal import warp_error
     outputs, frames = as_unit_pairs(outputs, frames, ("outputs", "frames"), 3)
-    src = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return {"warp_error": warp_error(src, outputs.permute(0, 2, 3, 1).numpy()),
+    src = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return {"warp_error": warp_error(src, outputs.permute(0, 2, 3, 1).cpu().numpy()),
             "style": float(style_losses(task, outputs, frames, style_image)[1].mean())}
