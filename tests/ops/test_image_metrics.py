@@ -35,7 +35,28 @@ def test_cardinality_and_broadcast_mask():
     assert psnr(x, y).shape == (4,) and ssim(x, y).shape == (4,)
     mask = torch.ones(1, 1, 16, 16, dtype=torch.bool)
     torch.testing.assert_close(psnr(x, y, mask), psnr(x, y))
-    torch.testing.assert_close(ssim(x, y, mask), ssim(x, y))
+    inner = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    inner[..., 5:-5, 5:-5] = True                     # without a mask SSIM leaves out the 5-pixel border
+    torch.testing.assert_close(ssim(x, y, inner), ssim(x, y))
+
+
+def test_ssim_without_a_mask_is_the_standard_valid_window_mean():
+    """Wang et al.'s definition with no padding at all (a 'valid' Gaussian filter, as scikit-image's
+    and torchmetrics' crop), on noisy pictures where the padded border would read differently."""
+    import torch.nn.functional as F
+    x = smooth_image(2, 3, 32)
+    y = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    t = torch.arange(11.0) - 5
+    g = torch.exp(-t ** 2 / (2 * 1.5 ** 2))
+    g = (g / g.sum()).double()
+    w = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
+    blur = lambda a: F.conv2d(a.double(), w, groups=3)                 # 22 x 22: only whole windows
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ref = (((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean((1, 2, 3))
+    torch.testing.assert_close(ssim(x, y).double(), ref, atol=1e-5, rtol=0)
+    assert (ssim(x, y, torch.ones(1, 1, 32, 32)) - ssim(x, y)).abs().max() > 1e-3    # the padded border differs
 
 
 def test_psnr_analytic_offset():

@@ -44,9 +44,8 @@ def test_jacobian_folding_counted():
     grid = torch.stack(torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij"))[None]
     u = torch.zeros(1, 2, 6, 6)
     u[:, 1] = -2 * grid[:, 1]        # x -> -x: det = -1 everywhere
-    s = jacobian_stats(u)
-    assert s["neg_jac_pct"] == 100.0
-    assert jacobian_stats(torch.zeros(1, 2, 6, 6)) == {"neg_jac_pct": 0.0, "std_log_jac": 0.0}
+    neg, std = jacobian_stats(torch.cat([u, torch.zeros_like(u)]))      # per field
+    assert neg.tolist() == [100.0, 0.0] and std[0].isnan() and std[1] == 0.0
 
 
 def test_kmeans_labels_order_by_intensity_and_survive_monotone_changes():

@@ -95,12 +95,14 @@ def jacobian_determinant(disp: torch.Tensor) -> torch.Tensor:
             + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0]))
 
 
-def jacobian_stats(disp: torch.Tensor) -> dict[str, float]:
-    """``neg_jac_pct``: % of voxels with det <= 0; ``std_log_jac``: std of log det over det > 0."""
+def jacobian_stats(disp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per field of ``disp [B, N, *S]``: the % of voxels with det J <= 0 and the (population) std of
+    log det J over the voxels with det J > 0 (NaN where none is), both ``[B]``."""
     det = jacobian_determinant(disp)
-    pos = det[det > 0]
-    return {"neg_jac_pct": float((det <= 0).float().mean() * 100),
-            "std_log_jac": float(pos.log().std()) if pos.numel() > 1 else float("nan")}
+    neg = (det <= 0).flatten(1).float().mean(1) * 100
+    logs = torch.where(det > 0, det.clamp_min(1e-12).log(), torch.nan).flatten(1)
+    mu = logs.nanmean(1, keepdim=True)
+    return neg, ((logs - mu) ** 2).nanmean(1).sqrt()
 
 
 def _image_pair(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -158,9 +160,11 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     """Structural similarity (Wang et al. 2004, K1 = 0.01, K2 = 0.03) per image: ``[B, C, H, W]`` x2 -> ``[B]``.
 
     Local statistics use a separable Gaussian window (``window`` taps, std ``sigma``) on each channel,
-    padded by reflection so the SSIM map is ``H x W``; the map is averaged over the channels, then over
-    the pixels where ``mask`` is set (``[B, 1, H, W]`` or ``[1, 1, H, W]``; None = every pixel).
-    Identical images give 1.
+    padded by reflection so the SSIM map is ``H x W``; the map is averaged over the channels, then
+    over the pixels where ``mask`` is set (``[B, 1, H, W]`` or ``[1, 1, H, W]``: a hole at the border
+    keeps its pixels), or without a mask over the pixels at least ``window // 2`` from the border,
+    whose statistics do not lean on the padding: the standard value (Wang et al.'s code, scikit-image,
+    torchmetrics; the whole map read up to 0.08 lower on noisy 64 px faces). Identical images give 1.
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)
@@ -179,4 +183,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     var_p, var_t, cov = pp - mu_p ** 2, tt - mu_t ** 2, pt - mu_p * mu_t
     smap = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
     smap = smap.mean(1, keepdim=True)
+    pad = window // 2
+    if mask is None and min(smap.shape[2:]) > 2 * pad:
+        return smap[..., pad:-pad, pad:-pad].flatten(1).mean(1)
     return (smap * weights).flatten(1).sum(1) / weights.flatten(1).sum(1)

@@ -27,7 +27,7 @@ from ..core.policy import MetaPolicy
 from ..errors import UserError
 from ..nets import ConvCritic, UNetActor, UNetPlanner
 from ..ops.losses import local_ncc, ncc_force, ncc_loss, smoothness
-from ..ops.metrics import jacobian_determinant, kmeans_labels, mean_dice
+from ..ops.metrics import jacobian_stats, kmeans_labels, mean_dice
 from ..ops.warp import compose, integrate_velocity, warp
 from .base import Task
 
@@ -355,23 +355,13 @@ def warp_labels(labels: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     return warp(labels.unsqueeze(1).float(), field, mode="nearest").squeeze(1).round().long()
 
 
-def field_stats(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per pair: % of voxels with det J <= 0 and the std of log det J (over det > 0)."""
-    det = jacobian_determinant(field)
-    neg = (det <= 0).flatten(1).float().mean(1) * 100
-    logs = torch.where(det > 0, det.clamp_min(1e-12).log(), torch.nan).flatten(1)
-    mu = logs.nanmean(1, keepdim=True)
-    std = ((logs - mu) ** 2).nanmean(1).sqrt()
-    return neg, std
-
-
 def score_fields(pairs, fields: torch.Tensor, lo: int = 0) -> dict[str, list[float]]:
     """Dice per anatomical label (averaged over the labels of each pair) and Jacobian statistics."""
     fl = pairs.fixed_labels[lo: lo + len(fields)].long()
     ml = pairs.moving_labels[lo: lo + len(fields)].long()
     fields = fields.cpu()
     d = mean_dice(warp_labels(ml, fields), fl)
-    neg, std = field_stats(fields)
+    neg, std = jacobian_stats(fields)
     return {"dice": d.tolist(), "neg_jac": neg.tolist(), "std_log_jac": std.tolist()}
 
 
