@@ -56,4 +56,11 @@ def test_transparent_pictures_lie_on_the_background_their_pixels_stand_out_from(
     rgb = np.random.default_rng(2).integers(0, 256, (5, 6, 3), dtype=np.uint8)
     Image.fromarray(np.concatenate([rgb, np.full((5, 6, 1), 255, np.uint8)], -1), "RGBA").save(tmp_path / "o.png")
     Image.fromarray(rgb).save(tmp_path / "o_rgb.png")
-    assert torch.equal(read_image(tmp_path / "o.png", "RGB"), read_image(tmp_path / "o_rgb.png", "RGB"))
+    assert torch.equal(read_image(tmp_path / "o.png"), read_image(tmp_path / "o_rgb.png"))    # opaque: as its RGB
+    Image.fromarray(np.concatenate([rgb, np.zeros((5, 6, 1), np.uint8)], -1), "RGBA").save(tmp_path / "t.png")
+    assert torch.equal(read_image(tmp_path / "t.png", "RGB"), read_image(tmp_path / "o_rgb.png", "RGB"))  # colour: RGB kept
+    from rl_i2it.data.images import read_mask
+    white = np.full((8, 8, 4), 255, np.uint8)
+    white[..., 3] = shape                                 # a hole painted white on a transparent layer
+    Image.fromarray(white, "RGBA").save(tmp_path / "mask.png")
+    assert torch.equal(read_mask(tmp_path / "mask.png", (8, 8))[0], torch.from_numpy(shape > 0))

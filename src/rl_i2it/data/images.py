@@ -129,14 +129,18 @@ def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:
             top = 1.0
         grey = np.clip(grey / max(top, 1e-12), 0, 1)
         return grey if mode == "L" else np.repeat(grey[..., None], 3, axis=2)
-    return np.asarray(flatten_alpha(im).convert(mode), dtype=np.float32) / 255.0
+    if mode == "L":                      # a digit or a mask: its shape may live in the alpha alone
+        im = flatten_alpha(im)
+    return np.asarray(im.convert(mode), dtype=np.float32) / 255.0       # colour: transparent pixels keep their RGB
 
 
 def flatten_alpha(im: Image.Image) -> Image.Image:
     """A picture with transparency laid on the background its visible pixels stand out from: white
     under dark ones (a black digit drawn on a transparent layer), black under light ones (a white
-    shape whose form is only in its alpha: ``convert`` would drop the alpha and leave it all white).
-    Opaque pictures and those without alpha are returned as they are (8-bit values exact)."""
+    shape or mask whose form is only in its alpha: ``convert`` would drop the alpha and leave it all
+    white). Opaque pictures and those without alpha are returned as they are (8-bit values exact).
+    For grey reads (digits, masks); colour reads keep a transparent pixel's RGB (``inpaint`` reads
+    an erased region as its hole, with ``--mask`` as its colour)."""
     if not (im.mode in ("RGBA", "LA", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info)):
         return im
     rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
