@@ -92,24 +92,29 @@ def main() -> None:
             t_one.append(timed(lambda: one.sac.update(batch_one), n, device))
         upd_rl, upd_one = statistics.median(t_rl), statistics.median(t_one)
 
-        # whole training iterations: one batched env step + updates_per_step updates
+        # whole training iterations: one batched env step + updates_per_step updates, an episode's
+        # reset in the first of each horizon (both methods pay theirs) and its first state's row
         def iteration(tr):
+            k = [0]
+
             def go():
+                first = k[0] % tr.cfg.train.horizon == 0
+                if first:
+                    tr.env.reset()
                 state = tr.env.state                  # (read after the step it would be the next state)
                 with torch.no_grad():
                     out = tr.policy(tr.task.observe(state))
                 nxt, r, d, _ = tr.env.step(out.action)
-                tr.replay.add(state, out.plan, r, nxt, d)
+                tr.replay.add(state, out.plan, r, nxt, d, first=first)
                 for _ in range(tr.cfg.train.updates_per_step):
                     tr.sac.update(tr.replay.sample(bs, tr.sample_gen))
+                k[0] += 1
             return go
-        rl.env.reset()
-        one.env.reset()
         l_rl, l_one = [], []
+        step_rl, step_one = iteration(rl), iteration(one)
         for _ in range(reps):
-            rl.env.reset()
-            l_rl.append(timed(iteration(rl), rl.cfg.train.horizon, device))
-            l_one.append(timed(lambda: (one.env.reset(), iteration(one)()), n // 2, device))
+            l_rl.append(timed(step_rl, rl.cfg.train.horizon, device))
+            l_one.append(timed(step_one, n // 2, device))
         per_iter_rl = rl.cfg.train.updates_per_step * bs / statistics.median(l_rl)
         per_iter_one = one.cfg.train.updates_per_step * bs / statistics.median(l_one)
 

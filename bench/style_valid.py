@@ -18,8 +18,9 @@ uses 0-63, the bench's unseen ones are >= 10000), with each texture's own code a
 next texture's code: lower with its own code = the model uses the code.
 ``steps``: content and style loss at T = 1, 2, 5, 10 of one-style models on 32 validation crops
 (new crops of the training pictures, crop seed 7; training uses seed 0, the bench the test
-pictures), with content + style_weight x style: what the bench's "T=1 against the one-step
-network" target judges, for choosing training settings.
+pictures), with content + style_weight x style beside them: the sum ranks the trade-off; the
+bench's "T=1 against the one-step network" target asks for both losses lower, so read the two
+losses for it, for choosing training settings.
 ``scale``: an arbitrary-style model with each validation style's code measured at its own size,
 at a longer side of 384 and of 256 (``CODE_SIDE``, the training styles' scale; made textures drawn
 at 512 here): content and style at T = 1 and 10, scored against the style at its own size.

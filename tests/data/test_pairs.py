@@ -205,6 +205,14 @@ def test_to_grid_averages_what_it_shrinks_and_keeps_the_geometry():
     assert torch.equal(to_grid(labels, 8, labels=True)[:, 0], torch.arange(8) * 4 + 2.0)   # the footprint's centre
 
 
+def test_synthetic_brain_pairs_never_train_on_a_level_the_real_pairs_test_or_validate_on():
+    from rl_i2it.data.pairs import brain2d_levels
+    train, valid, test = (set(brain2d_levels(s)) for s in ("train", "valid", "test"))
+    held = set(INTER_Z["test"]) | set(INTER_Z["valid"])
+    assert not (train | valid) & held and not (train | valid) & test
+    assert train <= set(INTER_Z["train"]) and len(train) == len(test) == 10 and test <= set(INTER_Z["test"])
+
+
 def test_inter_subject_splits_use_disjoint_levels():
     """Settings chosen on the valid inter-subject pairs never see a test level (nor train on one)."""
     test, valid, train = (set(INTER_Z[k]) for k in ("test", "valid", "train"))

@@ -110,7 +110,7 @@ def test_evaluate_scores_a_batch_at_a_time_as_on_the_whole_split(photo_data, mon
     monkeypatch.setattr(imagegen, "predict", lambda task, policy, s, g, *a: sizes.append(len(g)) or real_predict(task, policy, s, g, *a))
     batched = evaluate(task, policy, steps=(1, 3), batch=5)
     target = task.split_data("test")[1].float() / 255
-    assert sizes == [5, 5, 5, 5, 4] and len(target) == 24
+    assert sizes == [1, 5, 5, 5, 5, 4] and len(target) == 24          # first: one untimed warm-up image
     images, _ = real_predict(task, policy, None, target, 3, task.eval_mask(24))
     for t in (1, 3):
         whole = image_scores(images[t - 1], target, task.eval_mask(24))

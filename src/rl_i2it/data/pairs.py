@@ -289,6 +289,14 @@ INTER_Z = {"test": BRAIN_Z, "valid": range(42, 122, 4), "train": range(41, 121, 
 sees a test slice."""
 
 
+def brain2d_levels(split: str) -> list[int]:
+    """The ch2 levels of the synthetic ``brain2d`` pairs: test on BRAIN_Z's odd-indexed levels (44,
+    52, ...); train and valid on the levels 1 mm above its even-indexed ones (41, 49, ...: odd,
+    so ``INTER_Z["train"]``'s), never a level the real inter-subject pairs test or validate on
+    (until session 31 they trained on 40, 48, ...: half of ``brain2d-inter``'s test slices)."""
+    return [z + (split != "test") for i, z in enumerate(BRAIN_Z) if i % 2 == (split == "test")]
+
+
 def brain_slices(size: int = 128, zs=BRAIN_Z) -> tuple[torch.Tensor, torch.Tensor]:
     """ch2bet axial slices ``[N, 1, size, size]`` in [0, 1] and AAL labels ``[N, size, size]``."""
     from .volumes import read_volume, source_files
@@ -343,8 +351,7 @@ def default_magnitude(shape) -> float:
 def build_set(name: str, split: str, n: int, size: int) -> PairSet:
     seed = SPLIT_SEED[split]
     if name == "brain2d":
-        zs = [z for i, z in enumerate(BRAIN_Z) if i % 2 == (split == "test")]
-        images, labels = brain_slices(size, zs)
+        images, labels = brain_slices(size, brain2d_levels(split))
         return deform_pairs(images, labels, n, seed, default_magnitude((size, size)))
     if name == "brain2d-inter":
         return brain_intersubject(size, INTER_Z[split])
@@ -363,7 +370,7 @@ def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128, b
         return manifest_pairs(Path(name[len("manifest:"):]), size, by_voxel, split)
     if by_voxel:
         raise UserError(f"--by-voxel is for your own pairs (a CSV); {name} is one of ours, on one grid")
-    key = hashlib.sha1(json.dumps([name, split, n, size, 3]).encode()).hexdigest()[:10]   # 3: brain2d-inter's splits
+    key = hashlib.sha1(json.dumps([name, split, n, size, 4]).encode()).hexdigest()[:10]   # 4: brain2d's levels
     path = cache_dir() / "registration" / "pairs" / f"{name}-{split}-{size}-{key}.npz"
     return PairSet.of_arrays(cached_arrays(path, lambda: build_set(name, split, n, size).arrays(), compress=True), name)
 

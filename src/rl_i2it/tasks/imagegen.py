@@ -451,7 +451,8 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
 def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", features: bool = True,
              n: int = 0, real_features: torch.Tensor | None = None, fid: bool = True, batch: int = 64) -> dict:
     """Every metric after each of ``steps`` on a split (``n`` first images, 0 = all); ``{T: scores}``
-    with ``sec_per_image`` (all T steps). ``batch`` images at a time are run and scored, so memory
+    with ``sec_per_image`` (T steps' share of the longest rollout's time, after one untimed warm-up
+    step: a method evaluated first no longer carries the first call's costs). ``batch`` images at a time are run and scored, so memory
     does not grow with the split (a progress bar shows when it takes over 2 s)."""
     from ..core.rollout import check_count, check_step_counts
     from ..data.cache import progress
@@ -463,7 +464,8 @@ def evaluate(task: ImageTask, policy, steps=(1, 5, 10), split: str = "test", fea
     if n:
         src, tgt = src[:n], tgt[:n]
     mask = task.eval_mask(len(tgt))
-    parts, reals, seconds = {t: [] for t in steps}, [], 0.0
+    predict(task, policy, src[:1].float() / 255, tgt[:1].float() / 255, 1, None if mask is None else mask[:1], 1)
+    parts, reals, seconds = {t: [] for t in steps}, [], 0.0     # (above: first-call costs, untimed)
     need_real = features and fid and real_features is None
     if need_real:
         from ..features import inception_features
