@@ -216,6 +216,8 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
           "registration config")
     fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "train.steps=3", "--out", str(tmp_path / "a")],
           "each method trains for --minutes; leave it out")
+    fails(capsys, ["train", "digits", "--steps", "1", "--set", "train=5", "--out", str(tmp_path / "a")],
+          "train is a table of settings (train.KEY = VALUE)")      # not dropped for --steps' train.steps
     fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "sac.use_rl=false", "--out", str(tmp_path / "a")],
           "--set sac.use_rl: each method sets it")
     long = tmp_path / ("x" * 300)                               # the folder named, not a fine-tune's under it

@@ -202,10 +202,18 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def merge(base: dict, over: dict) -> dict:
+def merge(base: dict, over: dict, prefix: str = "") -> dict:
+    """``over`` laid on ``base``, tables key by key; a table against a single value (``--set
+    train=5`` beside ``--steps``, which sets train.steps) is refused, not one of them dropped."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v, f"{prefix}{k}.")
+        elif k in out and isinstance(v, dict) != isinstance(out[k], dict):
+            raise UserError(f"bad config: {prefix}{k} is a table of settings ({prefix}{k}.KEY = VALUE), "
+                            f"given a single value")
+        else:
+            out[k] = v
     return out
 
 

@@ -17,3 +17,14 @@ def test_write_json_writes_non_finite_numbers_as_null(tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     back = json.loads(text, parse_constant=lambda c: math.nan)
     assert back == {"a": [1.5, None], "b": {"c": None, "d": 2.5}, "e": 3.0, "f": "text", "g": [1, None]}
+
+
+def test_an_empty_data_variable_means_the_default_cache_not_the_working_folder(monkeypatch, tmp_path):
+    from pathlib import Path
+    from rl_i2it.data.cache import cache_dir
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for value in ("", "  "):
+        monkeypatch.setenv("RL_I2IT_DATA", value)
+        assert cache_dir() == tmp_path / ".cache" / "rl-i2it"
+    monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path / "data"))
+    assert cache_dir() == Path(tmp_path / "data")

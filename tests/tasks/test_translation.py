@@ -89,6 +89,7 @@ def test_short_training_beats_untrained_policy(tmp_path, photo_data):
 
 
 def test_a_patch_discriminator_too_big_for_the_image_is_a_clear_error(photo_data):
-    task = TranslationTask({**IMG_SMALL, "disc_widths": [8, 8, 8, 8]}, data=photo_data)
+    """Said when the options are checked (before any data loads or episode runs), not at the first update."""
     with pytest.raises(UserError, match="too small for a PatchGAN"):
-        task._build_disc()
+        TranslationTask({**IMG_SMALL, "disc_widths": [8, 8, 8, 8]}, data=photo_data)
+    TranslationTask({**IMG_SMALL, "disc_widths": [8, 8, 8, 8], "gan": "none"}, data=photo_data)   # no GAN: no check

@@ -32,8 +32,9 @@ class ArraysOnlyUnpickler(pickle.Unpickler):
 
 
 def cache_dir() -> Path:
-    """``$RL_I2IT_DATA`` or ``~/.cache/rl-i2it``."""
-    return Path(os.environ.get("RL_I2IT_DATA", Path.home() / ".cache" / "rl-i2it")).expanduser()
+    """``$RL_I2IT_DATA`` or, when it is unset or empty (``RL_I2IT_DATA=`` would have meant the
+    working folder), ``~/.cache/rl-i2it``."""
+    return Path(os.environ.get("RL_I2IT_DATA", "").strip() or Path.home() / ".cache" / "rl-i2it").expanduser()
 
 
 def writable_dir(path: str | Path, make: bool = True) -> Path:

@@ -164,6 +164,8 @@ class ImageTask(Task):
             raise UserError("task_options.disc must be 'global' or 'patch'")
         if o.plan_dim < 1:
             raise UserError("task_options.plan_dim must be >= 1")
+        if o.gan != "none" and o.adv_weight > 0:
+            self._new_disc()              # one that does not fit the image size: said now, not at the first update
         self.check_critic_pool()
 
     # -- data -------------------------------------------------------------------------------
@@ -259,13 +261,16 @@ class ImageTask(Task):
         cond = self.source_of(state) if self.options.disc_conditional else None
         return self.target_of(state), action, cond
 
-    def _build_disc(self) -> None:
+    def _new_disc(self) -> gan.Discriminator:
         o = self.options
         try:
-            disc = gan.Discriminator(3, o.size, tuple(o.disc_widths), o.gan, o.disc, 3 if o.disc_conditional else 0)
+            return gan.Discriminator(3, o.size, tuple(o.disc_widths), o.gan, o.disc, 3 if o.disc_conditional else 0)
         except ValueError as exc:
             raise UserError(f"task_options.disc_widths: {exc}") from None
-        self.disc = disc.to(self.device)
+
+    def _build_disc(self) -> None:
+        o = self.options
+        self.disc = self._new_disc().to(self.device)
         parallel.broadcast(self.disc)             # torchrun: rank 0's first weights everywhere
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=o.lr_disc, betas=(0.5, 0.999))
 
