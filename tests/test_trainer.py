@@ -223,9 +223,13 @@ def test_resume_refuses_other_data_its_replay_would_point_into(tmp_path, digits)
         with pytest.raises(UserError, match="was trained on other data than its task_options give now"):
             run(tmp_path / "r", other, 8)
     sd = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
-    del sd["data"]                                          # a checkpoint of an older version: not checked
-    torch.save(sd, tmp_path / "r" / "checkpoint.pt")
-    assert run(tmp_path / "r", digits, 8).resumed
+    del sd["data"]                                          # a checkpoint of an older version: its replay
+    torch.save(sd, tmp_path / "r" / "checkpoint.pt")        # cannot be checked, so it is not restored
+    old = run(tmp_path / "r", other, 8)
+    assert old.resumed and old.counters["updates"] >= 8
+    small = {"train": {"checkpoint_replay_mb": 0}}           # no replay saved: nothing points into the data
+    run(tmp_path / "n", digits, 4, **small)
+    assert run(tmp_path / "n", other, 8, **small).resumed
 
 
 def test_resume_takes_a_list_spelled_either_way(tmp_path, digits):

@@ -189,18 +189,27 @@ def test_moving_goes_onto_the_fixed_grid_through_world_coordinates(nd):
         onto_fixed_grid(fixed, same, by_voxel=True)
 
 
-def test_to_grid_averages_what_it_shrinks_and_keeps_the_geometry():
+@pytest.mark.parametrize("n", [32, 40, 160])                  # whole and fractional ratios (160 -> 128: 1.25)
+def test_to_grid_keeps_every_voxel_where_the_fields_put_it_and_does_not_alias(n):
     from rl_i2it.data.pairs import to_grid
-    g = torch.Generator().manual_seed(0)
-    noise = torch.rand(32, 32, 32, generator=g)
-    small = to_grid(noise, 8)                           # each voxel the mean of its 4^3 footprint:
-    assert small.shape == (8, 8, 8) and small.std() < 0.06 < noise.std() / 4     # std / 8, not / sqrt(8)
-    assert torch.allclose(small, noise.view(8, 4, 8, 4, 8, 4).mean((1, 3, 5)), atol=1e-6)
-    half = F.interpolate(noise[None, None], size=(16,) * 3, mode="trilinear", align_corners=False)[0, 0]
-    assert torch.allclose(to_grid(noise, 16), half, atol=1e-6)      # a halving: the midpoints, as before
-    ramp = torch.arange(32.0).view(32, 1).expand(32, 24)        # 32 x 24 -> 16: x shrinks, y grows
-    out = to_grid(ramp, 16)                                     # (i + 0.5) x 2 - 0.5: align_corners=False centres
-    assert out.shape == (16, 16) and torch.allclose(out, (torch.arange(16.0) * 2 + 0.5).view(16, 1).expand(16, 16))
+    size = 128 if n == 160 else 8
+    ramp = torch.arange(float(n)).view(n, 1).expand(n, 24)    # x shrinks, y (24) shrinks or grows
+    centres = (torch.arange(size) + 0.5) * n / size - 0.5     # align_corners=False: resize_field's geometry
+    out = to_grid(ramp, size)
+    inner = slice(2, -2)                                     # (the border replicates: a ramp bends there)
+    assert out.shape == (size, size) and torch.allclose(out[inner, 0], centres[inner], atol=1e-4)
+    if n >= 2 * size:                                        # (a 1.25 shrink hardly aliases: sigma 0.125)
+        noise = torch.rand(n, n, generator=torch.Generator().manual_seed(0))
+        point = F.interpolate(noise[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+        assert to_grid(noise, size).std() < 0.75 * point.std()    # averaged, not point samples (aliasing)
+
+
+def test_to_grid_3d_and_labels():
+    from rl_i2it.data.pairs import to_grid
+    noise = torch.rand(32, 32, 32, generator=torch.Generator().manual_seed(0))
+    small = to_grid(noise, 8)
+    assert small.shape == (8, 8, 8) and small.std() < 0.06 < noise.std() / 4
+    assert abs(float(small.mean() - noise.mean())) < 0.01
     labels = torch.arange(32).view(32, 1).expand(32, 32)       # each row its own label
     assert torch.equal(to_grid(labels, 8, labels=True)[:, 0], torch.arange(8) * 4 + 2.0)   # the footprint's centre
 

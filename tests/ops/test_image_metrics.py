@@ -57,6 +57,7 @@ def test_ssim_without_a_mask_is_the_standard_valid_window_mean():
     ref = (((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean((1, 2, 3))
     torch.testing.assert_close(ssim(x, y).double(), ref, atol=1e-5, rtol=0)
     assert (ssim(x, y, torch.ones(1, 1, 32, 32)) - ssim(x, y)).abs().max() > 1e-3    # the padded border differs
+    torch.testing.assert_close(ssim(x, y, whole=True), ssim(x, y, torch.ones(1, 1, 32, 32)))   # the reward's form
 
 
 def test_psnr_analytic_offset():

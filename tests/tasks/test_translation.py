@@ -88,8 +88,23 @@ def test_short_training_beats_untrained_policy(tmp_path, photo_data):
     assert after > before + 3.0, (before, after)
 
 
+def test_the_ssim_reward_counts_the_whole_image_border_included(photo_data):
+    from rl_i2it.ops.metrics import ssim
+    task = TranslationTask({**IMG_SMALL, "reward": "ssim"}, data=photo_data)
+    target = photo_data["train"][1][:2].float() / 255
+    image = target.clone()
+    image[..., :3, :] = 1 - image[..., :3, :]                    # wrong only in a 3-pixel frame
+    torch.testing.assert_close(task.score(image, target, None), ssim(image, target, torch.ones(1, 1, *target.shape[2:])))
+    assert (task.score(image, target, None) < ssim(image, target)).all()   # the standard value leaves most of it out
+
+
 def test_a_patch_discriminator_too_big_for_the_image_is_a_clear_error(photo_data):
     """Said when the options are checked (before any data loads or episode runs), not at the first update."""
     with pytest.raises(UserError, match="too small for a PatchGAN"):
         TranslationTask({**IMG_SMALL, "disc_widths": [8, 8, 8, 8]}, data=photo_data)
     TranslationTask({**IMG_SMALL, "disc_widths": [8, 8, 8, 8], "gan": "none"}, data=photo_data)   # no GAN: no check
+    torch.manual_seed(5)
+    drawn = torch.rand(3)
+    torch.manual_seed(5)
+    TranslationTask(IMG_SMALL, data=photo_data)                  # the check draws no number of the run's stream
+    assert torch.equal(torch.rand(3), drawn)

@@ -201,10 +201,13 @@ class Trainer:
         with parallel.rank_zero_first():           # torchrun: one rank fills the data cache
             self.task.load_training_data()     # bad data fails here, before the run directory is written
         self.data_key = ckpt.data_fingerprint(self.task.training_tensors())
-        if saved is not None and saved.get("data", self.data_key) != self.data_key:
-            raise UserError(f"{self.run_dir} was trained on other data than its task_options give now (files "
-                            f"added, removed, changed or renamed): its replay points into the old data; restore "
-                            f"it, or train into a new --out (--init {self.run_dir} starts from its weights)")
+        if saved is not None and "replay" in saved and saved.get("data") != self.data_key:
+            if "data" in saved:          # (no replay saved: nothing points into the data, the run goes on)
+                raise UserError(f"{self.run_dir} was trained on other data than its task_options give now (files "
+                                f"added, removed, changed or renamed): its replay points into the old data; "
+                                f"restore it, or train into a new --out (--init {self.run_dir} starts from its weights)")
+            del saved["replay"]          # an older version's checkpoint: its replay cannot be checked, so it refills
+            saved["replay_unchecked"] = True
         self.policy = fast_layout(self.task.build_policy().to(self.device))
         self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
         if cfg.train.init and saved is None:
@@ -341,6 +344,10 @@ class Trainer:
         self.sample_gen.set_state(sd["sample_gen"])
         if "replay" in sd and sd["replay"]["size"] <= self.replay.capacity:     # (its ring fits in ours)
             self.replay.load_state_dict(sd["replay"])
+        elif sd.get("replay_unchecked"):
+            if self.verbose:
+                print("note: this checkpoint, of an older version, does not say which data its replay points into: "
+                      "the replay refills from here, so the run goes on close to, not exactly as, one that never stopped")
         elif "replay" in sd:             # torchrun with more ranks than the saved run: a smaller shard
             if self.verbose:
                 print(f"note: the saved replay holds {sd['replay']['size']} rows, this run's shard "

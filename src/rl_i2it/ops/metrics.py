@@ -156,7 +156,7 @@ def _gaussian_blur(x: torch.Tensor, window: int, sigma: float) -> torch.Tensor:
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-         window: int = 11, sigma: float = 1.5, max_val: float = 1.0) -> torch.Tensor:
+         window: int = 11, sigma: float = 1.5, max_val: float = 1.0, whole: bool = False) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004, K1 = 0.01, K2 = 0.03) per image: ``[B, C, H, W]`` x2 -> ``[B]``.
 
     Local statistics use a separable Gaussian window (``window`` taps, std ``sigma``) on each channel,
@@ -164,7 +164,9 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     over the pixels where ``mask`` is set (``[B, 1, H, W]`` or ``[1, 1, H, W]``: a hole at the border
     keeps its pixels), or without a mask over the pixels at least ``window // 2`` from the border,
     whose statistics do not lean on the padding: the standard value (Wang et al.'s code, scikit-image,
-    torchmetrics; the whole map read up to 0.08 lower on noisy 64 px faces). Identical images give 1.
+    torchmetrics; the whole map read up to 0.08 lower on noisy 64 px faces). ``whole``: the whole
+    map's mean without a mask too (the translation reward's form: its border counts). Identical
+    images give 1.
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)
@@ -184,6 +186,6 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     smap = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
     smap = smap.mean(1, keepdim=True)
     pad = window // 2
-    if mask is None and min(smap.shape[2:]) > 2 * pad:
+    if mask is None and not whole and min(smap.shape[2:]) > 2 * pad:
         return smap[..., pad:-pad, pad:-pad].flatten(1).mean(1)
     return (smap * weights).flatten(1).sum(1) / weights.flatten(1).sum(1)

@@ -28,12 +28,12 @@ class Env(Protocol):
 def check_sizes_and_weights(options) -> None:
     """Every task's layer sizes (``*widths``, ``*hidden``, ``*channels``) are >= 1, its loss
     weights (``*_weight``) >= 0, its learning rates (``lr*``), ``reward_scale`` and limits
-    (``*_limit``) > 0 and every number finite: a width of 0 failed deep in torch, a negative
+    (``*_limit``) > 0 and every number finite (a limit may be inf: no limit): a width of 0 failed deep in torch, a negative
     adversarial weight trained the generator for the discriminator, a NaN limit turned its check off."""
     for f in dataclasses.fields(options) if dataclasses.is_dataclass(options) else ():
         v = getattr(options, f.name)
-        if isinstance(v, float) and not math.isfinite(v):
-            raise UserError(f"bad config: task_options.{f.name} must be a finite number, got {v}")
+        if isinstance(v, float) and not math.isfinite(v) and not (f.name.endswith("_limit") and v == math.inf):
+            raise UserError(f"bad config: task_options.{f.name} must be a finite number, got {v}")   # (a limit: inf = off)
         if (f.name.startswith("lr") or f.name.endswith("_limit") or f.name == "reward_scale") and \
                 isinstance(v, (int, float)) and not v > 0:
             raise UserError(f"bad config: task_options.{f.name} must be > 0, got {v}")

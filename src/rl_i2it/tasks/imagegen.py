@@ -164,8 +164,9 @@ class ImageTask(Task):
             raise UserError("task_options.disc must be 'global' or 'patch'")
         if o.plan_dim < 1:
             raise UserError("task_options.plan_dim must be >= 1")
-        if o.gan != "none" and o.adv_weight > 0:
-            self._new_disc()              # one that does not fit the image size: said now, not at the first update
+        if o.gan != "none" and o.adv_weight > 0:  # one that does not fit the image size: said now, not at the
+            with torch.random.fork_rng(devices=[]):      # first update; its draws leave the run's seeded stream
+                self._new_disc()
         self.check_critic_pool()
 
     # -- data -------------------------------------------------------------------------------
@@ -246,8 +247,11 @@ class ImageTask(Task):
         return f"PSNR{where} (dB)" if self.options.reward == "psnr" else f"SSIM{where}"
 
     def score(self, image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """The reward's metric ``[B]`` (PSNR in dB or SSIM), over ``mask`` when given."""
-        return (psnr if self.options.reward == "psnr" else ssim)(image, target, mask)
+        """The reward's metric ``[B]`` (PSNR in dB or SSIM of the whole map: the border counts), over
+        ``mask`` when given."""
+        if self.options.reward == "psnr":
+            return psnr(image, target, mask)
+        return ssim(image, target, mask, whole=True)
 
     def recon_loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         d = (pred - target).abs() if self.options.recon == "l1" else (pred - target) ** 2
