@@ -216,6 +216,12 @@ def test_arbitrary_model_observes_the_style_code_and_takes_any_style(tmp_path):
     task = style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=3)
     grams, codes = task.style_bank()
     assert codes.shape == (3, CODE_DIM) and grams[0].shape == (3, 64, 64)
+    from rl_i2it.core.checkpoint import data_fingerprint                # a resume checks the style files too
+    key = data_fingerprint(task.training_tensors())
+    write_style(styles / "s1.png", seed=7)                            # the same count, another picture
+    assert data_fingerprint(style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=3).training_tensors()) != key
+    write_style(styles / "s1.png", seed=1)
+    assert data_fingerprint(style_task(tmp_path, arbitrary=True, styles=str(styles), n_styles=3).training_tensors()) == key
     env = task.make_env(4, torch.Generator().manual_seed(0))
     state = env.reset()
     obs = task.observe(state)

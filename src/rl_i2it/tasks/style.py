@@ -232,6 +232,7 @@ class StyleTask(Task):
         self._on_device: dict = {}
         self._objective = None
         self._bank = None
+        self._bank_digest = torch.zeros(0, dtype=torch.uint8)    # sha1 of the arbitrary bank's style images
         self._flows = None
 
     def validate(self) -> None:
@@ -271,7 +272,8 @@ class StyleTask(Task):
             self.flow_bank()
 
     def training_tensors(self) -> list[torch.Tensor]:
-        return [self.content_bank("train"), torch.tensor([self.n_styles])]     # rows: a crop's and a style's index
+        self.style_bank()                  # rows: a crop's and (arbitrary) a style's index
+        return [self.content_bank("train"), self._bank_digest]
 
     def flow_bank(self) -> torch.Tensor:
         """``motion = 'real'``: the real flows ``[n_flows, 2, size, size]`` (float16, on the device)."""
@@ -326,6 +328,9 @@ class StyleTask(Task):
                 from ..data.images import from_uint8
                 from ..data.style import style_images
                 named = style_images(o.styles, o.n_styles)
+                from ..core.checkpoint import data_fingerprint
+                digest = data_fingerprint([torch.tensor(a) for _, a in named])
+                self._bank_digest = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8)
                 images = [from_uint8(a)[None] for _, a in named]
                 if len(images) < o.n_styles:
                     raise UserError(f"{o.styles} holds {len(images)} style images, task_options.n_styles "
