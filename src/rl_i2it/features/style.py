@@ -27,7 +27,7 @@ CODE_SIDE = 256
 never enlarged): the 256 px of the arbitrary model's training styles, so a 12 MP photo as
 ``--style`` costs one small VGG16 pass, not gigabytes. On the validation styles (graf1 800 px,
 baboon, fruits; made textures drawn at 512) codes at own size, 384 and 256 gave the same losses
-at T = 1 and 10 to within 3 % (README, "A style image of any size")."""
+at T = 1 and 10 to within 3.2 % (README, "A style image of any size")."""
 
 
 def code_image(style: torch.Tensor) -> torch.Tensor:
