@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..ops.metrics import gaussian_along
 from ..ops.warp import integrate_velocity, warp
 from .cache import cache_dir, cached_arrays, files_key, name_key, progress
 
@@ -395,18 +396,8 @@ def to_grid(t: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
         return F.interpolate(x, size=(size,) * nd, mode="nearest-exact")[0, 0]
     for axis, n in enumerate(t.shape):
         if n > size:
-            x = smooth_along(x, axis + 2, (n / size - 1) / 2)
+            x = gaussian_along(x, axis + 2, (n / size - 1) / 2)
     return F.interpolate(x, size=(size,) * nd, mode="bilinear" if nd == 2 else "trilinear", align_corners=False)[0, 0]
-
-
-def smooth_along(x: torch.Tensor, dim: int, sigma: float) -> torch.Tensor:
-    """``x`` blurred along ``dim`` by a Gaussian of std ``sigma`` (voxels; borders replicated)."""
-    r = max(1, math.ceil(3 * sigma))
-    g = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * max(sigma, 1e-6) ** 2))
-    y = x.movedim(dim, -1)
-    shape = y.shape
-    y = F.pad(y.reshape(-1, 1, shape[-1]), (r, r), mode="replicate")
-    return F.conv1d(y, (g / g.sum()).view(1, 1, -1)).reshape(shape).movedim(-1, dim)
 
 
 def manifest_split(rows: list[dict], path) -> list[str] | None:

@@ -24,6 +24,16 @@ KINDS = ("sngan", "wgan-gp", "ragan", "hinge", "vanilla")
 SPECTRAL = ("sngan", "hinge")
 
 
+def check_patch_size(size: int, n_widths: int) -> None:
+    """A ``ValueError`` when a PatchGAN of ``n_widths`` (up to 4) conv layers leaves no patch of a
+    ``size``-px image (checked with the options, before any network is built)."""
+    out = size
+    for i in range(min(4, n_widths)):
+        out = out // 2 if i < 3 else out - 1
+    if out - 1 < 1:
+        raise ValueError(f"a {size}-px image is too small for a PatchGAN with {min(4, n_widths)} layers")
+
+
 class Discriminator(nn.Module):
     """``D(image [B, C, H, W], cond [B, C', H, W] | None) -> scores [B, N]`` (N = 1 or patches).
 
@@ -53,17 +63,13 @@ class Discriminator(nn.Module):
             self.body = nn.Sequential(*layers)
             self.head = nn.Sequential(nn.Flatten(), sn(nn.Linear(c * s * s, 1)))
         else:
+            check_patch_size(size, len(widths))
             for i, w in enumerate(widths[:4]):
                 stride = 2 if i < 3 else 1
                 layers += [sn(nn.Conv2d(c, w, 4, stride, 1)), nn.LeakyReLU(0.2)]
                 c = w
             self.body = nn.Sequential(*layers)
             self.head = nn.Sequential(sn(nn.Conv2d(c, 1, 4, 1, 1)), nn.Flatten())
-            out = size
-            for i in range(min(4, len(widths))):
-                out = out // 2 if i < 3 else out - 1
-            if out - 1 < 1:
-                raise ValueError(f"a {size}-px image is too small for a PatchGAN with {len(widths[:4])} layers")
         self.cond_channels = cond_channels
 
     def forward(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

@@ -2,6 +2,8 @@
 differentiable image-quality metrics PSNR and SSIM."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -141,18 +143,24 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     return 10 * torch.log10(max_val ** 2 / mse.clamp_min(eps))
 
 
+def gaussian_along(x: torch.Tensor, dim: int, sigma: float, radius: int | None = None,
+                   mode: str = "replicate") -> torch.Tensor:
+    """``x`` filtered along ``dim`` by a normalised Gaussian of std ``sigma`` and ``2 radius + 1``
+    taps (default radius: 3 sigma), 'same' size, borders padded by ``mode`` (as ``F.pad``)."""
+    r = max(1, math.ceil(3 * sigma)) if radius is None else radius
+    g = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * max(sigma, 1e-6) ** 2))
+    y = x.movedim(dim, -1)
+    shape = y.shape
+    y = F.pad(y.reshape(-1, 1, shape[-1]), (r, r), mode=mode)
+    return F.conv1d(y, (g / g.sum()).view(1, 1, -1)).reshape(shape).movedim(-1, dim)
+
+
 def _gaussian_blur(x: torch.Tensor, window: int, sigma: float) -> torch.Tensor:
-    """Separable Gaussian filter per channel with 'same' output size (reflect padding, or replicate
-    where the image is too small to reflect)."""
-    c = x.shape[1]
-    t = torch.arange(window, dtype=x.dtype, device=x.device) - (window - 1) / 2
-    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
+    """Separable Gaussian filter per channel of ``[B, C, H, W]`` with 'same' output size (reflect
+    padding, or replicate where the image is too small to reflect)."""
     pad = window // 2
     mode = "reflect" if min(x.shape[2:]) > pad else "replicate"
-    x = F.pad(x, (pad, pad, pad, pad), mode=mode)
-    x = F.conv2d(x, g.view(1, 1, window, 1).expand(c, 1, window, 1), groups=c)
-    return F.conv2d(x, g.view(1, 1, 1, window).expand(c, 1, 1, window), groups=c)
+    return gaussian_along(gaussian_along(x, 2, sigma, pad, mode), 3, sigma, pad, mode)
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,

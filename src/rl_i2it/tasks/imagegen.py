@@ -164,9 +164,11 @@ class ImageTask(Task):
             raise UserError("task_options.disc must be 'global' or 'patch'")
         if o.plan_dim < 1:
             raise UserError("task_options.plan_dim must be >= 1")
-        if o.gan != "none" and o.adv_weight > 0:  # one that does not fit the image size: said now, not at the
-            with torch.random.fork_rng(devices=[]):      # first update; its draws leave the run's seeded stream
-                self._new_disc()
+        if o.gan != "none" and o.adv_weight > 0 and o.disc == "patch":   # said now, not at the first update
+            try:
+                gan.check_patch_size(o.size, len(o.disc_widths))
+            except ValueError as exc:
+                raise UserError(f"task_options.disc_widths: {exc}") from None
         self.check_critic_pool()
 
     # -- data -------------------------------------------------------------------------------
@@ -265,16 +267,13 @@ class ImageTask(Task):
         cond = self.source_of(state) if self.options.disc_conditional else None
         return self.target_of(state), action, cond
 
-    def _new_disc(self) -> gan.Discriminator:
-        o = self.options
-        try:
-            return gan.Discriminator(3, o.size, tuple(o.disc_widths), o.gan, o.disc, 3 if o.disc_conditional else 0)
-        except ValueError as exc:
-            raise UserError(f"task_options.disc_widths: {exc}") from None
-
     def _build_disc(self) -> None:
         o = self.options
-        self.disc = self._new_disc().to(self.device)
+        try:
+            disc = gan.Discriminator(3, o.size, tuple(o.disc_widths), o.gan, o.disc, 3 if o.disc_conditional else 0)
+        except ValueError as exc:
+            raise UserError(f"task_options.disc_widths: {exc}") from None
+        self.disc = disc.to(self.device)
         parallel.broadcast(self.disc)             # torchrun: rank 0's first weights everywhere
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=o.lr_disc, betas=(0.5, 0.999))
 
