@@ -102,6 +102,21 @@ def test_policy_average_is_saved_and_resumes_exactly(tmp_path, digits):
     assert plain.policy_avg is None and torch.equal(flat(plain.policy), flat(straight.policy))  # rollouts unchanged
 
 
+def test_a_loaded_policy_samples_with_its_configs_noise_limits(tmp_path, digits):
+    """The plan's log-std limits are config, not weights: a loaded model (``--sample``) draws plans
+    as the trained one did, not with the policy's default limits (up to e^1 where it trained at e^-2)."""
+    from rl_i2it.core.trainer import load_policy
+    tr = run(tmp_path / "s", digits, 4, sac={"log_std_min": -4.0, "log_std_max": -2.0})
+    for path in ("policy.pt", "checkpoint.pt"):
+        task, policy, _ = load_policy(tmp_path / "s" / path)
+        assert policy.log_std_bounds == (-4.0, -2.0)
+    obs = task.observe(task.make_env(32, torch.Generator().manual_seed(0)).reset())
+    with torch.no_grad():
+        log_std = policy.plan_distribution(obs)[1]
+        assert torch.equal(log_std, tr.policy.eval().plan_distribution(obs)[1])
+    assert -4.0 <= float(log_std.min()) and float(log_std.max()) <= -2.0
+
+
 def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
     """``train.fine_tunes = 2`` with ``init``: two fine-tunes (seeds 0 and 1) from one start, and
     ``policy.pt`` = the mean of their weights; the same command again trains nothing more."""

@@ -77,6 +77,14 @@ def saved_policy(obj: dict) -> dict:
     return obj.get("policy_avg", obj["policy"])
 
 
+def new_policy(task, cfg: Config, device):
+    """The task's planner-actor on ``device`` with the config's plan noise limits (``sac.log_std_min``,
+    ``log_std_max``: not weights, so a loaded policy needs them from its config as a trained one does)."""
+    policy = fast_layout(task.build_policy().to(device))
+    policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
+    return policy
+
+
 def load_policy(path, device="cpu"):
     """``(task, policy, cfg)`` from a ``policy.pt``, ``checkpoint.pt`` or run directory (a checkpoint's
     averaged weights when the run keeps an average, as its ``policy.pt`` has)."""
@@ -86,7 +94,7 @@ def load_policy(path, device="cpu"):
     cfg = fill(Config, obj["config"])
     device = resolve_device(str(device))
     task = build_task(cfg, device)
-    policy = fast_layout(task.build_policy().to(device))
+    policy = new_policy(task, cfg, device)
     try:
         policy.load_state_dict(saved_policy(obj))
     except (RuntimeError, KeyError) as exc:
@@ -208,8 +216,7 @@ class Trainer:
                                 f"restore it, or train into a new --out (--init {self.run_dir} starts from its weights)")
             del saved["replay"]          # an older version's checkpoint: its replay cannot be checked, so it refills
             saved["replay_unchecked"] = True
-        self.policy = fast_layout(self.task.build_policy().to(self.device))
-        self.policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
+        self.policy = new_policy(self.task, cfg, self.device)
         if cfg.train.init and saved is None:
             self._start_from(cfg.train.init)
         critic = None
