@@ -484,8 +484,8 @@ class Trainer:
         return more and calm
 
     def _average_policy(self) -> None:
-        """One step of the weights' moving average; its decay grows from 0.1 to ``policy_ema``
-        over the first updates (n+1)/(n+10), so early weights fade out of short runs too."""
+        """One step of the weights' moving average, after update n (counted from 1): its decay
+        (n+1)/(n+10) grows from 2/11 up to ``policy_ema``, so early weights fade out of short runs too."""
         if self.policy_avg is not None:
             n = self.counters["updates"]
             soft_update(self.policy_avg, self.policy, 1 - min(self.cfg.train.policy_ema, (n + 1) / (n + 10)))
