@@ -105,6 +105,8 @@ def test_exceptions():
         feature_stats(torch.zeros(1, 4))
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
         inception_features(torch.rand(2, 4, 8, 8), model=FakeInception())
+    with pytest.raises(TypeError, match="uint8"):          # 0-255 clamped to [0, 1] would be all white
+        inception_features(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), model=FakeInception())
     with pytest.raises(ValueError, match=r"\[N2 >= 2, D\]"):
         fid_from_features(torch.zeros(3, 4), torch.zeros(3, 5))
     with pytest.raises(ValueError, match="at least 2"):

@@ -53,6 +53,10 @@ def test_exceptions():
         model(torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24))
     with pytest.raises(ValueError, match="'alex' or 'vgg'"):
         LPIPS("squeeze", pretrained=False)
+    with pytest.raises(TypeError, match="uint8"):                       # 0-255 read as [0, 1] would be off by 255
+        model(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    x, y = torch.rand(2, 1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model(x.double(), y.double()), model(x, y))   # float64 is measured as float32
 
 
 def test_function_caches_per_net_and_device(monkeypatch, smooth):

@@ -67,6 +67,10 @@ def test_psnr_analytic_offset():
     # max_val 255: the same relative error in 8-bit units
     torch.testing.assert_close(psnr((x + 0.1) * 255, x * 255, max_val=255.0), torch.full((2,), 20.0),
                                rtol=0, atol=1e-3)
+    # uint8 images at max_val 255: measured in floats, not in wrapping 8-bit arithmetic
+    a, b = (x * 255).round().byte(), ((x + 0.1) * 255).round().byte()
+    torch.testing.assert_close(psnr(a, b, max_val=255.0), psnr(a.float(), b.float(), max_val=255.0))
+    torch.testing.assert_close(ssim(a, b, max_val=255.0), ssim(a.float(), b.float(), max_val=255.0))
     # an error in one channel of three: MSE / 3
     y = x.clone()
     y[:, 0] += 0.1

@@ -43,6 +43,18 @@ def test_nearest_keeps_labels():
     assert set(out.unique().tolist()) <= set(lab.unique().tolist())
 
 
+def test_integer_labels_warp_in_their_own_dtype():
+    g = torch.Generator().manual_seed(0)
+    lab = torch.randint(0, 3000, (2, 1, 9, 11), generator=g)             # non-contiguous label values
+    u = torch.randn(2, 2, 9, 11, generator=g) * 2
+    out = warp(lab, u, mode="nearest")
+    assert out.dtype == torch.int64
+    assert torch.equal(out, warp(lab.double(), u.double(), mode="nearest").long())
+    assert torch.equal(warp(lab.short(), torch.zeros_like(u), mode="nearest"), lab.short())
+    with pytest.raises(TypeError, match="mode='nearest'"):
+        warp(lab, u)                                                     # bilinear labels would mix values
+
+
 def test_batch_broadcast():
     img = torch.rand(1, 1, 5, 5)
     out = warp(img, torch.zeros(3, 2, 5, 5))

@@ -130,11 +130,11 @@ def deform_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int, 
     out = {k: [] for k in PAIR_ARRAYS}
     for i in range(0, n, 16):
         idx = pick[i: i + 16]
-        img, lab = images[idx].float(), labels[idx].unsqueeze(1).float()
+        img, lab = images[idx].float(), labels[idx].unsqueeze(1).short()
         for role in ("fixed", "moving"):
             u = random_field(len(idx), tuple(images.shape[2:]), gen, magnitude)
             out[role].append(to_u8(random_intensity(warp(img, u), gen)))
-            out[role + "_labels"].append(warp(lab, u, mode="nearest").squeeze(1).round().short())
+            out[role + "_labels"].append(warp(lab, u, mode="nearest").squeeze(1))
     return PairSet(*(torch.cat(out[k]) for k in PAIR_ARRAYS))
 
 

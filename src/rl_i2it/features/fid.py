@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .vgg import float_images
 from .weights import fetch_weights
 from ..errors import UserError
 
@@ -54,6 +55,7 @@ def inception_features(images: torch.Tensor, batch: int = 50,
     replaces the pretrained network (anything mapping ``[n, 3, 299, 299]`` to ``[n, D]``)."""
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images [N, 3, H, W] or [N, 1, H, W], got {tuple(images.shape)}")
+    float_images(images)                      # uint8 0-255 refused
     if batch < 1:
         raise ValueError(f"batch must be positive, got {batch}")
     model = load_inception(images.device) if model is None else model

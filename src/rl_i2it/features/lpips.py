@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .vgg import AlexNetFeatures, VGG16Features
+from .vgg import AlexNetFeatures, VGG16Features, float_images
 from .weights import fetch_weights, load_state
 from ..errors import UserError
 
@@ -62,8 +62,8 @@ class LPIPS(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.shape != b.shape:
             raise ValueError(f"images differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-        if a.dim() != 4 or a.shape[1] not in (1, 3):
-            raise ValueError(f"expected images [B, 3, H, W] or [B, 1, H, W], got {tuple(a.shape)}")
+        dtype = self.lins[0].weight.dtype
+        a, b = float_images(a, dtype), float_images(b, dtype)
         n = a.shape[0]
         x = torch.cat([a, b]).expand(-1, 3, -1, -1)
         x = ((2 * x - 1) - self.shift) / self.scale

@@ -13,10 +13,20 @@ import torch.nn as nn
 from .weights import fetch_weights, load_state
 from ..errors import UserError
 
-__all__ = ["VGG16Features", "AlexNetFeatures", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["VGG16Features", "AlexNetFeatures", "IMAGENET_MEAN", "IMAGENET_STD", "float_images"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def float_images(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Images ``[B, 3 or 1, H, W]`` in [0, 1], checked, as ``dtype`` (a network's: float64 is cast;
+    None: as they are); integer images are refused: a uint8 0-255 image read as [0, 1] is off by 255."""
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images [B, 3, H, W] or [B, 1, H, W], got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected float images in [0, 1], got {x.dtype} (uint8 0-255: x.float() / 255)")
+    return x if dtype is None else x.to(dtype)
 
 
 class _TappedFeatures(nn.Module):
@@ -46,8 +56,7 @@ class _TappedFeatures(nn.Module):
         """``x``: ``[B, 3, H, W]`` RGB (or ``[B, 1, H, W]`` grey, repeated) in [0, 1], ImageNet-normalised
         here when ``normalize``; returns ``{name: [B, C_l, H_l, W_l]}`` for ``layers`` (default: all taps).
         Gradients flow to ``x``; the weights are frozen."""
-        if x.dim() != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"expected images [B, 3, H, W] or [B, 1, H, W], got {tuple(x.shape)}")
+        x = float_images(x, self.features[0].weight.dtype)
         if min(x.shape[2:]) < self.min_size:
             raise ValueError(f"{type(self).__name__} needs images of at least {self.min_size}x{self.min_size}, "
                              f"got {tuple(x.shape[2:])}")

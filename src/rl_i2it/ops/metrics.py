@@ -107,28 +107,33 @@ def jacobian_stats(disp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return neg, ((logs - mu) ** 2).nanmean(1).sqrt()
 
 
-def _image_pair(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Check a pair of images ``[B, C, H, W]`` and return the pixel weights ``[B, 1, H, W]``."""
+def _image_pair(pred: torch.Tensor, target: torch.Tensor,
+                mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check a pair of images ``[B, C, H, W]``; return them as floats (integer images, such as uint8
+    with ``max_val=255``, are measured in float32, not in their own wrapping arithmetic) and the
+    pixel weights ``[B, 1, H, W]``."""
+    pred, target = (x if x.is_floating_point() else x.float() for x in (pred, target))
     if pred.dim() != 4:
         raise ValueError(f"expected images [B, C, H, W], got {tuple(pred.shape)}")
     if pred.shape != target.shape:
         raise ValueError(f"images differ in shape: {tuple(pred.shape)} vs {tuple(target.shape)}")
     b, _, h, w = pred.shape
     if mask is None:
-        return pred.new_ones(b, 1, h, w)
+        return pred, target, pred.new_ones(b, 1, h, w)
     if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] not in (1, b) or mask.shape[2:] != pred.shape[2:]:
         raise ValueError(f"expected a mask [{b} or 1, 1, {h}, {w}], got {tuple(mask.shape)}")
     weights = mask.to(device=pred.device, dtype=pred.dtype).expand(b, 1, h, w)
     if bool((weights.flatten(1).sum(1) <= 0).any()):
         raise ValueError("the mask of some image has no pixel")
-    return weights
+    return pred, target, weights
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
          max_val: float = 1.0, eps: float = 1e-10) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image: ``[B, C, H, W]`` x2 -> ``[B]``.
 
-    The mean squared error is taken over all channels and the pixels where ``mask`` (``[B, 1, H, W]``
+    Integer images (uint8 with ``max_val=255``) are measured in float32. The mean squared error is
+    taken over all channels and the pixels where ``mask`` (``[B, 1, H, W]``
     or ``[1, 1, H, W]``, bool or 0/1 float; None = every pixel) is set, and clamped at ``eps``, so
     identical images give ``10 log10(max_val^2 / eps)`` (100 dB at the defaults) instead of infinity.
 
@@ -137,7 +142,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
         >>> psnr(x, (x + 0.1)).round()            # an offset of 0.1 everywhere: MSE 0.01
         tensor([20., 20.])
     """
-    weights = _image_pair(pred, target, mask)
+    pred, target, weights = _image_pair(pred, target, mask)
     err = ((pred - target) ** 2).sum(1, keepdim=True)                     # summed over channels
     mse = (err * weights).flatten(1).sum(1) / (weights.flatten(1).sum(1) * pred.shape[1])
     return 10 * torch.log10(max_val ** 2 / mse.clamp_min(eps))
@@ -174,14 +179,14 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     whose statistics do not lean on the padding: the standard value (Wang et al.'s code, scikit-image,
     torchmetrics; the whole map read up to 0.08 lower on noisy 64 px faces). ``whole``: the whole
     map's mean without a mask too (the translation reward's form: its border counts). Identical
-    images give 1.
+    images give 1; integer images (uint8 with ``max_val=255``) are measured in float32.
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)
         >>> ssim(x, x)
         tensor([1., 1.])
     """
-    weights = _image_pair(pred, target, mask)
+    pred, target, weights = _image_pair(pred, target, mask)
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd number, got {window}")
     if sigma <= 0:

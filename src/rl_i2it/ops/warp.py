@@ -67,11 +67,16 @@ def warp(image: torch.Tensor, disp: torch.Tensor, mode: str = "bilinear",
     Args:
         image: ``[B, C, *S]``.
         disp: ``[B, N, *S]`` displacement in voxels.
-        mode: ``"bilinear"`` (trilinear in 3D) or ``"nearest"`` (for label maps).
+        mode: ``"bilinear"`` (trilinear in 3D) or ``"nearest"`` (for label maps: an integer
+            image, such as int64 labels below 2^24, comes back in its own dtype).
         padding: ``"zeros"``, ``"border"`` or ``"reflection"``, as ``grid_sample``.
     Returns:
         ``[B, C, *S]``, differentiable in both inputs (for ``"bilinear"``).
     """
+    if not image.is_floating_point():
+        if mode != "nearest":
+            raise TypeError(f"an integer image ({image.dtype}: labels?) is warped with mode='nearest'")
+        return warp(image.to(disp.dtype), disp, mode, padding).round().to(image.dtype)
     nd = check_field(disp, image)
     ident, scale = sampling_grid(tuple(disp.shape[2:]), disp.device, disp.dtype)
     loc = ident + disp * scale                # grid_sample's [-1, 1] coordinates (align_corners=True),

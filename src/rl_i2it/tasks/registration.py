@@ -352,7 +352,7 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
 
 def warp_labels(labels: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     """Integer labels ``[B, *S]`` warped by nearest neighbour."""
-    return warp(labels.unsqueeze(1).float(), field, mode="nearest").squeeze(1).round().long()
+    return warp(labels.unsqueeze(1).long(), field, mode="nearest").squeeze(1)
 
 
 def score_fields(pairs, fields: torch.Tensor, lo: int = 0) -> dict[str, list[float]]:
