@@ -758,7 +758,6 @@ def cmd_stylize(args) -> None:
     out = _output(args.out, *numbered, inputs=[("", args.video), ("", args.style)], clear=False)
     from tqdm.auto import tqdm
 
-    from .data.images import to_uint8
     inputs, kept = itertools.tee(itertools.chain([first], (frame(i, f) for i, f in enumerate(frames, 1))))
     outputs = stylize_frames(task, policy, inputs, args.steps, style_image, args.sample)
     video = VideoOut(out / "stylized.mp4", video_fps(args.video) if Path(args.video).is_file() else 10.0)
@@ -770,7 +769,7 @@ def cmd_stylize(args) -> None:
             _clear(out, *numbered)
             (out / "frames").mkdir(exist_ok=True)
         write_image(out / "frames" / f"{n - 1:05d}.png", img)
-        video.add(to_uint8(img))
+        video.add(img)
     written = video.close()
     kind = "video model, frame memory carried" if task.options.video else "image model, frame by frame"
     print(f"stylized {n} frames in {_steps(args.steps)} ({kind}): {out}/frames/NNNNN.png, {written}")

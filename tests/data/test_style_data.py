@@ -61,8 +61,12 @@ def test_frames_stream_one_at_a_time_and_bad_folders_fail_before_the_first(tmp_p
         video.add(f)
     with pytest.raises(UserError, match="frames of one size"):
         video.add(frames[0])
+    with pytest.raises(TypeError, match=r"uint8 \[H, W, 3\]"):
+        video.add(frames[0, :23, :29].astype(np.float32) / 255)     # said here, not deep in OpenCV
+    video.add(torch.from_numpy(frames[2, :23, :29]).permute(2, 0, 1).float() / 255)   # what stylize_frames yields
     back = read_frames(video.close())
-    assert back.shape == (3, 24, 30, 3)                             # odd sides padded for the encoder
+    assert back.shape == (4, 24, 30, 3)                             # odd sides padded for the encoder
+    assert np.abs(back[3].astype(int) - back[2].astype(int)).mean() < 8    # the tensor frame: the same picture
 
 
 def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):

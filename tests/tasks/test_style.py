@@ -381,6 +381,13 @@ def test_video_stylize_carries_the_frame_memory(tmp_path):
         alone, _ = stylize(task, policy, frames[1:2], 2)
         assert out.shape == frames.shape
         assert (not torch.allclose(out[1], alone[-1][0], atol=1e-6)) == carried
+    from rl_i2it.tasks.style import stylize_frames
+    for frame, says in ((frames[0].permute(1, 2, 0), r"channels last\? frame.permute\(2, 0, 1\)"),
+                        (frames[:1], r"one frame \[3, H, W\]")):
+        with pytest.raises(ValueError, match=says):
+            next(stylize_frames(task, policy, [frame], 1))
+    with pytest.raises(TypeError, match=r"torch.from_numpy\(frame\).permute\(2, 0, 1\)"):
+        next(stylize_frames(task, policy, [frames[0].permute(1, 2, 0).numpy()], 1))
 
 
 def test_video_model_trains_and_resumes(tmp_path):

@@ -33,6 +33,20 @@ def image_files(folder: Path, suffixes: tuple, recursive: bool = False) -> list[
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts)), key=natural_key)
 
 
+def as_unit_frame(x, what: str, channels: int, min_side: int = 1) -> torch.Tensor:
+    """One image ``[channels, H, W]`` (a video frame) as ``as_unit_images`` takes it, returned as
+    ``[1, channels, H, W]``; a numpy or channels-last frame is told how to make one."""
+    if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[2] == channels:
+        raise TypeError(f"{what} must be a torch.Tensor [{channels}, H, W]: torch.from_numpy(frame).permute(2, 0, 1) "
+                        f"makes one of a numpy [H, W, {channels}] frame")
+    if isinstance(x, torch.Tensor) and x.dim() != 3:
+        raise ValueError(f"{what} must be one frame [{channels}, H, W], got shape {tuple(x.shape)}")
+    if isinstance(x, torch.Tensor) and x.shape[0] not in (1, channels) and x.shape[2] == channels:
+        raise ValueError(f"{what} is {tuple(x.shape)}: frames are [{channels}, H, W] "
+                         f"(channels last? frame.permute(2, 0, 1))")
+    return as_unit_images(x[None] if isinstance(x, torch.Tensor) else x, what, channels, min_side=min_side)
+
+
 def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2, min_side: int = 1) -> torch.Tensor:
     """A library caller's images as float32 ``[B, channels, *S]`` in [0, 1] (detached), or a
     ``TypeError`` / ``ValueError`` naming ``what``: the first line of every inference function.

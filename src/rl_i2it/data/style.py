@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..errors import UserError
 from .cache import cache_dir, cached_arrays, progress
-from .images import READ_ERRORS, image_files, unreadable
+from .images import READ_ERRORS, as_unit_frame, image_files, to_uint8, unreadable
 
 STYLE_FILES = {
     "starry_night.jpg": "accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d",
@@ -178,8 +178,15 @@ class VideoOut:
     def __init__(self, path: str | Path, fps: float = 10.0):
         self.path, self.fps, self.writer, self.kept, self.shape = Path(path), fps, None, [], None
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray | torch.Tensor) -> None:
+        """``frame``: uint8 ``[H, W, 3]`` RGB (as ``iter_frames`` gives), or ``[3, H, W]`` in [0, 1]
+        (as ``stylize_frames`` yields)."""
         import cv2
+        if isinstance(frame, torch.Tensor):
+            frame = to_uint8(as_unit_frame(frame, "frame", 3)[0])
+        if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise TypeError(f"a frame is uint8 [H, W, 3] RGB or a tensor [3, H, W] in [0, 1], got {got}")
         h, w = frame.shape[:2]
         if self.shape is None:
             self.shape = (h, w)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..core.buffer import Field
 from ..core.policy import MetaPolicy
-from ..data.images import as_unit_images, as_unit_pairs
+from ..data.images import as_unit_frame, as_unit_images, as_unit_pairs
 from ..data.style import DEMO_STYLE
 from ..errors import UserError
 from ..nets.profile import sync
@@ -563,8 +563,7 @@ def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: tor
     code = None if style_image is None else task.objective.style_code(style_image.to(task.device))   # once, not per frame
     memory = None
     for k, frame in enumerate(frames):
-        frame = as_unit_images(frame[None] if isinstance(frame, torch.Tensor) else frame, f"frame {k + 1}", 3,
-                               min_side=MIN_SIDE)
+        frame = as_unit_frame(frame, f"frame {k + 1}", 3, min_side=MIN_SIDE)
         x, (h, w) = pad4(frame.to(task.device))
         if memory is not None and memory.shape[2:] != (x.shape[2] // 4, x.shape[3] // 4):
             memory = None                                  # the frame size changed: start afresh
