@@ -452,6 +452,14 @@ def test_output_is_line_buffered_into_a_file_or_pipe(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "True" and "no-such-run" in out.stderr
 
 
+def test_python_dash_m_runs_the_command_with_its_exit_status(tmp_path):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "rl_i2it", "eval", "no-such-run"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode == 2 and "no-such-run is not a run directory" in out.stderr
+
+
 def test_relative_paths_in_a_config_are_made_absolute(tmp_path, monkeypatch, digits):
     """``--set task_options.pairs=manifest:pairs.csv`` and the like are stored absolute in the run's
     config, so eval and resume work from any folder (they named a file relative to the folder the
