@@ -167,6 +167,11 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
     assert (tmp_path / "stop" / "fine_tune_0" / "policy.pt").is_file()
     assert not (tmp_path / "stop" / "fine_tune_1").exists() and not (tmp_path / "stop" / "policy.pt").exists()
     assert train_run(cfg, tmp_path / "stop", task=task, verbose=False)["updates"] == counters["updates"]  # goes on
+    gone = load_config(None, merge(base, {"train": {"init": str(tmp_path / "no-such-run")}}))
+    capsys.readouterr()
+    with pytest.raises(UserError, match=r"train.init \(--init\): checkpoint not found"):
+        train_run(gone, tmp_path / "gone", task=task)
+    assert capsys.readouterr().out == "" and not (tmp_path / "gone").exists()   # one line, nothing announced
     scratch = load_config(None, merge(base, {"train": {"init": ""}}))    # from scratch: one model
     train_run(scratch, tmp_path / "scratch", task=task)
     assert "training one model" in capsys.readouterr().out

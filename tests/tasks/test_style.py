@@ -94,6 +94,9 @@ def test_style_code_is_measured_at_the_training_styles_scale(smooth):
     assert all(torch.equal(a, b) for a, b in zip(grams, obj.style_grams(big), strict=True))
     small = smooth(1, 48, 4)
     assert torch.equal(obj.style_code(small), code_of_features(obj.features(small).values()))
+    thin = smooth(1, 300, 5)[..., :16, :]                               # 16 x 300: VGG16's 16 px high
+    assert obj.style_code(thin).shape == (1, CODE_DIM)                  # shrunk to 256 long, still 16 high
+    assert obj.style_stats(thin)[1].shape == (1, CODE_DIM)
 
 
 # -- nets --------------------------------------------------------------------------------------

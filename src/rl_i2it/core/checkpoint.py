@@ -43,8 +43,9 @@ def atomic_save(obj, path: str | Path) -> None:
         raise
 
 
-def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMAT)) -> dict:
-    """Load one of our checkpoints; a missing, corrupt or foreign file is a ``UserError``."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The file ``path`` names (a run directory: its ``policy.pt``, else its ``checkpoint.pt``), or a
+    ``UserError`` when there is none."""
     path = Path(path)
     if path.is_dir():
         for name in ("policy.pt", "checkpoint.pt"):
@@ -53,6 +54,12 @@ def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMA
                 break
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    return path
+
+
+def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMAT)) -> dict:
+    """Load one of our checkpoints; a missing, corrupt or foreign file is a ``UserError``."""
+    path = checkpoint_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged or foreign file

@@ -133,6 +133,11 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
             raise UserError(f"{run_dir} holds a trained model (policy.pt) but no fine-tunes: their average would "
                             f"replace it; use a new --out")
     subs, total = [run_dir] if k == 1 else [run_dir / f"fine_tune_{i}" for i in range(k)], {}
+    if cfg.train.init and not all((sub / "checkpoint.pt").is_file() for sub in subs):
+        try:                               # the run to start from is there: said before any fine-tune is announced
+            ckpt.checkpoint_file(cfg.train.init)
+        except UserError as exc:
+            raise UserError(f"train.init (--init): {exc}") from None
     for i, sub in enumerate(subs):
         one = cfg
         if k > 1:                  # a fine-tune: its own seed, one model

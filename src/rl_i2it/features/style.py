@@ -31,8 +31,9 @@ at T = 1 and 10 to within 3.2 % (README, "A style image of any size")."""
 
 
 def code_image(style: torch.Tensor) -> torch.Tensor:
-    """``style [B, 3, H, W]`` as its code is measured: shrunk to a longer side of ``CODE_SIDE``."""
-    return style if max(style.shape[-2:]) <= CODE_SIDE else resize_longer(style, CODE_SIDE)
+    """``style [B, 3, H, W]`` as its code is measured: shrunk to a longer side of ``CODE_SIDE``
+    (a long thin picture's short side kept at VGG16's 16 pixels)."""
+    return style if max(style.shape[-2:]) <= CODE_SIDE else resize_longer(style, CODE_SIDE, VGG16Features.min_size)
 
 
 class StyleObjective(nn.Module):
