@@ -886,6 +886,7 @@ def _register_inputs(task, args, job: dict, where: str = "") -> dict:
     elif not np.allclose(fixed.affine, moving.affine, atol=1e-3):
         notes.append("--by-voxel: registered voxel to voxel, whatever the headers say")
     return {"fixed": fixed, "moving": moving, "moved": moved, "ids": ids, "fixed_labels": labels.get("fixed"),
+            "moving_labels": labels.get("moving"), "by_voxel": args.by_voxel,
             "notes": [where + n for n in notes],
             "labels": {role: torch.from_numpy(lab) for role, lab in (("moving", moved_labels), ("fixed", labels.get("fixed")))
                        if lab is not None}}
@@ -906,11 +907,11 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     import numpy as np
     import torch
 
-    from .data.pairs import normalise, resample, to_grid
+    from .data.pairs import affine_to_voxels, moving_at, moving_beyond, normalise, resample, to_grid
     from .data.volumes import itk_caveats, voxel_volume, write_itk_field, write_nifti
     from .ops.metrics import jacobian_determinant, mean_dice
-    from .ops.warp import invert_field, resize_field, warp
-    from .tasks.registration import grid_slices, mean_ncc, mid_slices, register, warp_labels
+    from .ops.warp import invert_field, resize_field
+    from .tasks.registration import grid_slices, mean_ncc, mid_slices, register
     from .viz import image_grid
     for note in pair["notes"]:
         print(f"rl-i2it: note: {note}", file=sys.stderr)
@@ -919,17 +920,33 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     dev, shape = task.device, fixed.array.shape
     f = to_grid(normalise(fixed.array), task.options.size)[None, None].to(dev)
     m = to_grid(normalise(moved), task.options.size)[None, None].to(dev)
-    r = register(task, policy, f, m, steps, adaptive=args.adaptive, tol=tol, every_step=args.every_step,
-                 affine=args.affine)
+    size, by_voxel = task.options.size, pair["by_voxel"]
+
+    def moving_at_field(u, image=moving.array, labels=False):     # the moving image at x + u(x), through the headers
+        return moving_at(fixed, moving, image, u, by_voxel, labels)
+    start = None                 # the affine pre-alignment (model grid, fixed grid): maps of voxels, [1, N, N + 1]
+    if args.affine:              # fitted on the moving image beyond the fixed grid too, through the headers
+        from .ops.affine import affine_field, fit_affine, global_ncc
+        margin = max(1, size // 4)
+        fitted = fit_affine(f, moving_beyond(fixed, moving, size, margin, by_voxel).to(dev), margin=margin)
+        start = fitted[0].cpu(), affine_to_voxels(fitted[0].cpu(), size, shape)
+        pre = moving_at_field(affine_field(start[1], shape))          # the moving image pre-aligned, in one sampling
+        m_start = to_grid(normalise(pre), size)[None, None].to(dev)
+        res["affine_ncc_before"], res["affine_ncc_after"] = float(global_ncc(f, m)[0]), float(fitted[2][0])
+    r = register(task, policy, f, m if start is None else m_start, steps, adaptive=args.adaptive, tol=tol,
+                 every_step=args.every_step)
     _clear(out, *clear)
-    if r["affine"] is not None:
-        from .ops.affine import global_ncc
-        res["affine_ncc_before"], res["affine_ncc_after"] = float(global_ncc(f, m)[0]), float(r["affine"][2][0])
+    if start is not None:
         print(f"affine pre-alignment: global NCC {res['affine_ncc_before']:.3f} -> {res['affine_ncc_after']:.3f} "
               f"(the written fields include it)")
-    field = resize_field(r["field"], shape).cpu()                         # voxels of the fixed grid
-    m_full = torch.from_numpy(moved)[None, None]
-    warped = warp(m_full, field)[0, 0]
+
+    def with_start(u, grid=1):               # a field of the steps after the affine start: the two as one
+        if start is None:
+            return u
+        a = start[grid]
+        return affine_field(a, tuple(u.shape[2:])) + torch.einsum("bij,bj...->bi...", a[:, :, :-1], u)
+    field = with_start(resize_field(r["field"], shape).cpu())        # voxels of the fixed grid
+    warped = torch.from_numpy(moving_at_field(field))
     write_nifti(out / f"{prefix}warped.nii.gz", warped.numpy(), fixed.affine, like=fixed)
     write_nifti(out / f"{prefix}field.nii.gz", np.moveaxis(field[0].numpy(), 0, -1), fixed.affine, like=fixed)
     grid = moving.affine if args.by_voxel else fixed.affine       # the grid the field's moving voxels are on
@@ -942,7 +959,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     write_nifti(out / f"{prefix}jacobian.nii.gz", det.astype(np.float32), fixed.affine, like=fixed)
     line = ""
     if "moving" in labels:
-        wl = warp_labels(labels["moving"][None], field)[0]
+        wl = torch.from_numpy(moving_at_field(field, pair["moving_labels"], labels=True)).round().long()
         write_nifti(out / f"{prefix}warped_labels.nii.gz", _label_volume(ids[wl.numpy()]), fixed.affine, like=fixed)
         if "fixed" in labels:
             res["dice_before"] = float(mean_dice(labels["moving"][None].long(), labels["fixed"][None].long()))
@@ -950,7 +967,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
             line = f", label Dice {res['dice_before']:.3f} -> {res['dice_after']:.3f}"
     written = ["warped_labels.nii.gz"] if "moving" in labels else []
     if args.inverse:       # the way back: images of the fixed space (an atlas's labels) into the moving image's
-        inverse, residual = invert_field(r["field"])
+        inverse, residual = invert_field(with_start(r["field"].cpu(), grid=0))
         inverse = resize_field(inverse, shape)[0].cpu().numpy()           # on `grid`, to voxels of the fixed grid
         write_itk_field(out / f"{prefix}inverse_field_itk.nii.gz", inverse, grid, fixed.affine,
                         like=moving if args.by_voxel else fixed)
@@ -967,8 +984,8 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
         line += (f", inverse within 0.1 model voxel at {res['inverse_within_0.1_pct']:.1f} % of the voxels (not "
                  f"where the field folds, nor where the moving image's content came from outside the fixed grid)")
     for t, step_field in enumerate(r["fields"]):
-        step_img = warp(m_full, resize_field(step_field, shape))[0, 0]
-        write_nifti(out / f"{prefix}step_{t + 1:02d}.nii.gz", step_img.numpy(), fixed.affine, like=fixed)
+        write_nifti(out / f"{prefix}step_{t + 1:02d}.nii.gz", moving_at_field(with_start(resize_field(step_field, shape))),
+                    fixed.affine, like=fixed)
     fn, mn, wn = (normalise(a) for a in (fixed.array, moved, warped.numpy()))
     rows = [[a, b, c, d] for a, b, c, d in zip(mid_slices(mn[None]), mid_slices(fn[None]), mid_slices(wn[None]),
                                                grid_slices(field[0], max(4, max(shape) // 16)))]

@@ -61,3 +61,19 @@ def test_fit_affine_keeps_its_start_when_the_fit_is_worse():
         fit_affine(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 8))
     with pytest.raises(ValueError, match="one shape"):
         fit_affine(imgs[:1], imgs[:1, :, :16])
+
+
+def test_fit_affine_takes_the_moving_content_beyond_the_fixed_grid():
+    """A shift that brings in moving content beyond the fixed grid: given it (``margin``), the fit
+    finds the shift; the moving image cut to the fixed grid reads zeros there instead."""
+    y, x = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    scene = (0.5 + 0.3 * torch.sin(x / 3) * torch.cos(y / 4) + 0.2 * torch.sin((x + y) / 6))[None, None]
+    fixed = scene[..., 12:36, 12:36]                      # 24 x 24; the moving image is the scene 3 rows up
+    wide = scene[..., 5:37, 8:40]                         # its copy on the fixed grid and 4 voxels beyond each side
+    cut = wide[..., 4:28, 4:28]
+    mat, _, fit = fit_affine(fixed, wide, margin=4)
+    assert float(fit) > 0.99
+    assert torch.allclose(affine_field(mat, (24, 24)), torch.tensor([3.0, 0.0]).view(1, 2, 1, 1), atol=0.3)
+    assert float(fit_affine(fixed, cut)[2]) < float(fit) - 0.02
+    with pytest.raises(ValueError, match="4 voxels on every side"):
+        fit_affine(fixed, cut, margin=4)

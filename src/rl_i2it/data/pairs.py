@@ -233,6 +233,59 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
     return m, lab, cover, off
 
 
+def moving_at(fixed, moving, image: np.ndarray, field: torch.Tensor, by_voxel: bool = False,
+              labels: bool = False) -> np.ndarray:
+    """``image`` (the moving image, or its labels, on the moving grid) at ``x + field(x)`` for each
+    voxel ``x`` of the fixed grid (``field [1, N, *S]`` in fixed voxels), through the two headers in
+    one interpolation (voxel to voxel with ``by_voxel``): what ``antsApplyTransforms`` gives with
+    the field, content beyond the fixed grid included (zero beyond the moving image)."""
+    source = fixed.affine if by_voxel else moving.affine
+    n = field.shape[1]
+    linear = (np.linalg.inv(source) @ fixed.affine)[:n, :n]           # fixed voxel steps -> moving voxel steps
+    offset = np.einsum("ij,j...->i...", linear, field[0].numpy())
+    return resample(image, source, fixed.affine, fixed.array.shape, labels=labels, offset=offset)
+
+
+def model_grid_affine(fixed, size: int, margin: int = 0) -> np.ndarray:
+    """Voxel -> world (4 x 4) of the fixed image's model grid (``size`` voxels an axis, cell-centred
+    as ``to_grid``) extended by ``margin`` model voxels on every side."""
+    n = fixed.array.ndim
+    step = np.array([s / size for s in fixed.array.shape])
+    grid = np.eye(4)
+    grid[:n, :n] = np.diag(step)
+    grid[:n, 3] = (0.5 - margin) * step - 0.5
+    return fixed.affine @ grid
+
+
+def moving_beyond(fixed, moving, size: int, margin: int, by_voxel: bool = False) -> torch.Tensor:
+    """The moving image (normalised) on the fixed image's model grid extended by ``margin`` voxels
+    on every side, ``[1, 1, *(size + 2 margin)]``, through the headers (zero beyond the moving
+    image), blurred first where the model's voxels are larger than its own (as ``to_grid``): what
+    an affine fit needs to bring in content that lies beyond the fixed grid."""
+    source = fixed.affine if by_voxel else moving.affine
+    target = model_grid_affine(fixed, size, margin)
+    n = moving.array.ndim
+    model_mm = float(np.linalg.norm(target[:3, :n], axis=0).mean())
+    img = normalise(moving.array)[None, None]
+    for axis in range(n):
+        ratio = model_mm / max(float(np.linalg.norm(source[:3, axis])), 1e-6)
+        if ratio > 1:
+            img = gaussian_along(img, axis + 2, (ratio - 1) / 2)
+    return torch.from_numpy(resample(img[0, 0].numpy(), source, target, (size + 2 * margin,) * n))[None, None]
+
+
+def affine_to_voxels(matrix: torch.Tensor, size: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """An affine map ``[B, N, N + 1]`` of model-grid voxels (``size`` an axis, cell-centred as
+    ``to_grid``) as the same map of the voxels of the grid of ``shape``."""
+    n = len(shape)
+    to_full = torch.eye(n + 1, dtype=torch.float64)
+    to_full[:n, :n] = torch.diag(torch.tensor([s / size for s in shape], dtype=torch.float64))
+    to_full[:n, n] = to_full.diagonal()[:n] * 0.5 - 0.5
+    m = torch.eye(n + 1, dtype=torch.float64).repeat(matrix.shape[0], 1, 1)
+    m[:, :n] = matrix.double()
+    return (to_full @ m @ torch.linalg.inv(to_full))[:, :n].to(matrix.dtype)
+
+
 def placement(fixed, moving, cover: float, off: float) -> str:
     """How ``onto_fixed_grid`` placed ``moving`` (a ``Volume``) on ``fixed``'s grid, in words for a note."""
     how = ("pictures carry no position: placed by their top-left pixels, as ITK reads them"

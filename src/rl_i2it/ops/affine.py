@@ -54,17 +54,27 @@ def _matrix(a: torch.Tensor, t: torch.Tensor, shape: tuple[int, ...]) -> torch.T
     return torch.cat([mat, (c + h * t - mat @ c).unsqueeze(-1)], -1)
 
 
-def _sample(image: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``image`` at ``y' = a x' + t`` (the coordinates of ``_matrix``), by ``affine_grid``: its
-    [-1, 1] coordinates with ``align_corners=True`` are ``x'``, in reversed axis order."""
+def _sample(image: torch.Tensor, a: torch.Tensor, t: torch.Tensor, shape: tuple[int, ...] | None = None,
+            ratio: torch.Tensor | None = None) -> torch.Tensor:
+    """``image`` at ``y' = a x' + t`` (the coordinates of ``_matrix``) on a grid of ``shape`` (default:
+    the image's), by ``affine_grid``: its [-1, 1] coordinates with ``align_corners=True`` are
+    ``x'``, in reversed axis order. ``ratio`` ``[N]``: the image spans more than the grid, ``y'``
+    lies at ``ratio * y'`` of its own coordinates (a margin around the fixed grid)."""
+    if ratio is not None:
+        a, t = a * ratio.view(1, -1, 1), t * ratio
     theta = torch.cat([a.flip(1, 2), t.flip(1).unsqueeze(-1)], -1)
-    grid = F.affine_grid(theta, list(image.shape), align_corners=True)
+    grid = F.affine_grid(theta, [image.shape[0], image.shape[1], *(shape or image.shape[2:])], align_corners=True)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...] = (100, 50, 25),
-               lr: float = 0.02, max_voxels: int = 64 ** 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               lr: float = 0.02, max_voxels: int = 64 ** 3, margin: int = 0
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fit the affine pre-alignment of ``moving`` to ``fixed`` (``[B, 1, *S]``, one grid, 2D or 3D).
+    ``margin``: ``moving`` covers that many voxels more on every side of the fixed grid
+    (``[B, 1, *(S + 2 margin)]``, same voxel size), content beyond the fixed grid which the map may
+    bring in (without it, a map reaching past the grid reads zeros there and the fit prefers a
+    distortion to the true shift).
 
     ``iters`` are Adam steps at each pyramid level, coarsest first (one level per entry, each
     halving the grid, down to 8 voxels a side); the finest level is the grid itself or, beyond
@@ -76,15 +86,18 @@ def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...]
     nd = fixed.dim() - 2
     if nd not in (2, 3) or fixed.shape[1] != 1:
         raise ValueError(f"fixed must be [B, 1, H, W] or [B, 1, D, H, W], got {tuple(fixed.shape)}")
-    if fixed.shape != moving.shape:
-        raise ValueError(f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must have one shape")
+    wide = tuple(n + 2 * margin for n in fixed.shape[2:])
+    if margin < 0 or moving.shape[:2] != fixed.shape[:2] or tuple(moving.shape[2:]) != wide:
+        raise ValueError(f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must have one shape" +
+                         (f" but for the moving's {margin} voxels on every side" if margin else ""))
     shape = tuple(fixed.shape[2:])
     b, dev = fixed.shape[0], fixed.device
     mode = "bilinear" if nd == 2 else "trilinear"
+    ratio = torch.tensor([(n - 1) / max(n - 1 + 2 * margin, 1) for n in shape], device=dev) if margin else None
     with torch.inference_mode(False), torch.enable_grad():     # also when called under no_grad / inference_mode
         fixed, moving = fixed.float().clone(), moving.float().clone()   # (inference tensors hold no graph)
         half = torch.tensor([(s - 1) / 2 for s in shape], device=dev).clamp_min(0.5)
-        t0 = ((centre_of_mass(moving) - centre_of_mass(fixed)) / half).detach()
+        t0 = ((centre_of_mass(moving) - margin - centre_of_mass(fixed)) / half).detach()
         eye = torch.eye(nd, device=dev).expand(b, nd, nd)
         a = eye.clone().requires_grad_(True)
         t = t0.clone().requires_grad_(True)
@@ -94,15 +107,16 @@ def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...]
             factor = top / 2 ** (len(iters) - 1 - level)
             size = tuple(max(round(s * factor), min(s, 8)) for s in shape)
             f = fixed if size == shape else F.interpolate(fixed, size=size, mode=mode, align_corners=True)
-            m = moving if size == shape else F.interpolate(moving, size=size, mode=mode, align_corners=True)
+            m = moving if size == shape else F.interpolate(
+                moving, size=tuple(round(k * n / s) for k, n, s in zip(size, wide, shape)), mode=mode, align_corners=True)
             for _ in range(steps):
-                loss = -global_ncc(f, _sample(m, a, t)).sum()
+                loss = -global_ncc(f, _sample(m, a, t, size, ratio)).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
     with torch.no_grad():                     # both ends scored on the full grid, as the fit samples
         a, t = a.detach(), t.detach()
-        ncc_start, ncc_fit = global_ncc(fixed, _sample(moving, eye, t0)), global_ncc(fixed, _sample(moving, a, t))
+        ncc_start, ncc_fit = (global_ncc(fixed, _sample(moving, a_, t_, shape, ratio)) for a_, t_ in ((eye, t0), (a, t)))
         worse = (ncc_fit < ncc_start).view(-1, 1, 1)
         return (torch.where(worse, _matrix(eye, t0, shape), _matrix(a, t, shape)), ncc_start,
                 torch.maximum(ncc_fit, ncc_start))
