@@ -943,7 +943,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     def with_start(u, grid=1):               # a field of the steps after the affine start: the two as one
         if start is None:
             return u
-        a = start[grid]
+        a = start[grid].to(u.device)
         return affine_field(a, tuple(u.shape[2:])) + torch.einsum("bij,bj...->bi...", a[:, :, :-1], u)
     field = with_start(resize_field(r["field"], shape).cpu())        # voxels of the fixed grid
     warped = torch.from_numpy(moving_at_field(field))
@@ -967,7 +967,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
             line = f", label Dice {res['dice_before']:.3f} -> {res['dice_after']:.3f}"
     written = ["warped_labels.nii.gz"] if "moving" in labels else []
     if args.inverse:       # the way back: images of the fixed space (an atlas's labels) into the moving image's
-        inverse, residual = invert_field(with_start(r["field"].cpu(), grid=0))
+        inverse, residual = invert_field(with_start(r["field"], grid=0))       # on the task's device
         inverse = resize_field(inverse, shape)[0].cpu().numpy()           # on `grid`, to voxels of the fixed grid
         write_itk_field(out / f"{prefix}inverse_field_itk.nii.gz", inverse, grid, fixed.affine,
                         like=moving if args.by_voxel else fixed)
