@@ -27,6 +27,10 @@ def test_idx_folder_roundtrip(tmp_path, digits):
     d = mnist.load_mnist(tmp_path)
     assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_y, digits.test_y)
     assert d.train_y.dtype == np.int64
+    write_idx(tmp_path / "t10k-labels.idx1-ubyte.gz", digits.test_y[::-1], gz=True)   # a new download beside
+    with pytest.raises(UserError, match="holds t10k-labels.idx1-ubyte and t10k-labels.idx1-ubyte.gz: keep one"):
+        mnist.load_mnist(tmp_path)                                        # an old copy: which? said
+    (tmp_path / "t10k-labels.idx1-ubyte.gz").unlink()
     (tmp_path / "t10k-labels.idx1-ubyte").write_bytes(b"\x00\x00\x08\x00\x07")   # no dimension: one value
     with pytest.raises(UserError, match="t10k-labels.idx1-ubyte holds 0 dimensions"):
         mnist.load_mnist(tmp_path)

@@ -81,6 +81,12 @@ def test_identity_evaluation_and_bad_options(task, digits):
     with pytest.raises(UserError, match="28x28"):
         task.check_image(torch.zeros(1, 32, 32), "x")
     assert sum(f.nbytes for f in task.state_fields().values()) == 2 * 28 * 28
+    from rl_i2it.data.mnist import Digits
+    few = digits.test_y < 5                                           # a user's test files of digits 0-4 only
+    half = DigitsTask(dict(SMALL, transform="cross"), data=Digits(digits.train_x, digits.train_y,
+                                                                   digits.test_x[few], digits.test_y[few]))
+    with pytest.raises(UserError, match=r"test split lacks classes \[5, 6, 7, 8, 9\]"):   # not an IndexError
+        evaluate(half, None, steps=(1,), n_moving=10)
 
 
 def test_validation_digits_are_held_out_of_training(task, digits):

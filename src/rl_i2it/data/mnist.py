@@ -90,10 +90,13 @@ def read_mnist_idx(folder: str | Path) -> Digits:
 
     def find(stem):
         dotted = stem.replace("-idx", ".idx")           # Kaggle's copy: train-images.idx3-ubyte
-        for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
-            if (folder / name).is_file():
-                return folder / name
-        raise UserError(f"{folder} has no {stem}[.gz] (or {dotted})")
+        there = [folder / name for name in (stem, stem + ".gz", dotted, dotted + ".gz") if (folder / name).is_file()]
+        if len(there) > 1:          # an old copy beside a new download: which one is meant?
+            raise UserError(f"{folder} holds {' and '.join(p.name for p in there)}: keep one (they may hold "
+                            f"different digits)")
+        if not there:
+            raise UserError(f"{folder} has no {stem}[.gz] (or {dotted})")
+        return there[0]
 
     def read(stem, ndim):
         path = find(stem)

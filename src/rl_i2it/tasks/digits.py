@@ -101,10 +101,7 @@ class DigitsEnv:
         if split in SPLITS:
             x, y = task.split_arrays(split)
             self.images, self.labels = x, y
-            counts = torch.bincount(y, minlength=10)
-            if (counts == 0).any():
-                raise UserError(f"digits {split} split lacks classes {torch.nonzero(counts == 0).flatten().tolist()}")
-            self.counts = counts
+            self.counts = counts = class_counts(y, split)
             self.by_class = torch.full((10, int(counts.max())), -1, dtype=torch.long)
             for c in range(10):
                 idx = torch.nonzero(y == c).flatten()
@@ -259,8 +256,18 @@ class DigitsTask(Task):
 
 
 # -- evaluation: the paper's protocol -------------------------------------------------------------
-def atlas_indices(labels: torch.Tensor) -> torch.Tensor:
-    """The first test image of each class 0..9: the ten atlases."""
+def class_counts(labels: torch.Tensor, split: str) -> torch.Tensor:
+    """Digits of each class 0..9 in a split's ``labels`` ``[10]``; a class missing is a ``UserError``
+    (episodes draw a fixed digit of each class, the protocol takes an atlas of each)."""
+    counts = torch.bincount(labels, minlength=10)
+    if (counts == 0).any():
+        raise UserError(f"digits {split} split lacks classes {torch.nonzero(counts == 0).flatten().tolist()}")
+    return counts
+
+
+def atlas_indices(labels: torch.Tensor, split: str = "test") -> torch.Tensor:
+    """The first image of each class 0..9 of a split's ``labels``: the ten atlases."""
+    class_counts(labels, split)
     return torch.stack([torch.nonzero(labels == c).flatten()[0] for c in range(10)])
 
 
@@ -277,7 +284,7 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
     if transform not in TRANSFORMS:
         raise UserError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
     x, y = task.split_arrays(split)
-    atlas = atlas_indices(y)
+    atlas = atlas_indices(y, split)
     gen = torch.Generator().manual_seed(seed)
     pool = torch.ones(len(y), dtype=torch.bool)
     pool[atlas] = False
