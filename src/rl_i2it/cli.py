@@ -907,7 +907,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     import numpy as np
     import torch
 
-    from .data.pairs import affine_to_voxels, moving_at, moving_beyond, normalise, resample, to_grid
+    from .data.pairs import affine_to_voxels, margin_beyond, moving_at, moving_beyond, normalise, resample, to_grid
     from .data.volumes import itk_caveats, voxel_volume, write_itk_field, write_nifti
     from .ops.metrics import jacobian_determinant, mean_dice
     from .ops.warp import invert_field, resize_field
@@ -927,7 +927,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     start = None                 # the affine pre-alignment (model grid, fixed grid): maps of voxels, [1, N, N + 1]
     if args.affine:              # fitted on the moving image beyond the fixed grid too, through the headers
         from .ops.affine import affine_field, fit_affine, global_ncc
-        margin = max(1, size // 4)
+        margin = margin_beyond(fixed, size)
         fitted = fit_affine(f, moving_beyond(fixed, moving, size, margin, by_voxel).to(dev), margin=margin)
         start = fitted[0].cpu(), affine_to_voxels(fitted[0].cpu(), size, shape)
         pre = moving_at_field(affine_field(start[1], shape))          # the moving image pre-aligned, in one sampling

@@ -291,3 +291,17 @@ def test_registration_task_reads_manifest_pairs_voxel_to_voxel(tmp_path):
     assert (by_world.moving[0, 0, :6] == 0).all() and (by_voxel.moving[0, 0, :6] > 0).any()  # 6 rows uncovered by world
     with pytest.raises(UserError, match="by_voxel is for your own pairs"):
         RegistrationTask({"by_voxel": True})
+
+
+def test_the_affine_fits_margin_reaches_one_distance_along_every_axis():
+    """``register --affine`` looks a quarter of the fixed image's longest side beyond it along every
+    axis: along the short side of a 64 x 24 mm crop too (a quarter of each axis left 6 mm there,
+    and an 8 mm shift across it was fitted as a stretch)."""
+    from rl_i2it.data.pairs import margin_beyond, model_grid_affine
+    from rl_i2it.data.volumes import Volume
+    thin = Volume(np.zeros((64, 24), np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
+    assert margin_beyond(thin, 32) == (8, 22)                   # 16 mm: 8 voxels of 2 mm, 22 of 0.75 mm
+    assert margin_beyond(Volume(np.zeros((300, 16), np.float32), np.eye(4)), 32) == (8, 32)   # at most the grid
+    corner = model_grid_affine(thin, 32, (8, 22)) @ np.array([0, 0, 0, 1.0])
+    assert np.allclose(corner[:2], [0.5 - 8 * 2, -0.125 - 22 * 0.75])   # the first model voxels' centres, 8 x 2 mm
+    # and 22 x 0.75 mm before

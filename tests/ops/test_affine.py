@@ -75,5 +75,5 @@ def test_fit_affine_takes_the_moving_content_beyond_the_fixed_grid():
     assert float(fit) > 0.99
     assert torch.allclose(affine_field(mat, (24, 24)), torch.tensor([3.0, 0.0]).view(1, 2, 1, 1), atol=0.3)
     assert float(fit_affine(fixed, cut)[2]) < float(fit) - 0.02
-    with pytest.raises(ValueError, match="4 voxels on every side"):
-        fit_affine(fixed, cut, margin=4)
+    with pytest.raises(ValueError, match=r"\(4, 4\) voxels on both sides"):
+        fit_affine(fixed, cut, margin=(4, 4))

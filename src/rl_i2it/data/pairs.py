@@ -246,22 +246,32 @@ def moving_at(fixed, moving, image: np.ndarray, field: torch.Tensor, by_voxel: b
     return resample(image, source, fixed.affine, fixed.array.shape, labels=labels, offset=offset)
 
 
-def model_grid_affine(fixed, size: int, margin: int = 0) -> np.ndarray:
+def model_grid_affine(fixed, size: int, margin: tuple[int, ...] | None = None) -> np.ndarray:
     """Voxel -> world (4 x 4) of the fixed image's model grid (``size`` voxels an axis, cell-centred
-    as ``to_grid``) extended by ``margin`` model voxels on every side."""
+    as ``to_grid``) extended by ``margin`` model voxels (one per axis) on both sides."""
     n = fixed.array.ndim
     step = np.array([s / size for s in fixed.array.shape])
     grid = np.eye(4)
     grid[:n, :n] = np.diag(step)
-    grid[:n, 3] = (0.5 - margin) * step - 0.5
+    grid[:n, 3] = (0.5 - np.array(margin or (0,) * n)) * step - 0.5
     return fixed.affine @ grid
 
 
-def moving_beyond(fixed, moving, size: int, margin: int, by_voxel: bool = False) -> torch.Tensor:
+def margin_beyond(fixed, size: int, fraction: float = 0.25) -> tuple[int, ...]:
+    """Model voxels per axis that reach ``fraction`` of the fixed image's longest side (in mm) beyond
+    it, at most ``size``: one distance on every axis, so a shift along the short side of a long
+    thin crop is covered as along its long side."""
+    n = fixed.array.ndim
+    mm = np.linalg.norm(model_grid_affine(fixed, size)[:3, :n], axis=0)        # a model voxel's side, per axis
+    reach = fraction * max(float(k) for k in mm * size)
+    return tuple(int(min(size, max(1, math.ceil(reach / max(float(v), 1e-9))))) for v in mm)
+
+
+def moving_beyond(fixed, moving, size: int, margin: tuple[int, ...], by_voxel: bool = False) -> torch.Tensor:
     """The moving image (normalised) on the fixed image's model grid extended by ``margin`` voxels
-    on every side, ``[1, 1, *(size + 2 margin)]``, through the headers (zero beyond the moving
-    image), blurred first where the model's voxels are larger than its own (as ``to_grid``): what
-    an affine fit needs to bring in content that lies beyond the fixed grid."""
+    (one per axis) on both sides, ``[1, 1, *(size + 2 margin)]``, through the headers (zero beyond
+    the moving image), blurred first where the model's voxels are larger than its own (as
+    ``to_grid``): what an affine fit needs to bring in content that lies beyond the fixed grid."""
     source = fixed.affine if by_voxel else moving.affine
     target = model_grid_affine(fixed, size, margin)
     n = moving.array.ndim
@@ -271,7 +281,7 @@ def moving_beyond(fixed, moving, size: int, margin: int, by_voxel: bool = False)
         ratio = model_mm / max(float(np.linalg.norm(source[:3, axis])), 1e-6)
         if ratio > 1:
             img = gaussian_along(img, axis + 2, (ratio - 1) / 2)
-    return torch.from_numpy(resample(img[0, 0].numpy(), source, target, (size + 2 * margin,) * n))[None, None]
+    return torch.from_numpy(resample(img[0, 0].numpy(), source, target, tuple(size + 2 * k for k in margin)))[None, None]
 
 
 def affine_to_voxels(matrix: torch.Tensor, size: int, shape: tuple[int, ...]) -> torch.Tensor:

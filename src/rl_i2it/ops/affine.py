@@ -68,11 +68,11 @@ def _sample(image: torch.Tensor, a: torch.Tensor, t: torch.Tensor, shape: tuple[
 
 
 def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...] = (100, 50, 25),
-               lr: float = 0.02, max_voxels: int = 64 ** 3, margin: int = 0
+               lr: float = 0.02, max_voxels: int = 64 ** 3, margin: int | tuple[int, ...] = 0
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fit the affine pre-alignment of ``moving`` to ``fixed`` (``[B, 1, *S]``, one grid, 2D or 3D).
-    ``margin``: ``moving`` covers that many voxels more on every side of the fixed grid
-    (``[B, 1, *(S + 2 margin)]``, same voxel size), content beyond the fixed grid which the map may
+    ``margin`` (one number, or one per axis): ``moving`` covers that many voxels more on both sides
+    of the fixed grid (``[B, 1, *(S + 2 margin)]``, same voxel size), content beyond it which the map may
     bring in (without it, a map reaching past the grid reads zeros there and the fit prefers a
     distortion to the true shift).
 
@@ -86,18 +86,19 @@ def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...]
     nd = fixed.dim() - 2
     if nd not in (2, 3) or fixed.shape[1] != 1:
         raise ValueError(f"fixed must be [B, 1, H, W] or [B, 1, D, H, W], got {tuple(fixed.shape)}")
-    wide = tuple(n + 2 * margin for n in fixed.shape[2:])
-    if margin < 0 or moving.shape[:2] != fixed.shape[:2] or tuple(moving.shape[2:]) != wide:
+    margin = (margin,) * nd if isinstance(margin, int) else tuple(margin)
+    wide = tuple(n + 2 * k for n, k in zip(fixed.shape[2:], margin))
+    if len(margin) != nd or min(margin) < 0 or moving.shape[:2] != fixed.shape[:2] or tuple(moving.shape[2:]) != wide:
         raise ValueError(f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must have one shape" +
-                         (f" but for the moving's {margin} voxels on every side" if margin else ""))
+                         (f" but for the moving's {margin} voxels on both sides" if any(margin) else ""))
     shape = tuple(fixed.shape[2:])
     b, dev = fixed.shape[0], fixed.device
     mode = "bilinear" if nd == 2 else "trilinear"
-    ratio = torch.tensor([(n - 1) / max(n - 1 + 2 * margin, 1) for n in shape], device=dev) if margin else None
+    ratio = torch.tensor([(n - 1) / max(n - 1 + 2 * k, 1) for n, k in zip(shape, margin)], device=dev) if any(margin) else None
     with torch.inference_mode(False), torch.enable_grad():     # also when called under no_grad / inference_mode
         fixed, moving = fixed.float().clone(), moving.float().clone()   # (inference tensors hold no graph)
         half = torch.tensor([(s - 1) / 2 for s in shape], device=dev).clamp_min(0.5)
-        t0 = ((centre_of_mass(moving) - margin - centre_of_mass(fixed)) / half).detach()
+        t0 = ((centre_of_mass(moving) - torch.tensor(margin, device=dev) - centre_of_mass(fixed)) / half).detach()
         eye = torch.eye(nd, device=dev).expand(b, nd, nd)
         a = eye.clone().requires_grad_(True)
         t = t0.clone().requires_grad_(True)
