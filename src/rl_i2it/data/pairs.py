@@ -241,8 +241,8 @@ def moving_at(fixed, moving, image: np.ndarray, field: torch.Tensor, by_voxel: b
     the field, content beyond the fixed grid included (zero beyond the moving image)."""
     source = fixed.affine if by_voxel else moving.affine
     n = field.shape[1]
-    linear = (np.linalg.inv(source) @ fixed.affine)[:n, :n]           # fixed voxel steps -> moving voxel steps
-    offset = np.einsum("ij,j...->i...", linear, field[0].numpy())
+    linear = (np.linalg.inv(source) @ fixed.affine)[:n, :n].astype(np.float32)   # fixed voxel steps -> moving ones
+    offset = np.einsum("ij,j...->i...", linear, field[0].numpy().astype(np.float32, copy=False))
     return resample(image, source, fixed.affine, fixed.array.shape, labels=labels, offset=offset)
 
 
