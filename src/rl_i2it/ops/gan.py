@@ -86,7 +86,10 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 def gradient_penalty(disc: Discriminator, real: torch.Tensor, fake: torch.Tensor,
                      cond: torch.Tensor | None = None) -> torch.Tensor:
-    """WGAN-GP: ``mean((|grad_x D(x)| - 1)^2)`` at random interpolates of real and fake."""
+    """WGAN-GP: ``mean((|grad_x D(x)| - 1)^2)`` at random interpolates of real and fake. A patch
+    discriminator's ``D(x)`` is the sum of its patch scores (pix2pix's ``cal_gradient_penalty``
+    convention), where the losses take their mean: with N patches the penalty holds the gradient
+    of N times the critic the losses use to 1 (as ``gp_weight`` x N with the adversarial term / N)."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     x = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(disc(x, cond).sum(), x, create_graph=True)
