@@ -290,13 +290,14 @@ def test_eval_accepts_policy_files_for_baselines(tmp_path, run_dir):
 
 
 def test_eval_scores_baselines_on_the_main_runs_pairs(tmp_path, run_dir, digits, capsys):
-    """A baseline trained with another transform is scored on the main run's pairs (it took its own:
-    the table compared methods on different pairs); one trained on other digits is refused."""
+    """A baseline trained with another transform, scale or rotation range is scored on the main run's
+    pairs (it took its own: the table compared methods on different pairs); one trained on other
+    digits is refused."""
     data = run_dir.parent / "digits.npz"
     for name, source in (("inner", str(data)), ("other", str(tmp_path / "other.npz"))):
         np.savez(tmp_path / "other.npz", train_x=digits.train_x, train_y=digits.train_y, test_x=digits.test_x,
                  test_y=digits.test_y)
-        opts = dict(SMALL, transform="inner", source=source)
+        opts = dict(SMALL, transform="inner", source=source, scale_range=[0.9, 1.1], rotation_range=[0.0, 10.0])
         cfg = load_config(None, {"task_options": opts, "train": {"n_envs": 8, "horizon": 2, "learning_starts": 8,
                                                                  "steps": 2, "replay_size": 64}, "sac": {"batch_size": 8}})
         Trainer(cfg, tmp_path / name, task=DigitsTask(opts, data=digits), verbose=False).train()
@@ -306,6 +307,11 @@ def test_eval_scores_baselines_on_the_main_runs_pairs(tmp_path, run_dir, digits,
     res = json.loads((out / "results.json").read_text())
     assert res["protocol"]["transform"] == "cross"                     # the main run's
     assert len({m["pairs"] for m in res["methods"].values()}) == 1, res["methods"]
+    assert main(["eval", str(run_dir), "--onestep", str(tmp_path / "inner"), "--n-moving", "4", "--steps", "1",
+                 "--transform", "random", "--out", str(tmp_path / "ev-random")]) == 0
+    res_random = json.loads((tmp_path / "ev-random" / "results.json").read_text())["methods"]
+    unmoved = {name: m["dice"]["0"]["mean"] for name, m in res_random.items()}   # before any step: the same pairs,
+    assert len(set(unmoved.values())) == 1, unmoved              # not ones scaled and rotated by the baseline's ranges
     assert (out / "steps_onestep.png").is_file()
     assert main(["eval", str(run_dir), "--n-moving", "4", "--steps", "1", "--out", str(out)]) == 0
     assert not (out / "steps_onestep.png").exists()                   # no picture of a baseline not given

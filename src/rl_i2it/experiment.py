@@ -58,13 +58,16 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
     # load every run and check the protocol first: a bad path or size fails before any work
     loaded = {name: load_policy(run, device) for name, run in runs.items() if run is not None}
     main = loaded.get("rl") or next(iter(loaded.values()), None)     # every method on its pairs
+    pairs = None
     if main is not None:
         transform = transform or main[0].options.transform
         for name, (task, _, _) in loaded.items():
             if task.options.source != main[0].options.source:
                 raise UserError(f"{runs[name]} was trained on other digits ({task.options.source or 'MNIST'}, the "
                                 f"main run on {main[0].options.source or 'MNIST'}): compare runs of one data source")
-            eval_pairs(task, n_moving, transform=transform, split=split)
+        # the main run's pairs for every method (a baseline trained with other scale or rotation
+        # ranges drew other moving digits from its own task: easier or harder pairs, unsaid)
+        pairs = eval_pairs(main[0], n_moving, transform=transform, split=split)
     out.mkdir(parents=True, exist_ok=True)
     for name in set(METHODS) - set(loaded):          # an earlier eval's picture of a baseline not given now
         (out / f"steps_{name}.png").unlink(missing_ok=True)
@@ -73,14 +76,14 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
         run = runs[name]
         t0 = time.perf_counter()
         results[name] = evaluate(task, policy, steps, n_moving, transform=transform, progress=verbose,
-                                 split=split)
+                                 split=split, pairs=pairs)
         results[name]["eval_seconds"] = time.perf_counter() - t0
         results[name]["train_counters"] = ckpt.load(run).get("counters")
         step_grid(task, policy, out / f"steps_{name}.png", steps=10, transform=transform, split=split)
         if name == "rl":
             results[name]["chain_dice"] = chain_grid(task, policy, out / "chain_rl.png", split=split)
     if "identity" in runs and main is not None:
-        results["identity"] = evaluate(main[0], None, steps, n_moving, transform=transform, split=split)
+        results["identity"] = evaluate(main[0], None, steps, n_moving, transform=transform, split=split, pairs=pairs)
     order = [m for m in ("identity", "onestep", "norl", "rl") if m in results]
     results = {m: results[m] for m in order}
     trained = [m for m in order if runs.get(m) is not None]

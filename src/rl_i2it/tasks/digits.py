@@ -306,14 +306,16 @@ def eval_pairs(task: DigitsTask, n_moving: int = 1000, seed: int = 1234, transfo
 @torch.no_grad()
 def evaluate(task: DigitsTask, policy, steps=(1, 5, 10, 20), n_moving: int = 1000, seed: int = 1234,
              transform: str | None = None, batch: int = 2000, progress: bool = False,
-             split: str = "test") -> dict:
+             split: str = "test", pairs: tuple | None = None) -> dict:
     """Dice (binarised at 0.5) per atlas class and mean after each of ``steps``; ``policy=None``
-    is the identity. Returns ``{"dice": {T: {"per_class": [10], "mean", "std"}}, "pairs": P,
+    is the identity. ``pairs``: ``eval_pairs``' output to score on (another run's: methods
+    compared on one set of pairs), else ``eval_pairs(task, n_moving, seed, transform, split)``.
+    Returns ``{"dice": {T: {"per_class": [10], "mean", "std"}}, "pairs": P,
     "sec_per_pair_step": s}`` (T = 0 is the unregistered pair)."""
     import time
     from ..core.rollout import check_step_counts, rollout
     steps = check_step_counts(steps)
-    fix, mov, fc, _ = eval_pairs(task, n_moving, seed, transform, split)
+    fix, mov, fc, _ = pairs if pairs is not None else eval_pairs(task, n_moving, seed, transform, split)
     scores = {0: []} | {s: [] for s in steps}
     chunks = range(0, len(fix), batch)
     if progress:
