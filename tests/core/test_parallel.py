@@ -20,6 +20,7 @@ TESTS = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent("""
     import sys
+    import time
     import torch
     sys.path.insert(0, {tests!r})
     from conftest import faces, grey_to_colour, image_trainer
@@ -31,7 +32,7 @@ SCRIPT = textwrap.dedent("""
     r = parallel.rank()
     data = faces(grey_to_colour((("train", 96, 0), ("valid", 16, 1), ("test", 24, 2))))
     opts = {{"small-shards": {{"replay_size": 80, "learning_starts": 30}},
-            "small-replay": {{"replay_size": 120}}}}.get(mode, {{}})
+            "small-replay": {{"replay_size": 120}}, "minutes": {{"steps": 0, "minutes": 0.04}}}}.get(mode, {{}})
     try:
         tr = image_trainer("inpainting", run + ("-elsewhere" if mode == "own-folders" and r else ""), data,
                            steps=steps, train=opts)
@@ -45,7 +46,7 @@ SCRIPT = textwrap.dedent("""
         logged.append(({{k: sum(v) / len(v) for k, v in stats.items()}}, list(scores)))
         log_line(log, stats, scores)
     tr._log = log_and_keep
-    if mode == "ctrl-c" and r == 1:            # rank 1 alone gets a Ctrl-C after its 6th update
+    if mode.startswith("ctrl-c") and r == 1:   # rank 1 alone gets a Ctrl-C after its 6th update
         update = tr.sac.update
         def update_then_stop(batch):
             logs = update(batch)
@@ -53,10 +54,19 @@ SCRIPT = textwrap.dedent("""
                 tr._request_stop(None, None)
             return logs
         tr.sac.update = update_then_stop
+    if mode == "ctrl-c-exit" and r == 0:       # rank 0's last checkpoint takes a while to write
+        save = tr.save
+        def slow_save():
+            if tr.stopped:
+                time.sleep(3)
+            save()
+        tr.save = slow_save
     try:
         tr.train()
     except Stopped:
-        print(f"rank {{r}} stopped at update {{tr.counters['updates']}}")
+        print(f"rank {{r}} stopped at update {{tr.counters['updates']}}", flush=True)
+        if mode == "ctrl-c-exit":
+            parallel.finish(130)               # as the CLI ends a stopped run: torchrun then stops the others
     torch.save({{"world": parallel.world(), "resumed": resumed, "counters": tr.counters,
                 "policy": tr.policy.state_dict(), "critic": tr.sac.critic.state_dict(),
                 "log_alpha": tr.sac.log_alpha.detach(), "disc": tr.task.disc.state_dict(),
@@ -80,6 +90,13 @@ CHECKS = textwrap.dedent("""
     torch.nn.init.constant_(m.weight, float(r))
     parallel.broadcast(m)
     assert m.weight.eq(0).all()                            # rank 0's weights everywhere
+    from rl_i2it.core.sac import temperature_loss       # entropy_steps > 0: the mean over every rank's weighted samples
+    log_alpha = torch.nn.Parameter(torch.zeros(()))
+    gap, wt = (torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([1.0, 1.0, 0.0, 0.0])) if r == 0 else \
+        (torch.tensor([10.0, 20.0, 30.0, 40.0]), torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    temperature_loss(log_alpha, gap, wt, True).backward()
+    parallel.average_gradients([log_alpha], torch.zeros(()))
+    assert abs(log_alpha.grad.item() + (1 + 2 + 10) / 3) < 1e-6, log_alpha.grad   # not -(1.5 + 10) / 2
     bad = torch.tensor(float("nan") if r == 1 else 1.0)   # one rank's loss is NaN: every rank sees it
     assert parallel.average_gradients([], bad).isnan()
     print("checked on rank", r, "of", parallel.world())
@@ -179,6 +196,31 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_update(tmp_path):
     at = [int(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines() if " stopped at update " in line]
     assert len(at) == 2 and at[0] == at[1] and 6 <= at[0] < 10, res.stdout
     assert torch.load(run / "checkpoint.pt", weights_only=False)["counters"]["updates"] == at[0]
+
+
+def test_a_rank_ending_on_a_ctrl_c_waits_for_rank_zeros_checkpoint(tmp_path):
+    """Rank 1 stopped by a Ctrl-C ends with 130 as the CLI does; torchrun then stops the other ranks
+    (SIGTERM): it did so while rank 0 still wrote the stop's checkpoint, which was lost."""
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 40, "ctrl-c-exit")
+    assert res.returncode != 0 and "rank 1 stopped at update" in res.stdout, res.stdout + res.stderr[-2000:]
+    at = int(res.stdout.split("rank 1 stopped at update ")[1].split()[0])
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["counters"]["updates"] == at
+    assert (run / "curves.png").is_file()
+
+
+def test_minutes_are_rank_zeros_clock_on_every_rank(tmp_path):
+    """``--minutes`` under torchrun: every rank reads rank 0's training seconds (rank 0 leaves its
+    checkpoint writing out; another rank waited through it on its own clock and stopped the run
+    early, so the same command trained again)."""
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 0, "minutes")
+    assert res.returncode == 0, res.stderr[-3000:]
+    seconds = [torch.load(out / f"rank{r}.pt", weights_only=False)["counters"]["seconds"] for r in (0, 1)]
+    saved = torch.load(run / "checkpoint.pt", weights_only=False)["counters"]["seconds"]
+    assert seconds[0] == seconds[1] == saved >= 0.04 * 60, (seconds, saved)
 
 
 def test_what_a_rank_cannot_share_is_refused_on_every_rank(tmp_path):

@@ -149,6 +149,22 @@ def summed(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def from_rank_zero(value: float) -> float:
+    """Rank 0's ``value`` on every rank (a clock the stopping rule reads: one rank's, so all agree)."""
+    if not active():
+        return float(value)
+    t = torch.tensor([value], dtype=torch.float64, device=_flag_device())
+    dist.broadcast(t, 0)
+    return float(t.item())
+
+
+def wait_for_all() -> None:
+    """Every rank waits here for the others: a rank may not end (torchrun then stops the others,
+    SIGTERM) while rank 0 still writes the run's last checkpoint."""
+    if active():
+        dist.barrier()
+
+
 def same_everywhere(values: list[float]) -> bool:
     """Whether every rank holds rank 0's ``values`` (on every rank the same answer)."""
     if not active():

@@ -29,6 +29,17 @@ def weighted_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (x * w).sum() / w.sum().clamp_min(1)
 
 
+def temperature_loss(log_alpha: torch.Tensor, gap: torch.Tensor, w: torch.Tensor, weighted: bool) -> torch.Tensor:
+    """``-log_alpha x`` the mean of ``gap`` (log pi + target entropy) over the samples of weight
+    ``w``; under torchrun with ``weighted`` weights, scaled so that the ranks' averaged gradients are
+    those of the weighted mean over every rank's samples (each rank's own mean, averaged, weighed a
+    rank with few first-step samples as much as one with many)."""
+    if weighted and parallel.active():
+        share = parallel.summed([float(w.sum())])[0] / parallel.world()
+        return -log_alpha * (gap * w).sum() / (share or 1.0)
+    return -log_alpha * weighted_mean(gap, w)
+
+
 class SAC(nn.Module):
     def __init__(self, policy: MetaPolicy, critic: TwinCritic | None, cfg: SACConfig, task):
         super().__init__()
@@ -107,7 +118,8 @@ class SAC(nn.Module):
         if cfg.use_rl:
             if cfg.autotune_alpha:
                 w = self.entropy_weight(batch["step"])
-                alpha_loss = -self.log_alpha * weighted_mean(out.log_prob.detach() + self.target_entropy, w)
+                alpha_loss = temperature_loss(self.log_alpha, out.log_prob.detach() + self.target_entropy, w,
+                                              cfg.entropy_steps > 0)
                 self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
             soft_update(self.critic_target, self.critic, cfg.tau)
             logs["alpha"] = self.alpha.item()

@@ -457,8 +457,9 @@ class Trainer:
                 if math.isfinite(score):      # NaN: a task that measures nothing without rewards (style --no-rl)
                     scores.append(score)
                 self.counters["episodes"] += 1
-                elapsed = time.monotonic() - start
-                self.counters["seconds"] += elapsed
+                elapsed = time.monotonic() - start      # torchrun: rank 0's clock on every rank, so `--minutes`
+                self.counters["seconds"] = parallel.from_rank_zero(self.counters["seconds"] + elapsed)   # stops
+                # all at once and the checkpoint holds the seconds the rule read (a rank's own ran ahead)
                 self._advance(bar, scores)
             if stats:          # the updates since the last line (a run shorter than log_every has only these)
                 self._log(log, stats, scores)
@@ -477,6 +478,7 @@ class Trainer:
             if lock is not None:
                 lock.close()
         self.plot()
+        parallel.wait_for_all()          # rank 0's checkpoint and curves written before any rank ends
         if self.stopped:
             raise Stopped(f"stopped: checkpoint saved in {self.run_dir} (run the same command again to resume)")
         return dict(self.counters)
