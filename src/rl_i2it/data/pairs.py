@@ -246,14 +246,24 @@ def moving_at(fixed, moving, image: np.ndarray, field: torch.Tensor, by_voxel: b
     return resample(image, source, fixed.affine, fixed.array.shape, labels=labels, offset=offset)
 
 
+def model_to_voxels(shape: tuple[int, ...], size: int, margin: tuple[int, ...] | None = None) -> np.ndarray:
+    """``(N + 1) x (N + 1)``: model-grid voxel (``size`` an axis, cell-centred as ``to_grid``:
+    voxel ``i`` at ``(i + 0.5) S / size - 0.5``) -> voxel of the grid of ``shape``; ``margin``: the
+    model grid extended by that many voxels (one per axis) before its first."""
+    n = len(shape)
+    step = np.array([s / size for s in shape])
+    m = np.eye(n + 1)
+    m[:n, :n] = np.diag(step)
+    m[:n, n] = (0.5 - np.array(margin or (0,) * n)) * step - 0.5
+    return m
+
+
 def model_grid_affine(fixed, size: int, margin: tuple[int, ...] | None = None) -> np.ndarray:
-    """Voxel -> world (4 x 4) of the fixed image's model grid (``size`` voxels an axis, cell-centred
-    as ``to_grid``) extended by ``margin`` model voxels (one per axis) on both sides."""
+    """Voxel -> world (4 x 4) of the fixed image's model grid extended by ``margin`` model voxels
+    (one per axis) on both sides."""
     n = fixed.array.ndim
-    step = np.array([s / size for s in fixed.array.shape])
-    grid = np.eye(4)
-    grid[:n, :n] = np.diag(step)
-    grid[:n, 3] = (0.5 - np.array(margin or (0,) * n)) * step - 0.5
+    m, grid = model_to_voxels(fixed.array.shape, size, margin), np.eye(4)
+    grid[:n, :n], grid[:n, 3] = m[:n, :n], m[:n, n]
     return fixed.affine @ grid
 
 
@@ -288,9 +298,7 @@ def affine_to_voxels(matrix: torch.Tensor, size: int, shape: tuple[int, ...]) ->
     """An affine map ``[B, N, N + 1]`` of model-grid voxels (``size`` an axis, cell-centred as
     ``to_grid``) as the same map of the voxels of the grid of ``shape``."""
     n = len(shape)
-    to_full = torch.eye(n + 1, dtype=torch.float64)
-    to_full[:n, :n] = torch.diag(torch.tensor([s / size for s in shape], dtype=torch.float64))
-    to_full[:n, n] = to_full.diagonal()[:n] * 0.5 - 0.5
+    to_full = torch.from_numpy(model_to_voxels(shape, size))
     m = torch.eye(n + 1, dtype=torch.float64).repeat(matrix.shape[0], 1, 1)
     m[:, :n] = matrix.double()
     return (to_full @ m @ torch.linalg.inv(to_full))[:, :n].to(matrix.dtype)
