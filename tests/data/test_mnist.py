@@ -27,8 +27,10 @@ def test_idx_folder_roundtrip(tmp_path, digits):
     d = mnist.load_mnist(tmp_path)
     assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_y, digits.test_y)
     assert d.train_y.dtype == np.int64
+    write_idx(tmp_path / "t10k-labels.idx1-ubyte.gz", digits.test_y, gz=True)   # torchvision's raw/: the .gz kept
+    assert np.array_equal(mnist.load_mnist(tmp_path).test_y, digits.test_y)      # beside its copy: the same digits
     write_idx(tmp_path / "t10k-labels.idx1-ubyte.gz", digits.test_y[::-1], gz=True)   # a new download beside
-    with pytest.raises(UserError, match="holds t10k-labels.idx1-ubyte and t10k-labels.idx1-ubyte.gz: keep one"):
+    with pytest.raises(UserError, match="holds t10k-labels.idx1-ubyte and t10k-labels.idx1-ubyte.gz, and they differ"):
         mnist.load_mnist(tmp_path)                                        # an old copy: which? said
     (tmp_path / "t10k-labels.idx1-ubyte.gz").unlink()
     (tmp_path / "t10k-labels.idx1-ubyte").write_bytes(b"\x00\x00\x08\x00\x07")   # no dimension: one value

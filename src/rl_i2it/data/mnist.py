@@ -88,19 +88,15 @@ def read_mnist_idx(folder: str | Path) -> Digits:
     """A folder with ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-...`` (``.gz`` or not)."""
     folder = Path(folder)
 
-    def find(stem):
+    def read(stem, ndim):
         dotted = stem.replace("-idx", ".idx")           # Kaggle's copy: train-images.idx3-ubyte
         there = [folder / name for name in (stem, stem + ".gz", dotted, dotted + ".gz") if (folder / name).is_file()]
-        if len(there) > 1:          # an old copy beside a new download: which one is meant?
-            raise UserError(f"{folder} holds {' and '.join(p.name for p in there)}: keep one (they may hold "
-                            f"different digits)")
         if not there:
             raise UserError(f"{folder} has no {stem}[.gz] (or {dotted})")
-        return there[0]
-
-    def read(stem, ndim):
-        path = find(stem)
-        arr = read_idx(path)
+        path, arr = there[0], read_idx(there[0])
+        for other in there[1:]:     # torchvision keeps the .gz beside the file it extracted: the same digits;
+            if not np.array_equal(read_idx(other), arr):        # an old copy beside a new download: refused
+                raise UserError(f"{folder} holds {path.name} and {other.name}, and they differ: keep the one meant")
         if arr.ndim != ndim:
             raise UserError(f"{path} holds {arr.ndim} dimensions {arr.shape}: MNIST "
                             f"{'images are [N, H, W]' if ndim == 3 else 'labels are [N]'}")
