@@ -310,6 +310,9 @@ def test_eval_scores_baselines_on_the_main_runs_pairs(tmp_path, run_dir, digits,
     assert main(["eval", str(run_dir), "--onestep", str(tmp_path / "inner"), "--n-moving", "4", "--steps", "1",
                  "--transform", "random", "--out", str(tmp_path / "ev-random")]) == 0
     res_random = json.loads((tmp_path / "ev-random" / "results.json").read_text())["methods"]
+    from PIL import Image
+    first = {m: np.asarray(Image.open(tmp_path / "ev-random" / f"steps_{m}.png"))[:40, :40] for m in ("rl", "onestep")}
+    assert np.array_equal(first["rl"], first["onestep"])          # its pictures show the same moving digits too
     unmoved = {name: m["dice"]["0"]["mean"] for name, m in res_random.items()}   # before any step: the same pairs,
     assert len(set(unmoved.values())) == 1, unmoved              # not ones scaled and rotated by the baseline's ranges
     assert (out / "steps_onestep.png").is_file()

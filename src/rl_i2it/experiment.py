@@ -79,7 +79,8 @@ def evaluate_runs(out: Path, runs: dict[str, Path | None], steps=(1, 5, 10, 20),
                                  split=split, pairs=pairs)
         results[name]["eval_seconds"] = time.perf_counter() - t0
         results[name]["train_counters"] = ckpt.load(run).get("counters")
-        step_grid(task, policy, out / f"steps_{name}.png", steps=10, transform=transform, split=split)
+        step_grid(task, policy, out / f"steps_{name}.png", steps=10, transform=transform, split=split,
+                  pairs_of=main[0])
         if name == "rl":
             results[name]["chain_dice"] = chain_grid(task, policy, out / "chain_rl.png", split=split)
     if "identity" in runs and main is not None:

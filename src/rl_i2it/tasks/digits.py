@@ -387,10 +387,11 @@ def chain_grid(task: DigitsTask, policy, path, steps: int = 10, length: int = 5,
 
 
 def step_grid(task: DigitsTask, policy, path, steps: int = 10, n: int = 8, seed: int = 7,
-              transform: str | None = None, split: str = "test") -> None:
-    """Rows of (moving, step 1..T, fixed) for ``n`` protocol pairs of ``split``."""
+              transform: str | None = None, split: str = "test", pairs_of: DigitsTask | None = None) -> None:
+    """Rows of (moving, step 1..T, fixed) for ``n`` protocol pairs of ``split``, drawn by the task
+    ``pairs_of`` (default ``task``: another run's, to show methods on the same pairs)."""
     from ..viz import image_grid
-    fix, mov, _, _ = eval_pairs(task, n_moving=n, seed=seed, transform=transform, split=split)
+    fix, mov, _, _ = eval_pairs(pairs_of or task, n_moving=n, seed=seed, transform=transform, split=split)
     pick = torch.arange(n) * (len(fix) // n) + torch.arange(n) % max(1, len(fix) // n)
     fix, mov = fix[pick], mov[pick]
     r = register(task, policy, fix, mov, steps)
