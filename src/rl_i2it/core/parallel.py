@@ -162,7 +162,10 @@ def wait_for_all() -> None:
     """Every rank waits here for the others: a rank may not end (torchrun then stops the others,
     SIGTERM) while rank 0 still writes the run's last checkpoint."""
     if active():
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError:              # (gloo: "Connection closed by peer") rank 0 failed: its error says why
+            raise UserError("rank 0 ended before the run's last checkpoint was written (its error above)") from None
 
 
 def same_everywhere(values: list[float]) -> bool:
