@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .warp import identity_grid
 
-__all__ = ["affine_field", "fit_affine", "global_ncc"]
+__all__ = ["affine_field", "fit_affine", "global_ncc", "warm_up"]
 
 
 def affine_field(matrix: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -65,6 +65,12 @@ def _sample(image: torch.Tensor, a: torch.Tensor, t: torch.Tensor, shape: tuple[
     theta = torch.cat([a.flip(1, 2), t.flip(1).unsqueeze(-1)], -1)
     grid = F.affine_grid(theta, [image.shape[0], image.shape[1], *(shape or image.shape[2:])], align_corners=True)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def warm_up() -> None:
+    """The fit's one-off cost paid now, before a timed fit: a process's first ``torch.optim.Adam``
+    imports ``torch._dynamo`` (1.5-2 s on 2 cores), which fell in the first pair's seconds."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 def fit_affine(fixed: torch.Tensor, moving: torch.Tensor, iters: tuple[int, ...] = (100, 50, 25),

@@ -387,6 +387,9 @@ def evaluate_policy(task: RegistrationTask, policy, pairs, steps=(1, 10, 20), ad
     from ..nets.profile import count_params, sync
     batch = batch or (8 if task.dims == 2 else 1)
     counts = check_step_counts(steps)
+    if affine:                   # the fit's one-off cost out of the first method's seconds
+        from ..ops.affine import warm_up
+        warm_up()
 
     def fixed_steps(f, m):
         r = register(task, policy, f, m, counts[-1], affine=affine, keep=counts)
