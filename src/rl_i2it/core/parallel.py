@@ -160,12 +160,13 @@ def from_rank_zero(value: float) -> float:
 
 def wait_for_all() -> None:
     """Every rank waits here for the others: a rank may not end (torchrun then stops the others,
-    SIGTERM) while rank 0 still writes the run's last checkpoint."""
+    SIGTERM) while rank 0 still writes the run's last checkpoint; a rank that failed instead is
+    one line on the others."""
     if active():
         try:
             dist.barrier()
-        except RuntimeError:              # (gloo: "Connection closed by peer") rank 0 failed: its error says why
-            raise UserError("rank 0 ended before the run's last checkpoint was written (its error above)") from None
+        except RuntimeError:              # (gloo: "Connection closed by peer") another rank failed: its error says why
+            raise UserError("another rank ended before every rank was done (its error above)") from None
 
 
 def same_everywhere(values: list[float]) -> bool:

@@ -198,8 +198,9 @@ def note_unpadded_numbers(folder: Path, names: list[str]) -> None:
         return
     _NOTED.add(str(folder))
     print(f"rl-i2it: note: {folder}: its photos are numbered without CelebA's six digits ({names[0]} ...): the test "
-          f"split is the last 10 % by name, not CelebA's 000900-000999; if they are CelebA photos, rename them to "
-          f"six digits (000900.jpg) to keep CelebA's test faces out of training", file=sys.stderr)
+          f"split is the last 10 % by name, not CelebA's 000900-000999; if they carry CelebA's own numbers (not "
+          f"CelebA-HQ's or FFHQ's, which number otherwise), rename them to six digits (000900.jpg) to keep CelebA's "
+          f"test faces out of training", file=sys.stderr)
 
 
 def _check_size(size: int) -> int:

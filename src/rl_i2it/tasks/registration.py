@@ -65,7 +65,8 @@ class RegistrationOptions:
     """The actor predicts each step's field at ``1 / 2**field_level`` of the grid, upsampled
     linearly (VoxelMorph's half-size fields at 1: the costly full-size decoder level is skipped)."""
     diffeomorphic: bool = False
-    """Integrate each step from a velocity (scaling and squaring): |J| > 0 everywhere."""
+    """Integrate each step from a velocity (scaling and squaring): far fewer folded voxels, not
+    none (the steps' composition is resampled linearly on the grid; module docstring)."""
     int_steps: int = 6
     """Squarings of the velocity integration (diffeomorphic only)."""
     reward_scale: float = 10.0
