@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from rl_i2it.core.trainer import load_policy  # noqa: E402
 from rl_i2it.data.images import from_uint8  # noqa: E402
 from rl_i2it.data.style import VALID_STYLE_PICTURES, made_style, read_clip, style_file  # noqa: E402
-from rl_i2it.tasks.style import (load_style_image, step_losses, style_losses, stylize, stylize_video,  # noqa: E402
-                                 video_scores)
+from rl_i2it.tasks.style import (VALID_SEED, load_style_image, step_losses, style_losses, stylize,  # noqa: E402
+                                 stylize_video, video_scores)
 
 CLIPS, N_FRAMES = (("Megamind.avi", 100), ("vtest.avi", 100), ("sway", 0)), 12
 
@@ -108,7 +108,7 @@ def validation_styles(made_side: int = 256) -> dict[str, torch.Tensor]:
     from rl_i2it.data.paired import sample_photos
     stills = dict(sample_photos())
     styles = {name: stills[name] for name in VALID_STYLE_PICTURES if name in stills}
-    styles.update({f"made:{s}": made_style(s, made_side) for s in (5000, 5001, 5002)})
+    styles.update({f"made:{s}": made_style(s, made_side) for s in range(VALID_SEED, VALID_SEED + 3)})
     return {k: from_uint8(a)[None] for k, a in styles.items()}
 
 
@@ -171,7 +171,7 @@ def main() -> None:
     v.add_argument("video_runs", nargs="+")
     c = sub.add_parser("codes", help="an arbitrary model with each validation texture's code and another's")
     c.add_argument("run")
-    c.add_argument("--seeds", default="5000,5001,5002")
+    c.add_argument("--seeds", default=",".join(str(VALID_SEED + i) for i in range(3)))
     st = sub.add_parser("steps", help="one-style models' losses over steps on validation crops")
     st.add_argument("runs", nargs="+")
     a = sub.add_parser("arbitrary", help="arbitrary models' losses over steps on validation styles")

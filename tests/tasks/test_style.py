@@ -270,6 +270,10 @@ def test_bad_options_are_user_errors(tmp_path):
             StyleTask({**SMALL, **bad})
     with pytest.raises(UserError, match="not a readable image|not found"):
         StyleTask({**SMALL, "style": str(tmp_path / "missing.png")}).style_bank()
+    for styles in ("made", "made+photos"):          # the validation and unseen textures never train
+        with pytest.raises(UserError, match="validation textures .*at most 5000"):
+            StyleTask({**SMALL, "arbitrary": True, "styles": styles, "n_styles": 5001})
+    StyleTask({**SMALL, "arbitrary": True, "styles": "photos", "n_styles": 5001})     # crops: no seeds to meet
 
 
 # -- video ---------------------------------------------------------------------------------------

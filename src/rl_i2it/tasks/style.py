@@ -37,6 +37,9 @@ from .imagegen import ImageEnv
 
 HELD_OUT_SEED = 10000
 """Made styles of seeds >= this are never in a training bank (the unseen-style evaluation)."""
+VALID_SEED = 5000
+"""Made styles of seeds ``VALID_SEED``.. are the validation textures (``bench/style_valid.py``):
+never in a training bank either, so a bank of made styles holds at most this many."""
 
 
 @dataclass
@@ -245,6 +248,10 @@ class StyleTask(Task):
             raise UserError("task_options.critic_widths needs 3 positive entries")
         if o.plan_channels < 1 or o.n_content < 1 or o.n_styles < 1:
             raise UserError("task_options.plan_channels, n_content and n_styles must be >= 1")
+        if o.arbitrary and "made" in str(o.styles).split("+") and o.n_styles > VALID_SEED:
+            raise UserError(f"task_options.n_styles {o.n_styles} of made styles would train on the validation "
+                            f"textures (seeds {VALID_SEED}-{VALID_SEED + 2}) and past {HELD_OUT_SEED} on the "
+                            f"benchmark's unseen ones: at most {VALID_SEED}")
         if o.vgg not in ("pretrained", "random"):
             raise UserError("task_options.vgg must be 'pretrained' or 'random'")
         if min(o.content_weight, o.style_weight, o.tv_weight, o.temporal_weight) < 0:
