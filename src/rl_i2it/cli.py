@@ -649,7 +649,6 @@ def _resize_longer(img, size: int | None):
 
 
 def cmd_stylize(args) -> None:
-    import numpy as np
     import torch
 
     from .core.trainer import load_policy
