@@ -1,10 +1,11 @@
-"""Digit-transform benchmark: ratios measured side by side in one run, on the same MNIST batches.
+"""Digit-transform benchmark: ratios measured side by side in one run, on batches of one size from MNIST.
 
     python bench/digits.py [--quick] [--json FILE] [--device cpu|cuda]
 
 * ``train_throughput_ratio``: RL-I2IT's SAC update (critic + planner/actor + temperature + target),
   in transitions per second, divided by the one-step baseline's supervised update (same
-  planner-actor, same auxiliary loss, same batch), in samples per second. Blocks of the two are
+  planner-actor, same auxiliary loss, same batch size: each its own replay's batch, since the
+  rows of 10-step and 1-step episodes differ; the time depends on the shapes), in samples per second. Blocks of the two are
   interleaved and the medians taken. ``train_loop_ratio`` does the same for whole training
   iterations (environment step + updates), which is what a wall-clock budget buys.
 * ``inference_overhead_ratio``: T-step inference (policy + composing the field + warping +

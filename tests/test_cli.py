@@ -220,6 +220,20 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
           "train is a table of settings (train.KEY = VALUE)")      # not dropped for --steps' train.steps
     fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "sac.use_rl=false", "--out", str(tmp_path / "a")],
           "--set sac.use_rl: each method sets it")
+    fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "task=translation", "--out", str(tmp_path / "a")],
+          "--set task=translation: the experiment is defined for digits")
+    if not torch.cuda.is_available():          # the config's or --set's device is the experiment's, not cpu
+        fails(capsys, ["experiment", "digits", "--minutes", "1", "--set", "device=cuda", "--out", str(tmp_path / "a")],
+              "torch sees no CUDA device")
+        (tmp_path / "cuda.toml").write_text('task = "digits"\ndevice = "cuda"\n')
+        fails(capsys, ["experiment", "digits", "--minutes", "1", "--config", str(tmp_path / "cuda.toml"), "--out",
+                       str(tmp_path / "a")], "torch sees no CUDA device")
+    run = tmp_path / "trained"                  # a run's folder: its curves.png would be replaced
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "curves.png").write_bytes(b"mine")
+    fails(capsys, ["experiment", "digits", "--minutes", "1", "--out", str(run)], "holds a run (config.json)")
+    assert (run / "curves.png").read_bytes() == b"mine" and sorted(p.name for p in run.iterdir()) == ["config.json", "curves.png"]
     long = tmp_path / ("x" * 300)                               # the folder named, not a fine-tune's under it
     fails(capsys, ["train", "digits", "--steps", "1", "--out", str(long)], f"cannot write to {long}: File name too long")
     assert not (tmp_path / "a").exists()
@@ -247,6 +261,21 @@ def test_eval_writes_table_and_pictures(tmp_path, run_dir, capsys):
     res = json.loads((out / "results.json").read_text())
     assert set(res["methods"]) == {"identity", "rl"} and res["protocol"]["pairs"] == 54   # cross: 6 x 9
     assert all((out / n).is_file() for n in ("steps_rl.png", "chain_rl.png", "curves.png", "results.md"))
+
+
+def test_eval_notes_a_main_run_trained_without_rl(tmp_path, run_dir, capsys):
+    """The table's row is named RL-I2IT: a run trained without RL is said to be one."""
+    run = tmp_path / "norl"
+    shutil.copytree(run_dir, run)
+    for name in ("policy.pt", "checkpoint.pt"):
+        obj = torch.load(run / name, weights_only=True)
+        obj["config"]["sac"]["use_rl"], obj["config"]["train"]["horizon"] = False, 1
+        torch.save(obj, run / name)
+    assert main(["eval", str(run), "--n-moving", "2", "--steps", "1", "--out", str(tmp_path / "ev")]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {run} was trained without RL in 1-step episodes: the table names it RL-I2IT" in err
+    assert main(["eval", str(run_dir), "--n-moving", "2", "--steps", "1", "--out", str(tmp_path / "ev2")]) == 0
+    assert "note" not in capsys.readouterr().err
 
 
 def test_preset_documents_every_field():

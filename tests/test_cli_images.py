@@ -1,5 +1,7 @@
 """`rl-i2it inpaint` and `rl-i2it translate --source`: outputs, and bad input -> one line, exit 2,
 nothing written."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -233,23 +235,26 @@ def test_translate_writes_at_the_source_size_and_colours_on_its_own_luminance(tm
 
 
 def test_eval_an_inpainting_run_on_a_face_folder(tmp_path, capsys):
-    """A run trained on a user's face folder is scored on its test split (not CelebA names: the last 10 %)."""
+    """A run trained on a user's face folder is scored on its test split; not once the folder changed."""
     from conftest import make_photos
     folder = tmp_path / "faces"
     folder.mkdir()
-    for i, img in enumerate(make_photos(40, 16, 3)):
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"face_{i:03d}.png")   # last 10 % = test
+    names = [f"{i:06d}" for i in [*range(1, 111), *range(900, 904)]]         # CelebA's numbers: 4 test faces
+    for name, img in zip(names, make_photos(len(names), 16, 3)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{name}.png")
     cfg = load_config(None, {"task": "inpainting", "task_options": {**IMG_SMALL, "data": str(folder)},
                              "train": {"steps": 2, "n_envs": 4, "horizon": 2, "learning_starts": 8,
                                        "replay_size": 64}, "sac": {"batch_size": 4}})
-    data = {k: (t, t) for k, t in (("train", make_photos(8, 16, 4)),)}
-    Trainer(cfg, tmp_path / "run", task=task_class("inpainting")(cfg.task_options, data=data), verbose=False).train()
+    Trainer(cfg, tmp_path / "run", verbose=False).train()
     assert main(["eval", str(tmp_path / "run"), "--steps", "1,3", "--no-features", "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert "RL-I2IT T=3" in out and "PSNR hole" in out and "test split (4 images)" in out
     assert "FID on" not in out                                     # no FID measured: no note about it
     res = __import__("json").loads((tmp_path / "run" / "eval" / "results.json").read_text())
     assert set(res["steps"]) == {"1", "3"} and res["steps"]["3"]["psnr_hole"] > 0
+    assert main(["eval", str(tmp_path / "run"), "--steps", "1", "--no-features", "--split", "valid"]) == 0
+    assert json.loads((tmp_path / "run" / "eval-valid" / "results.json").read_text())["split"] == "valid"
+    assert set(json.loads((tmp_path / "run" / "eval" / "results.json").read_text())["steps"]) == {"1", "3"}  # kept
     from test_cli import fails
     fails(capsys, ["eval", str(tmp_path / "run"), "--steps", "1", "--out", str(tmp_path / "e")],
           "LPIPS (AlexNet) needs at least 31x31; give --no-features")    # 16x16: said, not AlexNet's traceback
@@ -257,6 +262,10 @@ def test_eval_an_inpainting_run_on_a_face_folder(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "run"), "--no-features", "--out", str(tmp_path / "e3")]) == 0
     res = __import__("json").loads((tmp_path / "e3" / "results.json").read_text())
     assert set(res["steps"]) == {"1", "5", "10"}                  # an image model's default, not digits' 1,5,10,20
+    (folder / "000110.png").rename(tmp_path / "000110.png")           # a training face gone: other data
+    fails(capsys, ["eval", str(tmp_path / "run"), "--no-features", "--out", str(tmp_path / "e4")],
+          "was trained on other data than its task_options give now")
+    assert not (tmp_path / "e4").exists()
 
 
 def test_eval_of_a_one_image_split_leaves_fid_out(tmp_path, capsys, monkeypatch):
@@ -266,13 +275,13 @@ def test_eval_of_a_one_image_split_leaves_fid_out(tmp_path, capsys, monkeypatch)
     from rl_i2it.features.vgg import AlexNetFeatures
     folder = tmp_path / "faces"
     folder.mkdir()
-    for i, img in enumerate(make_photos(12, 16, 3)):
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"face_{i:03d}.png")
+    names = [f"{i:06d}" for i in [*range(1, 111), 900]]                     # one test face
+    for name, img in zip(names, make_photos(len(names), 16, 3)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{name}.png")
     cfg = load_config(None, {"task": "inpainting", "task_options": {**IMG_SMALL, "data": str(folder)},
                              "train": {"steps": 1, "n_envs": 4, "horizon": 2, "learning_starts": 8,
                                        "replay_size": 64}, "sac": {"batch_size": 4}})
-    data = {"train": (make_photos(8, 16, 4),) * 2}
-    Trainer(cfg, tmp_path / "run", task=task_class("inpainting")(cfg.task_options, data=data), verbose=False).train()
+    Trainer(cfg, tmp_path / "run", verbose=False).train()
     asked = []
     monkeypatch.setattr(AlexNetFeatures, "min_size", 1)            # 16 px: no real LPIPS here, the wiring is checked
     monkeypatch.setattr(imagegen, "evaluate", lambda *a, **k: asked.append(k) or {1: {"psnr": 20.0}})

@@ -155,21 +155,25 @@ def cmd_eval(args) -> None:
     run = Path(args.run)
     kind = _run_task(run)
     args.steps = args.steps or EVAL_STEPS[kind]
-    for name in ("onestep", "norl"):         # runs shown beside it: the same task
-        other = getattr(args, name)
-        if other and kind not in ("digits", "registration"):
+    for name in ("rl", "onestep", "norl"):         # the run, and runs shown beside it: the same task
+        other = str(run) if name == "rl" else getattr(args, name)
+        if other and name != "rl" and kind not in ("digits", "registration"):
             raise UserError(f"--{name} is for digits and registration runs; {run} is {_a(kind)} run")
         if not other:
             continue
-        cfg = _run_config(Path(other), f"--{name} ")
+        flag = "" if name == "rl" else f"--{name} "
+        cfg = _run_config(Path(other), flag)
         if cfg["task"] != kind:
             raise UserError(f"--{name} {other} is {_a(cfg['task'])} run; {run} is {_a(kind)} run")
-        horizon = cfg["train"].get("horizon")
-        facts = (["with RL"] if cfg["sac"].get("use_rl", True) else []) + \
-                ([f"with {horizon}-step episodes"] if name == "onestep" and horizon != 1 else [])
+        horizon, use_rl = cfg["train"].get("horizon"), cfg["sac"].get("use_rl", True)
+        facts = ((["with RL"] if use_rl else []) + ([f"with {horizon}-step episodes"] if horizon != 1 else [])
+                 if name == "onestep" else ["with RL"] if name == "norl" and use_rl else
+                 ["without RL" + (" in 1-step episodes" if horizon == 1 else "")] if name == "rl" and not use_rl
+                 else [])
         if facts:                # a run of another kind than its row says: the table would mislabel it
-            what = "the one-step network (--no-rl --horizon 1)" if name == "onestep" else "w/o RL (--no-rl)"
-            print(f"rl-i2it: note: --{name} {other} was trained {' and '.join(facts)}: the table names it {what}",
+            what = {"onestep": "the one-step network (--no-rl --horizon 1)", "norl": "w/o RL (--no-rl)",
+                    "rl": "RL-I2IT (pass it as --norl or --onestep beside an RL run)"}[name]
+            print(f"rl-i2it: note: {flag}{other} was trained {' and '.join(facts)}: the table names it {what}",
                   file=sys.stderr)
     for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("affine", "registration"),
                        ("style", "style"), ("n_moving", "digits"), ("transform", "digits")):
@@ -177,7 +181,7 @@ def cmd_eval(args) -> None:
             raise UserError(f"--{name.replace('_', '-')} is for {task} runs; {run} is {_a(kind)} run")
     if args.no_features and kind not in ("inpainting", "translation"):
         raise UserError(f"--no-features is for inpainting and translation runs; {run} is {_a(kind)} run")
-    out = writable_dir(args.out or run / "eval", make=False)
+    out = writable_dir(args.out or run / ("eval" if args.split == "test" else f"eval-{args.split}"), make=False)
     if kind == "registration":
         return _eval_registration(args, run, out)
     if kind in ("inpainting", "translation"):
@@ -267,11 +271,17 @@ def _eval_registration(args, run: Path, out: Path) -> None:
 
 def _eval_image(args, run: Path, out: Path) -> None:
     """Inpainting / translation: the test split at each T, with PSNR, SSIM, LPIPS and FID."""
+    from .core import checkpoint as ckpt
     from .core.trainer import load_policy
     from .features.vgg import AlexNetFeatures
     from .tasks.imagegen import evaluate, format_scores
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
+    trained_on = ckpt.load(run).get("data")            # (policy.pt of an older version: not known)
+    if trained_on is not None and trained_on != ckpt.data_fingerprint(task.training_tensors()):
+        raise UserError(f"{run} was trained on other data than its task_options give now (files added, removed, "
+                        f"changed or renamed): its test split may now hold pairs it trained on; restore the data "
+                        f"to score it")
     if not args.no_features and task.options.size < AlexNetFeatures.min_size:
         raise UserError(f"{run} makes {task.options.size}x{task.options.size} images: LPIPS (AlexNet) needs at least "
                         f"{AlexNetFeatures.min_size}x{AlexNetFeatures.min_size}; give --no-features (PSNR and SSIM)")
@@ -322,6 +332,8 @@ def cmd_experiment(args) -> None:
     if args.task != "digits":
         raise UserError(f"the experiment is defined for digits, not {args.task!r}")
     over = parse_overrides(args.set or [])
+    if over.get("task", "digits") != "digits":
+        raise UserError(f"--set task={over['task']}: the experiment is defined for digits")
     given = [k for k in ("steps", "minutes") if k in over.get("train", {})]
     if given:
         raise UserError(f"--set train.{given[0]}: each method trains for --minutes; leave it out")
@@ -330,7 +342,7 @@ def cmd_experiment(args) -> None:
         raise UserError(f"--set sac.{given[0]}: each method sets it (RL-I2IT, w/o RL, one-step); leave it out")
     out = Path(args.out)
     summary = run_experiment(out, args.minutes, _config_path("digits", args.config), _overrides(args),
-                             args.n_moving, args.device or "cpu")
+                             args.n_moving)
     print()
     print(format_table(summary["methods"], summary["protocol"]["steps"]))
     rl, one = summary["methods"]["rl"]["dice"], summary["methods"]["onestep"]["dice"]
@@ -1093,7 +1105,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--style", help="style: the style image (arbitrary models; default starry_night)")
     e.add_argument("--no-features", action="store_true",
                    help="inpainting/translation: PSNR and SSIM only (no LPIPS/FID, no pretrained weights)")
-    e.add_argument("--out", help="where to write results (default RUN/eval)")
+    e.add_argument("--out", help="where to write results (default RUN/eval; RUN/eval-valid for --split valid)")
     _common(e, seed=False)
     e.set_defaults(func=cmd_eval)
 

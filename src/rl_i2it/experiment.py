@@ -112,15 +112,23 @@ def format_table(results: dict, steps) -> str:
 
 
 def run_experiment(out: str | Path, minutes: float, config: str | None = None, overrides: dict | None = None,
-                   n_moving: int = 1000, device: str = "cpu", verbose: bool = True) -> dict:
+                   n_moving: int = 1000, device: str | None = None, verbose: bool = True) -> dict:
+    """Train RL-I2IT, w/o RL and the one-step network for ``minutes`` each into ``out/<method>`` and
+    evaluate them on the same pairs. ``device`` (if given) over the config's and ``overrides``'."""
     if not minutes > 0:
         raise UserError(f"--minutes must be > 0, got {minutes}")
     from .tasks.digits import eval_pairs
+    if device:
+        overrides = merge(overrides or {}, {"device": device})
     cfg = load_config(config, overrides)
     if cfg.task != "digits":
         raise UserError(f"the experiment is defined for digits; {config} is a {cfg.task} config")
-    eval_pairs(build_task(cfg, resolve_device(device)), n_moving)  # before training
+    held = [f for f in ("checkpoint.pt", "policy.pt", "config.json") if (Path(out) / f).is_file()]
+    if held:                                  # its curves.png would be replaced by the experiment's
+        raise UserError(f"{out} holds a run ({', '.join(held)}): the experiment trains its methods into "
+                        f"subfolders and would write its curves.png over the run's; give another --out")
+    eval_pairs(build_task(cfg, resolve_device(cfg.device)), n_moving)  # before training
     out = writable_dir(out)
-    train_methods(out, minutes, config, merge(overrides or {}, {"device": device}), verbose=verbose)
+    train_methods(out, minutes, config, overrides, verbose=verbose)
     runs = {"identity": None, **{m: out / m for m in METHODS}}
-    return evaluate_runs(out, runs, n_moving=n_moving, device=device, verbose=verbose)
+    return evaluate_runs(out, runs, n_moving=n_moving, device=cfg.device, verbose=verbose)

@@ -58,13 +58,13 @@ def plot_curves(run_dirs: list[str | Path], path: str | Path, labels: list[str] 
     keys = [("score", f"episode score: {score_name}"), ("aux_loss", "auxiliary loss"),
             ("critic_loss", "critic loss"), ("alpha", "temperature alpha")]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
-    for run, label in zip(run_dirs, labels or [Path(r).name for r in run_dirs]):
+    for i, (run, label) in enumerate(zip(run_dirs, labels or [Path(r).name for r in run_dirs])):
         rows = read_metrics(run)
         for ax, (key, title) in zip(axes, keys):
             pts = [(r["seconds"] / 60, r[key]) for r in rows if key in r]
-            if pts:
+            if pts:          # one colour per run in every panel (a panel a run is missing from included)
                 x, y = np.array(pts).T
-                ax.plot(x, y, label=label)
+                ax.plot(x, y, label=label, color=f"C{i}", marker="o" if len(x) == 1 else None)
             ax.set_title(title)
             ax.set_xlabel("training minutes")
     for ax in axes:

@@ -41,6 +41,16 @@ def test_idx_folder_roundtrip(tmp_path, digits):
         mnist.load_mnist(tmp_path)                                        # an EMNIST-like set: said
 
 
+def test_idx_files_each_in_a_folder_of_its_name(tmp_path, digits):
+    """Kaggle's MNIST unzips to train-images-idx3-ubyte/train-images-idx3-ubyte, ..."""
+    for name, arr in (("train-images-idx3-ubyte", digits.train_x), ("train-labels-idx1-ubyte", digits.train_y),
+                      ("t10k-images-idx3-ubyte", digits.test_x), ("t10k-labels-idx1-ubyte", digits.test_y)):
+        (tmp_path / name).mkdir()
+        write_idx(tmp_path / name / name, arr)
+    d = mnist.load_mnist(tmp_path)
+    assert np.array_equal(d.train_x, digits.train_x) and np.array_equal(d.test_y, digits.test_y)
+
+
 def test_idx_rejects_bad_files(tmp_path):
     (tmp_path / "x").write_bytes(b"\x00\x00\x0d\x01" + struct.pack(">I", 3) + b"abc")
     with pytest.raises(UserError, match="unsigned-byte"):

@@ -92,7 +92,7 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(UserError, match="no images"):
         paired.read_pix2pix(tmp_path / "empty")
     (tmp_path / "sets" / "train").mkdir(parents=True)
-    with pytest.raises(UserError, match="pass one as the split"):
+    with pytest.raises(UserError, match="folders train: a split layout is read from train/ and test/"):
         paired.read_pix2pix(tmp_path / "sets")
     save(tmp_path / "odd" / "0.png", np.zeros((8, 15, 3), np.uint8))
     with pytest.raises(UserError, match="width 15 is odd"):
@@ -110,7 +110,7 @@ def test_errors_are_clear(tmp_path):
         paired.read_pix2pix(tmp_path / "ab")
     save(tmp_path / "nested" / "A" / "val" / "0.png", half(0))
     save(tmp_path / "nested" / "B" / "val" / "0.png", half(0))
-    with pytest.raises(UserError, match="folders val: pass one as the split"):
+    with pytest.raises(UserError, match="folders val: a split layout is read from"):
         paired.read_pix2pix(tmp_path / "nested")
     assert paired.read_pix2pix(tmp_path / "nested", split="val")[0].shape == (1, 3, 8, 8)
     with pytest.raises(UserError, match="unknown direction"):

@@ -76,6 +76,22 @@ def test_pix2pix_folders_are_task_data(tmp_path):
     for empty in ("pix2pix:", "pix2pix: "):         # no folder: refused, not the working folder read
         with pytest.raises(UserError, match="names no folder"):
             TranslationTask({**IMG_SMALL, "data": empty})
+    write_ab(tmp_path / "caps" / "Train", a[:8], b[:8])           # split folders named in any case
+    write_ab(tmp_path / "caps" / "Test", a[8:], b[8:])
+    caps = TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'caps'}"})
+    assert torch.equal(caps.split_data("test")[0].cpu(), a[8:]) and len(caps.split_data("train")[0]) == 7
+    write_ab(tmp_path / "emptytest" / "train", a[:8], b[:8])      # an empty test/: val/ is the test split
+    (tmp_path / "emptytest" / "test").mkdir()
+    write_ab(tmp_path / "emptytest" / "val", a[8:], b[8:])
+    assert torch.equal(TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'emptytest'}"})
+                       .split_data("test")[0].cpu(), a[8:])
+    write_ab(tmp_path / "notest" / "train", a, b)       # refused before training, not at its evaluation
+    (tmp_path / "notest" / "test").mkdir()
+    with pytest.raises(UserError, match="no test/ or val/ folder with images"):
+        TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'notest'}"}).split_data("train")
+    for data in ("edges", "grey"):                      # made pairs have one direction
+        with pytest.raises(UserError, match="direction is for pix2pix:PATH data"):
+            TranslationTask({**IMG_SMALL, "data": data, "direction": "BtoA"})
 
 
 def test_short_training_beats_untrained_policy(tmp_path, photo_data):

@@ -390,7 +390,7 @@ class Trainer:
             return
         ckpt.atomic_save(self._state(), self.run_dir / "checkpoint.pt")
         policy = self.policy if self.policy_avg is None else self.policy_avg
-        ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": self.cfg.to_dict(),
+        ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": self.cfg.to_dict(), "data": self.data_key,
                           "policy": policy.state_dict(), "counters": dict(self.counters)},
                          self.run_dir / "policy.pt")
 

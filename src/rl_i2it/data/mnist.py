@@ -90,7 +90,8 @@ def read_mnist_idx(folder: str | Path) -> Digits:
 
     def read(stem, ndim):
         dotted = stem.replace("-idx", ".idx")           # Kaggle's copy: train-images.idx3-ubyte
-        there = [folder / name for name in (stem, stem + ".gz", dotted, dotted + ".gz") if (folder / name).is_file()]
+        there = [path for name in (stem, stem + ".gz", dotted, dotted + ".gz")   # Kaggle's unzipped folders hold
+                 for path in (folder / name, folder / name / name) if path.is_file()]     # each file in a folder of its name
         if not there:
             raise UserError(f"{folder} has no {stem}[.gz] (or {dotted})")
         path, arr = there[0], read_idx(there[0])

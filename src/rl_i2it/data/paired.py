@@ -90,6 +90,16 @@ PIX2PIX_READER = 1
 """Version of how ``read_pix2pix`` reads and resizes: caches of another are rebuilt."""
 
 
+SPLIT_HINT = "a split layout is read from train/ and test/ (or val/) folders holding images"
+
+
+def split_folders(folder: Path) -> dict[str, Path]:
+    """``folder``'s ``train/``, ``test/`` and ``val/`` subfolders that hold images, by lower-case
+    name (``Train/`` counts; an empty one does not)."""
+    subs = [p for p in sorted(folder.iterdir()) if p.is_dir()] if folder.is_dir() else []
+    return {p.name.lower(): p for p in subs if p.name.lower() in ("train", "test", "val") and _images_in(p)}
+
+
 def ab_folders(folder: Path) -> tuple[Path, Path] | None:
     """A pix2pix folder's ``A/`` and ``B/`` subfolders (``a/`` and ``b/`` too), or None."""
     subs = {p.name.lower(): p for p in sorted(folder.iterdir()) if p.is_dir()} if folder.is_dir() else {}
@@ -127,7 +137,7 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
         if not a_files or not b_files:
             empty = a_dir if not a_files else b_dir
             subs = sorted(p.name for p in empty.iterdir() if p.is_dir())
-            hint = f" (it has folders {', '.join(subs)}: pass one as the split)" if subs else ""
+            hint = f" (it has folders {', '.join(subs)}: {SPLIT_HINT})" if subs else ""
             raise UserError(f"{folder}: no images in {empty}{hint}")
         a_names, b_names = [p.name for p in a_files], [p.name for p in b_files]
         if a_names != b_names:
@@ -146,7 +156,7 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
         files = _images_in(folder)
         if not files:
             subs = sorted(p.name for p in folder.iterdir() if p.is_dir())
-            hint = f" (it has folders {', '.join(subs)}: pass one as the split)" if subs else ""
+            hint = f" (it has folders {', '.join(subs)}: {SPLIT_HINT})" if subs else ""
             raise UserError(f"{folder}: no images, and no A/ and B/ folders{hint}")
         labels = [(f"{p.name} (left half)", f"{p.name} (right half)") for p in files]
         pairs = [lambda p=p: _halves(p, mode) for p in files]

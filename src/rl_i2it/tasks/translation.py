@@ -42,19 +42,24 @@ def three_channels(x: torch.Tensor) -> torch.Tensor:
 
 def split_pix2pix(path: str, split: str, direction: str, size: int):
     """``(A, B)`` of a pix2pix folder's split: its train/ and test/ (or val/) subfolders (or
-    A/train, A/test, B/...) when present, else the last 10 % of the images as the test split."""
+    A/train, A/test, B/...; names in any case) when present, else the last 10 % of the images as
+    the test split. A train/ folder without a test/ or val/ one holding images is refused whichever
+    split is asked for (before training, not at its evaluation)."""
     from pathlib import Path
 
-    from ..data.paired import ab_folders, read_pix2pix
+    from ..data.paired import ab_folders, read_pix2pix, split_folders
     root = Path(path)
     sides = ab_folders(root)
-    nested = sides is not None and (sides[0] / "train").is_dir()     # A/train, B/train, A/test ... layout
+    nested = sides is not None and "train" in split_folders(sides[0])   # A/train, B/train, A/test ... layout
     base = sides[0] if nested else root
-    if (base / "train").is_dir():
-        sub = "train" if split != "test" else next((s for s in ("test", "val") if (base / s).is_dir()), None)
-        if sub is None:
-            raise UserError(f"{base} has a train/ folder but no test/ or val/ folder")
-        return read_pix2pix(root, direction, size, split=sub) if nested else read_pix2pix(root / sub, direction, size)
+    subs = split_folders(base)
+    if "train" in subs:
+        test = subs.get("test") or subs.get("val")
+        if test is None:
+            raise UserError(f"{base} has a train/ folder but no test/ or val/ folder with images: the test split "
+                            f"is read from one (or give a folder of all the pairs: its last 10 % are the test split)")
+        sub = test if split == "test" else subs["train"]
+        return read_pix2pix(root, direction, size, split=sub.name) if nested else read_pix2pix(sub, direction, size)
     a, b = read_pix2pix(root, direction, size)
     cut = len(a) - max(1, round(0.1 * len(a)))
     return (a[cut:], b[cut:]) if split == "test" else (a[:cut], b[:cut])
@@ -92,6 +97,9 @@ class TranslationTask(ImageTask):
         o = self.options
         if o.direction not in ("AtoB", "BtoA"):
             raise UserError("task_options.direction must be AtoB or BtoA")
+        if o.direction != "AtoB" and not o.data.startswith("pix2pix:"):
+            raise UserError(f"task_options.direction is for pix2pix:PATH data; data = {o.data!r} is made "
+                            f"{'edges -> photo' if o.data == 'edges' else 'grey -> colour'}")
         if not (o.data in ("edges", "grey") or o.data.startswith("pix2pix:")):
             raise UserError(f"task_options.data must be edges, grey or pix2pix:PATH, got {o.data!r}")
         if o.data.startswith("pix2pix:") and not o.data.split(":", 1)[1].strip():
