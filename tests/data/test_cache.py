@@ -28,3 +28,59 @@ def test_an_empty_data_variable_means_the_default_cache_not_the_working_folder(m
         assert cache_dir() == tmp_path / ".cache" / "rl-i2it"
     monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path / "data"))
     assert cache_dir() == Path(tmp_path / "data")
+
+
+def test_atomic_write_keeps_the_old_file_on_error_and_leaves_no_temporary(tmp_path):
+    import os
+    import stat
+
+    import pytest
+    from rl_i2it.data.cache import atomic_write, copy_checked, sha256
+    from rl_i2it.errors import UserError
+    out = tmp_path / "w.bin"
+    with atomic_write(out) as f:
+        f.write(b"new")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.read_bytes() == b"new" and stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask   # not 0600
+    with pytest.raises(ValueError):
+        with atomic_write(out) as f:
+            f.write(b"half")
+            raise ValueError("a full disk, say")
+    assert out.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["w.bin"]
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"payload")
+    with pytest.raises(UserError, match="sha256"):                       # a wrong copy: nothing written
+        copy_checked(src, tmp_path / "copy.bin", "0" * 64)
+    assert not (tmp_path / "copy.bin").exists() and len(list(tmp_path.iterdir())) == 2
+    copy_checked(src, tmp_path / "copy.bin", sha256(src))
+    assert (tmp_path / "copy.bin").read_bytes() == b"payload"
+
+
+def test_a_second_fetch_waits_for_the_first_and_stale_leftovers_go(tmp_path, capsys):
+    """Two processes fetching into one folder (a seed sweep on a fresh cache): the second waits for
+    the first, where it used to replace files the first was reading; a killed fetch's leftovers go."""
+    import os
+    import threading
+    import time
+    from rl_i2it.data.cache import STALE_SECONDS, fetch_lock
+    (tmp_path / "tmpk1ll3d").mkdir()                        # a killed fetch's temporary folder
+    (tmp_path / "tmpk1ll3d" / "x.whl").write_bytes(b"x")
+    old, fresh = tmp_path / "mnist.npz.abc.tmp", tmp_path / "celeba_64.npz.def.tmp"   # a writer's, now
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    then = time.time() - 2 * STALE_SECONDS
+    os.utime(old, (then, then))
+    entered = threading.Event()
+
+    def second():
+        with fetch_lock(tmp_path):
+            entered.set()
+    with fetch_lock(tmp_path):
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".fetch.lock", fresh.name]
+        t = threading.Thread(target=second)
+        t.start()
+        assert not entered.wait(0.5)                         # held: the second waits
+    t.join(5)
+    assert entered.is_set()
+    assert "waiting for another process fetching into" in capsys.readouterr().err

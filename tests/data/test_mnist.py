@@ -138,3 +138,11 @@ def test_fetch_checks_sha_and_caches(tmp_path, digits, monkeypatch):
 def test_missing_cache_without_fetch_says_what_to_run():
     with pytest.raises(UserError, match="data fetch mnist"):
         mnist.load_mnist(fetch=False)
+
+
+def test_a_damaged_cache_copy_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path))
+    mnist.mnist_path().parent.mkdir(parents=True)
+    mnist.mnist_path().write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(UserError, match="is damaged .*: run `rl-i2it data fetch mnist --force`"):
+        mnist.load_mnist()

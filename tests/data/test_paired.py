@@ -222,8 +222,21 @@ def test_fetch_photos_copies_checked_files_from_the_deb(tmp_path, monkeypatch):
     monkeypatch.setattr(paired, "OPENCV_PHOTOS", photos)
     monkeypatch.setattr(cache, "apt_download", lambda package, dest: tmp_path / "deb")
     out = paired.fetch_photos()
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".fetch.lock", "a.jpg", "b.png"]   # (the lock: see test_cache)
     assert [n for n, _ in paired.sample_photos() if n.startswith("photos:")] == ["photos:a.jpg", "photos:b.png"]
     monkeypatch.setattr(paired, "OPENCV_PHOTOS", {**photos, "a.jpg": "0" * 64})
     with pytest.raises(UserError, match="sha256"):
         paired.fetch_photos(force=True)
+
+
+def test_a_damaged_fetched_photo_is_said_not_left_out(tmp_path, monkeypatch):
+    """A fetched photo damaged since would shrink every photo set unsaid; a file of the user's
+    that is no image is passed over."""
+    monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path))
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "notes.jpg").write_bytes(b"not an image")
+    names = [n for n, _ in paired.sample_photos()]
+    assert not any(n.startswith("photos:") for n in names)
+    (tmp_path / "photos" / next(iter(paired.OPENCV_PHOTOS))).write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(UserError, match="is damaged .*rl-i2it data fetch photos --force"):
+        paired.sample_photos()

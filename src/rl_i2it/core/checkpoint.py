@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..data.cache import atomic_write
 from ..errors import UserError
 
 TRAIN_FORMAT = "rl-i2it/train-1"
@@ -17,30 +16,16 @@ POLICY_FORMAT = "rl-i2it/policy-1"
 
 
 def atomic_save(obj, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``; a failed write
-    (a full disk) is an ``OSError`` naming ``path``, which is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                torch.save(obj, f)
-            except RuntimeError as exc:      # a short write (a full disk, a file size limit) inside torch's writer
-                if "inline_container" not in str(exc) and "write" not in str(exc):
-                    raise
-                raise OSError(errno.EIO, "could not write the whole file (a full disk, or a file size limit?); "
-                              "it is left as it was", str(path)) from None
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)        # as open() would make it (mkstemp makes 0600: others could not read the model)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through ``atomic_write``; a failed write (a full disk) is an ``OSError``
+    naming ``path``, which is left as it was."""
+    with atomic_write(path) as f:
+        try:
+            torch.save(obj, f)
+        except RuntimeError as exc:      # a short write (a full disk, a file size limit) inside torch's writer
+            if "inline_container" not in str(exc) and "write" not in str(exc):
+                raise
+            raise OSError(errno.EIO, "could not write the whole file (a full disk, or a file size limit?); "
+                          "it is left as it was", str(path)) from None
 
 
 def checkpoint_file(path: str | Path) -> Path:

