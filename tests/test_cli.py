@@ -278,6 +278,17 @@ def test_eval_notes_a_main_run_trained_without_rl(tmp_path, run_dir, capsys):
     assert "note" not in capsys.readouterr().err
 
 
+def test_data_fetch_lists_the_data_not_the_lock_or_a_write_under_way(tmp_path, monkeypatch, capsys):
+    from rl_i2it.data.volumes import ITK_SLICES
+    monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path))
+    folder = tmp_path / "registration" / "itk"
+    folder.mkdir(parents=True)
+    for name in [*ITK_SLICES, ".fetch.lock", "BrainT1Slice.png.x1y2.tmp"]:
+        (folder / name).write_bytes(b"")
+    assert main(["data", "fetch", "itk"]) == 0                 # all there: nothing fetched, listed
+    assert capsys.readouterr().out.strip() == f"itk: {', '.join(sorted(ITK_SLICES))} in {folder}"
+
+
 def test_preset_documents_every_field():
     """Every config field has a line in the digits preset, and the preset equals the defaults."""
     import dataclasses

@@ -1013,6 +1013,12 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     return res
 
 
+def _data_files(path: Path) -> list[str]:
+    """The data files of a cache folder: not its lock, a write under way or the arrays made from them."""
+    return sorted(p.name for p in path.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".tmp", ".npz")))
+
+
 def cmd_data(args) -> None:
     from .data.mnist import fetch_mnist, load_mnist
     from .data.volumes import SOURCES, fetch_source
@@ -1026,12 +1032,12 @@ def cmd_data(args) -> None:
     if args.dataset == "photos":
         from .data.paired import fetch_photos
         path = fetch_photos(force=args.force)
-        print(f"photos: {len(list(path.iterdir()))} opencv-doc photos in {path} (used by photo_pairs)")
+        print(f"photos: {len(_data_files(path))} opencv-doc photos in {path} (used by photo_pairs)")
         return
     if args.dataset == "style":
         from .data.style import fetch_style
         path = fetch_style(force=args.force)
-        print(f"style: {', '.join(sorted(p.name for p in path.iterdir() if not p.name.endswith('.npz')))} in {path}")
+        print(f"style: {', '.join(_data_files(path))} in {path}")
         return
     if args.dataset == "weights":
         from .features import WEIGHT_NAMES, fetch_weights
@@ -1040,7 +1046,7 @@ def cmd_data(args) -> None:
         return
     if args.dataset in SOURCES:
         path = fetch_source(args.dataset, force=args.force)
-        print(f"{args.dataset}: {', '.join(sorted(p.name for p in path.iterdir()))} in {path}")
+        print(f"{args.dataset}: {', '.join(_data_files(path))} in {path}")
         return
     if args.dataset != "mnist":
         raise UserError(f"unknown dataset {args.dataset!r} (known: mnist, faces, photos, style, weights, {', '.join(SOURCES)})")
