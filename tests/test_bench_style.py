@@ -96,3 +96,13 @@ def test_style_valid_sway_clip_moves_a_picture_smoothly():
     step = (clip[1:] - clip[:-1]).abs().mean(dim=(1, 2, 3))
     assert (step > 1e-3).all() and (step < 0.1).all()              # every frame moves, a little
     assert torch.allclose(clip[4], clip[0], atol=1e-4)               # sin(2 pi 4 / 8) = 0: the picture at rest
+
+
+def test_short_video_fine_tunes_move_as_far_as_the_preset_ones(bench):
+    """The preset's rate is for 600-update fine-tunes; fewer take it larger (rate x updates kept),
+    up to the image model's 1e-3; more keep it."""
+    assert bench.fine_tune_rate(600, 3e-4) == pytest.approx(3e-4)
+    assert bench.fine_tune_rate(2000, 3e-4) == pytest.approx(3e-4)
+    assert bench.fine_tune_rate(300, 3e-4) == pytest.approx(6e-4)
+    assert bench.fine_tune_rate(190, 3e-4) == pytest.approx(3e-4 * 600 / 190)
+    assert bench.fine_tune_rate(50, 3e-4) == pytest.approx(1e-3)
