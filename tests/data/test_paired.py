@@ -240,3 +240,15 @@ def test_a_damaged_fetched_photo_is_said_not_left_out(tmp_path, monkeypatch):
     (tmp_path / "photos" / next(iter(paired.OPENCV_PHOTOS))).write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(UserError, match="is damaged .*rl-i2it data fetch photos --force"):
         paired.sample_photos()
+
+
+def test_the_photo_set_is_the_same_on_every_install(tmp_path, monkeypatch):
+    """scikit-learn's two photos are in it (a dependency); without scikit-learn: said, not a
+    smaller photo set drawn unsaid (another install's crops would be of other pictures)."""
+    import sys
+    monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path))
+    names = [n for n, _ in paired.sample_photos()]
+    assert names[:2] == ["sklearn:china.jpg", "sklearn:flower.jpg"]
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)        # import fails
+    with pytest.raises(UserError, match="scikit-learn is not installed"):
+        paired.sample_photos()

@@ -9,7 +9,7 @@ No paired set (facades, cityscapes, edges2shoes) is reachable here (DESIGN.md se
 * ``photo_pairs(kind, size, split)`` makes pairs from reachable photos: an edge map -> the photo
   (``edges``, like edges2shoes) or the grey image -> the colour photo (``grey``, colourisation).
   Photos: the CelebA faces (``load_faces``; its test split is 000900-000999, never trained on),
-  plus scikit-learn's bundled ``china.jpg``/``flower.jpg`` when scikit-learn is importable and any
+  plus scikit-learn's bundled ``china.jpg``/``flower.jpg`` (a dependency: every install reads them) and any
   photos in ``cache_dir()/photos`` (``fetch_photos``: 16 photos of opencv-doc's ``examples/data``), cut into
   seeded random square crops: train crops from the left 75% of each photo, test crops from the
   right 25%, so no pixel is in both.
@@ -271,15 +271,17 @@ def fetch_photos(force: bool = False) -> Path:
 
 
 def sample_photos() -> list[tuple[str, np.ndarray]]:
-    """Big photos we can reach without a download: scikit-learn's bundled ones (when it is
-    importable) and any images in ``cache_dir()/photos`` (name order). ``[(name, HxWx3 uint8)]``."""
-    out = []
+    """Big photos we can reach without a download: scikit-learn's bundled ones and any images in
+    ``cache_dir()/photos`` (name order). ``[(name, HxWx3 uint8)]``. scikit-learn is a dependency:
+    read only when importable, an install without it drew its photo crops from other pictures than
+    one with it (the style bench's test crops moved when ANTs' antspyx brought it in), unsaid."""
     try:
         from sklearn.datasets import load_sample_images
-        data = load_sample_images()
-        out += [(f"sklearn:{Path(f).name}", np.asarray(im, np.uint8)) for f, im in zip(data.filenames, data.images)]
     except ImportError:
-        pass
+        raise UserError("scikit-learn is not installed: its two sample photos are part of the photo set "
+                        "(pip install scikit-learn; `make` installs it)") from None
+    data = load_sample_images()
+    out = [(f"sklearn:{Path(f).name}", np.asarray(im, np.uint8)) for f, im in zip(data.filenames, data.images)]
     folder = cache_dir() / "photos"
     if folder.is_dir():
         for p in sorted(folder.rglob("*")):

@@ -415,7 +415,7 @@ def photo_styles(n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.n
     from .paired import sample_photos
     pictures = [(name, a) for name, a in sample_photos() if name not in VALID_STYLE_PICTURES]
     if not pictures:
-        raise UserError("no photos to cut styles from: run `rl-i2it data fetch photos` (or install scikit-learn)")
+        raise UserError("no photos to cut styles from: run `rl-i2it data fetch photos`")
     crops = random_crops(pictures, size, n, "train", seed)
     return [(f"photo:{seed}:{i}", np.ascontiguousarray(c.transpose(1, 2, 0))) for i, c in enumerate(crops)]
 
