@@ -29,6 +29,7 @@ Also: the time of one planner-actor step against one VGG16 forward (relu4_3), sa
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -66,7 +67,7 @@ def fine_tune_rate(updates: int, preset_rate: float, cap: float = 1e-3) -> float
     bench's fine-tunes are short (~190 updates) and at the preset's rate steadied the video too
     little: on the validation clips, seeds 0 and 1, worst flicker x0.51 and x0.56 at 3e-4, x0.42
     and x0.39 at 1e-3, style at most x1.03 (README, "The fine-tuning rate of short fine-tunes")."""
-    return min(cap, max(preset_rate, preset_rate * FINE_TUNE_UPDATES / updates))
+    return max(preset_rate, min(cap, preset_rate * FINE_TUNE_UPDATES / updates))
 
 ABLATIONS = {"video_norl": {"sac": {"use_rl": False}}, "video_no_step_gru": {"task_options": {"step_gru": False}},
              "video_no_frame_gru": {"task_options": {"frame_gru": False}}}     # of the video model (--ablations)
@@ -213,8 +214,10 @@ def main() -> None:
     # of that many updates
     fine_tune = max(1, ckpt.load(out / "rl" / "checkpoint.pt")["counters"]["updates"] // 2)
     video_config = ROOT / "configs" / "style-video.toml"
-    video = merge(over, {"train": {"init": str((out / "rl").resolve())},
-                         "sac": {"lr_policy": fine_tune_rate(fine_tune, load_config(str(video_config)).sac.lr_policy)}})
+    started = out / "video" / "fine_tune_0" / "config.json"      # a rerun keeps the rate its fine-tunes began with
+    rate = (json.loads(started.read_text())["sac"]["lr_policy"] if started.is_file()   # (the image model may have
+            else fine_tune_rate(fine_tune, load_config(str(video_config)).sac.lr_policy))   # trained on since)
+    video = merge(over, {"train": {"init": str((out / "rl").resolve())}, "sac": {"lr_policy": rate}})
     train_methods(out, minutes, str(video_config), video,
                   {"video": {}, **(ABLATIONS if args.ablations else {})}, labels=LABEL, steps=fine_tune)
 

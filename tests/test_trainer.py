@@ -136,6 +136,7 @@ def test_fine_tunes_average_into_policy_pt_and_resume(tmp_path, digits, capsys):
     for k, v in soup["policy"].items():
         assert torch.allclose(v, (a["policy"][k] + b["policy"][k]) / 2, atol=1e-6), k
     assert counters["updates"] == a["counters"]["updates"] + b["counters"]["updates"] >= 16
+    assert soup["data"] == a["data"] == b["data"]          # what eval checks the data against, as for one run
     assert load_policy(tmp_path / "soup")[2].train.fine_tunes == 2      # loads as any run
     assert train_run(cfg, tmp_path / "soup", task=task, verbose=False) == counters   # done: nothing more
     one = load_config(None, merge(base, {"train": {"fine_tunes": 1}}))

@@ -172,7 +172,8 @@ def cmd_eval(args) -> None:
                  else [])
         if facts:                # a run of another kind than its row says: the table would mislabel it
             what = {"onestep": "the one-step network (--no-rl --horizon 1)", "norl": "w/o RL (--no-rl)",
-                    "rl": "RL-I2IT (pass it as --norl or --onestep beside an RL run)"}[name]
+                    "rl": "RL-I2IT" + (" (pass it as --norl or --onestep beside an RL run)"
+                                       if kind in ("digits", "registration") else "")}[name]
             print(f"rl-i2it: note: {flag}{other} was trained {' and '.join(facts)}: the table names it {what}",
                   file=sys.stderr)
     for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("affine", "registration"),

@@ -64,8 +64,9 @@ def test_a_second_fetch_waits_for_the_first_and_stale_leftovers_go(tmp_path, cap
     import threading
     import time
     from rl_i2it.data.cache import STALE_SECONDS, fetch_lock
-    (tmp_path / "tmpk1ll3d").mkdir()                        # a killed fetch's temporary folder
-    (tmp_path / "tmpk1ll3d" / "x.whl").write_bytes(b"x")
+    (tmp_path / ".fetch-k1ll3d").mkdir()                    # a killed fetch's temporary folder
+    (tmp_path / ".fetch-k1ll3d" / "x.whl").write_bytes(b"x")
+    (tmp_path / "tmp_holiday").mkdir()                      # a user's (photos/ is read recursively): kept
     old, fresh = tmp_path / "mnist.npz.abc.tmp", tmp_path / "celeba_64.npz.def.tmp"   # a writer's, now
     old.write_bytes(b"x")
     fresh.write_bytes(b"x")
@@ -77,10 +78,21 @@ def test_a_second_fetch_waits_for_the_first_and_stale_leftovers_go(tmp_path, cap
         with fetch_lock(tmp_path):
             entered.set()
     with fetch_lock(tmp_path):
-        assert sorted(p.name for p in tmp_path.iterdir()) == [".fetch.lock", fresh.name]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".fetch.lock", fresh.name, "tmp_holiday"]
         t = threading.Thread(target=second)
         t.start()
         assert not entered.wait(0.5)                         # held: the second waits
     t.join(5)
     assert entered.is_set()
     assert "waiting for another process fetching into" in capsys.readouterr().err
+
+
+def test_without_a_lock_nothing_is_removed(tmp_path, monkeypatch):
+    """No fcntl (Windows) or no locks on the file system: another fetch may be downloading into
+    its temporary folder, so none is cleared."""
+    import sys
+    from rl_i2it.data.cache import FETCH_TEMP, fetch_lock
+    (tmp_path / f"{FETCH_TEMP}running").mkdir()
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    with fetch_lock(tmp_path):
+        assert (tmp_path / f"{FETCH_TEMP}running").is_dir()

@@ -89,6 +89,13 @@ def test_pix2pix_folders_are_task_data(tmp_path):
     (tmp_path / "notest" / "test").mkdir()
     with pytest.raises(UserError, match="no test/ or val/ folder with images"):
         TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'notest'}"}).split_data("train")
+    for sub, part in (("train", slice(0, 8)), ("test", slice(8, 12))):     # train/A, train/B, test/A ... layout
+        for side, imgs in (("A", a), ("B", b)):
+            (tmp_path / "splitab" / sub / side).mkdir(parents=True)
+            for i, img in enumerate(imgs[part]):
+                Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "splitab" / sub / side / f"{i}.png")
+    splitab = TranslationTask({**IMG_SMALL, "data": f"pix2pix:{tmp_path / 'splitab'}"})
+    assert torch.equal(splitab.split_data("test")[1].cpu(), b[8:]) and len(splitab.split_data("train")[0]) == 7
     for data in ("edges", "grey"):                      # made pairs have one direction
         with pytest.raises(UserError, match="direction is for pix2pix:PATH data"):
             TranslationTask({**IMG_SMALL, "data": data, "direction": "BtoA"})

@@ -154,7 +154,7 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
     if not lead:
         return total
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
-                      "counters": total}, run_dir / "policy.pt")
+                      "data": trainer.data_key, "counters": total}, run_dir / "policy.pt")   # one task: one data
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     plot_curves(subs, run_dir / "curves.png", score_name=trainer.task.score_name)
     if verbose:

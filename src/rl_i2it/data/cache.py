@@ -131,15 +131,21 @@ STALE_SECONDS = 3600.0
 """A temporary file untouched this long in a folder being fetched into is a killed writer's."""
 
 
+FETCH_TEMP = ".fetch-"
+"""Prefix of the temporary folders a fetch downloads into inside its target folder."""
+
+
 @contextmanager
 def fetch_lock(folder: Path):
     """Held while fetching into ``folder`` (``fcntl.flock`` on ``folder/.fetch.lock``): a second
     process fetching the same waits (a line says so) and then finds the files there, where it
     would have replaced them under a first one reading them. Once held, what killed fetches left
-    is removed: temporary folders (``tmp*``; only fetches make them) and ``*.tmp`` files untouched
-    for ``STALE_SECONDS``. Where ``fcntl`` or the file system has no locks, none is taken."""
+    is removed: their temporary folders (``FETCH_TEMP*``) and ``*.tmp`` files untouched for
+    ``STALE_SECONDS``. Where ``fcntl`` or the file system has no locks, none is taken and nothing
+    is removed (another fetch may be using it)."""
     writable_dir(folder)
     with open(folder / ".fetch.lock", "a") as f:
+        locked = False
         try:
             import fcntl
             try:
@@ -147,11 +153,12 @@ def fetch_lock(folder: Path):
             except BlockingIOError:
                 print(f"rl-i2it: waiting for another process fetching into {folder} ...", file=sys.stderr, flush=True)
                 fcntl.flock(f, fcntl.LOCK_EX)
+            locked = True
         except (ImportError, OSError):
             pass
-        for old in folder.iterdir():
+        for old in folder.iterdir() if locked else ():
             try:
-                if old.is_dir() and old.name.startswith("tmp"):
+                if old.is_dir() and old.name.startswith(FETCH_TEMP):
                     shutil.rmtree(old, ignore_errors=True)
                 elif old.name.endswith(".tmp") and time.time() - old.stat().st_mtime > STALE_SECONDS:
                     old.unlink()

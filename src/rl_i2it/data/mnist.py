@@ -146,7 +146,7 @@ def load_mnist(source: str | Path | None = None, fetch: bool = True) -> Digits:
             return Digits(z["train_x"], z["train_y"], z["test_x"], z["test_y"])
     except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, zlib.error,
             zipfile.BadZipFile) as exc:
-        if source is None:          # the cache's own copy, damaged since
+        if source is None and not isinstance(exc, PermissionError):     # the cache's own copy, damaged since
             raise UserError(f"{path} is damaged ({exc.__class__.__name__}): run `rl-i2it data fetch mnist "
                             f"--force`") from None
         raise UserError(f"cannot read {path} as MNIST (an IDX folder, mnist.pkl.gz or an .npz with "

@@ -94,10 +94,14 @@ SPLIT_HINT = "a split layout is read from train/ and test/ (or val/) folders hol
 
 
 def split_folders(folder: Path) -> dict[str, Path]:
-    """``folder``'s ``train/``, ``test/`` and ``val/`` subfolders that hold images, by lower-case
-    name (``Train/`` counts; an empty one does not)."""
+    """``folder``'s ``train/``, ``test/`` and ``val/`` subfolders that hold images, side by side
+    or in their own ``A/`` and ``B/``, by lower-case name (``Train/`` counts; an empty one does not)."""
     subs = [p for p in sorted(folder.iterdir()) if p.is_dir()] if folder.is_dir() else []
-    return {p.name.lower(): p for p in subs if p.name.lower() in ("train", "test", "val") and _images_in(p)}
+
+    def holds_images(p: Path) -> bool:
+        sides = ab_folders(p)
+        return bool(_images_in(p) or sides and _images_in(sides[0]))
+    return {p.name.lower(): p for p in subs if p.name.lower() in ("train", "test", "val") and holds_images(p)}
 
 
 def ab_folders(folder: Path) -> tuple[Path, Path] | None:

