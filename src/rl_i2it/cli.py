@@ -166,10 +166,12 @@ def cmd_eval(args) -> None:
         if cfg["task"] != kind:
             raise UserError(f"--{name} {other} is {_a(cfg['task'])} run; {run} is {_a(kind)} run")
         horizon, use_rl = cfg["train"].get("horizon"), cfg["sac"].get("use_rl", True)
-        facts = ((["with RL"] if use_rl else []) + ([f"with {horizon}-step episodes"] if horizon != 1 else [])
-                 if name == "onestep" else ["with RL"] if name == "norl" and use_rl else
-                 ["without RL" + (" in 1-step episodes" if horizon == 1 else "")] if name == "rl" and not use_rl
-                 else [])
+        if name == "onestep":
+            facts = (["with RL"] if use_rl else []) + ([f"with {horizon}-step episodes"] if horizon != 1 else [])
+        elif name == "norl":
+            facts = ["with RL"] if use_rl else []
+        else:                    # the run itself, whose rows are named RL-I2IT
+            facts = [] if use_rl else ["without RL" + (" in 1-step episodes" if horizon == 1 else "")]
         if facts:                # a run of another kind than its row says: the table would mislabel it
             what = {"onestep": "the one-step network (--no-rl --horizon 1)", "norl": "w/o RL (--no-rl)",
                     "rl": "RL-I2IT" + (" (pass it as --norl or --onestep beside an RL run)"
