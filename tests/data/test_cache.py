@@ -96,3 +96,25 @@ def test_without_a_lock_nothing_is_removed(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "fcntl", None)
     with fetch_lock(tmp_path):
         assert (tmp_path / f"{FETCH_TEMP}running").is_dir()
+
+
+def test_a_damaged_fetched_file_names_its_fix(tmp_path, monkeypatch):
+    """A damaged file of the fetched data says how to fetch it again; a user's file does not."""
+    import pytest
+    from rl_i2it.data.cache import refetch_hint
+    from rl_i2it.data.images import read_image
+    from rl_i2it.errors import UserError
+    monkeypatch.setenv("RL_I2IT_DATA", str(tmp_path / "cache"))
+    style = tmp_path / "cache" / "style" / "starry_night.jpg"
+    style.parent.mkdir(parents=True)
+    style.write_bytes(b"\xff\xd8 cut short")
+    with pytest.raises(UserError, match=r"starry_night.jpg \(\w+\); run `rl-i2it data fetch style --force`"):
+        read_image(style)
+    assert refetch_hint(tmp_path / "cache" / "registration" / "itk" / "BrainT1Slice.png") == \
+        "; run `rl-i2it data fetch itk --force`"
+    assert refetch_hint(tmp_path / "cache" / "paired" / "user" / "x.npz") == ""      # rebuilt by the cache
+    mine = tmp_path / "mine.jpg"
+    mine.write_bytes(b"\xff\xd8 cut short")
+    with pytest.raises(UserError) as err:
+        read_image(mine)
+    assert "data fetch" not in str(err.value)

@@ -39,6 +39,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RL_I2IT_DATA", "").strip() or Path.home() / ".cache" / "rl-i2it").expanduser()
 
 
+FETCHED_KINDS = ("mnist", "faces", "photos", "style", "weights", "mricron", "mni152", "liver", "itk")
+"""What ``rl-i2it data fetch KIND`` fetches, each into ``cache_dir()/KIND`` (``registration/KIND`` for the volumes)."""
+
+
+def refetch_hint(path: str | Path) -> str:
+    """``"; run `rl-i2it data fetch KIND --force`"`` for a file of the cache's fetched data (a
+    damaged one is fetched again that way), else ``""`` (a user's file, or one the cache rebuilds)."""
+    try:
+        parts = Path(path).resolve().relative_to(cache_dir().resolve()).parts
+    except (ValueError, OSError):
+        return ""
+    kind = parts[1] if parts[:1] == ("registration",) and len(parts) > 2 else parts[0] if len(parts) > 1 else ""
+    return f"; run `rl-i2it data fetch {kind} --force`" if kind in FETCHED_KINDS else ""
+
+
 def writable_dir(path: str | Path, make: bool = True) -> Path:
     """Create ``path`` if needed and check that files can be written there (``UserError`` if not).
     ``make=False`` only checks that it could be made (its nearest existing folder is writable):

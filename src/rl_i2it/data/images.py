@@ -9,6 +9,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
+from .cache import refetch_hint
 
 
 def check_image_file(path: str | Path) -> Path:
@@ -123,7 +124,7 @@ def unreadable(path, exc: Exception) -> UserError:
     """The one-line error for ``path`` failing with ``exc`` (one of ``READ_ERRORS``)."""
     if isinstance(exc, (BadPixels, Image.DecompressionBombError)):      # their text says what is wrong
         return UserError(f"{path}: {exc}")
-    return UserError(f"not a readable image: {path} ({exc.__class__.__name__})")
+    return UserError(f"not a readable image: {path} ({exc.__class__.__name__}){refetch_hint(path)}")
 
 
 def pil_to_unit(im: Image.Image, mode: str) -> np.ndarray:

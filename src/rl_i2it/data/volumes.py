@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cache import apt_download, cache_dir, copy_checked, extract_member, fetch_lock, pip_download
+from .cache import apt_download, cache_dir, copy_checked, extract_member, fetch_lock, pip_download, refetch_hint
 
 NIFTI = (".nii", ".nii.gz")
 MRC = (".mrc", ".map", ".rec")
@@ -135,7 +135,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
     except UserError:
         raise
     except Exception as exc:      # nibabel, mrcfile and PIL raise many kinds
-        raise UserError(f"cannot read {path}: {exc.__class__.__name__}: {exc}") from None
+        raise UserError(f"cannot read {path}: {exc.__class__.__name__}: {exc}{refetch_hint(path)}") from None
     if arr.ndim not in (2, 3):
         raise UserError(f"{path}: expected a 2D or 3D image, got shape {arr.shape}")
     if min(arr.shape) < 2:
