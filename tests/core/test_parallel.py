@@ -5,6 +5,7 @@ NaN on one is a NaN on all) and a Ctrl-C on one rank stop every rank; a stopped 
 every rank, also with another number of them; what ranks cannot share is refused."""
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -193,7 +194,9 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_update(tmp_path):
     res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 40, "ctrl-c")
     assert res.returncode == 0, res.stderr[-3000:]
     # the stop comes between environment steps: after the updates of the step under way
-    at = [int(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines() if " stopped at update " in line]
+    # (two ranks print on one stdout: with PYTHONUNBUFFERED a line's text and its newline are two writes
+    # and the ranks' can interleave, "rank 0 stopped at update 6rank 1 stopped at update 6")
+    at = [int(n) for n in re.findall(r"rank \d stopped at update (\d+)", res.stdout)]
     assert len(at) == 2 and at[0] == at[1] and 6 <= at[0] < 10, res.stdout
     assert torch.load(run / "checkpoint.pt", weights_only=False)["counters"]["updates"] == at[0]
 
@@ -205,7 +208,7 @@ def test_a_rank_ending_on_a_ctrl_c_waits_for_rank_zeros_checkpoint(tmp_path):
     out.mkdir()
     res = torchrun(tmp_path, SCRIPT.format(tests=str(TESTS)), run, out, 40, "ctrl-c-exit")
     assert res.returncode != 0 and "rank 1 stopped at update" in res.stdout, res.stdout + res.stderr[-2000:]
-    at = int(res.stdout.split("rank 1 stopped at update ")[1].split()[0])
+    at = int(re.findall(r"rank 1 stopped at update (\d+)", res.stdout)[0])
     assert torch.load(run / "checkpoint.pt", weights_only=False)["counters"]["updates"] == at
     assert (run / "curves.png").is_file()
 
