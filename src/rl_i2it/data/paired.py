@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays, files_key, name_key, progress
+from .cache import cache_dir, cached_arrays, files_key, name_key, progress, refetch_hint
 from .faces import PHOTO, _check_size, load_faces
 from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
@@ -297,8 +297,7 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
                         out.append((f"photos:{p.relative_to(folder)}", np.asarray(im.convert("RGB"))))
                 except READ_ERRORS as exc:     # one the fetch checked, damaged since: the data would shrink, unsaid
                     if p.parent == folder and p.name in OPENCV_PHOTOS:
-                        raise UserError(f"{p} is damaged ({exc.__class__.__name__}): run `rl-i2it data fetch photos "
-                                        f"--force`") from None
+                        raise UserError(f"{p} is damaged ({exc.__class__.__name__}){refetch_hint(p)}") from None
                     continue                   # a file of the user's that is no image
     return out
 

