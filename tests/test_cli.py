@@ -193,6 +193,7 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
                    "--out", str(tmp_path / "a")], "task_options.adv_weight must be >= 0")
     for bad, message in (("task_options.done_threshold=2", "done_threshold must be a Dice"),
                          ("train.policy_ema=1.5", "policy_ema must be in [0, 1)"),
+                         ("train.first_share=1.5", "first_share must be in [0, 1]"),
                          ("sac.grad_clip=-1", "grad_clip must be >= 0"),
                          ("train.horizon=-1", "train.n_envs and train.horizon must be >= 1")):
         fails(capsys, ["train", "digits", "--steps", "1", "--set", bad, "--out", str(tmp_path / "a")], message)

@@ -78,6 +78,10 @@ class TrainConfig:
     """Transitions collected before the first update."""
     updates_per_step: int = 2
     """Gradient updates after each batched environment step."""
+    first_share: float = 0.0
+    """Fraction of each batch drawn from the episodes' first transitions (the rest uniformly from
+    the replay, where they are 1 / horizon): more training for the first step, whose state is
+    the task's input (0 = uniform)."""
     steps: int = 0
     """Stop after this many updates (0 = no limit; then minutes must be set)."""
     minutes: float = 0.0
@@ -322,6 +326,7 @@ def validate(cfg: Config) -> None:
         (0 < t.memory_fraction <= 1, "train.memory_fraction must be in (0, 1]"),
         (t.fine_tunes >= 1, "train.fine_tunes must be >= 1"),
         (0 <= t.policy_ema < 1, "train.policy_ema must be in [0, 1)"),
+        (0 <= t.first_share <= 1, "train.first_share must be in [0, 1]"),
         (s.grad_clip >= 0, "sac.grad_clip must be >= 0 (0 = off)"),
     ]
     for section in ("sac", "train"):          # NaN passes every comparison above as false, inf most

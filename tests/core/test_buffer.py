@@ -104,3 +104,14 @@ def test_a_replay_saved_without_steps_gets_them_back_from_its_chains():
     old.load_state_dict(sd)
     assert torch.equal(old.data["step"], rb.data["step"]) and rb.data["step"][: rb.size].max() == 4
 
+
+
+def test_first_share_draws_that_part_of_the_batch_from_first_transitions():
+    rb = ReplayBuffer(64, FIELDS, Z, verbose=False)
+    run_episodes(rb, 3, 5)                                  # 1 in 5 transitions is a first one
+    g = torch.Generator().manual_seed(0)
+    b = rb.sample(8, g, first_share=0.5)
+    assert (b["step"][:4] == 0).all()                       # the first half: first transitions only
+    steps = torch.cat([rb.sample(8, g, first_share=0.5)["step"][4:] for _ in range(100)])
+    assert (steps > 0).float().mean() > 0.6                 # the rest: uniform (4 in 5 not first)
+    assert (b["reward"][:4] % 100 == 0).all()               # and their own transitions (reward 100 ep + 0)

@@ -155,13 +155,23 @@ class ReplayBuffer:
         self.data["valid"][src] = 1
         self.tail[dev_sel] = nxt
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None, device=None) -> dict:
+    def sample(self, batch_size: int, generator: torch.Generator | None = None, device=None,
+               first_share: float = 0.0) -> dict:
         """A uniform batch: ``{"state": {...}, "next_state": {...}, "z", "reward", "done", "step"}``,
-        decoded (``step``: the state's step in its episode, int64)."""
+        decoded (``step``: the state's step in its episode, int64). ``first_share``: this fraction
+        of the batch (rounded) is drawn from the episodes' first transitions only, the rest from all."""
         valid = torch.nonzero(self.data["valid"]).flatten()
         if len(valid) == 0:
             raise RuntimeError("sampling from an empty replay")
-        idx = valid[torch.randint(0, len(valid), (batch_size,), generator=generator).to(self.device)]
+        n_first = round(first_share * batch_size)
+        idx = valid[torch.randint(0, len(valid), (batch_size - n_first,), generator=generator).to(self.device)]
+        if n_first:
+            firsts = valid[self.data["step"][valid] == 0]
+            if len(firsts):
+                pick = torch.randint(0, len(firsts), (n_first,), generator=generator).to(self.device)
+                idx = torch.cat([firsts[pick], idx])
+            else:
+                idx = torch.cat([valid[torch.randint(0, len(valid), (n_first,), generator=generator).to(self.device)], idx])
         nxt = self.data["next_row"][idx]
         device = device or self.device
 

@@ -442,7 +442,7 @@ class Trainer:
                         break
                     if ready:
                         for _ in range(t.updates_per_step):
-                            batch = self.replay.sample(cfg.sac.batch_size, self.sample_gen)
+                            batch = self.replay.sample(cfg.sac.batch_size, self.sample_gen, first_share=t.first_share)
                             logs = self.sac.update(batch)
                             self.counters["updates"] += 1
                             self._average_policy()
