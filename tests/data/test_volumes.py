@@ -357,3 +357,5 @@ def test_itk_caveats_name_headers_itk_may_read_otherwise():
     sheared = np.eye(4)
     sheared[0, 1] = 0.3
     assert "sheared" in itk_caveats(Volume(np.zeros((4, 5, 6)), sheared))[0]
+    stored_3d = itk_caveats(Volume(np.zeros((4, 5)), np.eye(4), file_shape=(4, 5, 1)))    # X x Y x 1
+    assert len(stored_3d) == 1 and "2D NIfTI files" in stored_3d[0]

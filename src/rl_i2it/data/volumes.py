@@ -259,9 +259,15 @@ def write_itk_field(path: str | Path, field: np.ndarray, affine: np.ndarray,
 
 def itk_caveats(fixed: Volume) -> list[str]:
     """Where ITK may not see ``fixed``'s grid as we do, so that ``write_itk_field``'s field can land
-    elsewhere there: a 2D slice off the axial plane (ITK's 2D world is x and y), a sheared affine or
+    elsewhere there: a 2D slice stored X x Y x 1 (ITK reads a 3D image, and ANTs silently leaves a
+    2D field out: checked with antspyx 0.6.3), a 2D slice off the axial plane (ITK's 2D world is x and y), a sheared affine or
     a qform unlike the sform (ITK may read the other)."""
     a, h, out = fixed.affine, fixed.header, []
+    if fixed.file_shape is not None:
+        out.append("--fixed is a 2D slice stored as a 3D file (X x Y x 1), which ITK and ANTs read "
+                   "as a 3D image; on it they do not apply this 2D field (ANTs returns the moving image "
+                   "unwarped, no error): give them the fixed and moving slices as 2D NIfTI files "
+                   "(nibabel: nib.Nifti1Image(img.get_fdata().squeeze(), img.affine))")
     if fixed.array.ndim == 2 and abs(np.cross(a[:3, 0], a[:3, 1])[2]) < 0.999 * voxel_volume(a, 2):
         out.append("the fixed slice is not axial; ITK's 2D world is x and y, so the field's part along z "
                    "(in a coronal or sagittal slice's own plane) is left out")
