@@ -921,7 +921,8 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     import numpy as np
     import torch
 
-    from .data.pairs import affine_to_voxels, margin_beyond, moving_at, moving_beyond, normalise, resample, to_grid
+    from .data.pairs import (affine_to_voxels, background, margin_beyond, moving_at, moving_beyond, normalise,
+                             resample, to_grid)
     from .data.volumes import itk_caveats, voxel_volume, write_itk_field, write_nifti
     from .ops.metrics import jacobian_determinant, mean_dice
     from .ops.warp import invert_field, resize_field
@@ -936,15 +937,15 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     m = to_grid(normalise(moved), task.options.size)[None, None].to(dev)
     size, by_voxel = task.options.size, pair["by_voxel"]
 
-    def moving_at_field(u, image=moving.array, labels=False):     # the moving image at x + u(x), through the headers
-        return moving_at(fixed, moving, image, u, by_voxel, labels)
+    def moving_at_field(u, image=moving.array, labels=False, fill=0.0):   # the moving image at x + u(x), through the headers
+        return moving_at(fixed, moving, image, u, by_voxel, labels, fill)
     start = None                 # the affine pre-alignment (model grid, fixed grid): maps of voxels, [1, N, N + 1]
     if args.affine:              # fitted on the moving image beyond the fixed grid too, through the headers
         from .ops.affine import affine_field, fit_affine, global_ncc
         margin = margin_beyond(fixed, size)
         fitted = fit_affine(f, moving_beyond(fixed, moving, size, margin, by_voxel).to(dev), margin=margin)
         start = fitted[0].cpu(), affine_to_voxels(fitted[0].cpu(), size, shape)
-        pre = moving_at_field(affine_field(start[1], shape))          # the moving image pre-aligned, in one sampling
+        pre = moving_at_field(affine_field(start[1], shape), fill=background(moving.array))   # pre-aligned, one sampling
         m_start = to_grid(normalise(pre), size)[None, None].to(dev)
         res["affine_ncc_before"], res["affine_ncc_after"] = float(global_ncc(f, m)[0]), float(fitted[2][0])
     r = register(task, policy, f, m if start is None else m_start, steps, adaptive=args.adaptive, tol=tol,

@@ -189,6 +189,29 @@ def test_moving_goes_onto_the_fixed_grid_through_world_coordinates(nd):
         onto_fixed_grid(fixed, same, by_voxel=True)
 
 
+def test_beyond_the_moving_image_reads_as_its_background():
+    """A CT in HU (air -1000) that covers part of the fixed grid: beyond it the model sees air (0
+    after normalising), not a bright slab of raw 0 (water, above the 99.5th percentile: 1.0 there
+    before); the same through ``moving_at`` with ``fill`` (the --affine start), while the written
+    warp keeps ANTs' zero."""
+    import torch
+    from rl_i2it.data.pairs import background, moving_at, normalise, onto_fixed_grid
+    from rl_i2it.data.volumes import Volume
+    ct = np.full((30, 30), -1000.0, np.float32)
+    ct[8:22, 8:22] = -200.0                                  # tissue in air
+    ct[12:18, 12:18] = -50.0
+    fixed = Volume(np.zeros((30, 30), np.float32), np.eye(4))
+    a = np.eye(4)
+    a[0, 3] = 10.0                                           # the moving slice starts 10 mm in: rows 0-9 beyond it
+    moved, _, cover, _ = onto_fixed_grid(fixed, Volume(ct, a))
+    assert background(ct) == -1000.0 and 0.6 < cover < 0.7
+    assert np.allclose(moved[:9], -1000.0) and normalise(moved)[:9].max() == 0.0
+    assert np.allclose(moved[10:], ct[:20])                  # the image itself as before
+    zero = torch.zeros(1, 2, 30, 30)
+    assert np.allclose(moving_at(fixed, Volume(ct, a), ct, zero, fill=background(ct))[:9], -1000.0)
+    assert np.allclose(moving_at(fixed, Volume(ct, a), ct, zero)[:9], 0.0)
+
+
 @pytest.mark.parametrize("n", [32, 40, 160])                  # whole and fractional ratios (160 -> 128: 1.25)
 def test_to_grid_keeps_every_voxel_where_the_fields_put_it_and_does_not_alias(n):
     from rl_i2it.data.pairs import to_grid

@@ -216,8 +216,10 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
             raise UserError(f"{what} and the fixed image are slices at {np.degrees(np.arccos(min(cos, 1.0))):.0f} "
                             f"degrees to each other (a sagittal and a coronal slice, say): they share one line, "
                             f"not a picture; register slices of one orientation (or voxel to voxel, same shape)")
-    m, inside = resample(np.stack([moving.array, np.ones_like(moving.array)]), moving.affine, fixed.affine,
+    bg = background(moving.array)         # beyond the moving image: its background (a CT's air), not 0
+    m, inside = resample(np.stack([moving.array - bg, np.ones_like(moving.array)]), moving.affine, fixed.affine,
                          fixed.array.shape)                              # the image and where it reaches
+    m += bg
     cover = float((inside > 0.5).mean())
     if cover == 0:
         raise UserError(f"{what} and the fixed image do not overlap in world coordinates (their headers place "
@@ -234,16 +236,18 @@ def onto_fixed_grid(fixed, moving, moving_labels: np.ndarray | None = None, by_v
 
 
 def moving_at(fixed, moving, image: np.ndarray, field: torch.Tensor, by_voxel: bool = False,
-              labels: bool = False) -> np.ndarray:
+              labels: bool = False, fill: float = 0.0) -> np.ndarray:
     """``image`` (the moving image, or its labels, on the moving grid) at ``x + field(x)`` for each
     voxel ``x`` of the fixed grid (``field [1, N, *S]`` in fixed voxels), through the two headers in
     one interpolation (voxel to voxel with ``by_voxel``): what ``antsApplyTransforms`` gives with
-    the field, content beyond the fixed grid included (zero beyond the moving image)."""
+    the field, content beyond the fixed grid included (``fill`` beyond the moving image: 0, as ANTs,
+    or its ``background`` for the model's input)."""
     source = fixed.affine if by_voxel else moving.affine
     n = field.shape[1]
     linear = (np.linalg.inv(source) @ fixed.affine)[:n, :n].astype(np.float32)   # fixed voxel steps -> moving ones
     offset = np.einsum("ij,j...->i...", linear, field[0].numpy().astype(np.float32, copy=False))
-    return resample(image, source, fixed.affine, fixed.array.shape, labels=labels, offset=offset)
+    return resample(image - fill if fill else image, source, fixed.affine, fixed.array.shape, labels=labels,
+                    offset=offset) + fill
 
 
 def model_to_voxels(shape: tuple[int, ...], size: int, margin: tuple[int, ...] | None = None) -> np.ndarray:
@@ -445,6 +449,12 @@ def load_pairs(name: str, split: str = "train", n: int = 256, size: int = 128, b
     key = hashlib.sha1(json.dumps([name, split, n, size, 4]).encode()).hexdigest()[:10]   # 4: brain2d's levels
     path = cache_dir() / "registration" / "pairs" / f"{name}-{split}-{size}-{key}.npz"
     return PairSet.of_arrays(cached_arrays(path, lambda: build_set(name, split, n, size).arrays(), compress=True), name)
+
+
+def background(arr: np.ndarray) -> float:
+    """What lies beyond an image for the model: its 0.5th percentile, ``normalise``'s 0 (a CT's air at
+    -1000 HU; a zero there would read as bright tissue after normalising)."""
+    return float(np.percentile(arr, 0.5))
 
 
 def normalise(arr: np.ndarray) -> torch.Tensor:
