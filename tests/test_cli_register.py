@@ -388,20 +388,23 @@ def test_register_adaptive_runs_up_to_30_steps_or_its_steps(reg_run, pair, tmp_p
 def test_register_refuses_bad_input_before_writing(reg_run, run_dir, pair, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "never"
     bad = dict(pair)
-    write_nifti(tmp_path / "vol.nii.gz", np.ones((8, 8, 8), np.float32), AFFINE)
+    ramp = lambda *shape: np.arange(np.prod(shape), dtype=np.float32).reshape(shape)     # noqa: E731
+    write_nifti(tmp_path / "vol.nii.gz", ramp(8, 8, 8), AFFINE)
     fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "vol.nii.gz"}, out), "registers 2D images")
-    write_nifti(tmp_path / "small.nii.gz", np.ones((40, 30), np.float32), AFFINE)
+    write_nifti(tmp_path / "small.nii.gz", ramp(40, 30), AFFINE)
     fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "small.nii.gz"}, out), "--moving-labels (40, 40) differ")
     small = {**pair, "moving": tmp_path / "small.nii.gz", "moving_labels": tmp_path / "small_labels.nii.gz"}
     write_nifti(small["moving_labels"], np.ones((40, 30), np.int16), AFFINE)
     fails(capsys, args(reg_run, small, out, "--by-voxel"), "voxel to voxel needs one grid")
     far = AFFINE.copy()
     far[1, 3] += 1000
-    write_nifti(small["moving"], np.ones((40, 30), np.float32), far)
+    write_nifti(small["moving"], ramp(40, 30), far)
     write_nifti(small["moving_labels"], np.ones((40, 30), np.int16), far)
     fails(capsys, args(reg_run, small, out), "do not overlap")
     write_nifti(tmp_path / "empty.nii.gz", np.zeros((40, 40), np.int16), AFFINE)
     fails(capsys, args(reg_run, {**pair, "moving_labels": tmp_path / "empty.nii.gz"}, out), "empty")
+    write_nifti(tmp_path / "flat.nii.gz", np.ones((40, 40), np.float32), AFFINE)
+    fails(capsys, args(reg_run, {**pair, "moving": tmp_path / "flat.nii.gz"}, out), "a constant image")
     nan = np.ones((40, 40), np.float32)
     nan[3, 4] = np.nan
     write_nifti(tmp_path / "nan.nii.gz", nan, AFFINE)

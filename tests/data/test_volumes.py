@@ -39,9 +39,9 @@ def test_mrc_and_png_are_read(tmp_path):
         m.voxel_size = 2.0
     s2 = read_volume(tmp_path / "s.mrc")
     assert s2.array.shape == (5, 6) and np.allclose(s2.affine[:3, :2], [[0, 2], [2, 0], [0, 0]])
-    Image.fromarray(np.full((9, 8), 200, np.uint8)).save(tmp_path / "s.png")
+    Image.fromarray((np.arange(72).reshape(9, 8) + 100).astype(np.uint8)).save(tmp_path / "s.png")
     p = read_volume(tmp_path / "s.png")
-    assert p.array.shape == (9, 8) and p.array.max() == 200 and p.kind == "picture"
+    assert p.array.shape == (9, 8) and p.array.max() == 171 and p.kind == "picture"
     assert np.array_equal(p.affine[:3, :2], [[0, -1], [-1, 0], [0, 0]])    # ITK's: x = column, y = row (LPS)
     Image.fromarray(np.full((1, 8), 200, np.uint8)).save(tmp_path / "line.png")
     with pytest.raises(UserError, match="too thin"):
@@ -59,7 +59,7 @@ def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
     a = np.diag([1.5, 2.0, 3.0, 1.0])
     a[:3, 3] = [5, 6, 7]
     for shape, cols in (((6, 7, 1), [0, 1]), ((6, 1, 7), [0, 2]), ((1, 6, 7), [1, 2])):
-        write_nifti(tmp_path / "s.nii.gz", np.ones(shape, np.float32), a)
+        write_nifti(tmp_path / "s.nii.gz", np.arange(42, dtype=np.float32).reshape(shape), a)
         v = read_volume(tmp_path / "s.nii.gz")
         assert v.array.shape == tuple(k for k in shape if k != 1)
         assert np.allclose(v.affine[:3, :2], a[:3, cols]) and np.allclose(v.affine[:3, 3], a[:3, 3])
@@ -70,7 +70,7 @@ def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
         assert back.shape == (shape + (2,) if shape[-1] == 1 else v.array.shape + (2,))
         assert np.allclose(back.affine, a if shape[-1] == 1 else v.affine)
     from rl_i2it.data.volumes import read_labels_of
-    write_nifti(tmp_path / "s.nii.gz", np.ones((6, 7, 1), np.float32), a)     # 3 mm thick
+    write_nifti(tmp_path / "s.nii.gz", np.arange(42, dtype=np.float32).reshape(6, 7, 1), a)     # 3 mm thick
     thin = a.copy()
     thin[2, 2] = 1.0
     write_nifti(tmp_path / "l.nii.gz", np.ones((6, 7), np.int16), thin)     # its labels, saved as a plain 2D map
@@ -86,9 +86,9 @@ def test_slices_stored_in_3d_are_2d_images_with_their_in_plane_axes(tmp_path):
         img = nib.Nifti1Image(arr, None)
         img.set_sform(flat, code=2)
         nib.save(img, str(tmp_path / name))
-    sform_only("z0.nii.gz", np.ones((6, 7), np.float32))
+    sform_only("z0.nii.gz", np.arange(42, dtype=np.float32).reshape(6, 7))
     assert np.allclose(read_volume(tmp_path / "z0.nii.gz").affine[:3, 2], [0, 0, 1])
-    sform_only("bad.nii.gz", np.ones((6, 7, 5), np.float32))
+    sform_only("bad.nii.gz", np.arange(210, dtype=np.float32).reshape(6, 7, 5))
     with pytest.raises(UserError, match="affine is singular"):
         read_volume(tmp_path / "bad.nii.gz")
 
@@ -99,7 +99,7 @@ def test_outputs_copy_the_fixed_images_qform_and_sform(tmp_path):
     q = np.diag([2.0, 2.0, 2.0, 1.0])
     sform = q.copy()
     sform[:3, 3] = [1, 2, 3]
-    img = nib.Nifti1Image(np.ones((5, 6, 7), np.float32), sform)
+    img = nib.Nifti1Image(np.arange(210, dtype=np.float32).reshape(5, 6, 7), sform)
     img.set_qform(q, code=1)
     img.set_sform(sform, code=2)
     nib.save(img, str(tmp_path / "f.nii.gz"))
@@ -116,6 +116,9 @@ def test_bad_volumes_are_clear_errors(tmp_path):
     write_nifti(tmp_path / "nan.nii.gz", nan, np.eye(4))
     with pytest.raises(UserError, match="1 NaN"):
         read_volume(tmp_path / "nan.nii.gz")
+    write_nifti(tmp_path / "flat.nii.gz", np.full((4, 4, 4), 7.0, np.float32), np.eye(4))
+    with pytest.raises(UserError, match="every voxel is 7: a constant image has nothing to register"):
+        read_volume(tmp_path / "flat.nii.gz")      # registered before, to a 15-voxel field from nothing
     write_nifti(tmp_path / "empty.nii.gz", np.zeros((4, 4, 4), np.int16), np.eye(4))
     with pytest.raises(UserError, match="empty"):
         read_volume(tmp_path / "empty.nii.gz", labels=True)
@@ -149,12 +152,12 @@ def test_picture_label_maps_keep_their_ids_and_odd_files_are_refused(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
     with pytest.raises(UserError, match="colour .* label map"):
         read_volume(tmp_path / "rgb.png", labels=True)
-    pages = [Image.fromarray(np.full((6, 8), v, np.uint8)) for v in (10, 20, 30)]
+    pages = [Image.fromarray((np.arange(48).reshape(6, 8) + v).astype(np.uint8)) for v in (10, 20, 30)]
     pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
     with pytest.raises(UserError, match="holds 3 pages"):
         read_volume(tmp_path / "stack.tif")
     pages[0].save(tmp_path / "thumb.tif", save_all=True, append_images=[Image.new("L", (2, 2))])   # a thumbnail
-    assert read_volume(tmp_path / "thumb.tif").array.max() == 10
+    assert read_volume(tmp_path / "thumb.tif").array.max() == 57
     rgb24 = np.zeros((4, 4, 4), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
     nib.save(nib.Nifti1Image(rgb24, np.eye(4)), str(tmp_path / "rgb.nii.gz"))
     with pytest.raises(UserError, match="one real value per voxel"):

@@ -80,7 +80,7 @@ def _kind(path: Path) -> str:
 
 def read_volume(path: str | Path, labels: bool = False) -> Volume:
     """Read an image (float32) or, with ``labels``, an integer label map; NaN/inf voxels, a
-    non-integer label map or an empty one are errors."""
+    constant image, a non-integer label map or an empty one are errors."""
     from .images import check_image_file
     path = check_image_file(path)
     kind, header, file_shape = _kind(path), None, None
@@ -160,6 +160,9 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
         arr = arr.astype(np.float32)
         if not np.all(np.isfinite(arr)):
             raise UserError(f"{path}: {int((~np.isfinite(arr)).sum())} NaN or infinite voxels")
+        if arr.size and arr.min() == arr.max():
+            raise UserError(f"{path}: every voxel is {arr.flat[0]:g}: a constant image has nothing to register "
+                            f"(an empty or masked-out export?)")
     return Volume(arr, affine, header, kind, file_shape)
 
 
