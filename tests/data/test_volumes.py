@@ -350,6 +350,39 @@ def test_itk_field_in_ants(tmp_path):
     assert inside.mean() > 0.5 and np.abs(theirs - ours)[inside].max() < 1e-3
 
 
+def test_a_header_without_orientation_is_placed_as_itk_reads_it(tmp_path):
+    """qform and sform codes 0: origin 0 and voxel axes along L, P, S, as ITK (antspyx: origin 0,
+    identity direction), not nibabel's guess (x flipped, centred), with which the ITK field's y part
+    pointed the other way in ANTs (a review found it)."""
+    import subprocess
+    import sys
+    import nibabel as nib
+    import torch
+    from rl_i2it.baselines import classical
+    from rl_i2it.data.volumes import write_itk_field
+    from rl_i2it.ops.warp import warp
+    g = np.random.default_rng(2)
+    moving = np.cumsum(np.cumsum(g.normal(size=(12, 14, 10)), 0), 1).astype(np.float32)
+    for name, arr in (("f.nii.gz", np.arange(1680, dtype=np.float32).reshape(12, 14, 10)), ("m.nii.gz", moving)):
+        img = nib.Nifti1Image(arr, None)
+        img.header.set_zooms((2.0, 3.0, 4.0))
+        img.set_qform(None, code=0)
+        img.set_sform(None, code=0)
+        nib.save(img, str(tmp_path / name))
+    fixed = read_volume(tmp_path / "f.nii.gz")
+    assert np.allclose(fixed.affine, np.diag([-2.0, -3.0, 4.0, 1.0]))
+    if not classical.available("syn"):
+        pytest.skip(classical.missing_line("syn"))
+    field = torch.from_numpy(g.normal(scale=0.8, size=(3, 12, 14, 10)).astype(np.float32))
+    write_itk_field(tmp_path / "d.nii.gz", field.numpy(), fixed.affine, like=fixed)
+    code = ("import ants, numpy as np; f, m = ants.image_read('f.nii.gz'), ants.image_read('m.nii.gz'); "
+            "np.save('w.npy', ants.apply_transforms(f, m, ['d.nii.gz'], interpolator='linear').numpy())")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=120)
+    ours = warp(torch.from_numpy(moving)[None, None], field[None])[0, 0].numpy()
+    src = np.stack(np.meshgrid(*[np.arange(s) for s in moving.shape], indexing="ij")) + field.numpy()
+    inside = ((src >= 0) & (src <= np.array(moving.shape)[:, None, None, None] - 1)).all(0)
+    assert inside.mean() > 0.5 and np.abs(np.load(tmp_path / "w.npy") - ours)[inside].max() < 1e-3
+
 def test_itk_caveats_name_headers_itk_may_read_otherwise():
     from rl_i2it.data.volumes import PICTURE_AFFINE, Volume, itk_caveats
     assert itk_caveats(Volume(np.zeros((4, 5)), PICTURE_AFFINE)) == []

@@ -89,6 +89,12 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             import nibabel as nib
             img = nib.load(str(path))
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
+            h = img.header
+            if "qform_code" in h and int(h["qform_code"]) == 0 and int(h["sform_code"]) == 0:
+                # no orientation in the header: placed as ITK reads it (origin 0, voxel axes along L, P,
+                # S), not as nibabel guesses (x flipped, centred), so the ITK field works in ANTs
+                zooms = [float(z) for z in h.get_zooms()[:3]] + [1.0] * (3 - len(h.get_zooms()[:3]))
+                affine = np.diag([-zooms[0], -zooms[1], zooms[2], 1.0])
             units = getattr(img.header, "get_xyzt_units", lambda: ("mm",))()[0]
             mm = {"meter": 1000.0, "micron": 1e-3}.get(units, 1.0)    # the world in mm (ITK reads it so; our
             affine = np.diag([mm, mm, mm, 1.0]) @ affine              # outputs keep the file's own units)
