@@ -64,6 +64,19 @@ def test_stylize_writes_result_steps_and_strip_at_the_contents_size(tmp_path, mo
     assert Image.open(small / "result.png").size == (24, 18)
 
 
+def test_sampled_plans_follow_the_seed(tmp_path, models):
+    """``--sample`` draws its plans from ``--seed`` (default 0): a rerun gives the same picture, another
+    seed another one (before, stylize had no seed and two runs differed)."""
+    c = save(tmp_path / "c.png", picture(32, 40))
+
+    def result(name, *extra):
+        assert main(["stylize", str(models["one"]), "--content", c, "--steps", "2", "--sample", *extra,
+                     "--out", str(tmp_path / name)]) == 0
+        torch.manual_seed(123)                          # what ran before must not matter
+        return np.asarray(Image.open(tmp_path / name / "result.png")).astype(int)
+    first, again, other = result("a"), result("b"), result("c", "--seed", "5")
+    assert np.array_equal(first, again) and np.abs(first - other).max() > 0
+
 def test_preserve_colour_keeps_the_contents_chroma():
     from rl_i2it.data.images import preserve_colour
     g = torch.Generator().manual_seed(0)

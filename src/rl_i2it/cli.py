@@ -24,6 +24,8 @@ def _apply_args(p: argparse.ArgumentParser, every_step: str | None = None) -> No
     if every_step:
         p.add_argument("--every-step", action="store_true", help=every_step)
     p.add_argument("--sample", action="store_true", help="sample plans instead of taking the mean")
+    p.add_argument("--seed", type=int, default=0, help="random seed of --sample's plans (default 0: "
+                                                       "a rerun draws the same)")
     p.add_argument("--out", required=True, help="output directory")
     _common(p, seed=False)
 
@@ -685,7 +687,8 @@ def cmd_stylize(args) -> None:
     def style_for(path):
         if path and not arbitrary:
             raise UserError(f"this model was trained for one style ({Path(task.options.style).name}); "
-                            f"--style needs an arbitrary-style model (train style --arbitrary)")
+                            f"another style (--style, or a style column) needs an arbitrary-style model "
+                            f"(train style --arbitrary)")
         if not path and arbitrary:
             raise UserError("this arbitrary-style model needs a style image: give --style (or a style column)")
         return load_style_image(str(path)) if path else None
@@ -1179,7 +1182,8 @@ def build_parser() -> argparse.ArgumentParser:
     y = sub.add_parser("stylize", help="stylize your images or video with a style model")
     y.add_argument("checkpoint", help="policy.pt, checkpoint.pt or a run directory")
     y.add_argument("--content", help="content image (any size)")
-    y.add_argument("--pairs", help="CSV with a content column (and style, for an arbitrary model) -> OUT/NNNN.png")
+    y.add_argument("--pairs", help="CSV with a content column (and style, for an arbitrary model; paths relative "
+                                   "to the CSV's folder) -> OUT/NNNN.png for row NNNN + 1")
     y.add_argument("--video", help="a video (.avi/.mp4) or a folder of frames -> OUT/frames/, OUT/stylized.mp4")
     y.add_argument("--style", help="style image (arbitrary-style models only)")
     y.add_argument("--preserve-color", action="store_true", help="keep the content's colours (stylized luminance)")
@@ -1217,6 +1221,9 @@ def _command(argv: list[str] | None) -> int:
         if parallel.launched() and args.command != "train":
             raise UserError(f"only `rl-i2it train` runs under torchrun (data-parallel training); run "
                             f"`rl-i2it {args.command}` as one process")
+        if getattr(args, "sample", False):    # the plans' noise: the same output for the same --seed
+            import torch
+            torch.manual_seed(args.seed)
         args.func(args)
     except UserError as exc:
         print(f"{who}: error: {exc}", file=sys.stderr)

@@ -208,6 +208,12 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
         read_manifest(tmp_path / "comma.csv")
     (tmp_path / "trail.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz,,\n")             # a spreadsheet's commas
     assert read_manifest(tmp_path / "trail.csv")[0]["fixed"] == tmp_path / "f.nii.gz"
+    (tmp_path / "movng.csv").write_text("movng,fixed\nm.nii.gz,f.nii.gz\n")   # a required column's typo
+    with pytest.raises(UserError, match="'movng' .* did you mean moving"):   # (was: "needs a header with ...")
+        read_manifest(tmp_path / "movng.csv")
+    (tmp_path / "gaps.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz\n\n   \n,,\nm2.nii.gz,\n")
+    with pytest.raises(UserError, match=r"row 2 \(line 6\): every row needs moving and fixed"):
+        read_manifest(tmp_path / "gaps.csv")            # blank, spaces-only and empty-cell lines skipped alike
 
 
 def test_fetch_refuses_unknown_source_and_explains_missing_apt(monkeypatch):

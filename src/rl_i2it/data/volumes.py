@@ -323,28 +323,32 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
             if reader.fieldnames:                                     # "Moving", " fixed": moving, fixed
                 reader.fieldnames = [c.strip().lower() for c in reader.fieldnames]
             cols = set(reader.fieldnames or [])
+            known = (*required, *optional, *text)
+            missing = [k for k in known if k not in cols]
+            for c in reader.fieldnames or []:        # "moving_label", "spilt", "contnet": said, not dropped
+                near = [k for k in missing if c and c not in known and _one_edit_apart(c, k)]
+                if near:
+                    raise UserError(f"{path}: column {c!r} is not one this reads ({', '.join(known)}): "
+                                    f"did you mean {near[0]}?")
             if not set(required) <= cols:
                 one = reader.fieldnames[0] if reader.fieldnames and len(reader.fieldnames) == 1 else ""
                 hint = next((f" (its header is split by {name}: save it with commas)" for sep, name in
                              ((";", "semicolons"), ("\t", "tabs")) if sep in one), "")
                 raise UserError(f"{path}: needs a header with columns {','.join(required)}"
                                 + (f"[,{','.join(optional)}]" if optional else "") + hint)
-            known = (*required, *optional, *text)
-            missing = [k for k in known if k not in cols]
-            for c in reader.fieldnames:              # "moving_label", "spilt": said, not silently dropped
-                near = [k for k in missing if c and c not in known and _one_edit_apart(c, k)]
-                if near:
-                    raise UserError(f"{path}: column {c!r} is not one this reads ({', '.join(known)}): "
-                                    f"did you mean {near[0]}?")
-            rows = list(reader)
+            rows = []
+            for r in reader:                         # a line of spaces is a blank line too (skipped)
+                if any((v or "").strip() for v in [*r.values(), *(r.get(None) or [])] if isinstance(v, str)):
+                    rows.append((reader.line_num, r))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
         raise UserError(f"{path}: no rows (no pairs)")
     out = []
-    for i, r in enumerate(rows):
+    for i, (line, r) in enumerate(rows):
+        where = f"row {i + 1}" + (f" (line {line})" if line != i + 2 else "")     # blank lines skipped
         if any((v or "").strip() for v in r.get(None) or []):     # cells past the header's: trailing commas fine
-            raise UserError(f"{path}, row {i + 1}: more cells than the header has columns (a comma in a file "
+            raise UserError(f"{path}, {where}: more cells than the header has columns (a comma in a file "
                             f"name? put the name in double quotes)")
         row = {}
         for c in (*required, *optional):
@@ -355,7 +359,7 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
             if c in cols:                             # a text column's key only where the CSV has it
                 row[c] = (r.get(c) or "").strip().lower() or None
         if any(row[c] is None for c in required):
-            raise UserError(f"{path}, row {i + 1}: every row needs {' and '.join(required)}")
+            raise UserError(f"{path}, {where}: every row needs {' and '.join(required)}")
         out.append(row)
     return out
 
