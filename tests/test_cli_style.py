@@ -1,5 +1,6 @@
 """`rl-i2it train style` and `rl-i2it stylize`: image, every step, strip, pairs, video, colour
 preservation; bad input -> one line, exit 2, nothing written."""
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +292,35 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, 
     assert not case.startswith("tiny") or "needs at least 16x16" in err
     assert not out.exists()
 
+
+def test_a_damaged_avi_header_is_one_line_on_stderr(tmp_path, models, capfd):
+    """OpenCV's own AVI reader printed its fault ("Unexpected element...") straight to file
+    descriptor 2 before our error; the open is quiet now: our one line (capfd sees fd 2)."""
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"RIFFxxxxAVI garbage" * 10)
+    assert main(["stylize", str(models["one"]), "--video", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("rl-i2it: error: cannot open video") and "\n" not in err
+    print("still here", file=sys.stderr)                     # fd 2 is back after the open
+    assert "still here" in capfd.readouterr().err
+
+def test_a_cut_off_videos_note_is_a_line_of_its_own_under_the_bar(tmp_path, models, capfd):
+    """The note of a video cut short comes while the frames' progress bar shows: it was glued to the
+    bar's text ("...?frame/s]rl-i2it: note: ..."); now the bar steps aside for it."""
+    import re
+
+    import cv2
+    path = tmp_path / "in.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 32))
+    for i in range(12):
+        writer.write(np.roll(picture(32, 40, 3), 2 * i, axis=1))
+    writer.release()
+    data = path.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    assert main(["stylize", str(models["one"]), "--video", str(tmp_path / "cut.avi"), "--steps", "1",
+                 "--out", str(tmp_path / "out")]) == 0
+    parts = re.split(r"[\r\n]", capfd.readouterr().err)
+    assert any(p.startswith("rl-i2it: note: ") and "ended after" in p for p in parts)
 
 def test_train_style_flags_are_checked(tmp_path, capsys):
     assert main(["train", "digits", "--style", "x.png", "--steps", "1", "--out", str(tmp_path / "d")]) == 2

@@ -106,7 +106,8 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
     import cv2
     if not path.is_file():
         raise UserError(f"video not found: {path}")
-    cap = cv2.VideoCapture(str(path))
+    with _quiet_stderr():                # OpenCV's own AVI reader prints a damaged header's faults itself
+        cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             raise UserError(f"cannot open video {path} (not a video OpenCV reads)")
@@ -125,8 +126,25 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
     if n == 0:
         raise UserError(f"no frames could be read from {path}")
     if (not max_frames or n < max_frames) and i < header - max(2, header // 50):    # counts are estimates
-        print(f"rl-i2it: note: {path} ended after {i} of the {header} frames its header gives "
-              f"(a damaged or cut-off file?)", file=sys.stderr)
+        from tqdm.auto import tqdm               # a line of its own under a progress bar that is showing
+        tqdm.write(f"rl-i2it: note: {path} ended after {i} of the {header} frames its header gives "
+                   f"(a damaged or cut-off file?)", file=sys.stderr)
+
+
+class _quiet_stderr:
+    """File descriptor 2 to /dev/null for a block (a library's C code writing straight to it); our
+    own error follows, one line."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
 
 
 def _shown_size(path: Path) -> tuple[int, int]:
