@@ -697,18 +697,25 @@ def cmd_stylize(args) -> None:
         return check_side(_resize_longer(img, args.size), f"{what} at --size {args.size}" if args.size else what)
 
     def run(content, style_image):
-        steps, _ = stylize(task, policy, content[None], args.steps, style_image, sample=args.sample)
-        steps = [s[0] for s in steps]
-        return [preserve_colour(s, content) for s in steps] if args.preserve_color else steps
+        """The last step's image, and each step's: whole with --every-step, else a thumbnail for the
+        strip (a full-HD image at each of many steps does not sit in memory)."""
+        seen = []
+
+        def on_step(img):
+            img = preserve_colour(img[0], content) if args.preserve_color else img[0]
+            seen.append(img if args.every_step else _thumb(img))
+        last, _ = stylize(task, policy, content[None], args.steps, style_image, sample=args.sample, on_step=on_step)
+        return (seen[-1] if args.every_step else
+                preserve_colour(last[0][0], content) if args.preserve_color else last[0][0]), seen
 
     if args.content:              # read and check everything before writing anything
         content = content_of(read_image(args.content, "RGB"), args.content)   # grey: its three equal channels
         style_image = style_for(args.style)
         out = _output(args.out, *STEP_FILES, written=("result.png", "strip.png"),
                       inputs=[("", args.content), ("", args.style)], clear=False)
-        steps = run(content, style_image)         # (out of memory here: the folder as it was)
+        result, steps = run(content, style_image)         # (out of memory here: the folder as it was)
         _clear(out, *STEP_FILES)
-        write_image(out / "result.png", steps[-1])
+        write_image(out / "result.png", result)
         if args.every_step:
             for t, img in enumerate(steps):
                 write_image(out / f"step_{t + 1:02d}.png", img)
@@ -748,10 +755,10 @@ def cmd_stylize(args) -> None:
                     held = {style: style_for(style)}
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
-            steps = run(content, held[style])
+            result, steps = run(content, held[style])
             if i == 0:                            # the first result is there: the last run's go
                 _clear(out, *numbered)
-            write_image(out / f"{i:04d}.png", steps[-1])
+            write_image(out / f"{i:04d}.png", result)
             for t, img in enumerate(steps if args.every_step else []):
                 write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img)
         print(f"stylized {len(jobs)} image(s) in {_steps(args.steps)}: {out}/0000.png .. {len(jobs) - 1:04d}.png"

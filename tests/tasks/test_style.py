@@ -164,6 +164,21 @@ def test_step_losses_measure_every_step_against_the_style(tmp_path):
     assert curve[0] != curve[2]
 
 
+def test_stylize_hands_each_step_on_and_keeps_only_the_last(tmp_path):
+    """With ``on_step`` the steps come one at a time (what a caller keeps of them is its own: the CLI
+    a thumbnail each) and only the last is returned; the images are those of the plain call."""
+    from rl_i2it.tasks.style import stylize
+    task = style_task(tmp_path)
+    torch.manual_seed(0)
+    policy = task.build_policy()
+    content = torch.rand(2, 3, 30, 34)                       # not multiples of 4: cropped back
+    every, _ = stylize(task, policy, content, 3)
+    seen = []
+    last, _ = stylize(task, policy, content, 3, on_step=seen.append)
+    assert len(last) == 1 and len(seen) == 3 and seen[0].shape == content.shape
+    assert all(torch.equal(a, b) for a, b in zip(seen, every, strict=True)) and torch.equal(last[0], every[-1])
+
+
 def test_short_training_beats_the_untrained_policy(tmp_path):
     """A few dozen updates on the auxiliary + RL objective lower the weighted loss after one step
     by a third against the untrained model (random VGG, 32 px; its features are small, hence

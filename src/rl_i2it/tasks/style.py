@@ -503,13 +503,21 @@ def pad4(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     return x, (h, w)
 
 
-def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, **start) -> tuple[list, float, StyleEnv]:
-    """``steps`` steps from ``x`` (sides multiples of 4): ``(images, seconds of the steps, env)``."""
+def _run(task: StyleTask, policy, x: torch.Tensor, steps: int, sample: bool, on_step=None,
+         **start) -> tuple[list, float, StyleEnv]:
+    """``steps`` steps from ``x`` (sides multiples of 4): ``(images, seconds of the steps, env)``;
+    with ``on_step`` (called with each step's image as it comes) the images hold the last step
+    only: a full-HD image held at each of 200 steps is 5 GB."""
     from ..core.rollout import rollout
     env = task.make_env(0, torch.Generator(), "test")
     state = env.start(x, **start)
     t0 = time.perf_counter()
-    outs = [s["current"] for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
+    outs = []
+    for _, s, _, _ in rollout(policy, task, env, state, steps, sample):
+        if on_step is not None:
+            on_step(s["current"])
+            outs.clear()
+        outs.append(s["current"])
     sync(task.device)
     return outs, time.perf_counter() - t0, env
 
@@ -534,17 +542,20 @@ def _style_argument(task: StyleTask, style_image, needed: bool = False) -> torch
 
 @torch.no_grad()
 def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_image: torch.Tensor | None = None,
-            sample: bool = False) -> tuple[list[torch.Tensor], float]:
+            sample: bool = False, on_step=None) -> tuple[list[torch.Tensor], float]:
     """Images after steps 1..``steps`` (``[T] x [B, 3, H, W]`` on the CPU; any ``H, W``) of
     ``content [B, 3, H, W]`` in [0, 1], and the seconds the steps took (without copies). An
     arbitrary model stylises with ``style_image [1, 3, h, w]``; a one-style model uses its own
-    style (and needs neither VGG nor ``style_image``)."""
+    style (and needs neither VGG nor ``style_image``). ``on_step``: called with each step's image
+    (``[B, 3, H, W]`` on the CPU) as it comes, and only the last step is returned (memory for one
+    image, not ``steps``)."""
     from ..core.rollout import check_steps
     check_steps(steps)
     content = as_unit_images(content, "content", 3, min_side=MIN_SIDE)
     style_image = _style_argument(task, style_image)
     x, (h, w) = pad4(content.to(task.device))
-    outs, seconds, _ = _run(task, policy, x, steps, sample, style_image=style_image, scored=False)
+    seen = None if on_step is None else lambda o: on_step(o[:, :, :h, :w].cpu())
+    outs, seconds, _ = _run(task, policy, x, steps, sample, seen, style_image=style_image, scored=False)
     return [o[:, :, :h, :w].cpu() for o in outs], seconds
 
 
@@ -574,8 +585,8 @@ def stylize_frames(task: StyleTask, policy, frames, steps: int, style_image: tor
         x, (h, w) = pad4(frame.to(task.device))
         if memory is not None and memory.shape[2:] != (x.shape[2] // 4, x.shape[3] // 4):
             memory = None                                  # the frame size changed: start afresh
-        outs, seconds, env = _run(task, policy, x, steps, sample, style_image=style_image, scored=False, memory=memory,
-                                  style_code=code)
+        outs, seconds, env = _run(task, policy, x, steps, sample, lambda o: None, style_image=style_image,
+                                  scored=False, memory=memory, style_code=code)          # the last step kept
         if env.memory is not None:
             memory = task.frame_memory(env.memory)
         yield outs[-1][0, :, :h, :w].cpu(), seconds
