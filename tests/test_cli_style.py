@@ -78,6 +78,29 @@ def test_sampled_plans_follow_the_seed(tmp_path, models):
     first, again, other = result("a"), result("b"), result("c", "--seed", "5")
     assert np.array_equal(first, again) and np.abs(first - other).max() > 0
 
+def test_a_transparent_contents_alpha_is_kept(tmp_path, models):
+    """A cut-out (left half transparent): the result keeps its alpha, also at --size and in --pairs;
+    an RGBA picture that is opaque everywhere gives an RGB result as before."""
+    rgba = np.concatenate([picture(32, 40), np.full((32, 40, 1), 255, np.uint8)], 2)
+    rgba[:, :20, 3] = 0
+    c = save(tmp_path / "c.png", rgba)
+    assert main(["stylize", str(models["one"]), "--content", c, "--steps", "2", "--every-step",
+                 "--out", str(tmp_path / "a")]) == 0
+    for name in ("result.png", "step_01.png"):
+        got = np.asarray(Image.open(tmp_path / "a" / name))
+        assert got.shape == (32, 40, 4) and np.array_equal(got[..., 3], rgba[..., 3])
+    assert main(["stylize", str(models["one"]), "--content", c, "--size", "20", "--out", str(tmp_path / "b")]) == 0
+    small = np.asarray(Image.open(tmp_path / "b" / "result.png"))
+    assert small.shape == (16, 20, 4) and small[:, :8, 3].max() == 0 and small[:, 12:, 3].min() == 255
+    (tmp_path / "p.csv").write_text("content\nc.png\n")
+    assert main(["stylize", str(models["one"]), "--pairs", str(tmp_path / "p.csv"), "--steps", "2",
+                 "--out", str(tmp_path / "p")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "p" / "0000.png")), np.asarray(Image.open(tmp_path / "a" / "result.png")))
+    rgba[..., 3] = 255
+    assert main(["stylize", str(models["one"]), "--content", save(tmp_path / "o.png", rgba), "--steps", "2",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert Image.open(tmp_path / "o" / "result.png").mode == "RGB"
+
 def test_preserve_colour_keeps_the_contents_chroma():
     from rl_i2it.data.images import preserve_colour
     g = torch.Generator().manual_seed(0)

@@ -669,7 +669,7 @@ def cmd_stylize(args) -> None:
     import torch
 
     from .core.trainer import load_policy
-    from .data.images import preserve_colour, read_image, write_image
+    from .data.images import preserve_colour, read_alpha, read_image, write_image
     from .tasks.style import MIN_SIDE, check_side, load_style_image, stylize
     from .viz import image_grid
 
@@ -696,6 +696,9 @@ def cmd_stylize(args) -> None:
     def content_of(img, what):
         return check_side(_resize_longer(img, args.size), f"{what} at --size {args.size}" if args.size else what)
 
+    def write(path, img, alpha):                  # a transparent content's alpha back on its results
+        write_image(path, img if alpha is None else torch.cat([img, _resize_longer(alpha, args.size)]))
+
     def run(content, style_image):
         """The last step's image, and each step's: whole with --every-step, else a thumbnail for the
         strip (a full-HD image at each of many steps does not sit in memory)."""
@@ -714,11 +717,12 @@ def cmd_stylize(args) -> None:
         out = _output(args.out, *STEP_FILES, written=("result.png", "strip.png"),
                       inputs=[("", args.content), ("", args.style)], clear=False)
         result, steps = run(content, style_image)         # (out of memory here: the folder as it was)
+        alpha = read_alpha(args.content)
         _clear(out, *STEP_FILES)
-        write_image(out / "result.png", result)
+        write(out / "result.png", result, alpha)
         if args.every_step:
             for t, img in enumerate(steps):
-                write_image(out / f"step_{t + 1:02d}.png", img)
+                write(out / f"step_{t + 1:02d}.png", img, alpha)
         row = [_thumb(content)] + [_thumb(s) for s in steps]
         image_grid([row], out / "strip.png", headers=["content"] + [str(t) for t in range(1, args.steps + 1)], zoom=1)
         print(f"stylized {content.shape[2]}x{content.shape[1]} in {_steps(args.steps)}: {out}/result.png, strip.png"
@@ -756,11 +760,12 @@ def cmd_stylize(args) -> None:
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
             result, steps = run(content, held[style])
+            alpha = read_alpha(path)
             if i == 0:                            # the first result is there: the last run's go
                 _clear(out, *numbered)
-            write_image(out / f"{i:04d}.png", result)
+            write(out / f"{i:04d}.png", result, alpha)
             for t, img in enumerate(steps if args.every_step else []):
-                write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img)
+                write(out / f"{i:04d}_step_{t + 1:02d}.png", img, alpha)
         print(f"stylized {len(jobs)} image(s) in {_steps(args.steps)}: {out}/0000.png .. {len(jobs) - 1:04d}.png"
               + (", NNNN_step_TT.png" if args.every_step else ""))
         return

@@ -112,6 +112,20 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
+def read_alpha(path: str | Path) -> torch.Tensor | None:
+    """An image's transparency ``[1, H, W]`` in [0, 1], upright as ``read_image`` reads it, or None
+    where every pixel is opaque: what ``stylize`` puts back on its result (a logo, a cut-out)."""
+    path = check_image_file(path)
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in im.info:
+                return None
+            a = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"), np.float32)[..., 3] / 255
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
+    return None if a.min() >= 1 else torch.from_numpy(a)[None]
+
+
 class BadPixels(ValueError):
     """An image whose pixel values are not numbers (a float TIFF holding NaN or infinity)."""
 
