@@ -1050,12 +1050,12 @@ def cmd_data(args) -> None:
         return
     if args.dataset == "photos":
         from .data.paired import fetch_photos
-        path = fetch_photos(force=args.force)
+        path = fetch_photos(force=args.force, verify=True)
         print(f"photos: {len(_data_files(path))} opencv-doc photos in {path} (used by photo_pairs)")
         return
     if args.dataset == "style":
         from .data.style import fetch_style
-        path = fetch_style(force=args.force)
+        path = fetch_style(force=args.force, verify=True)
         print(f"style: {', '.join(_data_files(path))} in {path}")
         return
     if args.dataset == "weights":
@@ -1067,7 +1067,7 @@ def cmd_data(args) -> None:
             forced.add(package_of(name))
         return
     if args.dataset in SOURCES:
-        path = fetch_source(args.dataset, force=args.force)
+        path = fetch_source(args.dataset, force=args.force, verify=True)
         print(f"{args.dataset}: {', '.join(_data_files(path))} in {path}")
         return
     if args.dataset != "mnist":

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from rl_i2it.cli import main
 from rl_i2it.data import faces, paired
 from rl_i2it.errors import UserError
 
@@ -224,6 +225,11 @@ def test_fetch_photos_copies_checked_files_from_the_deb(tmp_path, monkeypatch):
     out = paired.fetch_photos()
     assert sorted(p.name for p in out.iterdir()) == [".fetch.lock", "a.jpg", "b.png"]   # (the lock: see test_cache)
     assert [n for n, _ in paired.sample_photos() if n.startswith("photos:")] == ["photos:a.jpg", "photos:b.png"]
+    (out / "b.png").write_bytes(b"damaged")                       # `data fetch photos` checks what is there
+    assert paired.fetch_photos() == out and (out / "b.png").read_bytes() == b"damaged"   # (a plain call: present)
+    assert paired.fetch_photos(verify=True) == out and cache.sha256(out / "b.png") == photos["b.png"]
+    (out / "b.png").write_bytes(b"damaged")
+    assert main(["data", "fetch", "photos"]) == 0 and cache.sha256(out / "b.png") == photos["b.png"]
     monkeypatch.setattr(paired, "OPENCV_PHOTOS", {**photos, "a.jpg": "0" * 64})
     with pytest.raises(UserError, match="sha256"):
         paired.fetch_photos(force=True)

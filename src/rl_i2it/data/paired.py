@@ -251,16 +251,17 @@ OPENCV_PHOTOS = {
 """Natural colour photos of Debian's ``opencv-doc`` (4.6.0) examples, with their sha256."""
 
 
-def fetch_opencv_doc(files: dict[str, str], out: Path, force: bool = False) -> Path:
+def fetch_opencv_doc(files: dict[str, str], out: Path, force: bool = False, verify: bool = False) -> Path:
     """Copy ``files`` (``{name: sha256}``) of Debian's ``opencv-doc`` examples (``apt-get
-    download``, never installed) into ``out``, sha256 checked; nothing when all are there."""
+    download``, never installed) into ``out``, sha256 checked; nothing when all are there (and,
+    with ``verify``, whole: ``cache.present``)."""
     import tempfile
 
-    from .cache import apt_download, copy_checked, fetch_lock
-    if not force and all((out / f).is_file() for f in files):
+    from .cache import apt_download, copy_checked, fetch_lock, present
+    if not force and present(out, files, verify):
         return out
     with fetch_lock(out):
-        if not force and all((out / f).is_file() for f in files):     # fetched by another process meanwhile
+        if not force and present(out, files, verify):     # fetched by another process meanwhile
             return out
         with tempfile.TemporaryDirectory() as tmp:
             root = apt_download("opencv-doc", Path(tmp))
@@ -269,9 +270,9 @@ def fetch_opencv_doc(files: dict[str, str], out: Path, force: bool = False) -> P
     return out
 
 
-def fetch_photos(force: bool = False) -> Path:
+def fetch_photos(force: bool = False, verify: bool = False) -> Path:
     """``cache_dir()/photos`` holding the ``OPENCV_PHOTOS`` (``fetch_opencv_doc``)."""
-    return fetch_opencv_doc(OPENCV_PHOTOS, cache_dir() / "photos", force)
+    return fetch_opencv_doc(OPENCV_PHOTOS, cache_dir() / "photos", force, verify)
 
 
 def sample_photos() -> list[tuple[str, np.ndarray]]:

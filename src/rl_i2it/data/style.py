@@ -54,10 +54,10 @@ DEMO_STYLE = "starry_night"
 """The name that stands for opencv-doc's ``starry_night.jpg`` wherever a style image is asked for."""
 
 
-def fetch_style(force: bool = False) -> Path:
+def fetch_style(force: bool = False, verify: bool = False) -> Path:
     """``cache_dir()/style`` holding ``STYLE_FILES`` (fetched once)."""
     from .paired import fetch_opencv_doc
-    return fetch_opencv_doc(STYLE_FILES, cache_dir() / "style", force)
+    return fetch_opencv_doc(STYLE_FILES, cache_dir() / "style", force, verify)
 
 
 def style_file(name: str = "starry_night.jpg", fetch: bool = True) -> Path:

