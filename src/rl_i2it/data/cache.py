@@ -222,13 +222,13 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def present(out: Path, files: dict[str, str], verify: bool = False) -> bool:
+def present(out: Path, files: dict[str, str], verify: bool = False, say: bool = True) -> bool:
     """Whether every one of ``files`` (``{name: sha256}``) is in ``out``; with ``verify`` also
     whole (its sha256 checked: `rl-i2it data fetch KIND` fetches a damaged one again), and the
-    damaged ones named on stderr."""
+    damaged ones named on stderr (``say``)."""
     missing = [f for f in files if not (out / f).is_file()]
     bad = [f for f in files if f not in missing and sha256(out / f) != files[f]] if verify else []
-    if bad:
+    if bad and say:
         print(f"rl-i2it: {', '.join(bad)} in {out} damaged (sha256 differs): fetching again", file=sys.stderr)
     return not missing and not bad
 

@@ -261,7 +261,7 @@ def fetch_opencv_doc(files: dict[str, str], out: Path, force: bool = False, veri
     if not force and present(out, files, verify):
         return out
     with fetch_lock(out):
-        if not force and present(out, files, verify):     # fetched by another process meanwhile
+        if not force and present(out, files, verify, say=False):     # fetched by another process meanwhile
             return out
         with tempfile.TemporaryDirectory() as tmp:
             root = apt_download("opencv-doc", Path(tmp))

@@ -398,7 +398,7 @@ def fetch_source(name: str, force: bool = False, verify: bool = False) -> Path:
     if not force and present(out, wanted, verify):
         return out
     with fetch_lock(out), tempfile.TemporaryDirectory() as tmp:
-        if not force and present(out, wanted, verify):     # fetched by another process meanwhile
+        if not force and present(out, wanted, verify, say=False):     # fetched by another process meanwhile
             return out
         tmp = Path(tmp)
         if name in ("mni152", "liver"):
