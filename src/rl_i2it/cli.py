@@ -771,7 +771,7 @@ def cmd_stylize(args) -> None:
         return
     import itertools
 
-    from .data.style import FRAME_EXT, VideoOut, iter_frames, video_fps
+    from .data.style import FRAME_EXT, VideoOut, iter_frames, video_info
     from .tasks.style import stylize_frames
     if args.every_step:
         raise UserError("--every-step is for --content and --pairs (a video keeps each frame's last step)")
@@ -789,9 +789,10 @@ def cmd_stylize(args) -> None:
 
     inputs, kept = itertools.tee(itertools.chain([first], (frame(i, f) for i, f in enumerate(frames, 1))))
     outputs = stylize_frames(task, policy, inputs, args.steps, style_image, args.sample)
-    video = VideoOut(out / "stylized.mp4", video_fps(args.video) if Path(args.video).is_file() else 10.0)
+    fps, count = video_info(args.video)
+    video = VideoOut(out / "stylized.mp4", fps)
     n = 0
-    for n, ((img, _), given) in enumerate(tqdm(zip(outputs, kept), desc="stylize", unit="frame"), 1):
+    for n, ((img, _), given) in enumerate(tqdm(zip(outputs, kept), desc="stylize", unit="frame", total=count), 1):
         if args.preserve_color:
             img = preserve_colour(img, given)
         if n == 1:                                # the first frame is there: the last run's go

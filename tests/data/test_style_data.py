@@ -73,8 +73,12 @@ def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
     frames = np.stack([np.full((24, 32, 3), 40 * i, np.uint8) for i in range(5)])
     path = write_video(frames, tmp_path / "clip.mp4", fps=5)
     back = read_frames(path)
-    from rl_i2it.data.style import video_fps
-    assert video_fps(path) == 5 and video_fps(write_video(frames, tmp_path / "vfr.mp4", fps=1000)) == 10.0
+    from rl_i2it.data.style import video_info
+    assert video_info(path) == (5, 5) and video_info(write_video(frames, tmp_path / "vfr.mp4", fps=1000))[0] == 10.0
+    (tmp_path / "frames").mkdir()
+    for i in range(3):
+        Image.fromarray(frames[i]).save(tmp_path / "frames" / f"f{i}.png")
+    assert video_info(tmp_path / "frames") == (10.0, 3)             # a folder: its frame count, the default rate
     assert back.shape[0] == 5 and back.shape[1:] == (24, 32, 3)
     odd = read_frames(write_video(frames[:, :23, :31], tmp_path / "odd.mp4", fps=5))   # the encoder's even sides
     assert odd.shape[1:] == (24, 32, 3) and np.abs(odd[:, -1].astype(int) - odd[:, -2]).mean() < 12

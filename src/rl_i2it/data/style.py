@@ -171,12 +171,19 @@ def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, in
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
-def video_fps(path: str | Path, default: float = 10.0) -> float:
+def video_info(path: str | Path, default_fps: float = 10.0) -> tuple[float, int | None]:
+    """A video's frame rate (``default_fps`` where it gives none or a variable-rate file's 1000)
+    and the frame count its header gives (None when it gives none), or, for a folder of frames,
+    ``default_fps`` and how many frames it holds: for the output video and a progress bar's total."""
+    path = Path(path)
+    if path.is_dir():
+        return default_fps, len(image_files(path, FRAME_EXT))
     import cv2
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    with _quiet_stderr():
+        cap = cv2.VideoCapture(str(path))
+    fps, count = (cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else (0.0, 0)
     cap.release()
-    return fps if 0 < fps <= 240 else default       # (a variable-rate file may report 1000 or 0)
+    return (fps if 0 < fps <= 240 else default_fps), (count if count > 0 else None)
 
 
 def write_video(frames, path: str | Path, fps: float = 10.0) -> Path:
