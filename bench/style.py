@@ -237,10 +237,10 @@ def main() -> None:
     res["gatys"] = scores(task, g, content, style, time.perf_counter() - t0, 0)
     pics["Gatys"] = g
     o_outs, sec, one_curve = step_losses(task, one, content, style)          # the one-step net, applied again and again
-    res["onestep"] = scores(task, o_outs[0], content, style, sec / 10, params)
+    res["onestep"] = scores(task, o_outs[0], content, style, stylize(task, one, content, 1)[1], params)
     pics["one-step"] = o_outs[0]
     outs, sec, step_curve = step_losses(task, rl, content, style)
-    res["rl_t1"] = scores(task, outs[0], content, style, sec / 10, params)
+    res["rl_t1"] = scores(task, outs[0], content, style, stylize(task, rl, content, 1)[1], params)  # one step, timed
     res["rl_t10"] = scores(task, outs[9], content, style, sec, params)
     pics.update({"RL T1": outs[0], "RL T5": outs[4], "RL T10": outs[9]})
     a_outs, a_sec, arb_curve = step_losses(atask, arb, content, style)
