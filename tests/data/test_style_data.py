@@ -210,3 +210,13 @@ def test_video_flows_are_the_real_motion_cut_as_the_crops(tmp_path, monkeypatch)
     monkeypatch.setattr(style, "VALID_FRAMES", range(0, 7))
     with pytest.raises(UserError, match="no pair of consecutive frames"):
         style.video_flows(48, 4, videos=[clip])
+
+
+def test_a_damaged_video_is_a_user_error_without_a_stderr(tmp_path, monkeypatch):
+    """The open's quieting of file descriptor 2 needs no ``sys.stderr`` (a GUI launch has none):
+    the damaged file is still our error, not an AttributeError."""
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"RIFFxxxxAVI garbage" * 10)
+    monkeypatch.setattr("sys.stderr", None)
+    with pytest.raises(UserError, match="cannot open video"):
+        read_frames(bad)

@@ -212,7 +212,7 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
     with pytest.raises(UserError, match="'movng' .* did you mean moving"):   # (was: "needs a header with ...")
         read_manifest(tmp_path / "movng.csv")
     (tmp_path / "gaps.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz\n\n   \n,,\nm2.nii.gz,\n")
-    with pytest.raises(UserError, match=r"row 2 \(line 6\): every row needs moving and fixed"):
+    with pytest.raises(UserError, match=r"gaps.csv, row 2: every row needs moving and fixed"):
         read_manifest(tmp_path / "gaps.csv")            # blank, spaces-only and empty-cell lines skipped alike
 
 
@@ -377,6 +377,10 @@ def test_a_header_without_orientation_is_placed_as_itk_reads_it(tmp_path):
         nib.save(img, str(tmp_path / name))
     fixed = read_volume(tmp_path / "f.nii.gz")
     assert np.allclose(fixed.affine, np.diag([-2.0, -3.0, 4.0, 1.0]))
+    from rl_i2it.data.volumes import read_labels_of        # labels saved by nibabel with its guessed affine:
+    lab = (np.arange(1680).reshape(12, 14, 10) % 3).astype(np.int16)          # still the image's grid
+    nib.save(nib.Nifti1Image(lab, nib.load(str(tmp_path / "f.nii.gz")).affine), str(tmp_path / "l.nii.gz"))
+    assert np.array_equal(read_labels_of(tmp_path / "l.nii.gz", fixed, "labels"), lab)
     if not classical.available("syn"):
         pytest.skip(classical.missing_line("syn"))
     field = torch.from_numpy(g.normal(scale=0.8, size=(3, 12, 14, 10)).astype(np.float32))

@@ -517,8 +517,9 @@ def manifest_pairs(path: Path, size: int, by_voxel: bool = False, split: str | N
     return PairSet.of_arrays(arrays, name=f"manifest:{path}")
 
 
-MANIFEST_READER = 4                    # 4: beyond the moving image its background (3: images anti-aliased to
-                                      # the model grid, labels at voxel centres, to_grid)
+MANIFEST_READER = 4                    # 4: beyond the moving image its background, NIfTI without orientation
+                                      # placed as ITK (3: images anti-aliased to the model grid, labels
+                                      # at voxel centres, to_grid)
 """Version of how ``manifest_pairs`` reads and places a pair: caches of another are rebuilt."""
 
 

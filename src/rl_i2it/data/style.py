@@ -136,15 +136,21 @@ class _quiet_stderr:
     own error follows, one line."""
 
     def __enter__(self):
-        sys.stderr.flush()
-        self.saved = os.dup(2)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            self.saved = os.dup(2)
+        except OSError:                  # no fd 2 (closed, a GUI launch): nothing to quiet
+            self.saved = None
+            return
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 2)
         os.close(null)
 
     def __exit__(self, *exc):
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
 
 
 def _shown_size(path: Path) -> tuple[int, int]:

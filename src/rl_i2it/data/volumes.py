@@ -90,7 +90,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             img = nib.load(str(path))
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
             h = img.header
-            if "qform_code" in h and int(h["qform_code"]) == 0 and int(h["sform_code"]) == 0:
+            if _unplaced(Volume(arr, affine, h)):
                 # no orientation in the header: placed as ITK reads it (origin 0, voxel axes along L, P,
                 # S), not as nibabel guesses (x flipped, centred), so the ITK field works in ANTs
                 zooms = [float(z) for z in h.get_zooms()[:3]] + [1.0] * (3 - len(h.get_zooms()[:3]))
@@ -204,14 +204,23 @@ def _picture_array(im, labels: bool, path: Path) -> np.ndarray:
     return rgb[..., 0]
 
 
+def _unplaced(v: Volume) -> bool:
+    """A NIfTI whose header gives no orientation (qform and sform codes 0): nothing it says can
+    contradict another file's placement (a label map saved by nibabel from such an image holds
+    nibabel's guess of an affine, which ITK does not read into the image)."""
+    h = v.header
+    return h is not None and "qform_code" in h and int(h["qform_code"]) == 0 and int(h["sform_code"]) == 0
+
+
 def read_labels_of(path: str | Path, image: Volume, what: str) -> np.ndarray:
-    """A label map that must lie on ``image``'s grid: same shape and header (``what`` names it)."""
+    """A label map that must lie on ``image``'s grid: same shape and header (``what`` names it;
+    a header without orientation, either's, places nothing: the shape decides)."""
     lab = read_volume(path, labels=True)
     if lab.array.shape != image.array.shape:
         raise UserError(f"{what} {lab.array.shape} differ from their image {image.array.shape}")
     cols = [0, 1, 3] if image.array.ndim == 2 else [0, 1, 2, 3]     # a slice: its thickness places no pixel
-    if "picture" not in (lab.kind, image.kind) and not np.allclose(lab.affine[:3, cols], image.affine[:3, cols],
-                                                                   atol=1e-3):
+    placed = "picture" not in (lab.kind, image.kind) and not (_unplaced(lab) or _unplaced(image))
+    if placed and not np.allclose(lab.affine[:3, cols], image.affine[:3, cols], atol=1e-3):
         raise UserError(f"{what}: the header places them elsewhere than their image (another affine): "
                         f"a label map must lie on its image's grid")
     return lab.array
@@ -276,7 +285,8 @@ def itk_caveats(fixed: Volume) -> list[str]:
         out.append("--fixed is a 2D slice stored as a 3D file (X x Y x 1), which ITK and ANTs read "
                    "as a 3D image; on it they do not apply this 2D field (ANTs returns the moving image "
                    "unwarped, no error): give them the fixed and moving slices as 2D NIfTI files "
-                   "(nibabel: nib.Nifti1Image(img.get_fdata().squeeze(), img.affine))")
+                   "(nibabel: nib.Nifti1Image(img.get_fdata()[..., 0], None, img.header), which keeps "
+                   "the header's placement)")
     if fixed.array.ndim == 2 and abs(np.cross(a[:3, 0], a[:3, 1])[2]) < 0.999 * voxel_volume(a, 2):
         out.append("the fixed slice is not axial; ITK's 2D world is x and y, so the field's part along z "
                    "(in a coronal or sagittal slice's own plane) is left out")
@@ -336,17 +346,15 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
                              ((";", "semicolons"), ("\t", "tabs")) if sep in one), "")
                 raise UserError(f"{path}: needs a header with columns {','.join(required)}"
                                 + (f"[,{','.join(optional)}]" if optional else "") + hint)
-            rows = []
-            for r in reader:                         # a line of spaces is a blank line too (skipped)
-                if any((v or "").strip() for v in [*r.values(), *(r.get(None) or [])] if isinstance(v, str)):
-                    rows.append((reader.line_num, r))
+            rows = [r for r in reader                 # a line of spaces or empty cells is blank too: skipped (row
+                    if any((v or "").strip() for v in [*r.values(), *(r.get(None) or [])] if isinstance(v, str))]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
         raise UserError(f"{path}: no rows (no pairs)")
     out = []
-    for i, (line, r) in enumerate(rows):
-        where = f"row {i + 1}" + (f" (line {line})" if line != i + 2 else "")     # blank lines skipped
+    for i, r in enumerate(rows):            # row N: the N-th row that holds something (output NNNN = N - 1)
+        where = f"row {i + 1}"
         if any((v or "").strip() for v in r.get(None) or []):     # cells past the header's: trailing commas fine
             raise UserError(f"{path}, {where}: more cells than the header has columns (a comma in a file "
                             f"name? put the name in double quotes)")

@@ -544,7 +544,8 @@ def _style_argument(task: StyleTask, style_image, needed: bool = False) -> torch
 def stylize(task: StyleTask, policy, content: torch.Tensor, steps: int, style_image: torch.Tensor | None = None,
             sample: bool = False, on_step=None) -> tuple[list[torch.Tensor], float]:
     """Images after steps 1..``steps`` (``[T] x [B, 3, H, W]`` on the CPU; any ``H, W``) of
-    ``content [B, 3, H, W]`` in [0, 1], and the seconds the steps took (without copies). An
+    ``content [B, 3, H, W]`` in [0, 1], and the seconds the steps took (without copies; with
+    ``on_step``, its calls too). An
     arbitrary model stylises with ``style_image [1, 3, h, w]``; a one-style model uses its own
     style (and needs neither VGG nor ``style_image``). ``on_step``: called with each step's image
     (``[B, 3, H, W]`` on the CPU) as it comes, and only the last step is returned (memory for one
