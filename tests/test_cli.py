@@ -50,8 +50,8 @@ def test_every_step_is_offered_where_it_writes_something(capsys):
             main([command, "--help"])
         helps[command] = " ".join(capsys.readouterr().out.split())
     assert "--every-step also write each step's image, step_TT.png" in helps["stylize"]
-    assert "--every-step digits: also write each step's image" in helps["translate"]
-    assert "--every-step" not in helps["inpaint"]                   # inpaint always writes every step
+    assert "--every-step also write each step's image" in helps["translate"]
+    assert "--every-step also write each step's image, step_TT.png" in helps["inpaint"]   # (was: always)
 
 
 def test_translate_one_pair_every_step(tmp_path, run_dir, digits, capsys):

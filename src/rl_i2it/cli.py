@@ -514,16 +514,17 @@ def _resized(img, shape: tuple, mode: str = "bilinear"):
 
 
 def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "input",
-                 last_name: str = "target", full=lambda step: step):
-    """result.png, step_TT.png for every step and grid.png: first, steps 1..T(, last); returns the
-    result. ``full`` makes a step at the model's size into the picture written (the photo's own
-    size), one at a time: a 4000x3000 photo's steps never all sit in memory."""
+                 last_name: str = "target", full=lambda step: step, every_step: bool = False):
+    """result.png, grid.png (first, steps 1..T(, last)) and with ``every_step`` step_TT.png for
+    every step; returns the result. ``full`` makes a step at the model's size into the picture
+    written (the photo's own size), one at a time: a 4000x3000 photo's steps never all sit in memory."""
     from .data.images import write_image
     from .viz import image_grid
     row = [_thumb(first)]
     for t, step in enumerate(steps):
         img = full(step)
-        write_image(out / f"step_{t + 1:02d}.png", img)
+        if every_step:
+            write_image(out / f"step_{t + 1:02d}.png", img)
         row.append(_thumb(img))
     write_image(out / "result.png", img)
     row += [_thumb(last)] if last is not None else []
@@ -556,7 +557,11 @@ def cmd_inpaint(args) -> None:
     transparent, notes, hole_name = read_transparent(args.image), [], f"the hole of {args.mask}"
     edge = transparent is not None and any(bool(side.any()) for side in (transparent[0, 0], transparent[0, -1],
                                                                          transparent[0, :, 0], transparent[0, :, -1]))
-    if transparent is not None and mask is None and not edge:     # erased to transparent in an editor: the hole
+    if mask is not None and mask.float().mean() > 0.5:
+        notes.append(f"note: {args.mask} marks {100 * mask.float().mean():.0f} % of the image as the hole "
+                     f"(white or nonzero = hole): is it inverted?")
+    erased = transparent is not None and mask is None and not edge
+    if erased:                                # erased to transparent in an editor: the hole
         mask, hole_name = transparent, f"the transparent hole of {args.image}"
         notes.append(f"{args.image}: its {int(transparent.sum())} transparent pixels are the hole (give --mask "
                      f"to choose another)")
@@ -576,39 +581,45 @@ def cmd_inpaint(args) -> None:
                else f"the largest centred square of the {w}x{h} photo: the face should fill it")
         notes.append(f"{args.image}: the model sees the {right - left}x{bottom - top} square at column {left}, "
                      f"row {top} ({why})")
-    small = _to_model_size(face, size, args.image, notes)
+    shape = tuple(face.shape[1:])
+    same = shape == (size, size)
     small_mask = task.centre_mask(1)[0] if mask is None else _to_model_size(mask[box], size, hole_name, notes, "cover")
     if small_mask.all():
         raise UserError(f"{hole_name} covers the whole image at the model's {size}x{size}: "
                         f"mark a smaller hole")
-    if mask is not None and task.options.hole == "centre" and (small_mask & ~task.centre_mask(1)[0]).any():
+    centre = task.centre_mask(1)[0]         # one model pixel of slack: a hole drawn at the photo's size straddles the grid
+    near = (torch.nn.functional.max_pool2d(centre.float().reshape(1, 1, size, size), 3, 1, 1) > 0).reshape(centre.shape)
+    if mask is not None and task.options.hole == "centre" and (small_mask & ~near).any():
         notes.append(f"warning: this model was trained on one {task.hole}x{task.hole} centre hole (at its "
                      f"{size}x{size}) and {hole_name} reaches outside it: a hole elsewhere fills worse, "
                      f"even below OpenCV's Telea (README); a model trained with --set task_options.hole=random "
                      f"fills one anywhere")
-    shape = tuple(face.shape[1:])
-    face_mask = small_mask if small is face else _resized(small_mask, shape, "nearest") if mask is None else mask[box]
+    face_mask = small_mask if same else _resized(small_mask, shape, "nearest") if mask is None else mask[box]
     if not face_mask.any():
         raise UserError(f"{args.image} is {w}x{h}: at that size the model's hole covers no pixel; "
                         f"give a larger image or a --mask")
+    # the hole filled before shrinking: the filter would carry what lies under it into the pixels around
+    small = _to_model_size(face.masked_fill(face_mask, task.options.fill), size, args.image, notes)
     out = _output(args.out, *STEP_FILES, written=("result.png", "grid.png"),
                   inputs=[("", args.image), ("", args.mask)])
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
     steps, _ = predict(task, policy, small[None], small[None], args.steps, small_mask[None], sample=args.sample)
-    if small is not face:          # back at the square's own size: the fill goes into its hole, nothing else moves
+    if not same:                   # back at the square's own size: the fill goes into its hole, nothing else moves
         print(f"the fill is resized back into the hole at the image's own resolution ({shape[1]}x{shape[0]})")
 
     def full(step):                # the square back into the photo
-        return _pasted(image, box, step if small is face else torch.where(face_mask, _resized(step, shape), face))
+        return _pasted(image, box, step if same else torch.where(face_mask, _resized(step, shape), face))
     mask = _pasted(torch.zeros_like(image[:1], dtype=torch.bool), box, face_mask)
     holed = image.masked_fill(mask, task.options.fill)
-    result = _write_steps(out, [s[0] for s in steps], holed, image, "input", "given", full)
-    p0 = float(psnr(holed[None], image[None], mask[None]))
-    p1 = float(psnr(result[None], image[None], mask[None]))
-    print(f"inpainted a {int(mask.sum())}-pixel hole in {_steps(args.steps)} (PSNR over the hole against the "
-          f"given image {p0:.2f} -> {p1:.2f} dB): {out}/result.png, grid.png"
-          ", step_TT.png")
+    result = _write_steps(out, [s[0] for s in steps], holed, None if erased else image, "input", "given", full,
+                          args.every_step)
+    line = ""
+    if not erased:                 # an erased hole's pixels are what the editor left there: nothing to compare with
+        p0, p1 = (float(psnr(x[None], image[None], mask[None])) for x in (holed, result))
+        line = f" (PSNR over the hole against the given image {p0:.2f} -> {p1:.2f} dB)"
+    print(f"inpainted a {int(mask.sum())}-pixel hole in {_steps(args.steps)}{line}: {out}/result.png, grid.png"
+          + (", step_TT.png" if args.every_step else ""))
 
 
 def _pasted(image, box: tuple, part):
@@ -648,10 +659,10 @@ def _translate_photo(args) -> None:
 
     def full(step):                           # at the source's own size
         return preserve_colour(given, _resized(step, shape)) if grey else _resized(step, shape)
-    result = _write_steps(out, [s[0] for s in steps], given, target, "source", "target", full)
+    result = _write_steps(out, [s[0] for s in steps], given, target, "source", "target", full, args.every_step)
     line = f" (PSNR against --target {float(psnr(result[None], target[None])):.2f} dB)" if target is not None else ""
     print(f"translated in {_steps(args.steps)} at {shape[1]}x{shape[0]}{line}: {out}/result.png, grid.png"
-          ", step_TT.png")
+          + (", step_TT.png" if args.every_step else ""))
 
 
 def _thumb(img, side: int = 256):
@@ -1155,8 +1166,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pairs", help="CSV with columns moving,fixed (paths relative to the CSV)")
     r.add_argument("--source", help="translation model: the source image (PNG/JPEG)")
     r.add_argument("--target", help="translation model: the true target, to print the PSNR")
-    _apply_args(r, "digits: also write each step's image, step_TT.png (NNNN_step_TT.png with --pairs); "
-                   "a translation model always writes them")
+    _apply_args(r, "also write each step's image, step_TT.png (digits: NNNN_step_TT.png with --pairs)")
     r.set_defaults(func=cmd_translate)
 
     n = sub.add_parser("inpaint", help="fill a hole in your image with an inpainting model")
@@ -1164,7 +1174,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("image", help="colour image (PNG/JPEG); resized to the model's size when it differs")
     n.add_argument("--mask", help="hole mask, same size as the image, white = hole (default: the model's evaluation hole, "
                         "the centre square for the presets)")
-    _apply_args(n)
+    _apply_args(n, "also write each step's image, step_TT.png")
     n.set_defaults(func=cmd_inpaint)
 
     g = sub.add_parser("register", help="register your own pair (NIfTI, MRC or PNG) with a registration model")
