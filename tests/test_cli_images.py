@@ -250,6 +250,19 @@ def test_translate_source(tmp_path, models, capsys):
     assert not (tmp_path / "o2").exists()
 
 
+def test_a_large_edge_map_keeps_its_lines_at_the_models_size():
+    """A 128 px edge map (white, two dark lines 2 px wide) brought to 16 px: the lines stay edges, one
+    model pixel wide, the rest white; an antialiased shrink left them light grey (above 0.5)."""
+    from rl_i2it.cli import _edge_map_to, _resized
+    edges = torch.ones(3, 128, 128)
+    edges[:, 40:42, :] = 0                                    # a horizontal line
+    edges[:, :, 90:92] = 0                                    # a vertical one
+    small = _edge_map_to(edges, 16)
+    assert small.shape == (3, 16, 16) and set(small.unique().tolist()) == {0.0, 1.0}
+    dark = small[0] == 0
+    assert dark[5].all() and dark[:, 11].all() and int(dark.sum()) == 16 + 16 - 1
+    assert _resized(edges, (16, 16)).min() > 0.5             # what the plain shrink gave
+
 def test_translate_writes_at_the_source_size_and_colours_on_its_own_luminance(tmp_path, models, capsys):
     """A 24x20 source (the model's 16x16): every output at 24x20; a grey -> colour model keeps
     the source's own luminance and adds the model's colours."""
