@@ -12,6 +12,8 @@ from rl_i2it.cli import main
 from rl_i2it.config import PRESETS as DEFAULT_CONFIGS
 from rl_i2it.config import load_config
 from rl_i2it.core.trainer import Trainer
+from rl_i2it.data.cache import writable_dir
+from rl_i2it.errors import UserError
 from rl_i2it.tasks.digits import DigitsTask
 from conftest import SMALL
 
@@ -237,6 +239,9 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
     assert (run / "curves.png").read_bytes() == b"mine" and sorted(p.name for p in run.iterdir()) == ["config.json", "curves.png"]
     long = tmp_path / ("x" * 300)                               # the folder named, not a fine-tune's under it
     fails(capsys, ["train", "digits", "--steps", "1", "--out", str(long)], f"cannot write to {long}: File name too long")
+    (tmp_path / "afile").write_text("mine")                     # an existing file as --out: said so (was
+    with pytest.raises(UserError, match="afile: it is a file, not a folder"):      # "File exists")
+        writable_dir(tmp_path / "afile")
     assert not (tmp_path / "a").exists()
     project = tmp_path / "project"                   # a folder of the user's own: its config.json is kept
     project.mkdir()

@@ -72,6 +72,8 @@ def writable_dir(path: str | Path, make: bool = True) -> Path:
             raise UserError(f"cannot write to {path}: {p} is {'not a writable folder' if p.is_dir() else 'a file'}")
         return path
     try:
+        if path.is_file():
+            raise UserError(f"cannot write to {path}: it is a file, not a folder")
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("")
