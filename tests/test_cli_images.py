@@ -250,18 +250,33 @@ def test_translate_source(tmp_path, models, capsys):
     assert not (tmp_path / "o2").exists()
 
 
-def test_a_large_edge_map_keeps_its_lines_at_the_models_size():
-    """A 128 px edge map (white, two dark lines 2 px wide) brought to 16 px: the lines stay edges, one
-    model pixel wide, the rest white; an antialiased shrink left them light grey (above 0.5)."""
+def test_a_large_edge_map_keeps_its_lines_at_the_models_size(tmp_path, models, capsys):
+    """Edge maps larger than the model: every line stays an edge wherever it crosses the model's
+    pixel grid, 1 or 2 px wide, at ratios 8 and 2.34 (an antialiased shrink left them light grey;
+    a first version lost 1-px lines past ratio 2 and 2-px lines split by a model pixel's border);
+    light lines on dark are read inverted; the command says what it did."""
     from rl_i2it.cli import _edge_map_to, _resized
-    edges = torch.ones(3, 128, 128)
-    edges[:, 40:42, :] = 0                                    # a horizontal line
-    edges[:, :, 90:92] = 0                                    # a vertical one
-    small = _edge_map_to(edges, 16)
-    assert small.shape == (3, 16, 16) and set(small.unique().tolist()) == {0.0, 1.0}
-    dark = small[0] == 0
-    assert dark[5].all() and dark[:, 11].all() and int(dark.sum()) == 16 + 16 - 1
-    assert _resized(edges, (16, 16)).min() > 0.5             # what the plain shrink gave
+    for side, size, rows in ((128, 16, [40, 41]), (128, 16, [47, 48]), (128, 16, [50]), (150, 64, [70]), (150, 64, [4])):
+        edges = torch.ones(3, side, side)
+        edges[:, rows, :] = 0                                 # a horizontal line
+        edges[:, :, 90:92] = 0                                # and a vertical one
+        small, inverted = _edge_map_to(edges, size)
+        assert small.shape == (3, size, size) and set(small.unique().tolist()) == {0.0, 1.0} and not inverted
+        dark = small[0] == 0
+        line_rows = dark.all(1).nonzero().flatten().tolist()
+        assert 1 <= len(line_rows) <= 2 and dark.all(0).sum() >= 1, (side, rows)
+        assert dark.float().mean() < 0.25                     # lines, not a dark page
+        assert _resized(edges, (size, size)).min() > 0.5 or side == 150      # what the plain shrink gave
+    small, inverted = _edge_map_to(1 - edges, 64)             # raw Canny: white lines on black
+    assert inverted and (small[0] == 0).float().mean() < 0.25
+    big = torch.ones(32, 32, 3)
+    big[10, :] = 0
+    src = save(tmp_path / "e.png", (big.numpy() * 255).astype(np.uint8))
+    assert main(["translate", str(models["translation"]), "--source", src, "--steps", "1",
+                 "--out", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    assert "the 32x32 edge map brought to the model's 16x16 as edges" in printed   # (an edges model: the default)
+
 
 def test_translate_writes_at_the_source_size_and_colours_on_its_own_luminance(tmp_path, models, capsys):
     """A 24x20 source (the model's 16x16): every output at 24x20; a grey -> colour model keeps

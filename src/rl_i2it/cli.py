@@ -643,9 +643,10 @@ def _translate_photo(args) -> None:
         given = luminance(given[None].mul(255).round().byte())[0].float().div(255).expand(3, -1, -1).contiguous()
     notes = []
     if task.options.data == "edges" and max(shape) > size:   # thin dark lines: an average would wash them out
-        source = _edge_map_to(given, size)
+        source, inverted = _edge_map_to(given, size)
         notes.append(f"{args.source}: the {shape[1]}x{shape[0]} edge map brought to the model's {size}x{size} as "
-                     f"edges (a model pixel dark where a line's width of its part is)")
+                     f"edges (a model pixel dark where a line crosses it)" + (
+                         "; read inverted: light lines on dark (the model's are dark on white)" if inverted else ""))
     else:
         source = _to_model_size(given, size, args.source, notes)
     target = read_image(args.target, "RGB") if args.target else None
@@ -672,14 +673,20 @@ def _translate_photo(args) -> None:
 
 def _edge_map_to(edges, size: int):
     """An edge map ``[3, H, W]`` (dark lines on white) larger than the model's ``size`` as one of
-    that size: a model pixel is an edge (0) where its part of the map is dark over at least 1.5 /
-    ratio of its area (a line crossing it; at most half), else white. An antialiased shrink left
-    512 px maps almost blank (0.5 % of pixels below 0.5, against 12-23 % in the training maps; these
-    keep 10-36 % at 128-1024 px, `data.paired.edge_map` of the sample photos)."""
+    that size, and whether it was read inverted (light lines on dark, most of it dark: raw Canny):
+    its lines widened to 2 px, a model pixel is an edge (0) where they cover 1 / ratio of it (at
+    most half), so no line is lost, wherever it crosses the model's pixel grid. An antialiased shrink
+    left 512 px maps almost blank; on the sample photos' `data.paired.edge_map` at 96-1024 px this
+    keeps 20-41 % of the model's pixels dark on average (the training maps: 17 %)."""
     import torch.nn.functional as F
     ratio = max(edges.shape[1:]) / size
-    dark = 1 - F.interpolate(edges.mean(0)[None, None], size=(size, size), mode="area")[0]
-    return (dark < min(0.5, 1.5 / ratio)).float().expand(3, -1, -1).contiguous()
+    dark = (edges.mean(0) < 0.5).float()
+    inverted = bool(dark.mean() > 0.5)
+    if inverted:
+        dark = 1 - dark
+    dark = F.max_pool2d(F.pad(dark[None, None], (0, 1, 0, 1)), 2, 1)          # 1-px lines 2 px wide
+    cover = F.interpolate(dark, size=(size, size), mode="area")[0]
+    return (cover < min(0.5, 1 / ratio)).float().expand(3, -1, -1).contiguous(), inverted
 
 
 def _thumb(img, side: int = 256):
