@@ -129,16 +129,20 @@ def test_inpaint_takes_the_transparent_pixels_of_an_image_as_its_hole(tmp_path, 
                  "--steps", "1", "--out", str(tmp_path / "o2")]) == 0
     assert "--mask gives the hole" in capsys.readouterr().out
     out = np.array(Image.open(tmp_path / "o2" / "result.png"))
-    assert np.array_equal(out[m == 0], face[m == 0])            # the erased pixels kept as their colour
+    assert np.array_equal(out[..., 3], rgba[..., 3])            # not the hole: transparent still
+    assert np.array_equal(out[..., :3][m == 0], face[m == 0])   # the erased pixels kept as their colour
     rgba[..., 3] = 0
     rgba[3:13, 3:13, 3] = 255                                    # a cut-out: the background is transparent
     assert main(["inpaint", str(models["inpainting"]), save(tmp_path / "cut.png", rgba, "RGBA"), "--steps", "1",
                  "--out", str(tmp_path / "o3")]) == 0
     assert "they reach its border (a cut-out's background?)" in capsys.readouterr().out
     out = np.array(Image.open(tmp_path / "o3" / "result.png"))
+    assert out.shape == (16, 16, 4) and np.array_equal(out[..., 3], rgba[..., 3])   # the cut-out's alpha kept
+    out = out[..., :3]
     centre = np.zeros((16, 16), bool)
     centre[4:12, 4:12] = True                                    # the model's own centre hole instead
     assert np.array_equal(out[~centre], face[~centre]) and not np.array_equal(out[centre], face[centre])
+    assert Image.open(tmp_path / "o" / "result.png").mode == "RGB"     # an erased hole, filled: opaque
 
 
 def test_a_mask_of_the_default_hole_and_an_inverted_mask(tmp_path, models, capsys):
@@ -233,6 +237,13 @@ def test_translate_source(tmp_path, models, capsys):
     assert main(["translate", str(models["translation"]), "--source", src, "--target", tgt, "--steps", "2",
                  "--out", str(tmp_path / "out")]) == 0
     assert {"result.png", "grid.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    assert Image.open(tmp_path / "out" / "result.png").mode == "RGB"
+    cut = np.concatenate([rgb(16, 1), np.full((16, 16, 1), 255, np.uint8)], 2)
+    cut[:, :5, 3] = 0                                               # a transparent margin: kept on the result
+    assert main(["translate", str(models["translation"]), "--source", save(tmp_path / "cut.png", cut, "RGBA"),
+                 "--steps", "1", "--out", str(tmp_path / "cut")]) == 0
+    got = np.array(Image.open(tmp_path / "cut" / "result.png"))
+    assert got.shape == (16, 16, 4) and np.array_equal(got[..., 3], cut[..., 3])
     out = capsys.readouterr().out
     assert "PSNR against --target" in out and "resized to the source's" not in out
     wide = save(tmp_path / "wide.png", rgb(16, 2)[:4])                  # 16x4: scored, but said

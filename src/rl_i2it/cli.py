@@ -514,19 +514,25 @@ def _resized(img, shape: tuple, mode: str = "bilinear"):
 
 
 def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "input",
-                 last_name: str = "target", full=lambda step: step, every_step: bool = False):
+                 last_name: str = "target", full=lambda step: step, every_step: bool = False, alpha=None):
     """result.png, grid.png (first, steps 1..T(, last)) and with ``every_step`` step_TT.png for
     every step; returns the result. ``full`` makes a step at the model's size into the picture
-    written (the photo's own size), one at a time: a 4000x3000 photo's steps never all sit in memory."""
+    written (the photo's own size), one at a time: a 4000x3000 photo's steps never all sit in memory.
+    ``alpha`` (``[1, H, W]``, the input's transparency) goes back on the pictures written."""
+    import torch
+
     from .data.images import write_image
     from .viz import image_grid
+
+    def write(path, img):
+        write_image(path, img if alpha is None else torch.cat([img, alpha]))
     row = [_thumb(first)]
     for t, step in enumerate(steps):
         img = full(step)
         if every_step:
-            write_image(out / f"step_{t + 1:02d}.png", img)
+            write(out / f"step_{t + 1:02d}.png", img)
         row.append(_thumb(img))
-    write_image(out / "result.png", img)
+    write(out / "result.png", img)
     row += [_thumb(last)] if last is not None else []
     headers = [first_name] + [str(t) for t in range(1, len(steps) + 1)] + ([last_name] if last is not None else [])
     image_grid([row], out / "grid.png", headers=headers, zoom=max(1, 128 // row[-1].shape[-1]))
@@ -546,7 +552,7 @@ def cmd_inpaint(args) -> None:
     import torch
 
     from .data.faces import crop_box
-    from .data.images import read_colour_image, read_mask, read_transparent
+    from .data.images import read_alpha, read_colour_image, read_mask, read_transparent
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
 
@@ -613,7 +619,7 @@ def cmd_inpaint(args) -> None:
     mask = _pasted(torch.zeros_like(image[:1], dtype=torch.bool), box, face_mask)
     holed = image.masked_fill(mask, task.options.fill)
     result = _write_steps(out, [s[0] for s in steps], holed, None if erased else image, "input", "given", full,
-                          args.every_step)
+                          args.every_step, None if erased else read_alpha(args.image))   # a filled hole: opaque
     line = ""
     if not erased:                 # an erased hole's pixels are what the editor left there: nothing to compare with
         p0, p1 = (float(psnr(x[None], image[None], mask[None])) for x in (holed, result))
@@ -630,7 +636,7 @@ def _pasted(image, box: tuple, part):
 
 
 def _translate_photo(args) -> None:
-    from .data.images import preserve_colour, read_image
+    from .data.images import preserve_colour, read_alpha, read_image
     from .ops.metrics import psnr
     from .tasks.imagegen import predict
 
@@ -665,7 +671,8 @@ def _translate_photo(args) -> None:
 
     def full(step):                           # at the source's own size
         return preserve_colour(given, _resized(step, shape)) if grey else _resized(step, shape)
-    result = _write_steps(out, [s[0] for s in steps], given, target, "source", "target", full, args.every_step)
+    result = _write_steps(out, [s[0] for s in steps], given, target, "source", "target", full, args.every_step,
+                          read_alpha(args.source))
     line = f" (PSNR against --target {float(psnr(result[None], target[None])):.2f} dB)" if target is not None else ""
     print(f"translated in {_steps(args.steps)} at {shape[1]}x{shape[0]}{line}: {out}/result.png, grid.png"
           + (", step_TT.png" if args.every_step else ""))
