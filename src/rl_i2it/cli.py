@@ -519,20 +519,15 @@ def _write_steps(out: Path, steps: list, first, last=None, first_name: str = "in
     every step; returns the result. ``full`` makes a step at the model's size into the picture
     written (the photo's own size), one at a time: a 4000x3000 photo's steps never all sit in memory.
     ``alpha`` (``[1, H, W]``, the input's transparency) goes back on the pictures written."""
-    import torch
-
     from .data.images import write_image
     from .viz import image_grid
-
-    def write(path, img):
-        write_image(path, img if alpha is None else torch.cat([img, alpha]))
     row = [_thumb(first)]
     for t, step in enumerate(steps):
         img = full(step)
         if every_step:
-            write(out / f"step_{t + 1:02d}.png", img)
+            write_image(out / f"step_{t + 1:02d}.png", img, alpha)
         row.append(_thumb(img))
-    write(out / "result.png", img)
+    write_image(out / "result.png", img, alpha)
     row += [_thumb(last)] if last is not None else []
     headers = [first_name] + [str(t) for t in range(1, len(steps) + 1)] + ([last_name] if last is not None else [])
     image_grid([row], out / "grid.png", headers=headers, zoom=max(1, 128 // row[-1].shape[-1]))
@@ -738,8 +733,9 @@ def cmd_stylize(args) -> None:
     def content_of(img, what):
         return check_side(_resize_longer(img, args.size), f"{what} at --size {args.size}" if args.size else what)
 
-    def write(path, img, alpha):                  # a transparent content's alpha back on its results
-        write_image(path, img if alpha is None else torch.cat([img, _resize_longer(alpha, args.size)]))
+    def alpha_of(path):                          # a transparent content's alpha, for its results
+        alpha = read_alpha(path)
+        return None if alpha is None else _resize_longer(alpha, args.size)
 
     def run(content, style_image):
         """The last step's image, and each step's: whole with --every-step, else a thumbnail for the
@@ -759,12 +755,12 @@ def cmd_stylize(args) -> None:
         out = _output(args.out, *STEP_FILES, written=("result.png", "strip.png"),
                       inputs=[("", args.content), ("", args.style)], clear=False)
         result, steps = run(content, style_image)         # (out of memory here: the folder as it was)
-        alpha = read_alpha(args.content)
+        alpha = alpha_of(args.content)
         _clear(out, *STEP_FILES)
-        write(out / "result.png", result, alpha)
+        write_image(out / "result.png", result, alpha)
         if args.every_step:
             for t, img in enumerate(steps):
-                write(out / f"step_{t + 1:02d}.png", img, alpha)
+                write_image(out / f"step_{t + 1:02d}.png", img, alpha)
         row = [_thumb(content)] + [_thumb(s) for s in steps]
         image_grid([row], out / "strip.png", headers=["content"] + [str(t) for t in range(1, args.steps + 1)], zoom=1)
         print(f"stylized {content.shape[2]}x{content.shape[1]} in {_steps(args.steps)}: {out}/result.png, strip.png"
@@ -802,12 +798,12 @@ def cmd_stylize(args) -> None:
             except UserError as exc:
                 raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
             result, steps = run(content, held[style])
-            alpha = read_alpha(path)
+            alpha = alpha_of(path)
             if i == 0:                            # the first result is there: the last run's go
                 _clear(out, *numbered)
-            write(out / f"{i:04d}.png", result, alpha)
+            write_image(out / f"{i:04d}.png", result, alpha)
             for t, img in enumerate(steps if args.every_step else []):
-                write(out / f"{i:04d}_step_{t + 1:02d}.png", img, alpha)
+                write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img, alpha)
         print(f"stylized {len(jobs)} image(s) in {_steps(args.steps)}: {out}/0000.png .. {len(jobs) - 1:04d}.png"
               + (", NNNN_step_TT.png" if args.every_step else ""))
         return

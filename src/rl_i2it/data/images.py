@@ -258,8 +258,10 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return a
 
 
-def write_image(path: str | Path, img: torch.Tensor) -> None:
-    Image.fromarray(to_uint8(img)).save(path)
+def write_image(path: str | Path, img: torch.Tensor, alpha: torch.Tensor | None = None) -> None:
+    """``img`` (``[C, H, W]`` in [0, 1]) as a picture; with ``alpha`` (``[1, H, W]``, an input's
+    transparency, ``read_alpha``) as RGBA."""
+    Image.fromarray(to_uint8(img if alpha is None else torch.cat([img, alpha]))).save(path)
 
 
 def preserve_colour(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
