@@ -141,7 +141,8 @@ def test_pairs_hold_one_image_at_a_time(tmp_path, models, monkeypatch):
     from rl_i2it.data import images
     events, real_read, real_write = [], images.read_image, images.write_image
     monkeypatch.setattr(images, "read_image", lambda p, *a: events.append(("read", Path(p).name)) or real_read(p, *a))
-    monkeypatch.setattr(images, "write_image", lambda p, x: events.append(("write", Path(p).name)) or real_write(p, x))
+    monkeypatch.setattr(images, "write_image", lambda p, x, *a: events.append(("write", Path(p).name))
+                        or real_write(p, x, *a))
     names = [Path(save(tmp_path / f"c{i}.png", picture(24, 32, i))).name for i in range(3)]
     (tmp_path / "pairs.csv").write_text("content\n" + "".join(f"{n}\n" for n in names))
     assert main(["stylize", str(models["one"]), "--pairs", str(tmp_path / "pairs.csv"), "--steps", "1",
