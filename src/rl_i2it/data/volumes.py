@@ -90,7 +90,7 @@ def read_volume(path: str | Path, labels: bool = False) -> Volume:
             img = nib.load(str(path))
             arr, affine = np.asarray(img.dataobj), np.asarray(img.affine, np.float64)
             h = img.header
-            if _unplaced(Volume(arr, affine, h)):
+            if _unplaced(h):
                 # no orientation in the header: placed as ITK reads it (origin 0, voxel axes along L, P,
                 # S), not as nibabel guesses (x flipped, centred), so the ITK field works in ANTs
                 zooms = [float(z) for z in h.get_zooms()[:3]] + [1.0] * (3 - len(h.get_zooms()[:3]))
@@ -204,11 +204,10 @@ def _picture_array(im, labels: bool, path: Path) -> np.ndarray:
     return rgb[..., 0]
 
 
-def _unplaced(v: Volume) -> bool:
-    """A NIfTI whose header gives no orientation (qform and sform codes 0): nothing it says can
+def _unplaced(h) -> bool:
+    """A NIfTI header that gives no orientation (qform and sform codes 0): nothing it says can
     contradict another file's placement (a label map saved by nibabel from such an image holds
     nibabel's guess of an affine, which ITK does not read into the image)."""
-    h = v.header
     return h is not None and "qform_code" in h and int(h["qform_code"]) == 0 and int(h["sform_code"]) == 0
 
 
@@ -219,7 +218,7 @@ def read_labels_of(path: str | Path, image: Volume, what: str) -> np.ndarray:
     if lab.array.shape != image.array.shape:
         raise UserError(f"{what} {lab.array.shape} differ from their image {image.array.shape}")
     cols = [0, 1, 3] if image.array.ndim == 2 else [0, 1, 2, 3]     # a slice: its thickness places no pixel
-    placed = "picture" not in (lab.kind, image.kind) and not (_unplaced(lab) or _unplaced(image))
+    placed = "picture" not in (lab.kind, image.kind) and not (_unplaced(lab.header) or _unplaced(image.header))
     if placed and not np.allclose(lab.affine[:3, cols], image.affine[:3, cols], atol=1e-3):
         raise UserError(f"{what}: the header places them elsewhere than their image (another affine): "
                         f"a label map must lie on its image's grid")
@@ -278,8 +277,8 @@ def write_itk_field(path: str | Path, field: np.ndarray, affine: np.ndarray,
 def itk_caveats(fixed: Volume) -> list[str]:
     """Where ITK may not see ``fixed``'s grid as we do, so that ``write_itk_field``'s field can land
     elsewhere there: a 2D slice stored X x Y x 1 (ITK reads a 3D image, and ANTs silently leaves a
-    2D field out: checked with antspyx 0.6.3), a 2D slice off the axial plane (ITK's 2D world is x and y), a sheared affine or
-    a qform unlike the sform (ITK may read the other)."""
+    2D field out: checked with antspyx 0.6.3), a 2D slice off the axial plane (ITK's 2D world is x
+    and y), a sheared affine or a qform unlike the sform (ITK may read the other)."""
     a, h, out = fixed.affine, fixed.header, []
     if fixed.file_shape is not None:
         out.append("--fixed is a 2D slice stored as a 3D file (X x Y x 1), which ITK and ANTs read "
