@@ -167,11 +167,8 @@ class ReplayBuffer:
         idx = valid[torch.randint(0, len(valid), (batch_size - n_first,), generator=generator).to(self.device)]
         if n_first:
             firsts = valid[self.data["step"][valid] == 0]
-            if len(firsts):
-                pick = torch.randint(0, len(firsts), (n_first,), generator=generator).to(self.device)
-                idx = torch.cat([firsts[pick], idx])
-            else:
-                idx = torch.cat([valid[torch.randint(0, len(valid), (n_first,), generator=generator).to(self.device)], idx])
+            pool = firsts if len(firsts) else valid              # (none held: a uniform draw)
+            idx = torch.cat([pool[torch.randint(0, len(pool), (n_first,), generator=generator).to(self.device)], idx])
         nxt = self.data["next_row"][idx]
         device = device or self.device
 
