@@ -544,17 +544,23 @@ def test_eval_of_a_run_trained_on_users_pairs_says_when_they_are_its_training_pa
     import json
     row = f"{pair['moving']},{pair['fixed']},{pair['moving_labels']},{pair['fixed_labels']}"
     (tmp_path / "all.csv").write_text(f"moving,fixed,moving_labels,fixed_labels\n{row}\n{row}\n")
-    cfg = load_config(None, {"task": "registration", "seed": 0,
-                             "task_options": {**REG_SMALL, "pairs": f"manifest:{tmp_path / 'all.csv'}", "by_voxel": True},
-                             "train": {"n_envs": 2, "horizon": 2, "learning_starts": 2, "steps": 2, "replay_size": 8},
-                             "sac": {"batch_size": 2}})
-    Trainer(cfg, tmp_path / "run", verbose=False).train()
+    def train(csv, run):
+        cfg = load_config(None, {"task": "registration", "seed": 0,
+                                 "task_options": {**REG_SMALL, "pairs": f"manifest:{csv}", "by_voxel": True},
+                                 "train": {"n_envs": 2, "horizon": 2, "learning_starts": 2, "steps": 2, "replay_size": 8},
+                                 "sac": {"batch_size": 2}})
+        Trainer(cfg, run, verbose=False).train()
+    train(tmp_path / "all.csv", tmp_path / "first")
     capsys.readouterr()
-    assert main(["eval", str(tmp_path / "run"), "--steps", "1", "--out", str(tmp_path / "e1")]) == 0
+    assert main(["eval", str(tmp_path / "first"), "--steps", "1", "--out", str(tmp_path / "e1")]) == 0
     assert "these scores are on its training pairs" in capsys.readouterr().err
     assert json.loads((tmp_path / "e1" / "results.json").read_text())["n"] == 2
     (tmp_path / "all.csv").write_text(f"moving,fixed,moving_labels,fixed_labels,split\n{row},train\n{row},test\n"
                                       f"{row},test\n{row},valid\n")
+    fails(capsys, ["eval", str(tmp_path / "first"), "--steps", "1", "--out", str(tmp_path / "e0")],
+          "was trained on other data")          # a split column added since: its test rows were training rows
+    train(tmp_path / "all.csv", tmp_path / "run")
+    capsys.readouterr()
     far = AFFINE.copy()                           # headers that would not overlap: only voxel to voxel works
     far[1, 3] += 1000
     for key in ("moving", "moving_labels"):

@@ -237,6 +237,8 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     if SETS.get(name, o.dims) != o.dims:
         raise UserError(f"--pairs {name} is a {SETS[name]}D set; {run} is a {o.dims}D model")
     own = not args.pairs
+    if own and name.startswith("manifest:"):   # its CSV's rows or split column changed since: refused
+        _same_training_data(run, task)
     given = f"--pairs {args.pairs}" if args.pairs else f"the run's pairs ({name})"
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel or (own and o.by_voxel))
     split_column = True                        # the named sets have splits; a CSV may not
@@ -274,19 +276,25 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     print(f"results: {out}/results.json")
 
 
+def _same_training_data(run: Path, task) -> None:
+    """Refuse to score ``run`` when its task's training data is no longer what it trained on
+    (recorded in its policy.pt): its test split may now hold what it trained on."""
+    from .core import checkpoint as ckpt
+    trained_on = ckpt.load(run).get("data")            # (policy.pt of an older version: not known)
+    if trained_on is not None and trained_on != ckpt.data_fingerprint(task.training_tensors()):
+        raise UserError(f"{run} was trained on other data than its task_options give now (files added, removed, "
+                        f"changed or renamed, or another split column): its test split may now hold pairs it "
+                        f"trained on; restore the data to score it")
+
+
 def _eval_image(args, run: Path, out: Path) -> None:
     """Inpainting / translation: the test split at each T, with PSNR, SSIM, LPIPS and FID."""
-    from .core import checkpoint as ckpt
     from .core.trainer import load_policy
     from .features.vgg import AlexNetFeatures
     from .tasks.imagegen import evaluate, format_scores
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
-    trained_on = ckpt.load(run).get("data")            # (policy.pt of an older version: not known)
-    if trained_on is not None and trained_on != ckpt.data_fingerprint(task.training_tensors()):
-        raise UserError(f"{run} was trained on other data than its task_options give now (files added, removed, "
-                        f"changed or renamed): its test split may now hold pairs it trained on; restore the data "
-                        f"to score it")
+    _same_training_data(run, task)
     if not args.no_features and task.options.size < AlexNetFeatures.min_size:
         raise UserError(f"{run} makes {task.options.size}x{task.options.size} images: LPIPS (AlexNet) needs at least "
                         f"{AlexNetFeatures.min_size}x{AlexNetFeatures.min_size}; give --no-features (PSNR and SSIM)")
