@@ -306,6 +306,19 @@ def test_resume_after_kill(tmp_path, digits):
     assert "Traceback" not in stderr and "trained" not in stdout
     assert torch.load(out / "checkpoint.pt", weights_only=True)["counters"]["updates"] > final
 
+    # SIGTERM (kill, Slurm, Docker): the same graceful stop (it ended the process unsaved before)
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)["counters"]["updates"]
+    lines = len((out / "metrics.jsonl").read_text().splitlines())
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len((out / "metrics.jsonl").read_text().splitlines()) <= lines and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and f"stopped: checkpoint saved in {out}" in stderr, stderr
+    assert "SIGTERM: stopping after this step" in stdout
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["counters"]["updates"] > saved
+
 
 def test_short_training_beats_untrained_policy(tmp_path, digits):
     """RL-I2IT trained for 150 updates (~6 s) registers held-out pairs far better than untrained:

@@ -41,3 +41,23 @@ def test_a_write_cut_short_is_an_os_error_and_leaves_the_old_file(tmp_path):
     assert res.stdout.split() == ["OSError", str(path)], res.stdout + res.stderr
     assert torch.load(path, weights_only=True)["x"].shape == (2,)
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_flipped_bytes_in_a_checkpoint_are_refused_with_a_way_on(tmp_path):
+    """torch.load read a checkpoint with flipped bytes without a word (a review resumed one with other
+    critic weights and replay); the zip's checksums catch it, and the message says how to go on."""
+    import random
+
+    import pytest
+    from rl_i2it.core.checkpoint import TRAIN_FORMAT, load
+    from rl_i2it.errors import UserError
+    path = tmp_path / "checkpoint.pt"
+    atomic_save({"format": TRAIN_FORMAT, "x": torch.randn(300, 300)}, path)
+    assert load(path)["x"].shape == (300, 300)
+    data = bytearray(path.read_bytes())
+    for i in random.Random(0).sample(range(len(data) // 4, len(data) // 2), 10):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"damaged \(.* fails its checksum\); to go on from the run's policy.pt: "
+                                        r"`rl-i2it train ... --init"):
+        load(path)

@@ -43,13 +43,25 @@ def checkpoint_file(path: str | Path) -> Path:
 
 
 def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMAT)) -> dict:
-    """Load one of our checkpoints; a missing, corrupt or foreign file is a ``UserError``."""
+    """Load one of our checkpoints; a missing, corrupt or foreign file is a ``UserError``. The
+    zip's checksums are checked first: ``torch.load`` reads flipped bytes without a word (a
+    damaged training checkpoint resumed with other weights and replay)."""
+    import zipfile
     path = checkpoint_file(path)
+    way_on = (f"; to go on from the run's policy.pt: `rl-i2it train ... --init {path.parent} --out NEW` (critic, "
+              f"optimisers and replay start afresh)" if path.name == "checkpoint.pt" else "")
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        bad = None                            # not a zip (or cut off): torch.load names it below
+    if bad is not None:
+        raise UserError(f"cannot read checkpoint {path}: damaged ({bad} fails its checksum){way_on}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged or foreign file
         raise UserError(f"cannot read checkpoint {path}: not a valid torch file "
-                        f"({exc.__class__.__name__})") from None
+                        f"({exc.__class__.__name__}){way_on}") from None
     if not isinstance(obj, dict) or obj.get("format") not in expect:
         raise UserError(f"{path} is not an rl-i2it checkpoint")
     return obj

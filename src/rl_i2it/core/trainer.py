@@ -410,9 +410,11 @@ class Trainer:
         last_ckpt, stats, scores = time.monotonic(), {}, []
         self.stopped = False
         ok = False
-        old_handler = None
-        if threading.current_thread() is threading.main_thread():
-            old_handler = signal.signal(signal.SIGINT, self._request_stop)
+        old_handlers = {}          # Ctrl-C; and under no torchrun (which ends its workers so) the SIGTERM of kill,
+        if threading.current_thread() is threading.main_thread():      # Slurm, Docker, systemd, and a closed terminal's SIGHUP
+            stops = [signal.SIGINT] + ([] if parallel.launched() else
+                                       [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)])
+            old_handlers = {sig: signal.signal(sig, self._request_stop) for sig in stops}
         try:
             while self._go_on(not self._done()):
                 start = time.monotonic()
@@ -468,8 +470,8 @@ class Trainer:
             raise UserError(f"training stopped: {exc}; the last good checkpoint in {self.run_dir} is kept "
                             f"(lower the learning rates or raise sac.grad_clip, then resume)") from None
         finally:
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             bar.close()
             if log is not None:
                 log.close()
@@ -498,12 +500,14 @@ class Trainer:
             soft_update(self.policy_avg, self.policy, 1 - min(self.cfg.train.policy_ema, (n + 1) / (n + 10)))
 
     def _request_stop(self, signum, frame) -> None:
-        """First Ctrl-C: end the episode after the step under way, save, stop. A second one stops at once."""
+        """First Ctrl-C (or SIGTERM, SIGHUP): end the episode after the step under way, save, stop. A
+        second one stops at once."""
         if self.stopped:
             raise KeyboardInterrupt
         self.stopped = True
         if self.verbose:
-            print("\nstopping after this step (Ctrl-C again to abort without saving) ...")
+            what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\n{what}: stopping after this step (Ctrl-C again to abort without saving) ...")
 
     def _log(self, log, stats: dict, scores: list) -> None:
         """One line of ``metrics.jsonl``: the mean of each update log since the last line and of the
