@@ -237,7 +237,7 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     if SETS.get(name, o.dims) != o.dims:
         raise UserError(f"--pairs {name} is a {SETS[name]}D set; {run} is a {o.dims}D model")
     own = not args.pairs
-    if own and name.startswith("manifest:"):   # its CSV's rows or split column changed since: refused
+    if own:            # its CSV's rows or split column (or a named set's making) changed since: refused
         _same_training_data(run, task)
     given = f"--pairs {args.pairs}" if args.pairs else f"the run's pairs ({name})"
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel or (own and o.by_voxel))
