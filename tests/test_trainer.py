@@ -391,3 +391,16 @@ def test_a_run_shorter_than_log_every_logs_its_updates_and_names_its_score(tmp_p
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["updates"] == tr.counters["updates"] >= 3 and "critic_loss" in rows[0]
     assert seen == {"score_name": "Dice"}
+
+
+def test_a_budget_already_spent_says_nothing_was_trained(tmp_path, digits, capsys):
+    """Resumed with --steps below what the run holds: nothing trains, and a line says so (the
+    command's last line, "trained N updates", read as if it had)."""
+    from rl_i2it.core.trainer import train_run
+    run(tmp_path / "r", digits, 8)
+    done = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["counters"]["updates"]
+    cfg = load_config(None, merge(FAST, {"task_options": dict(SMALL, transform="cross"), "train": {"steps": 4}}))
+    capsys.readouterr()
+    counters = train_run(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits))
+    assert counters["updates"] == done
+    assert f"nothing to train: {tmp_path / 'r'} holds {done} updates" in capsys.readouterr().out

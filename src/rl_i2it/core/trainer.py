@@ -146,9 +146,12 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
             if verbose:
                 print(f"fine-tune {i + 1} of {k} (seed {one.seed}) -> {sub}")
         trainer = Trainer(one, sub, task=task, verbose=verbose)
+        before = trainer.counters["updates"]
         if trainer.resumed and verbose:
-            print(f"resuming {sub} at update {trainer.counters['updates']}")
+            print(f"resuming {sub} at update {before}")
         total = {name: total.get(name, 0) + v for name, v in trainer.train().items()}   # Ctrl-C: Stopped
+        if trainer.resumed and verbose and trainer.counters["updates"] == before:
+            print(f"nothing to train: {sub} holds {before} updates, as many as its budget asks or more")
         if k == 1:
             return total
     if not lead:
