@@ -51,8 +51,10 @@ def test_one_training_per_folder_and_a_replay_too_big_to_save_is_said(tmp_path, 
     from rl_i2it.core.checkpoint import lock_run
     first = Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
     with lock_run(tmp_path / "r"):                       # as another process training there holds it
+        busy = DigitsTask(cfg.task_options, data=digits)
+        busy.load_training_data = lambda: pytest.fail("refused only after loading the data")   # refused first
         with pytest.raises(UserError, match="another training is running in"):
-            Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)
+            Trainer(cfg, tmp_path / "r", task=busy, verbose=False)
         with pytest.raises(UserError, match="another training is running in"):
             first.train()
     again = Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=False)

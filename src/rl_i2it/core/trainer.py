@@ -202,6 +202,8 @@ class Trainer:
                             f"train_run (what `rl-i2it train` runs) trains and averages the fine-tunes")
         self.run_dir = Path(run_dir)
         refuse_another_task(self.run_dir, cfg.task)
+        if parallel.rank() == 0 and (self.run_dir / ".lock").is_file():   # another training here: said now, not
+            ckpt.lock_run(self.run_dir).close()     # after loading its checkpoint, data and replay (GiBs in 3D)
         self.device = parallel.init(resolve_device(cfg.device))    # torchrun: this rank's device
         self.lead = parallel.rank() == 0          # the rank that writes the run directory
         self.verbose = verbose and self.lead
