@@ -71,6 +71,9 @@ def test_psnr_analytic_offset():
     a, b = (x * 255).round().byte(), ((x + 0.1) * 255).round().byte()
     torch.testing.assert_close(psnr(a, b, max_val=255.0), psnr(a.float(), b.float(), max_val=255.0))
     torch.testing.assert_close(ssim(a, b, max_val=255.0), ssim(a.float(), b.float(), max_val=255.0))
+    for metric in (psnr, ssim):                    # uint8 at the default max_val 1: refused (psnr read -27 dB)
+        with pytest.raises(ValueError, match="uint8 images with max_val=1: give max_val=255"):
+            metric(a, b)
     # an error in one channel of three: MSE / 3
     y = x.clone()
     y[:, 0] += 0.1

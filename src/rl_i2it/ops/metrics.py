@@ -107,11 +107,13 @@ def jacobian_stats(disp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return neg, ((logs - mu) ** 2).nanmean(1).sqrt()
 
 
-def _image_pair(pred: torch.Tensor, target: torch.Tensor,
-                mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _image_pair(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None,
+                max_val: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Check a pair of images ``[B, C, H, W]``; return them as floats (integer images, such as uint8
     with ``max_val=255``, are measured in float32, not in their own wrapping arithmetic) and the
-    pixel weights ``[B, 1, H, W]``."""
+    pixel weights ``[B, 1, H, W]``. uint8 images with ``max_val`` 1 are refused (they scored -27 dB)."""
+    if torch.uint8 in (pred.dtype, target.dtype) and max_val < 255:
+        raise ValueError(f"uint8 images with max_val={max_val:g}: give max_val=255, or floats in [0, 1]")
     pred, target = (x if x.is_floating_point() else x.float() for x in (pred, target))
     if pred.dim() != 4:
         raise ValueError(f"expected images [B, C, H, W], got {tuple(pred.shape)}")
@@ -142,7 +144,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
         >>> psnr(x, (x + 0.1)).round()            # an offset of 0.1 everywhere: MSE 0.01
         tensor([20., 20.])
     """
-    pred, target, weights = _image_pair(pred, target, mask)
+    pred, target, weights = _image_pair(pred, target, mask, max_val)
     err = ((pred - target) ** 2).sum(1, keepdim=True)                     # summed over channels
     mse = (err * weights).flatten(1).sum(1) / (weights.flatten(1).sum(1) * pred.shape[1])
     return 10 * torch.log10(max_val ** 2 / mse.clamp_min(eps))
@@ -186,7 +188,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
         >>> ssim(x, x)
         tensor([1., 1.])
     """
-    pred, target, weights = _image_pair(pred, target, mask)
+    pred, target, weights = _image_pair(pred, target, mask, max_val)
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd number, got {window}")
     if sigma <= 0:
