@@ -112,13 +112,14 @@ def read_image(path: str | Path, mode: str = "L") -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
-def read_alpha(path: str | Path) -> torch.Tensor | None:
+def read_alpha(path: str | Path, colour_key: bool = True) -> torch.Tensor | None:
     """An image's transparency ``[1, H, W]`` in [0, 1], upright as ``read_image`` reads it, or None
-    where every pixel is opaque: what ``stylize`` puts back on its result (a logo, a cut-out)."""
+    where every pixel is opaque: what ``stylize`` puts back on its result (a logo, a cut-out).
+    ``colour_key``: a palette or colour key's transparency (PNG's tRNS) counts too."""
     path = check_image_file(path)
     try:
         with Image.open(path) as im:
-            if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in im.info:
+            if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and not (colour_key and "transparency" in im.info):
                 return None
             a = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"), np.float32)[..., 3] / 255
     except READ_ERRORS as exc:
@@ -208,11 +209,9 @@ def read_transparent(path: str | Path) -> torch.Tensor | None:
     """``[1, H, W]`` bool: the pixels an image's alpha channel makes transparent (alpha < 128, as
     image editors and inpainting tools erase a hole), or None where it has none (no alpha band:
     a colour key, PNG's tRNS, is not read as one)."""
-    with Image.open(check_image_file(path)) as im:
-        if "A" not in im.getbands():
-            return None
-        alpha = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))[..., 3]
-    return torch.from_numpy(alpha < 128)[None] if (alpha < 128).any() else None
+    alpha = read_alpha(path, colour_key=False)
+    hole = None if alpha is None else alpha < 128 / 255
+    return hole if hole is not None and hole.any() else None
 
 
 def read_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:
