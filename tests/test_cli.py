@@ -64,7 +64,11 @@ def test_translate_one_pair_every_step(tmp_path, run_dir, digits, capsys):
     assert {"warped.png", "field.npy", "grid.png", "results.csv", "step_01.png", "step_03.png"} <= {p.name for p in out.iterdir()}
     assert np.load(out / "field.npy").shape == (2, 28, 28)
     assert Image.open(out / "warped.png").size == (28, 28)
-    assert "mean Dice" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    from rl_i2it.ops.metrics import binary_dice
+    from rl_i2it.data.images import read_image
+    start = float(binary_dice(read_image(m)[None, :1], read_image(f)[None, :1])[0])
+    assert f"mean Dice {start:.3f} -> " in said                      # where the pair started, then where it ended
     mine = [out / "step_1_of_my_tutorial.png", out / "step_2023-05-01.png", out / "0001_step_9.png"]
     for p in mine:                                       # the user's files under step-like names
         p.write_bytes(b"mine")
@@ -99,7 +103,7 @@ def test_translate_pairs_csv(tmp_path, run_dir, digits, capsys):
     names = {p.name for p in out.iterdir()}
     assert {"0000_warped.png", "0002_field.npy", "results.csv"} <= names and "0003_warped.png" not in names
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert len(rows) == 3 and all(0 <= float(r["dice"]) <= 1 for r in rows)
+    assert len(rows) == 3 and all(0 <= float(r["dice"]) <= 1 and 0 <= float(r["dice_before"]) <= 1 for r in rows)
     (out / "0002_notes.txt").write_text("mine")
     with open(tmp_path / "one.csv", "w", newline="", encoding="utf-8-sig") as fh:   # a BOM, as spreadsheets write
         fh.write("Moving, Fixed\nd0.png,d1.png\n")
@@ -108,7 +112,7 @@ def test_translate_pairs_csv(tmp_path, run_dir, digits, capsys):
                                                      "grid.png", "results.csv"]
     (tmp_path / "bad.csv").write_text("moving,fixed\nd0.png,d1.png\nd1.png,missing.png\n")
     fails(capsys, ["translate", str(run_dir), "--pairs", str(tmp_path / "bad.csv"), "--out", str(out)],
-          "bad.csv, row 2: image not found")
+          "bad.csv, row 2 (line 3): image not found")
     (tmp_path / "nohead.csv").write_text("a,b\nd0.png,d1.png\n")
     assert "labels" not in fails(capsys, ["translate", str(run_dir), "--pairs", str(tmp_path / "nohead.csv"),
                                           "--out", str(out)], "needs a header with columns moving,fixed")
@@ -163,7 +167,6 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "sac.nosuch=1", "--out", str(tmp_path / "a")], "unknown config key sac.nosuch (known:")
     fails(capsys, ["train", "digits", "--steps", "1", "--set", "train.log_every=0", "--out", str(tmp_path / "a")],
           "train.log_every must be >= 1")
-    fails(capsys, ["experiment", "digits", "--minutes", "0", "--out", str(tmp_path / "x")], "--minutes must be > 0")
     for key, value, said in (("sac.aux_weight", "-1", "sac.rl_weight and sac.aux_weight must be >= 0"),
                              ("sac.entropy_steps", "-3", "sac.entropy_steps must be >= 0"),
                              ("task_options.reward_scale", "nan", "task_options.reward_scale must be a finite number"),
@@ -200,6 +203,8 @@ def test_bad_training_requests(tmp_path, run_dir, capsys):
                          ("train.horizon=-1", "train.n_envs and train.horizon must be >= 1")):
         fails(capsys, ["train", "digits", "--steps", "1", "--set", bad, "--out", str(tmp_path / "a")], message)
     fails(capsys, ["train", "digits", "--steps", "1", "--out", ""], "--out is empty")
+    for argv in (["experiment", "digits", "--minutes", "0.1"], ["eval", str(tmp_path)], ["stylize", "x.pt", "--content", "c.png"]):
+        fails(capsys, [*argv, "--out", " "], "--out is empty")                     # every command: not the folder here
     for sets, message in ((["train.learning_starts=64", "train.replay_size=100"], "no update would ever run"),
                           (["sac.lr_critic=nan"], "sac.lr_critic must be a finite number"),
                           (["sac=1", "sac.gamma=0.9"], "--set sac.gamma clashes with another --set of sac"),
@@ -324,7 +329,7 @@ def test_eval_and_train_refuse_bad_requests_before_any_work(tmp_path, run_dir, c
     fails(capsys, ["eval", str(run_dir), "--out", str(tmp_path / "file" / "ev")], "is a file")
     assert not out.exists()
     fails(capsys, ["train", "digits", "--out", str(tmp_path / "r")], "stopping rule")
-    fails(capsys, ["train", "digits", "--steps", "2", "--horizon", "0", "--out", str(tmp_path / "r")], "horizon")
+    fails(capsys, ["train", "digits", "--steps", "2", "--set", "train.horizon=0", "--out", str(tmp_path / "r")], "horizon")
     assert not (tmp_path / "r").exists()
 
 
@@ -423,7 +428,10 @@ def test_huge_image_and_out_of_memory_are_one_line(tmp_path, run_dir, digits, ca
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
                            "you tried to allocate 88800000000 bytes.")
     monkeypatch.setattr(cli, "cmd_stylize", no_memory)
-    fails(capsys, ["stylize", "x.pt", "--content", "c.png", "--out", str(tmp_path / "o")], "out of memory")
+    fails(capsys, ["stylize", "x.pt", "--content", "c.png", "--out", str(tmp_path / "o")],
+          "): use smaller images (--size")                                  # advice for the command at hand
+    monkeypatch.setattr(cli, "cmd_train", no_memory)
+    fails(capsys, ["train", "digits", "--steps", "1", "--out", str(tmp_path / "o")], "): use a smaller train.replay_size")
 
     def bug(args):
         raise RuntimeError("shape mismatch")                     # not a memory error: a real traceback
@@ -465,13 +473,19 @@ def test_ctrl_c_outside_training_is_one_line_exit_130(tmp_path, monkeypatch, cap
     monkeypatch.setattr(cli, "cmd_data", interrupted)
     assert main(["data", "fetch", "mnist"]) == 130
     assert capsys.readouterr().err.strip() == "rl-i2it: interrupted"
+    monkeypatch.setattr(cli, "build_parser", lambda: interrupted(None))    # in the first second, before the command
+    assert main(["data", "fetch", "mnist"]) == 130
+    assert capsys.readouterr().err.strip() == "rl-i2it: interrupted"
 
 
 def test_argparse_errors_are_one_line_exit_2(capsys):
     """`--minutes abc`, a missing option, an unknown command: one `rl-i2it: error:` line, exit 2."""
     for argv, message in ((["train", "digits", "--minutes", "abc"], "invalid float value: 'abc'"),
                           (["register", "run"], "required: --out"),
-                          (["nosuch"], "invalid choice: 'nosuch'")):
+                          (["nosuch"], "invalid choice: 'nosuch'"),
+                          (["experiment", "digits", "--minutes", "0"], "argument --minutes: must be above 0, got 0"),
+                          (["train", "digits", "--steps", "-5"], "argument --steps: must be above 0"),   # the flag,
+                          (["train", "digits", "--horizon", "0"], "argument --horizon: must be above 0")):  # not a key
         with pytest.raises(SystemExit) as exc:
             main(argv)
         err = capsys.readouterr().err.strip().splitlines()

@@ -215,7 +215,7 @@ def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys)
                                         f"{pair['fixed']},{pair['moving']},,\n")
     out = tmp_path / "out"
     (tmp_path / "bad.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n{pair['moving']},nope.nii.gz\n")
-    fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "bad.csv"), "--out", str(out)], "bad.csv, row 2:")
+    fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "bad.csv"), "--out", str(out)], "bad.csv, row 2 (line 3):")
     assert not out.exists()
     fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "pairs.csv"), "--moving", str(pair["moving"]),
                    "--out", str(out)], "leave out --moving")
@@ -264,7 +264,7 @@ def test_register_pairs_csv_registers_every_row(reg_run, pair, tmp_path, capsys)
           "--fixed-labels goes with moving_labels column")
     (tmp_path / "gap.csv").write_text(f"moving,fixed\n{pair['moving']},{pair['fixed']}\n{pair['moving']},\n")
     fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "gap.csv"), "--out", str(tmp_path / "x")],
-          "gap.csv, row 2: every row needs moving and fixed")
+          "gap.csv, row 2 (line 3): every row needs moving and fixed")
     assert "[,fixed," not in fails(capsys, ["register", str(reg_run), "--pairs", str(tmp_path / "m.csv"), "--out",
                                             str(tmp_path / "x")], "needs a header with columns moving,fixed")
 
@@ -501,23 +501,40 @@ def test_eval_scores_baseline_runs_beside_it(reg_run, pair, tmp_path, capsys):
     assert "--norl" in err and "was trained with RL: the table names it w/o RL" in err
 
 
-def test_eval_takes_a_named_pair_set_at_the_split(reg_run, reg_pairs, tmp_path, monkeypatch):
+def test_eval_takes_a_named_pair_set_at_the_split(reg_run, reg_pairs, tmp_path, monkeypatch, capsys):
     """--pairs brain2d-inter --split valid scores the run on that set's valid pairs (the loader is
     stubbed: the real set needs the MNI152 and ch2 files)."""
     import json
     import rl_i2it.data.pairs as pairs_mod
-    asked = []
+    asked, changed = [], []
 
     def fake_load(name, split="train", n=256, size=128, by_voxel=False):
         asked.append((name, split))
-        return reg_pairs["test"]
+        from dataclasses import replace                          # (the run's own pairs: checked unchanged)
+        ps = replace(reg_pairs["train" if split == "train" else "test"], name=name)
+        return replace(ps, fixed=ps.fixed.flip(-1)) if split == "train" and changed else ps
     monkeypatch.setattr(pairs_mod, "load_pairs", fake_load)
     out = tmp_path / "ev"
     assert main(["eval", str(reg_run), "--pairs", "brain2d-inter", "--split", "valid", "--steps", "1",
                  "--out", str(out)]) == 0
-    assert asked == [("brain2d-inter", "valid")]
+    assert asked == [("brain2d-inter", "valid"), ("brain2d", "train")]
     res = json.loads((out / "results.json").read_text())
     assert res["pairs"] == "brain2d-inter" and res["split"] == "valid" and res["n"] == len(reg_pairs["test"])
+    import shutil
+    import torch
+    from rl_i2it.core import checkpoint as ckpt
+    old = tmp_path / "old"                 # a brain run of a version before the split by height: no fingerprint
+    shutil.copytree(reg_run, old)
+    saved = ckpt.load(old / "policy.pt")
+    saved.pop("data")
+    torch.save(saved, old / "policy.pt")
+    for argv in (["--pairs", "brain2d-inter"], ["--onestep", str(old)]):
+        assert main(["eval", str(reg_run if "--onestep" in argv else old), *argv, "--steps", "1",
+                     "--out", str(tmp_path / "e")]) == 2
+        assert "trained by an older version on brain2d's former slices" in capsys.readouterr().err
+    changed.append(True)                                             # its training pairs changed since
+    assert main(["eval", str(reg_run), "--pairs", "brain2d-inter", "--out", str(tmp_path / "e")]) == 2
+    assert "was trained on other data" in capsys.readouterr().err
 
 
 def test_eval_refuses_pairs_and_baselines_that_do_not_fit(reg_run, run_dir, pair, tmp_path, capsys):  # noqa: F811

@@ -310,7 +310,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, models, capsys, 
     assert main(["stylize", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rl-i2it: error:") and "\n" not in err
-    assert case != "pairs_missing_file" or "p2.csv, row 2: image not found" in err
+    assert case != "pairs_missing_file" or "p2.csv, row 2 (line 3): image not found" in err
+    assert case != "arb_without_style" or err.endswith("give --style")               # no style column without --pairs
+    assert case != "pairs_missing_style" or err.endswith("give --style (or a style column)")
     assert case != "still_as_video" or "still image" in err
     assert case != "pairs_style_to_one" or ("trained for one style" in err and "row" not in err)   # --style's fault
     assert not case.startswith("tiny") or "needs at least 16x16" in err
@@ -428,12 +430,14 @@ def test_a_video_model_starts_from_an_image_model(tmp_path, models, digits, caps
     assert main(["train", "style", "--video", "--init", str(models["arb"]), "--style", str(models["style"]),
                  "--steps", "2", *SET, "--set", f"task_options.content={models['root'] / 'content'}",
                  "--out", str(tmp_path / "cli")]) == 0
-    said = capsys.readouterr().out
+    cap = capsys.readouterr()
+    said = cap.out
     assert "tensors (the rest start fresh)" in said and "the average of the 3 fine-tunes' weights" in said
+    assert "it is an arbitrary-style model, this run trains a one-style model" in cap.err     # said, not refused
     assert all((tmp_path / "cli" / f"fine_tune_{i}" / "policy.pt").is_file() for i in range(3))   # the preset's 3
 
 
-def test_train_keeps_named_styles_and_makes_paths_absolute(tmp_path, monkeypatch):
+def test_train_keeps_named_styles_and_makes_paths_absolute(tmp_path, monkeypatch, capsys):
     from rl_i2it.cli import _overrides, build_parser
     monkeypatch.chdir(tmp_path)
     parse = build_parser().parse_args
@@ -444,3 +448,25 @@ def test_train_keeps_named_styles_and_makes_paths_absolute(tmp_path, monkeypatch
     from rl_i2it.config import load_config, merge
     over = _overrides(parse(["train", "style", "--arbitrary", "--styles", "mine"]))
     assert load_config(None, merge({"task": "style"}, over)).task_options["styles"] == str(tmp_path / "mine")
+    (tmp_path / "photos").mkdir()                          # a folder named as our set: ours, with a note
+    over = _overrides(parse(["train", "style", "--arbitrary", "--styles", "photos"]))
+    assert load_config(None, merge({"task": "style"}, over)).task_options["styles"] == "photos"
+    assert "is our own 'photos', not ./photos here (give ./photos for yours)" in capsys.readouterr().err
+    load_config(None, merge({"task": "style"}, over))
+    assert capsys.readouterr().err == ""                                                   # said once
+    over = _overrides(parse(["train", "style", "--arbitrary", "--styles", "./photos"]))
+    assert load_config(None, merge({"task": "style"}, over)).task_options["styles"] == str(tmp_path / "photos")
+
+
+def test_styles_go_with_any_arbitrary_config(tmp_path, monkeypatch):
+    """--styles is refused without an arbitrary model, and taken by a video one made arbitrary."""
+    from rl_i2it.core import trainer
+    seen = {}
+    monkeypatch.setattr(trainer, "train_run", lambda cfg, run, **kw: seen.setdefault("cfg", cfg) and
+                        {"updates": 0, "seconds": 0.0})
+    (tmp_path / "mine").mkdir()
+    assert main(["train", "style", "--video", "--styles", str(tmp_path / "mine"), "--steps", "1",
+                 "--out", str(tmp_path / "v")]) == 2 and not seen
+    assert main(["train", "style", "--video", "--set", "task_options.arbitrary=true", "--styles", str(tmp_path / "mine"),
+                 "--steps", "1", "--out", str(tmp_path / "v")]) == 0
+    assert seen["cfg"].task_options["styles"] == str(tmp_path / "mine")

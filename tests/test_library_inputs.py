@@ -161,3 +161,10 @@ def test_load_config_refuses_what_would_fail_later():
         load_config(None, {"task_options": {"transfrom": "random"}})
     with pytest.raises(UserError, match="task_options.size must be a multiple of 4"):
         load_config(None, {"task": "style", "task_options": {"size": 30}})
+
+
+def test_the_package_lists_its_entry_points():
+    """`dir(rl_i2it)` (tab completion) shows the lazily imported names, and each one resolves."""
+    import rl_i2it
+    assert {"load_config", "Trainer", "train_run", "load_policy", "UserError"} <= set(dir(rl_i2it))
+    assert all(callable(getattr(rl_i2it, name)) for name in rl_i2it.__all__)

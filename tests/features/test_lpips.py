@@ -74,3 +74,15 @@ def test_function_caches_per_net_and_device(monkeypatch, smooth):
     lp.lpips(x, y, net="vgg")
     assert built == ["alex", "vgg"] and torch.equal(d1, d2)
     assert set(lp._CACHE) == {("alex", "cpu"), ("vgg", "cpu")}
+
+
+def test_function_refuses_0_255_floats(monkeypatch, smooth):
+    monkeypatch.setattr(lp, "_CACHE", {("alex", "cpu"): LPIPS("alex", pretrained=False)})
+    x, y = smooth(1, 64), smooth(1, 64, seed=1)
+    with pytest.raises(ValueError, match="divide by 255"):
+        lp.lpips(x * 255, y * 255)
+    with pytest.raises(ValueError, match=r"give \(x \+ 1\) / 2"):
+        lp.lpips(2 * x - 1, y)
+    with pytest.raises(ValueError, match="NaN"):
+        lp.lpips(x * float("nan"), y)
+    assert lp.lpips(x, y.clamp(0, 1) * 1.2)[0] > 0          # a little beyond 1 is a generated image, measured

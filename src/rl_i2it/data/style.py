@@ -97,9 +97,12 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int = 0):
         if not files:
             raise UserError(f"no frames ({', '.join(FRAME_EXT)}) in {path}")
         files = files[::every][:max_frames or None]
-        sizes = {_shown_size(p) for p in progress(files, f"checking {len(files)} frames", "frame")}
-        if len(sizes) > 1:
-            raise UserError(f"the frames in {path} differ in size")
+        sizes = [_shown_size(p) for p in progress(files, f"checking {len(files)} frames", "frame")]
+        odd = next((i for i, s in enumerate(sizes) if s != sizes[0]), None)
+        if odd is not None:
+            (w0, h0), (w1, h1) = sizes[0], sizes[odd]
+            raise UserError(f"the frames in {path} differ in size: {files[0].name} is {w0}x{h0}, {files[odd].name} "
+                            f"{w1}x{h1} (a video's frames share one size: bring them to one first)")
         for p in files:
             yield _read_rgb(p)
         return
@@ -397,7 +400,7 @@ def folder_crops(folder: str | Path, size: int, n: int, split: str, seed: int = 
     """Crops as ``content_crops`` of the images and videos in a user's folder."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"content folder not found: {folder}")
+        raise UserError(f"content folder {folder}: {'it is a file, not a folder' if folder.exists() else 'not found'}")
     pics = []
     for p in image_files(folder, FRAME_EXT + VIDEO_EXT, recursive=True):
         if p.suffix.lower() in FRAME_EXT:
@@ -472,7 +475,8 @@ def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tu
         return [item for part in source.split("+") for item in STYLE_SOURCES[part](n, seed, size)]
     folder = Path(source)
     if not folder.is_dir():
-        raise UserError(f"styles folder not found: {folder} (or use made, photos, made+photos)")
+        raise UserError(f"styles folder {folder}: {'it is a file, not a folder' if folder.exists() else 'not found'} "
+                        f"(or use made, photos, made+photos)")
     files = image_files(folder, FRAME_EXT, recursive=True)
     if not files:
         raise UserError(f"no style images in {folder}")

@@ -313,6 +313,12 @@ def _one_edit_apart(a: str, b: str) -> bool:
     return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
 
+def row_words(i: int, row: dict) -> str:
+    """How a message names row ``i`` (from 0) of ``read_manifest``: its number among the rows that
+    hold something (the output ``NNNN`` = number - 1) and, blank lines counted, its line in the file."""
+    return f"row {i + 1} (line {row['line']})" if row.get("line") else f"row {i + 1}"
+
+
 def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixed"),
                   optional: tuple[str, ...] = ("moving_labels", "fixed_labels"),
                   text: tuple[str, ...] = ()) -> list[dict[str, Path | str | None]]:
@@ -322,7 +328,7 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
     an empty optional cell is None. ``text`` columns (optional) are kept as lower-case strings (None
     when empty), under their key only where the CSV has the column. Other columns are ignored, but
     one a typo away from a known column the header lacks (``moving_label``, ``spilt``) is refused:
-    it would drop labels or a split without a word."""
+    it would drop labels or a split without a word. Each row also holds its ``line`` in the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"pairs file not found: {path}")
@@ -345,19 +351,19 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = ("moving", "fixe
                              ((";", "semicolons"), ("\t", "tabs")) if sep in one), "")
                 raise UserError(f"{path}: needs a header with columns {','.join(required)}"
                                 + (f"[,{','.join(optional)}]" if optional else "") + hint)
-            rows = [r for r in reader                 # a line of spaces or empty cells is blank too: skipped (row
+            rows = [(r, reader.line_num) for r in reader    # a line of spaces or empty cells is blank too: skipped
                     if any((v or "").strip() for v in [*r.values(), *(r.get(None) or [])] if isinstance(v, str))]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
         raise UserError(f"{path}: no rows (no pairs)")
     out = []
-    for i, r in enumerate(rows):            # row N: the N-th row that holds something (output NNNN = N - 1)
-        where = f"row {i + 1}"
+    for i, (r, line) in enumerate(rows):
+        where = row_words(i, {"line": line})
         if any((v or "").strip() for v in r.get(None) or []):     # cells past the header's: trailing commas fine
             raise UserError(f"{path}, {where}: more cells than the header has columns (a comma in a file "
                             f"name? put the name in double quotes)")
-        row = {}
+        row = {"line": line}
         for c in (*required, *optional):
             v = (r.get(c) or "").strip()
             v = (Path(v).expanduser() if v == "~" or v.startswith("~/") else Path(v)) if v else None   # ~/: home

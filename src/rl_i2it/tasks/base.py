@@ -76,6 +76,11 @@ class Task:
         resume checks that they are what the run was trained on (``checkpoint.data_fingerprint``)."""
         return []
 
+    def init_differences(self, other) -> list[str]:
+        """What in ``other`` (the task options of a run this one starts from, ``train.init``) makes
+        its weights a start for another model than this one, in words (none: nothing to say)."""
+        return []
+
     def check_critic_pool(self) -> None:
         """The critic's ``critic_pool`` must divide the image side ``size`` (tasks that have both)."""
         o = self.options

@@ -349,7 +349,8 @@ def register(task: DigitsTask, policy, fixed: torch.Tensor, moving: torch.Tensor
              sample: bool = False) -> dict:
     """Register ``moving`` onto ``fixed`` (``[B, 1, 28, 28]``) in ``steps`` steps.
 
-    Returns ``{"steps": [B,1,28,28] per step, "field": [B,2,28,28] accumulated, "dice": [B]}``.
+    Returns ``{"steps": [B,1,28,28] per step, "field": [B,2,28,28] accumulated, "dice": [B] (of the
+    last step's image and ``fixed``), "dice_before": [B] (of ``moving`` and ``fixed``)}``.
     """
     from ..core.rollout import check_steps, rollout
     from ..data.images import as_unit_pairs
@@ -357,8 +358,9 @@ def register(task: DigitsTask, policy, fixed: torch.Tensor, moving: torch.Tensor
     fixed, moving = as_unit_pairs(fixed, moving, ("fixed", "moving"), 1, SIZE)
     env = task.make_env(0, torch.Generator(), "eval")
     state = env.start(fixed.to(task.device), moving.to(task.device))
+    before = env.score.cpu()
     images = [s["current"].cpu() for _, s, _, _ in rollout(policy, task, env, state, steps, sample)]
-    return {"steps": images, "field": env.field.cpu(), "dice": env.score.cpu()}
+    return {"steps": images, "field": env.field.cpu(), "dice": env.score.cpu(), "dice_before": before}
 
 
 def chain_grid(task: DigitsTask, policy, path, steps: int = 10, length: int = 5, rows: int = 4,

@@ -429,9 +429,13 @@ BASELINE_STEPS = {"onestep": 1, "norl": 10}
 
 def evaluate_run(run, pairs, steps=(1, 10, 20), adaptive: int = 0, device="cpu", affine: bool = False):
     """Load a run directory and score it on ``pairs`` (``evaluate_policy``):
-    ``(task, policy, {"t{T}" | "adaptive": summary with "params"})``."""
-    from ..core.trainer import load_policy
+    ``(task, policy, {"t{T}" | "adaptive": summary with "params"})``; a run of a named set whose
+    pairs changed since it trained is refused (``same_training_data``)."""
+    from ..core.trainer import load_policy, same_training_data
+    from ..data.pairs import SETS
     task, policy, _ = load_policy(run, device)
+    if pairs.name in SETS and task.options.pairs in SETS:      # a run of ours on our pairs: trained on them?
+        same_training_data(run, task)
     task._pairs["test"] = pairs
     return task, policy, evaluate_policy(task, policy, pairs, steps, adaptive=adaptive, affine=affine)
 
@@ -460,6 +464,29 @@ def mid_slices(vol: torch.Tensor) -> list[torch.Tensor]:
         return [vol]
     d, h, w = vol.shape[1:]
     return [vol[:, d // 2], vol[:, :, h // 2], vol[:, :, :, w // 2]]
+
+
+def upright(pictures: list[torch.Tensor], image) -> list[torch.Tensor]:
+    """``mid_slices``'s (or ``grid_slices``'s) pictures of a NIfTI ``image`` (a ``Volume``: its
+    affine, RAS) turned as ITK-SNAP and 3D Slicer show it: superior, else anterior, up; the
+    patient's left on the right (radiological) and, in a sagittal slice, anterior on the left; that
+    is, each picture axis runs toward a falling RAS coordinate, the one along the higher world axis
+    (z, then y) down. A picture (PNG: rows posterior, columns left) stays as it is, and so does an
+    MRC map (its viewers show x right and y up: no anatomy to put up)."""
+    import numpy as np
+    if image.kind != "nifti":
+        return pictures
+    n = image.array.ndim
+    world = np.abs(image.affine[:3, :n]).argmax(0)             # the world axis of each array axis
+    sign = np.sign(image.affine[world, range(n)])
+    planes = [(0, 1)] if n == 2 else [(1, 2), (0, 2), (0, 1)]
+    out = []
+    for pic, (a, b) in zip(pictures, planes):
+        if world[a] < world[b]:                     # the axis along the higher world axis goes down
+            pic, (a, b) = pic.transpose(-1, -2), (b, a)
+        flips = [d for d, ax in ((-2, a), (-1, b)) if sign[ax] > 0]
+        out.append(pic.flip(flips) if flips else pic)
+    return out
 
 
 def grid_slices(field: torch.Tensor, spacing: int = 8) -> list[torch.Tensor]:

@@ -272,6 +272,15 @@ class StyleTask(Task):
             raise UserError("task_options.motion = real moves a video model's training clips and the temporal "
                             "term: this model has neither (video = false, temporal_weight = 0)")
 
+    def init_differences(self, other) -> list[str]:
+        o = self.options
+        if other.arbitrary != o.arbitrary:
+            kind = {True: "an arbitrary-style model", False: "a one-style model"}
+            return [f"it is {kind[other.arbitrary]}, this run trains {kind[o.arbitrary]}"]
+        if not o.arbitrary and other.style != o.style:
+            return [f"its style is {other.style}, this run's {o.style}"]
+        return []
+
     def load_training_data(self) -> None:
         self.content_bank("train")
         self.style_bank()
