@@ -287,6 +287,10 @@ def test_eval_notes_a_main_run_trained_without_rl(tmp_path, run_dir, capsys):
     assert f"note: {run} was trained without RL in 1-step episodes: the table names it RL-I2IT" in err
     assert main(["eval", str(run_dir), "--n-moving", "2", "--steps", "1", "--out", str(tmp_path / "ev2")]) == 0
     assert "note" not in capsys.readouterr().err
+    fails(capsys, ["eval", str(run), "--style", "s.png"], "--style is for style runs")   # the error alone, no note
+    assert main(["eval", str(run_dir), "--n-moving", "2", "--transform", "inner", "--steps", "1",
+                 "--out", str(tmp_path / "ev3")]) == 0                  # 2 moving digits: 2 classes at most
+    assert "note: no test pair of classes " in capsys.readouterr().err
 
 
 def test_data_fetch_lists_the_data_not_the_lock_or_a_write_under_way(tmp_path, monkeypatch, capsys):

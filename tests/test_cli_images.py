@@ -79,7 +79,7 @@ def test_a_second_run_into_the_same_folder_leaves_only_its_own_steps(tmp_path, m
     assert main(["inpaint", str(models["inpainting"]), img, "--steps", "2", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["grid.png", "notes.txt", "result.png"]   # steps only if asked
     assert main(["inpaint", str(models["inpainting"]), img, "--out", ""]) == 2
-    assert "empty name" in capsys.readouterr().err
+    assert "--out is empty: give a folder" in capsys.readouterr().err
 
 
 def test_inpaint_takes_the_face_square_of_other_sizes_and_uses_the_centre_hole(tmp_path, models, capsys):

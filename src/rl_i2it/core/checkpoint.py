@@ -111,6 +111,13 @@ def set_rng_state(state: dict, device: torch.device | None = None) -> None:
         torch.cuda.set_rng_state(state["cuda_device"], device)
 
 
+def trained_on(obj: dict) -> str | None:
+    """The ``data_fingerprint`` of all a saved run's weights learnt from, or None where that is not
+    one known set: an older version's file, a run resumed or started (``train.init``) from weights
+    of other data. (``"data"`` is the data its replay points into, which a resume checks.)"""
+    return obj["trained_on"] if "trained_on" in obj else obj.get("data")
+
+
 def data_fingerprint(tensors: list[torch.Tensor]) -> str:
     """sha1 of the tensors' shapes and bytes (``Task.training_tensors``; milliseconds for tens of MB)."""
     h = hashlib.sha1()

@@ -95,12 +95,12 @@ fingerprint of its training pairs trained on the old, interleaved levels."""
 def same_training_data(run, task) -> None:
     """Refuse to score ``run`` when its task's training data is no longer what it trained on
     (the fingerprint in its policy.pt): its test split may now hold what it trained on."""
-    trained_on = ckpt.load(run).get("data")
-    if trained_on is None:              # a policy.pt of an older version: not known, but for the brain sets
-        if getattr(task.options, "pairs", None) in SPLIT_BY_HEIGHT:
-            raise UserError(f"{run} was trained by an older version on {task.options.pairs}'s former slices, 1 mm "
-                            f"from some of today's test slices: its scores would be on near-twins of its training "
-                            f"pairs; train it anew")
+    trained_on = ckpt.trained_on(ckpt.load(run))
+    if trained_on is None:              # not known (an older version's policy.pt, a resume on other data, an
+        if getattr(task.options, "pairs", None) in SPLIT_BY_HEIGHT:       # --init of another): but for the brains
+            raise UserError(f"{run} learnt from data not known to be {task.options.pairs}'s pairs of today (trained "
+                            f"by an older version on its former slices, 1 mm from some of today's test slices, or "
+                            f"resumed or started from such a run): train it anew into a new --out")
         return
     if trained_on != ckpt.data_fingerprint(task.training_tensors()):
         raise UserError(f"{run} was trained on other data than its task_options give now (files added, removed, "
@@ -180,7 +180,8 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
     if not lead:
         return total
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
-                      "data": trainer.data_key, "counters": total}, run_dir / "policy.pt")   # one task: one data
+                      "data": trainer.data_key, "trained_on": trainer.trained_on, "counters": total},
+                     run_dir / "policy.pt")   # one task: one data
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     plot_curves(subs, run_dir / "curves.png", score_name=trainer.task.score_name)
     if verbose:
@@ -242,6 +243,7 @@ class Trainer:
         with parallel.rank_zero_first():           # torchrun: one rank fills the data cache
             self.task.load_training_data()     # bad data fails here, before the run directory is written
         self.data_key = ckpt.data_fingerprint(self.task.training_tensors())
+        self.trained_on = self.data_key if saved is None or ckpt.trained_on(saved) == self.data_key else None
         if saved is not None and "replay" in saved and saved.get("data") != self.data_key:
             if "data" in saved:          # (no replay saved: nothing points into the data, the run goes on)
                 raise UserError(f"{self.run_dir} was trained on other data than its task_options give now (files "
@@ -297,6 +299,8 @@ class Trainer:
         task = fill(Config, obj["config"]).task
         if task != self.cfg.task:
             raise UserError(f"train.init {path} is a {task} model, this run trains {self.cfg.task}")
+        if ckpt.trained_on(obj) != self.data_key:     # its weights learnt from other (or unknown) data too
+            self.trained_on = None
         try:
             other = fill(type(self.task.options), absolute_paths(obj["config"]).get("task_options") or {}, "task_options.")
         except UserError:              # options of an older version: nothing to compare
@@ -354,7 +358,7 @@ class Trainer:
 
     def _state(self) -> dict:
         sd = {"format": ckpt.TRAIN_FORMAT, "config": self.cfg.to_dict(), "counters": dict(self.counters),
-              "world": parallel.world(), "data": self.data_key,
+              "world": parallel.world(), "data": self.data_key, "trained_on": self.trained_on,
               "policy": self.policy.state_dict(), "log_alpha": self.sac.log_alpha.detach().cpu(),
               "optim": self.sac.optim_state(), "rng": ckpt.rng_state(self.device),
               "env_gen": self.env_gen.get_state(), "sample_gen": self.sample_gen.get_state()}
@@ -426,7 +430,7 @@ class Trainer:
         ckpt.atomic_save(self._state(), self.run_dir / "checkpoint.pt")
         policy = self.policy if self.policy_avg is None else self.policy_avg
         ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": self.cfg.to_dict(), "data": self.data_key,
-                          "policy": policy.state_dict(), "counters": dict(self.counters)},
+                          "trained_on": self.trained_on, "policy": policy.state_dict(), "counters": dict(self.counters)},
                          self.run_dir / "policy.pt")
 
     # -- training -----------------------------------------------------------------------------

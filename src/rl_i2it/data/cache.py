@@ -259,14 +259,22 @@ def _recorded(folder: Path) -> dict:
 
 def intact(folder: Path, names) -> bool:
     """Whether ``names`` under ``folder`` are there with the sha256 ``record_sums`` recorded (the
-    damaged ones named on stderr); a file with no record (fetched by a version before session 35, or
-    the record lost) counts as damaged, so `rl-i2it data fetch KIND` fetches it again."""
+    damaged ones named on stderr). Files there with no record (fetched by a version before session
+    35, or the record lost) are recorded as they are, with a note (no download: a machine offline
+    keeps working; `data fetch KIND --force` fetches them anew)."""
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        return False
     sums = _recorded(folder)
     unknown = [n for n in names if n not in sums]
     if unknown:
-        print(f"rl-i2it: no checksum recorded for {unknown[0]}{f' and {len(unknown) - 1} more' if len(unknown) > 1 else ''} "
-              f"in {folder}: fetching again to check", file=sys.stderr)
-        return False
+        try:
+            record_sums(folder, unknown)
+            print(f"rl-i2it: note: {len(unknown)} file{'s' if len(unknown) > 1 else ''} in {folder} had no checksum "
+                  f"(an older version fetched them): recorded now (`--force` fetches them anew)", file=sys.stderr)
+        except OSError:                 # a read-only cache: checked from now on where it can be written
+            pass
+        return True
     return present(folder, {n: sums[n] for n in names}, verify=True)
 
 

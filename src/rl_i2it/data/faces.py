@@ -80,11 +80,11 @@ def fetch_faces(force: bool = False, verify: bool = False) -> Path:
     into ``faces/celeba/`` and the Olivetti file to ``faces/olivetti.pkz``, recording their sha256;
     return ``faces/``. ``verify``: fetch again unless the files there match the record."""
     out = faces_dir()
-    if not force and not verify and _fetched(out):
+    if not force and _fetched(out) and (not verify or intact(out, _files())):   # (no lock: a read-only cache works)
         return out
     with fetch_lock(out):
-        if not force and _fetched(out) and (not verify or intact(out, _files())):   # (or another process
-            return out                                                                # fetched them meanwhile)
+        if not force and not verify and _fetched(out):      # another process fetched them while this one waited
+            return out
         _fetch_faces(out)
     return out
 

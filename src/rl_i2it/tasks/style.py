@@ -343,7 +343,9 @@ class StyleTask(Task):
             if o.arbitrary:
                 from ..data.images import from_uint8
                 from ..data.style import style_images
-                named = style_images(o.styles, o.n_styles)
+                named = style_images(o.styles, o.n_styles,
+                                     check=lambda name, a: check_side(torch.from_numpy(a).permute(2, 0, 1),
+                                                                      f"style image {name}"))
                 from ..core.checkpoint import data_fingerprint
                 digest = data_fingerprint([torch.tensor(a) for _, a in named])
                 self._bank_digest = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8)
@@ -351,8 +353,6 @@ class StyleTask(Task):
                 if len(images) < o.n_styles:
                     raise UserError(f"{o.styles} holds {len(images)} style images, task_options.n_styles "
                                     f"is {o.n_styles} (--set task_options.n_styles={len(images)} uses them all)")
-                for (name, _), im in zip(named, images):
-                    check_side(im, f"style image {name}")
             else:
                 images = [load_style_image(o.style, o.style_size)]
             stats = [self.objective.style_stats(im.to(self.device)) for im in images]     # one VGG16 pass each
