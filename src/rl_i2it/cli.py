@@ -90,7 +90,7 @@ def _config_path(task: str, given: str | None) -> str | None:
 
 
 def cmd_train(args) -> None:
-    from .config import load_config, merge, read_config
+    from .config import fill, load_config, merge, read_config
     from .core import parallel
     from .core.trainer import train_run
     from .tasks import task_class
@@ -117,7 +117,7 @@ def cmd_train(args) -> None:
         raise UserError(f"{preset} is a config of task {values['task']!r}; train it with `rl-i2it train "
                         f"{values['task']} --config {preset}`")
     cfg = load_config(None, merge(merge(values, {"task": args.task}), over))
-    if args.styles and str(cfg.task_options.get("arbitrary", False)).lower() not in ("true", "1"):
+    if args.styles and not fill(task_class(args.task).Options, cfg.task_options, "task_options.").arbitrary:
         raise UserError("--styles goes with --arbitrary (the styles an arbitrary-style model trains on)")
     out = Path(args.out or f"runs/{args.task}")
     counters = train_run(cfg, out)

@@ -88,8 +88,8 @@ def new_policy(task, cfg: Config, device):
 
 
 SPLIT_BY_HEIGHT = ("brain2d", "brain2d-inter")
-"""Named pair sets whose levels were split 4 mm apart in session 35: a run that recorded no
-fingerprint of its training pairs trained on the old, interleaved levels."""
+"""Named pair sets whose levels were split 4 mm apart in session 35: a run of them whose weights'
+data is not known (``checkpoint.trained_on``) may have learnt from the old, interleaved levels."""
 
 
 def same_training_data(run, task) -> None:
