@@ -103,7 +103,11 @@ def test_inpaint_takes_the_face_square_of_other_sizes_and_uses_the_centre_hole(t
     m[1:3, 10:20] = 255                                          # above the square: the model cannot see it
     assert main(["inpaint", str(models["inpainting"]), img, "--mask", save(tmp_path / "m.png", m, "L"),
                  "--out", str(tmp_path / "o2")]) == 2
-    assert "reaches outside the 32x32 square at column 0, row 4" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "reaches outside the 32x32 square at column 0, row 4" in err and "inverted" not in err
+    assert main(["inpaint", str(models["inpainting"]), img, "--mask", save(tmp_path / "m.png", 255 - m, "L"),
+                 "--out", str(tmp_path / "o2")]) == 2                    # a mask drawn the other way round: asked
+    assert "inside it (is the mask inverted? white or nonzero = hole)" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
 
 

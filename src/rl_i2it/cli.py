@@ -595,8 +595,10 @@ def cmd_inpaint(args) -> None:
     face = image[box]
     if face.shape != image.shape:
         if mask is not None and mask[box].sum() < mask.sum():
+            inverted = " (is the mask inverted? white or nonzero = hole)" if mask.float().mean() > 0.5 else ""
             raise UserError(f"{hole_name} reaches outside the {right - left}x{bottom - top} square at column "
-                            f"{left}, row {top} of the {w}x{h} image, the face crop the model sees: mark the hole inside it")
+                            f"{left}, row {top} of the {w}x{h} image, the face crop the model sees: mark the hole "
+                            f"inside it{inverted}")
         from .data.faces import CELEBA_SIZE
         why = (f"the face crop of a {w}x{h} CelebA photo, as its training faces were cut" if (w, h) == CELEBA_SIZE
                else f"the largest centred square of the {w}x{h} photo: the face should fill it")

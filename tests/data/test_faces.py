@@ -140,7 +140,7 @@ def test_folder_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no .jpg"):
         faces.load_faces(32, source=tmp_path / "empty")
-    (tmp_path / "bad").mkdir()
+    write_celeba(tmp_path / "bad", [950])                       # (a test face: the folder can be scored)
     (tmp_path / "bad" / "000001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(UserError, match="not a readable image"):
         faces.load_faces(32, source=tmp_path / "bad")
@@ -148,6 +148,13 @@ def test_folder_errors(tmp_path):
         faces.load_faces(3, source=tmp_path / "bad")
     with pytest.raises(UserError, match="train split is empty"):
         faces.load_faces(32, "train", source=write_celeba(tmp_path / "t", [950]))
+    with pytest.raises(UserError, match="none of them 000900-000999, CelebA's test faces"):   # said before training
+        faces.load_faces(32, "train", source=write_celeba(tmp_path / "no_test", [1, 2, 3]))  # (eval would fail)
+    write_celeba(tmp_path / "nested" / "a", [1, 950])
+    with pytest.raises(UserError, match="only in its folders: they are not searched"):
+        faces.load_faces(32, source=tmp_path / "nested")
+    with pytest.raises(UserError, match="it is a file, not a folder"):
+        faces.load_faces(32, source=tmp_path / "t" / "000950.png")
 
 
 # -- the bundled set, with a fake wheel ---------------------------------------------------------------

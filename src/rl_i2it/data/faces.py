@@ -263,15 +263,20 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
         return torch.from_numpy(np.ascontiguousarray(images[[n in keep for n in all_names]]))
     folder = Path(source)
     if not folder.is_dir():
-        raise UserError(f"face folder not found: {folder}")
+        raise UserError(f"face folder {folder}: {'it is a file, not a folder' if folder.exists() else 'not found'}")
     all_names = sorted(p.name for p in image_files(folder, PHOTO))
     if not all_names:
-        raise UserError(f"{folder} holds no .jpg or .png images")
+        subs = any(p.is_dir() for p in folder.iterdir())
+        raise UserError(f"{folder} holds no .jpg or .png images" + (" (only in its folders: they are not searched; "
+                                                                    "give the folder that holds the faces)" if subs else ""))
     note_unpadded_numbers(folder, all_names)
     names = split_names(all_names, split)
+    if not split_names(all_names, "test"):        # asked for training too: a run that no eval could score
+        raise UserError(f"{folder}: its {len(all_names)} faces carry CelebA numbers, none of them 000900-000999, "
+                        f"CelebA's test faces: add them, or name your faces otherwise (then the last 10 % by "
+                        f"name are the test split)")
     if not names:
-        raise UserError(f"{folder}: the {split} split is empty ({len(all_names)} images in all; "
-                        f"see rl_i2it.data.faces.split_names)")
+        raise UserError(f"{folder}: the {split} split is empty ({len(all_names)} images in all)")
     crop_box(*CELEBA_SIZE, crop)                      # reject an unknown crop before any work
     key = files_key((folder / n for n in names), USER_READER)
     path = faces_dir() / "user" / f"{size}-{crop}-{name_key(os.path.abspath(folder), split)}.npz"
