@@ -33,7 +33,10 @@ READ = {
 from rl_i2it.config import load_config
 from rl_i2it.tasks import task_class
 from rl_i2it.tasks.imagegen import evaluate
-cfg = load_config(None, {{"task": "translation", "task_options": {{"data": "pix2pix:" + {path!r}, "size": {size}}}}})
+levels = ({size} // 4).bit_length() - 1               # one width per halving to 4x4 (the preset's 4 at 64)
+widths = [min(32 * 2 ** i, 256) for i in range(levels)]
+cfg = load_config(None, {{"task": "translation", "task_options": {{"data": "pix2pix:" + {path!r}, "size": {size},
+                                                                  "widths": widths}}}})
 task = task_class("translation")(cfg.task_options)
 torch.manual_seed(0)
 t = time.perf_counter()                   # imports not timed; the set was cached by the rows above
@@ -52,8 +55,10 @@ print(json.dumps({{"n": n, "seconds": time.perf_counter() - t,
 
 def timed(kind: str, path: Path, size: int, cache: Path) -> dict:
     code = TIMED.format(src=str(ROOT / "src"), read=READ[kind].format(path=str(path), size=size))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "RL_I2IT_DATA": str(cache)})
+    if out.returncode:                             # the child's own error, not a CalledProcessError
+        sys.exit(f"data_reading: the {kind} row failed:\n{out.stderr.strip()}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -51,6 +51,9 @@ def resume_with(src: str | Path, dst: str | Path, settings: list[str]) -> dict:
 
 
 if __name__ == "__main__":
+    if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
+        print(__doc__)
+        sys.exit(0)
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     try:

@@ -27,7 +27,7 @@ def test_as_unit_images_reads_uint8_and_refuses_what_would_pass_for_white():
     cases = [(x.detach() * 255, ValueError, "divide by 255"), (x.detach().numpy(), TypeError, "torch.from_numpy"),
              (x.detach()[0], ValueError, "add the batch axis"), (x.detach().permute(0, 2, 3, 1), ValueError, "channels last"),
              (x.detach()[:, :2], ValueError, "2 channels"), (x.detach()[:0], ValueError, "no image"),
-             (torch.full((1, 3, 8, 8), float("nan")), ValueError, "values in"),
+             (torch.full((1, 3, 8, 8), float("nan")), ValueError, "holds NaN or infinite values"),
              (torch.ones(1, 3, 8, 8, dtype=torch.int32), TypeError, "dtype")]
     for bad, error, words in cases:
         with pytest.raises(error, match=words):
@@ -85,6 +85,10 @@ def test_predict_takes_masks_as_users_have_them(photo_data):
     full[4] = True                                                         # one image all hole: nothing to fill from
     with pytest.raises(ValueError, match="covers the whole image"):
         predict(task, policy, None, imgs, 1, full)
+    none = hole[None].repeat(6, 1, 1)
+    none[2] = False                                                        # one image without a hole: said up front
+    with pytest.raises(ValueError, match="mask marks no pixel of image 2 "):
+        predict(task, policy, None, imgs, 1, none, batch=1)
     from rl_i2it.tasks.translation import TranslationTask
     tr = TranslationTask(IMG_SMALL, data=data)
     with pytest.raises(ValueError, match="mask is for inpainting"):                # ignored before
@@ -114,6 +118,9 @@ def test_registration_register_refuses_another_size(reg_pairs):
     assert torch.equal(out["field"], floats["field"])
     with pytest.raises(ValueError, match="this model takes 32x32"):
         register(task, policy, torch.rand(1, 1, 40, 40), torch.rand(1, 1, 40, 40))
+    for keep in ((10,), (0,)):                                             # counts the rollout never reaches
+        with pytest.raises(ValueError, match="keep holds step counts from 1 to steps = 5"):
+            register(task, policy, pairs.fixed[:2], pairs.moving[:2], 5, keep=keep)
     assert policy.training                                                 # put back as it was
 
 

@@ -94,6 +94,8 @@ def test_frames_round_trip_through_a_video_file_and_a_folder(tmp_path):
     assert clip.shape == (3, 3, 12, 16) and clip.dtype == torch.float32
     with pytest.raises(ValueError, match="holds 5 frames: frames 3-5 asked for"):
         read_clip(folder, first=3, n=3)                                      # not 2 of the 3 in silence
+    with pytest.raises(ValueError, match="holds 5 frames: frames 100-102 asked for"):
+        read_clip(folder, first=100, n=3)                                    # (said 100: first, not the count)
     assert torch.allclose(clip.mean((1, 2, 3)), torch.tensor([40.0, 80.0, 120.0]) / 255, atol=1e-3)
     numbered = tmp_path / "n"                     # ffmpeg's %d names play in number order; macOS's ._ files skipped
     numbered.mkdir()

@@ -1,6 +1,7 @@
 """Images in and out with Pillow: float tensors in [0, 1], ``[C, H, W]``."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2, min_si
     x = x.detach().float()
     lo, hi = (float(v) for v in torch.aminmax(x))
     if not (lo >= -0.5 and hi <= 1.5):                     # NaN fails too
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{what} holds NaN or infinite values: images are floats in [0, 1]")
         raise ValueError(f"{what} holds values in [{lo:.4g}, {hi:.4g}]: images are floats in [0, 1] "
                          f"(0-255 ones: divide by 255, or give uint8)")
     if x.shape[1] != channels:

@@ -173,9 +173,10 @@ def read_clip(path: str | Path, first: int = 0, n: int = 12, size: tuple[int, in
     [0, 1], resized (antialiased bilinear) to ``size = (H, W)``: the benchmarks' evaluation clips."""
     if first < 0 or n < 1:
         raise ValueError(f"read_clip: first must be >= 0 and n >= 1, got first={first}, n={n}")
-    frames = read_frames(path, max_frames=first + n)[first:]
+    held = read_frames(path, max_frames=first + n)
+    frames = held[first:]
     if len(frames) < n:
-        raise ValueError(f"{path} holds {first + len(frames)} frames: frames {first}-{first + n - 1} asked for")
+        raise ValueError(f"{path} holds {len(held)} frames: frames {first}-{first + n - 1} asked for")
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 

@@ -433,6 +433,10 @@ def predict(task: ImageTask, policy, source: torch.Tensor, target: torch.Tensor 
         mask = task.centre_mask(len(target)) if mask is None else hole_masks(mask, len(target), size)
         if mask.flatten(1).all(1).any():
             raise ValueError("mask covers the whole image: leave some pixels outside the hole to fill it from")
+        empty = [int(i) for i in torch.nonzero(~mask.flatten(1).any(1))[:, 0]]
+        if empty:
+            raise ValueError(f"mask marks no pixel of image {empty[0]}{' and others' if len(empty) > 1 else ''} "
+                             f"(True, nonzero or over 0.5 = hole): nothing to fill")
     elif mask is not None:
         raise ValueError("mask is for inpainting models; a translation model translates the whole source")
     elif target is None:

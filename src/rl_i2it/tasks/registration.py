@@ -304,6 +304,8 @@ def register(task: RegistrationTask, policy, fixed: torch.Tensor, moving: torch.
     from ..ops.affine import affine_field, fit_affine
     t0 = time.perf_counter()
     check_steps(steps)
+    if any(not (isinstance(k, int) and 1 <= k <= steps) for k in keep):   # (a count past the rollout: no field)
+        raise ValueError(f"keep holds step counts from 1 to steps = {steps}, got {tuple(keep)}")
     fixed, moving = as_unit_pairs(fixed, moving, ("fixed", "moving"), 1, task.options.size, task.dims)
     fixed, moving = fixed.to(task.device), moving.to(task.device)
     fitted, start = None, None
