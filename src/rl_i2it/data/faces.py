@@ -271,7 +271,8 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
                                                                     "give the folder that holds the faces)" if subs else ""))
     note_unpadded_numbers(folder, all_names)
     names = split_names(all_names, split)
-    if not split_names(all_names, "test"):        # asked for training too: a run that no eval could score
+    if all(is_celeba_stem(Path(n).stem) for n in all_names) and not split_names(all_names, "test"):
+        # asked for training too: a run that no eval could score
         raise UserError(f"{folder}: its {len(all_names)} faces carry CelebA numbers, none of them 000900-000999, "
                         f"CelebA's test faces: add them, or name your faces otherwise (then the last 10 % by "
                         f"name are the test split)")
