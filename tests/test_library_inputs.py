@@ -25,6 +25,8 @@ def test_as_unit_images_reads_uint8_and_refuses_what_would_pass_for_white():
     assert not as_unit_images(x.requires_grad_(), "x", 3).requires_grad
     assert as_unit_images(x, "x", 3).data_ptr() == x.data_ptr()          # in [0, 1] already: no copy
     cases = [(x.detach() * 255, ValueError, "divide by 255"), (x.detach().numpy(), TypeError, "torch.from_numpy"),
+             (x.detach() * 2 - 1, ValueError, r"\[-1, 1\] ones: give \(x \+ 1\) / 2"),    # were clamped: dark half lost
+             (x.detach() * 1.45, ValueError, "clamp them, or rescale"),
              (x.detach()[0], ValueError, "add the batch axis"), (x.detach().permute(0, 2, 3, 1), ValueError, "channels last"),
              (x.detach()[:, :2], ValueError, "2 channels"), (x.detach()[:0], ValueError, "no image"),
              (torch.full((1, 3, 8, 8), float("nan")), ValueError, "holds NaN or infinite values"),

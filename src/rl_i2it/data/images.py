@@ -52,8 +52,9 @@ def as_unit_frame(x, what: str, channels: int, min_side: int = 1) -> torch.Tenso
 def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2, min_side: int = 1) -> torch.Tensor:
     """A library caller's images as float32 ``[B, channels, *S]`` in [0, 1] (detached), or a
     ``TypeError`` / ``ValueError`` naming ``what``: the first line of every inference function.
-    uint8 is read as 0-255 and bool as 0/1; floats must lie in [0, 1] (a little beyond, as bicubic
-    resizing leaves, is clamped; 0-255 floats are refused, they would pass for white); one channel
+    uint8 is read as 0-255 and bool as 0/1; floats must lie in [0, 1] (up to 0.2 beyond, as bicubic
+    resizing leaves, is clamped; 0-255 floats are refused, they would pass for white, and [-1, 1]
+    ones, which would lose their dark half); one channel
     is repeated where three are wanted (a grey photo); ``size``: the model's side or sides (None:
     any, down to ``min_side``). No copy of float32 images already in [0, 1]."""
     axes = "H, W" if dims == 2 else "D, H, W"
@@ -73,11 +74,12 @@ def as_unit_images(x, what: str, channels: int, size=None, dims: int = 2, min_si
         raise TypeError(f"{what} has dtype {x.dtype}: give floats in [0, 1] or uint8 in 0-255")
     x = x.detach().float()
     lo, hi = (float(v) for v in torch.aminmax(x))
-    if not (lo >= -0.5 and hi <= 1.5):                     # NaN fails too
+    if not (lo >= -0.2 and hi <= 1.2):                     # NaN fails too
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"{what} holds NaN or infinite values: images are floats in [0, 1]")
-        raise ValueError(f"{what} holds values in [{lo:.4g}, {hi:.4g}]: images are floats in [0, 1] "
-                         f"(0-255 ones: divide by 255, or give uint8)")
+        hint = ("[-1, 1] ones: give (x + 1) / 2" if lo >= -1.01 and hi <= 1.01 else
+                "0-255 ones: divide by 255, or give uint8" if hi > 2 else "clamp them, or rescale")
+        raise ValueError(f"{what} holds values in [{lo:.4g}, {hi:.4g}]: images are floats in [0, 1] ({hint})")
     if x.shape[1] != channels:
         if not (x.shape[1] == 1 and channels == 3):
             last = " (channels last? x.permute(0, 3, 1, 2))" if dims == 2 and x.shape[-1] == channels else ""
