@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rl_i2it.core.trainer import load_policy  # noqa: E402
+from rl_i2it.errors import UserError  # noqa: E402
 from rl_i2it.data.images import from_uint8  # noqa: E402
 from rl_i2it.data.style import VALID_STYLE_PICTURES, made_style, read_clip, style_file  # noqa: E402
 from rl_i2it.tasks.style import (VALID_SEED, load_style_image, step_losses, style_losses, stylize,  # noqa: E402
@@ -72,8 +73,19 @@ def sway_clip(n: int = N_FRAMES, seed: int = 0) -> torch.Tensor:
     return torch.cat([warp_image(base, math.sin(2 * math.pi * t / 8) * field) for t in range(n)]).clamp(0, 1)
 
 
+def kind(run: str, arbitrary: bool) -> tuple:
+    """``load_policy(run)``, or a one-line exit when the run is not of the kind a command scores."""
+    try:
+        loaded = load_policy(run)
+    except UserError as exc:
+        sys.exit(f"style_valid: error: {exc}")
+    if loaded[0].name != "style" or loaded[0].options.arbitrary != arbitrary:
+        sys.exit(f"style_valid: error: {run} is not {'an arbitrary' if arbitrary else 'a one'}-style model")
+    return loaded
+
+
 def video(image_run: str, video_runs: list[str]) -> None:
-    task, model, _ = load_policy(image_run)
+    task, model, _ = kind(image_run, False)
     style = load_style_image(task.options.style)
     video_models = [(run, *load_policy(run)[:2]) for run in video_runs]
     for clip, first in CLIPS:
@@ -88,9 +100,9 @@ def video(image_run: str, video_runs: list[str]) -> None:
 
 
 def codes(run: str, seeds: list[int]) -> None:
-    task, model, _ = load_policy(run)
-    if not task.options.arbitrary:
-        sys.exit(f"{run} is a one-style model: it takes no style code")
+    if len(seeds) < 2:
+        sys.exit("style_valid: error: codes compares each seed's code with another's: give two seeds or more")
+    task, model, _ = kind(run, True)
     content = task.content_bank("train")[-16:].float() / 255
     styles = {s: from_uint8(made_style(s))[None] for s in seeds}
     print("style loss at T = 1, 5, 10 (16 training-split crops)")
@@ -115,9 +127,7 @@ def validation_styles(made_side: int = 256) -> dict[str, torch.Tensor]:
 def arbitrary(runs: list[str], n: int = 16, crop_seed: int = 7) -> None:
     styles = validation_styles()
     for run in runs:
-        task, model, _ = load_policy(run)
-        if not task.options.arbitrary:
-            sys.exit(f"{run} is a one-style model")
+        task, model, _ = kind(run, True)
         content = task.load_content("train", n, crop_seed).float() / 255
         print(f"{run}: content / style at T = 1, 5, 10 on {n} validation crops (seed {crop_seed})")
         for name, st in styles.items():
@@ -133,7 +143,7 @@ def scale(runs: list[str], sides=(0, 384, 256), n: int = 16, crop_seed: int = 7)
     import rl_i2it.features.style as objective
     styles = validation_styles(512)                      # made textures drawn at twice the training scale
     for run in runs:
-        task, model, _ = load_policy(run)
+        task, model, _ = kind(run, True)
         content = task.load_content("train", n, crop_seed).float() / 255
         print(f"{run}: content / style at T = 1 and 10 on {n} validation crops, code measured at a longer side of "
               f"{', '.join(str(s or 'own size') for s in sides)} (the code's default: {objective.CODE_SIDE})")
@@ -154,7 +164,7 @@ def scale(runs: list[str], sides=(0, 384, 256), n: int = 16, crop_seed: int = 7)
 def steps(runs: list[str], n: int = 32, crop_seed: int = 7) -> None:
     print(f"content / style at T = 1, 2, 5, 10 on {n} validation crops (seed {crop_seed}); sum = content + w x style")
     for run in runs:
-        task, model, cfg = load_policy(run)
+        task, model, cfg = kind(run, False)
         content = task.load_content("train", n, crop_seed).float() / 255
         _, _, curve = step_losses(task, model, content, load_style_image(task.options.style))
         w = task.options.style_weight
@@ -188,7 +198,11 @@ def main() -> None:
     elif args.what == "scale":
         scale(args.runs)
     else:
-        codes(args.run, [int(s) for s in args.seeds.split(",")])
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            sys.exit(f"style_valid: error: --seeds takes whole numbers joined by commas, got {args.seeds!r}")
+        codes(args.run, seeds)
 
 
 if __name__ == "__main__":
