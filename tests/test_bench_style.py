@@ -51,8 +51,10 @@ def test_style_valid_codes_scores_own_and_other_codes(models, capsys):  # noqa: 
     assert len(lines) == 2 and "code of made:5001" in lines[0] and "code of made:5000" in lines[1]
     values = [float(v) for ln in lines for v in re.findall(r"\d\.\d\de[-+]\d\d", ln)]
     assert len(values) == 12 and all(v > 0 for v in values)                # T = 1, 5, 10, two codes each
-    with pytest.raises(SystemExit, match="one-style model"):
+    with pytest.raises(SystemExit, match="one is not an arbitrary-style model"):
         valid.codes(str(models["one"]), [5000, 5001])
+    with pytest.raises(SystemExit, match="give two seeds or more"):          # one seed: compared with itself
+        valid.codes(str(models["arb"]), [5000])
 
 
 def test_style_valid_scale_measures_codes_at_each_side_and_restores_the_default(models, capsys, monkeypatch):  # noqa: F811
