@@ -83,6 +83,15 @@ def writable_dir(path: str | Path, make: bool = True) -> Path:
     return path
 
 
+def existing_folder(path, what: str, hint: str = "") -> Path:
+    """``path`` as a ``Path`` when it is a folder; else a ``UserError`` naming ``what`` and saying
+    whether it is missing or a file (``hint``: what else the option takes)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{what} {path}: {'it is a file, not a folder' if path.exists() else 'not found'}{hint}")
+    return path
+
+
 def write_json(path: Path, obj) -> None:
     """``obj`` as indented JSON, a NaN or infinity (a class no pair fell in, say) written as null:
     Python reads ``NaN``, strict parsers (jq, JavaScript) refuse it. numpy scalars as floats."""

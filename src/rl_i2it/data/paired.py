@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays, files_key, name_key, progress, refetch_hint
+from .cache import cache_dir, cached_arrays, existing_folder, files_key, name_key, progress, refetch_hint
 from .faces import PHOTO, _check_size, load_faces
 from .images import READ_ERRORS, image_files, pil_uint8, unreadable
 
@@ -127,9 +127,7 @@ def read_pix2pix(folder: str | Path, direction: str = "AtoB", size: int | None =
         raise UserError(f"unknown image mode {mode!r} (use RGB or L)")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 8192):
         raise UserError(f"size must be an integer from 1 to 8192, got {size!r}")
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"pix2pix folder not found: {folder}")
+    folder = existing_folder(folder, "pix2pix folder")
     sides = ab_folders(folder)
     if sides:
         a_dir, b_dir = sides

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import UserError
-from .cache import cache_dir, cached_arrays, progress
+from .cache import cache_dir, cached_arrays, existing_folder, progress
 from .images import READ_ERRORS, as_unit_frame, image_files, to_uint8, unreadable
 
 STYLE_FILES = {
@@ -399,9 +399,7 @@ def video_flows(size: int, n: int, seed: int = 0, videos: list[Path] | None = No
 
 def folder_crops(folder: str | Path, size: int, n: int, split: str, seed: int = 0) -> torch.Tensor:
     """Crops as ``content_crops`` of the images and videos in a user's folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"content folder {folder}: {'it is a file, not a folder' if folder.exists() else 'not found'}")
+    folder = existing_folder(folder, "content folder")
     pics = []
     for p in image_files(folder, FRAME_EXT + VIDEO_EXT, recursive=True):
         if p.suffix.lower() in FRAME_EXT:
@@ -476,10 +474,7 @@ def style_images(source: str, n: int, seed: int = 0, size: int = 256, check=None
     file that fails is named in one error, so a folder is mended in one go."""
     if named_styles(source):
         return [item for part in source.split("+") for item in STYLE_SOURCES[part](n, seed, size)]
-    folder = Path(source)
-    if not folder.is_dir():
-        raise UserError(f"styles folder {folder}: {'it is a file, not a folder' if folder.exists() else 'not found'} "
-                        f"(or use made, photos, made+photos)")
+    folder = existing_folder(source, "styles folder", " (or use made, photos, made+photos)")
     files = image_files(folder, FRAME_EXT, recursive=True)
     if not files:
         raise UserError(f"no style images in {folder}")
