@@ -78,6 +78,7 @@ def test_resume_continues_exactly(tmp_path, digits):
     run(tmp_path / "r", digits, 16)                        # stops (and checkpoints) at 16 updates
     resumed = run(tmp_path / "r", digits, 32)              # a new process would do exactly this
     assert resumed.resumed and resumed.counters["updates"] == straight.counters["updates"]
+    assert resumed.sac.updates == straight.sac.updates == straight.counters["updates"]     # rl_warmup's clock
     assert torch.equal(flat(straight.policy), flat(resumed.policy))
     assert torch.equal(flat(straight.sac.critic_target), flat(resumed.sac.critic_target))
     assert resumed.sac.log_alpha.item() == straight.sac.log_alpha.item()
@@ -429,3 +430,28 @@ def test_progress_bar_counts_every_update(tmp_path, digits, capsys):
     n = tr.counters["updates"]
     last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert n > 3 and f"{n}/{n} [" in last, last
+
+
+def test_the_policy_average_follows_its_decay(tmp_path, digits):
+    """After update n the average moves by 1 - min(policy_ema, (n + 1) / (n + 10)) toward the live weights."""
+    tr = run(tmp_path / "r", digits, 4, train={"policy_ema": 0.9})
+    for n, decay in ((5, 0.4), (1000, 0.9)):
+        with torch.no_grad():
+            for live, avg in zip(tr.policy.parameters(), tr.policy_avg.parameters()):
+                live.fill_(1.0)
+                avg.fill_(0.0)
+        tr.counters["updates"] = n
+        tr._average_policy()
+        for p in tr.policy_avg.parameters():
+            torch.testing.assert_close(p, torch.full_like(p, 1 - decay))
+
+
+def test_train_first_share_reaches_the_replay(tmp_path, digits, monkeypatch):
+    from rl_i2it.core.buffer import ReplayBuffer
+    shares, sample = [], ReplayBuffer.sample
+    def record(self, *args, first_share=0.0, **kw):
+        shares.append(first_share)
+        return sample(self, *args, first_share=first_share, **kw)
+    monkeypatch.setattr(ReplayBuffer, "sample", record)
+    run(tmp_path / "r", digits, 3, train={"first_share": 0.75})
+    assert shares and set(shares) == {0.75}

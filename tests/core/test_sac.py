@@ -58,7 +58,7 @@ def test_policy_step_leaves_critic_alone_and_trains_planner(digits):
     critic0 = copy.deepcopy(agent.critic.state_dict())
     agent.update(batch)
     moved = max((agent.policy.planner.state_dict()[k] - v).abs().max() for k, v in planner0.items())
-    assert moved > 0                    # the RL objective alone moved the planner (rsample)
+    assert moved > 0                    # the RL objective alone moved the planner (the critic's path: term_gradients)
     drift = max((agent.critic.state_dict()[k] - v).abs().max() for k, v in critic0.items())
     assert drift < 1e-6                 # ...and the policy step did not step the critic
 
@@ -123,3 +123,64 @@ def test_entropy_steps_keep_the_entropy_term_off_the_later_steps(digits):
     assert first.alpha.item() == a0
     first.update(batch)
     assert first.alpha.item() != a0
+
+
+def test_soft_target_stops_at_an_episodes_end(digits):
+    """r + gamma (1 - done) [...]: past an episode's last step nothing is bootstrapped."""
+    for done, bootstrapped in ((1.0, False), (0.0, True)):
+        torch.manual_seed(0)
+        agent, batch = setup(digits, gamma=0.99)
+        batch = dict(batch, done=torch.full_like(batch["done"], done))
+        q_target = agent.update(batch)["q_target"]
+        assert (q_target != pytest.approx(batch["reward"].mean().item(), abs=1e-4)) == bootstrapped
+
+
+def test_the_target_takes_the_lower_of_the_twin_critics_and_both_learn(digits):
+    def q_target(offset):
+        torch.manual_seed(0)
+        agent, batch = setup(digits, gamma=0.99)
+        batch = dict(batch, done=torch.zeros_like(batch["done"]))
+        q1, q2 = agent.critic_target.q1, agent.critic_target.q2
+        q2.load_state_dict(q1.state_dict())
+        q2.forward = lambda obs, z, f=q2.forward: f(obs, z) + offset     # q2' = q1' + offset
+        before = copy.deepcopy(agent.critic.state_dict())
+        torch.manual_seed(1)
+        out = agent.update(batch)["q_target"]
+        for name in ("q1", "q2"):                 # each critic took its own step
+            assert any(not torch.equal(v, agent.critic.state_dict()[k]) for k, v in before.items()
+                       if k.startswith(name + "."))
+        return out
+    same = q_target(0.0)
+    assert q_target(5.0) == pytest.approx(same, abs=1e-4)                 # the higher one is not used
+    assert q_target(-5.0) == pytest.approx(same - 0.99 * 5, abs=1e-3)     # the lower one is
+    torch.manual_seed(0)
+    agent, batch = setup(digits)
+    obs = agent.task.critic_observe(batch["state"], agent.task.observe(batch["state"]))
+    a, b = agent.critic(obs, batch["z"])
+    assert not torch.allclose(a, b) and torch.equal(agent.critic.min_q(obs, batch["z"]), torch.minimum(a, b))
+
+
+def test_the_policys_rl_term_holds_the_entropy_term(digits):
+    """rl = mean(alpha log pi - min Q): with alpha 1 the log-probability counts in full."""
+    torch.manual_seed(0)
+    agent, batch = setup(digits, init_alpha=1.0)
+    obs = agent.task.observe(batch["state"])
+    out, terms, _ = agent._policy_terms(batch, obs, agent.task.critic_observe(batch["state"], obs))
+    assert abs(out.log_prob.mean().item()) > 1e-2
+    assert terms["rl"].item() == pytest.approx((out.log_prob - terms["q"]).mean().item(), rel=1e-5)
+
+
+def test_the_rl_term_ramps_up_over_rl_warmup(digits):
+    def policy_losses(warmup):
+        torch.manual_seed(0)
+        agent, batch = setup(digits, use_aux=False, rl_warmup=warmup)
+        losses, step = [], agent._step
+        def record(opt, loss, params):
+            if opt is agent.policy_opt:
+                losses.append(loss.item())
+            step(opt, loss, params)
+        agent._step = record
+        torch.manual_seed(1)
+        agent.update(batch)
+        return losses[0]
+    assert policy_losses(4) == pytest.approx(0.25 * policy_losses(0), rel=1e-5)     # update 1 of 4: a quarter

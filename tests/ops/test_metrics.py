@@ -71,3 +71,25 @@ def test_mean_dice_averages_present_labels():
     assert torch.allclose(d, torch.tensor([(2 / 3 + 1) / 2, 1.0]))
     empty = torch.zeros(2, 1, 4, dtype=torch.long)             # all background, no labels named: 1, as promised
     assert torch.equal(mean_dice(empty, empty), torch.ones(2))
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_jacobian_of_a_linear_map_is_its_determinant(nd):
+    """x -> A x with every entry of A in play (off-diagonal signs, the 3D cofactors): det J = det A."""
+    shape = (6,) * nd
+    a = torch.eye(nd, dtype=torch.float64) + 0.3 * torch.randn(nd, nd, generator=torch.Generator().manual_seed(nd),
+                                                              dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(float(n), dtype=torch.float64) for n in shape], indexing="ij"))
+    u = torch.einsum("ik,k...->i...", a - torch.eye(nd, dtype=torch.float64), grid)[None]
+    det = jacobian_determinant(u)
+    assert abs(torch.linalg.det(a).item() - 1) > 0.1            # a map that is not a rotation or identity
+    torch.testing.assert_close(det, torch.full((1, *shape), torch.linalg.det(a).item(), dtype=torch.float64))
+
+
+def test_a_jacobian_of_zero_counts_as_folded():
+    """The CLI reports "det J <= 0": a field that flattens the grid (det 0) folds every pixel."""
+    grid = torch.stack(torch.meshgrid(torch.arange(10.0), torch.arange(10.0), indexing="ij"))[None]
+    u = torch.zeros(1, 2, 10, 10)
+    u[:, 1] = -grid[:, 1]                                       # x -> 0: det = 0 everywhere
+    neg, std = jacobian_stats(u)
+    assert neg.item() == 100.0 and std[0].isnan()

@@ -35,3 +35,17 @@ def test_synthetic_motion_is_seeded_smooth_and_warps_like_a_shift():
     shift = torch.zeros(1, 2, 16, 16)
     shift[:, 0] = 1.0                                           # sample one pixel to the right
     assert torch.allclose(warp_image(x, shift)[..., :, :-1], x[..., :, 1:], atol=1e-5)
+
+
+def test_warp_error_counts_only_the_pixels_the_mask_keeps(monkeypatch):
+    """Occluded pixels (the forward-backward check fails) are left out: outputs that differ only
+    there score as steady."""
+    import rl_i2it.ops.temporal as temporal
+    f = moving_frames(2)
+    steady = f.astype(np.float32) / 255
+    changed = steady.copy()
+    changed[1, :, changed.shape[2] // 2:] = 1 - changed[1, :, changed.shape[2] // 2:]   # frame 1's right half
+    assert warp_error(f, changed) > 10 * warp_error(f, steady)
+    keep_left = lambda fw, bw: np.arange(fw.shape[1])[None, :] < fw.shape[1] // 2 - 8    # as if it were occluded
+    monkeypatch.setattr(temporal, "consistency_mask", lambda fw, bw: np.broadcast_to(keep_left(fw, bw), fw.shape[:2]))
+    assert warp_error(f, changed) < 0.003

@@ -39,6 +39,11 @@ def test_reward_is_scaled_dice_improvement_and_done_gives_bonus(task):
     _, r, d, info = env.step(shift)
     expected = o.reward_scale * (info["score"] - before) + o.bonus * (info["score"] > o.done_threshold).float()
     torch.testing.assert_close(r, expected)
+    after = info["score"].clone()
+    assert not torch.allclose(after, before)                    # so a score left at the reset's would show
+    _, r, d, info = env.step(shift)                              # the next step's reward: from where it stood
+    expected = o.reward_scale * (info["score"] - after) + o.bonus * (info["score"] > o.done_threshold).float()
+    torch.testing.assert_close(r, expected)
     env.start(env.fixed, env.fixed.clone())                     # moving == fixed: Dice 1, done
     _, r, d, _ = env.step(torch.zeros(6, 2, 28, 28))
     assert d.all() and torch.allclose(r, torch.full((6,), o.bonus))

@@ -62,6 +62,7 @@ def test_total_variation_is_a_sum_of_neighbour_differences():
     x = torch.zeros(2, 3, 4, 4)
     x[1, :, :, 2:] = 1.0                               # one vertical edge, 4 rows x 3 channels
     assert torch.equal(total_variation(x), torch.tensor([0.0, 12.0]))
+    assert torch.equal(total_variation(x.transpose(2, 3)), torch.tensor([0.0, 12.0]))     # and a horizontal one
 
 
 def test_objective_zero_at_the_targets_and_code_shape(smooth):
