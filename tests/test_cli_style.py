@@ -63,6 +63,17 @@ def test_stylize_writes_result_steps_and_strip_at_the_contents_size(tmp_path, mo
     assert main(["stylize", str(models["one"]), "--content", c, "--size", "24", "--preserve-color",
                  "--out", str(small)]) == 0
     assert Image.open(small / "result.png").size == (24, 18)
+    plain = tmp_path / "plain"
+    assert main(["stylize", str(models["one"]), "--content", c, "--size", "24", "--out", str(plain)]) == 0
+    lum = lambda p: (np.asarray(Image.open(p).convert("RGB"), np.float32) @ [0.299, 0.587, 0.114]) / 255  # noqa: E731
+    Image.open(c).resize((24, 18), Image.LANCZOS).save(tmp_path / "c24.png")
+    kept = np.abs(lum(small / "result.png") - lum(plain / "result.png")).mean()      # the stylised luminance
+    given = np.abs(lum(small / "result.png") - lum(tmp_path / "c24.png")).mean()     # (not the content's)
+    assert kept < 0.03 and given > 5 * kept, (kept, given)
+    every = tmp_path / "every"                                # the same picture through --every-step's path
+    assert main(["stylize", str(models["one"]), "--content", c, "--size", "24", "--preserve-color", "--every-step",
+                 "--out", str(every)]) == 0
+    assert np.array_equal(np.asarray(Image.open(every / "result.png")), np.asarray(Image.open(small / "result.png")))
 
 
 def test_sampled_plans_follow_the_seed(tmp_path, models):

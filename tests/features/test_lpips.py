@@ -86,3 +86,27 @@ def test_function_refuses_0_255_floats(monkeypatch, smooth):
     with pytest.raises(ValueError, match="NaN"):
         lp.lpips(x * float("nan"), y)
     assert lp.lpips(x, y.clamp(0, 1) * 1.2)[0] > 0          # a little beyond 1 is a generated image, measured
+
+
+def test_images_enter_in_the_networks_range_and_features_are_unit_normalised(smooth):
+    """[0, 1] images reach the network as ((2 x - 1) - shift) / scale, and each position's features are
+    normalised over channels before the distance: features 7x larger give the same distance."""
+    torch.manual_seed(0)
+    m = LPIPS("alex", pretrained=False)
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, net, gain):
+            super().__init__()
+            self.net, self.gain = net, gain
+
+        def forward(self, x):
+            seen.append(x)
+            return {k: self.gain * v for k, v in self.net(x).items()}
+    x, y = smooth(2, 64, seed=0), smooth(2, 64, seed=1)
+    d = m(x, y)
+    m.net = Spy(m.net, 7.0)
+    torch.testing.assert_close(m(x, y), d, rtol=1e-4, atol=1e-7)
+    grey = torch.full((1, 3, 64, 64), 0.5)
+    m(grey, grey)
+    torch.testing.assert_close(seen[-1], ((0 - m.shift) / m.scale).expand(2, 3, 64, 64))

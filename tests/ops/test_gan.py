@@ -52,6 +52,10 @@ def test_known_values_for_an_undecided_discriminator():
     assert discriminator_loss("sngan", Zero(), real, fake)[0].item() == pytest.approx(2 * ln2)
     assert discriminator_loss("ragan", Zero(), real, fake)[0].item() == pytest.approx(2 * ln2)
     assert discriminator_loss("hinge", Zero(), real, fake)[0].item() == pytest.approx(2.0)
+    class Half(torch.nn.Module):                  # a score of 0.5 on both: the signs of each term show
+        def forward(self, x, cond=None):
+            return x.flatten(1)[:, :1] * 0 + 0.5
+    assert discriminator_loss("hinge", Half(), real, fake)[0].item() == pytest.approx(0.5 + 1.5)    # relu(1 - dr) + relu(1 + df)
     assert generator_loss("sngan", Zero(), real, fake).item() == pytest.approx(ln2)
     assert generator_loss("hinge", Zero(), real, fake).item() == pytest.approx(0.0)
 

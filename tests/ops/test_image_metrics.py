@@ -163,3 +163,9 @@ def test_ssim_bad_window():
         ssim(x, x, window=4)
     with pytest.raises(ValueError, match="sigma"):
         ssim(x, x, sigma=0)
+
+
+def test_ssim_of_0_255_images_with_max_val_255_is_that_of_0_1_images():
+    """c1 and c2 scale with max_val: the same pictures score the same in either range."""
+    a, b = smooth_image(seed=0), smooth_image(seed=1)
+    torch.testing.assert_close(ssim(a * 255, b * 255, max_val=255.0), ssim(a, b))

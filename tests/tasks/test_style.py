@@ -427,10 +427,38 @@ def test_video_model_trains_and_resumes(tmp_path):
 
 
 def test_video_scores_are_the_warping_error_and_style_loss_of_a_clip(tmp_path):
-    task = style_task(tmp_path, vgg="random")
+    task = style_task(tmp_path)
     frames = torch.from_numpy(moving_frames(4)).permute(0, 3, 1, 2).float() / 255
     style = load_style_image(task.options.style)
     steady = video_scores(task, frames, frames, style)
     flicker = video_scores(task, frames * torch.tensor([1.0, 0.6, 1.0, 0.6]).view(4, 1, 1, 1), frames, style)
     assert steady["warp_error"] < 0.003 and flicker["warp_error"] > 10 * steady["warp_error"]
     assert steady["style"] == pytest.approx(style_losses(task, frames, frames, style)[1].mean().item())
+
+
+def test_the_objective_is_relu2_2_content_and_the_sum_of_four_grams_on_clamped_images():
+    """The paper's evaluation form: content = MSE at relu2_2, style = the sum over the 4 layers of the
+    Gram distances, the image clamped to [0, 1] first. (The values are ~1e-8: compared relatively.)"""
+    from rl_i2it.features.style import STYLE_LAYERS
+    torch.manual_seed(0)
+    vgg = VGG16Features(normalize=False, pretrained=False)
+    obj = StyleObjective(vgg)
+    g = torch.Generator().manual_seed(1)
+    x, c, s = (torch.rand(1, 3, 32, 32, generator=g) for _ in range(3))
+    grams = obj.style_grams(s)
+    content, style = obj(x, obj.content_features(c), grams)
+    fx, fc = vgg(x, STYLE_LAYERS), vgg(c, ("relu2_2",))
+    torch.testing.assert_close(content, (fx["relu2_2"] - fc["relu2_2"]).square().flatten(1).mean(1), atol=0, rtol=1e-4)
+    torch.testing.assert_close(style, sum(gram_distance(fx[n], gg) for n, gg in zip(STYLE_LAYERS, grams)),
+                               atol=0, rtol=1e-4)
+    y = 3 * x - 1
+    torch.testing.assert_close(obj(y, None, grams)[1], obj(y.clamp(0, 1), None, grams)[1], atol=0, rtol=1e-4)
+
+
+def test_style_losses_score_against_the_style_at_its_own_size(tmp_path):
+    task = style_task(tmp_path)
+    g = torch.Generator().manual_seed(2)
+    images, style = torch.rand(2, 3, 32, 32, generator=g), torch.rand(1, 3, 48, 40, generator=g)
+    _, s = style_losses(task, images, images, style)
+    obj = task.objective
+    torch.testing.assert_close(s, obj(images, None, obj.style_grams(style))[1], atol=0, rtol=1e-4)
