@@ -108,3 +108,26 @@ def test_short_video_fine_tunes_move_as_far_as_the_preset_ones(bench):
     assert bench.fine_tune_rate(300, 3e-4) == pytest.approx(6e-4)
     assert bench.fine_tune_rate(190, 3e-4) == pytest.approx(3e-4 * 600 / 190)
     assert bench.fine_tune_rate(50, 3e-4) == pytest.approx(1e-3)
+
+
+def test_step_vs_vgg_is_step_over_vgg_with_the_warm_up_left_out(monkeypatch):
+    """M38/M39: bench/style.py's speed target reads step_vs_vgg's ratio = (planner-actor step) /
+    (VGG16 forward), each the median of `reps` timings after one untimed warm-up."""
+    from types import SimpleNamespace
+    bench = load_bench("style")
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    calls = {"step": 0, "vgg": 0}
+
+    def tick(kind, cost):
+        calls[kind] += 1
+        clock[0] += 100.0 if calls[kind] == 1 else cost        # the first (warm-up) call is slow
+
+    env = SimpleNamespace(start=lambda x, **k: {})
+    task = SimpleNamespace(device=torch.device("cpu"), options=SimpleNamespace(arbitrary=False),
+                           make_env=lambda *a: env, observe=lambda s: s,
+                           objective=SimpleNamespace(vgg=lambda x, layers: tick("vgg", 1.0)))
+    policy = lambda obs, sample=False: tick("step", 0.5)      # noqa: E731
+    ratio, step, ref = bench.step_vs_vgg(task, policy, size=8, reps=1)
+    assert (step, ref) == (0.5, 1.0)
+    assert ratio == pytest.approx(0.5)

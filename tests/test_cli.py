@@ -586,3 +586,14 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("LOCAL_RANK")          # a batch system's WORLD_SIZE alone is not torchrun
     assert main(["eval", str(tmp_path / "run")]) == 2 and ended == [2]
     assert "torchrun" not in capsys.readouterr().err
+
+
+def test_eval_steps_list_is_sorted_deduplicated_and_every_count_checked():
+    """M05/M06: cli._steps_list must check every count (not just the first) and sort: `--steps 1,1000`
+    would run a 1000-step rollout without a word; `5,0,10` reach the task as an unchecked 0."""
+    from rl_i2it.cli import MAX_STEPS, _steps_list
+    from rl_i2it.errors import UserError
+    assert _steps_list("10, 1,5,5") == [1, 5, 10]
+    for bad in (f"1,{MAX_STEPS + 1}", "5,0,10"):
+        with pytest.raises(UserError, match="--steps must be from 1"):
+            _steps_list(bad)

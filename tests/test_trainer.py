@@ -455,3 +455,12 @@ def test_train_first_share_reaches_the_replay(tmp_path, digits, monkeypatch):
     monkeypatch.setattr(ReplayBuffer, "sample", record)
     run(tmp_path / "r", digits, 3, train={"first_share": 0.75})
     assert shares and set(shares) == {0.75}
+
+
+def test_resume_refuses_a_changed_training_setting(tmp_path, digits):
+    """M16: only RESUME_MAY_CHANGE's train.* keys may change on resume; another replay size or
+    number of environments would resume the saved replay/environments under other settings."""
+    from rl_i2it.errors import UserError
+    run(tmp_path / "r", digits, 4)
+    with pytest.raises(UserError, match=r"another config \(train\.replay_size"):
+        run(tmp_path / "r", digits, 6, train={"replay_size": 256})

@@ -118,3 +118,17 @@ def test_a_damaged_fetched_file_names_its_fix(tmp_path, monkeypatch):
     with pytest.raises(UserError) as err:
         read_image(mine)
     assert "data fetch" not in str(err.value)
+
+
+def test_record_sums_keeps_the_sums_recorded_before(tmp_path, capsys):
+    """M18: files recorded one call at a time (mnist records each file as it is converted) must all
+    stay recorded: else a later-damaged earlier file is 'unknown', re-recorded as it is, and used."""
+    from rl_i2it.data.cache import intact, record_sums
+    (tmp_path / "a.bin").write_bytes(b"a" * 100)
+    (tmp_path / "b.bin").write_bytes(b"b" * 100)
+    record_sums(tmp_path, ["a.bin"])
+    record_sums(tmp_path, ["b.bin"])
+    assert intact(tmp_path, ["a.bin", "b.bin"])
+    (tmp_path / "a.bin").write_bytes(b"x" * 100)          # damaged after it was recorded
+    assert not intact(tmp_path, ["a.bin", "b.bin"])
+    assert "a.bin" in capsys.readouterr().err

@@ -239,3 +239,15 @@ def test_a_damaged_video_is_a_user_error_without_a_stderr(tmp_path, monkeypatch)
     monkeypatch.setattr("sys.stderr", None)
     with pytest.raises(UserError, match="cannot open video"):
         read_frames(bad)
+
+
+def test_a_frame_folder_read_every_nth_gives_max_frames_frames(tmp_path):
+    """M23: a folder of frames is read as a video file is: every `every`-th frame, up to
+    `max_frames` of those (not max_frames files, then every-th of them)."""
+    from PIL import Image
+    from rl_i2it.data.style import read_frames
+    for i in range(8):
+        Image.fromarray(np.full((8, 8, 3), i * 20, np.uint8)).save(tmp_path / f"f{i}.png")
+    got = read_frames(tmp_path, every=2, max_frames=3)
+    assert got.shape[0] == 3
+    assert [int(f[0, 0, 0]) for f in got] == [0, 40, 80]
