@@ -111,7 +111,7 @@ def test_short_video_fine_tunes_move_as_far_as_the_preset_ones(bench):
 
 
 def test_step_vs_vgg_is_step_over_vgg_with_the_warm_up_left_out(monkeypatch):
-    """M38/M39: bench/style.py's speed target reads step_vs_vgg's ratio = (planner-actor step) /
+    """bench/style.py's speed target reads step_vs_vgg's ratio = (planner-actor step) /
     (VGG16 forward), each the median of `reps` timings after one untimed warm-up."""
     from types import SimpleNamespace
     bench = load_bench("style")

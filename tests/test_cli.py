@@ -589,7 +589,7 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
 
 
 def test_eval_steps_list_is_sorted_deduplicated_and_every_count_checked():
-    """M05/M06: cli._steps_list must check every count (not just the first) and sort: `--steps 1,1000`
+    """cli._steps_list must check every count (not just the first) and sort: `--steps 1,1000`
     would run a 1000-step rollout without a word; `5,0,10` reach the task as an unchecked 0."""
     from rl_i2it.cli import MAX_STEPS, _steps_list
     from rl_i2it.errors import UserError

@@ -458,7 +458,7 @@ def test_train_first_share_reaches_the_replay(tmp_path, digits, monkeypatch):
 
 
 def test_resume_refuses_a_changed_training_setting(tmp_path, digits):
-    """M16: only RESUME_MAY_CHANGE's train.* keys may change on resume; another replay size or
+    """only RESUME_MAY_CHANGE's train.* keys may change on resume; another replay size or
     number of environments would resume the saved replay/environments under other settings."""
     from rl_i2it.errors import UserError
     run(tmp_path / "r", digits, 4)

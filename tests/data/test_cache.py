@@ -121,7 +121,7 @@ def test_a_damaged_fetched_file_names_its_fix(tmp_path, monkeypatch):
 
 
 def test_record_sums_keeps_the_sums_recorded_before(tmp_path, capsys):
-    """M18: files recorded one call at a time (mnist records each file as it is converted) must all
+    """files recorded one call at a time (mnist records each file as it is converted) must all
     stay recorded: else a later-damaged earlier file is 'unknown', re-recorded as it is, and used."""
     from rl_i2it.data.cache import intact, record_sums
     (tmp_path / "a.bin").write_bytes(b"a" * 100)

@@ -242,7 +242,7 @@ def test_a_damaged_video_is_a_user_error_without_a_stderr(tmp_path, monkeypatch)
 
 
 def test_a_frame_folder_read_every_nth_gives_max_frames_frames(tmp_path):
-    """M23: a folder of frames is read as a video file is: every `every`-th frame, up to
+    """a folder of frames is read as a video file is: every `every`-th frame, up to
     `max_frames` of those (not max_frames files, then every-th of them)."""
     from PIL import Image
     from rl_i2it.data.style import read_frames

@@ -105,7 +105,7 @@ def test_validation_digits_are_held_out_of_training(task, digits):
 
 
 def test_the_atlases_are_the_first_digit_of_each_class():
-    """M27: the protocol's ten atlases are the FIRST test digit of each class (other atlases give
+    """the protocol's ten atlases are the FIRST test digit of each class (other atlases give
     other Dice than the paper's protocol, and than earlier runs' results)."""
     from rl_i2it.tasks.digits import atlas_indices
     labels = torch.tensor(list(range(10)) * 3)[torch.randperm(30, generator=torch.Generator().manual_seed(0))]

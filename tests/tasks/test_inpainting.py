@@ -52,13 +52,13 @@ def test_env_keeps_known_pixels_and_rewards_psnr_gain(photo_data):
     assert torch.equal(env.current[outside], target[outside]) and not done.any()
     _, r2, _, info = env.step(target)                                      # the truth: perfect hole
     assert torch.allclose(info["score"], psnr(target, target, mask))
+    assert torch.allclose(r1 + r2, 0.1 * (info["score"] - start), atol=1e-4)
     env.step(noise)                                          # the score is the hole's PSNR, not the image's
     assert torch.allclose(env.score, psnr(env.current, target, mask))
     assert not torch.allclose(env.score, psnr(env.current, target))
     img, hole = task.generated(env.state, noise)             # what the GAN and TV judge: the completed face
     hole3 = hole.expand(-1, 3, -1, -1)
     assert torch.equal(img[hole3], noise[hole3]) and torch.equal(img[~hole3], env.current[~hole3])
-    assert torch.allclose(r1 + r2, 0.1 * (info["score"] - start), atol=1e-4)
     assert task.observe(env.state).shape == (4, 4, 16, 16)
 
 

@@ -108,12 +108,8 @@ def test_total_smoothness_penalises_the_accumulated_field(reg_pairs):
     with pytest.raises(UserError, match="smooth_on"):
         make_task(reg_pairs, smooth_on="field")
     # the loss is NCC's + smooth_weight x the smoothness (the weight a user sets does act)
-    loss = {w: total_task_with(reg_pairs, w).auxiliary_loss(s, a)[0].item() for w in (0.0, 2.0)}
-    assert loss[2.0] - loss[0.0] == pytest.approx(2 * terms["smooth"], rel=1e-4) and terms["smooth"] > 0
-
-
-def total_task_with(reg_pairs, smooth_weight):
-    return make_task(reg_pairs, smooth_on="total", smooth_weight=smooth_weight)
+    loss = {w: make_task(reg_pairs, smooth_on="total", smooth_weight=w).auxiliary_loss(s, a)[0].item() for w in (0, 2)}
+    assert loss[2] - loss[0] == pytest.approx(2 * terms["smooth"], rel=1e-4) and terms["smooth"] > 0
 
 
 def test_diffeomorphic_steps_never_fold(reg_pairs):
