@@ -48,7 +48,7 @@ def test_a_folder_numbered_without_six_digits_is_said(tmp_path, capsys):
         names = [f"{i}.png" for i in stems]
         faces.note_unpadded_numbers(tmp_path / name, names)
         faces.note_unpadded_numbers(tmp_path / name, names)
-        assert faces.split_names(names, "test") == ["951.png" if name == "plain" else "950.png"]   # as before: by name
+        assert faces.split_names(names, "test") == ["951.png" if name == "plain" else "30000.png"]   # number order
     err = capsys.readouterr().err
     assert err.count("numbered without CelebA's six digits") == 2 and "000900.jpg" in err
     faces.note_unpadded_numbers(tmp_path, ["000950.png", "000951.png"])
@@ -63,6 +63,9 @@ def test_other_names_hold_out_the_last_tenth():
     assert set(test).isdisjoint(faces.split_names(names, "train"))
     assert faces.split_names(names, "train") + test == names
     assert faces.split_names(["a.jpg", "b.jpg"], "test") == ["b.jpg"]
+    names = [f"face_{i}.png" for i in range(1, 21)]             # unpadded numbers: in natural order
+    assert faces.split_names(names[::-1], "test") == ["face_19.png", "face_20.png"]
+    assert faces.split_names(names, "all") == names
 
 
 def test_a_stray_file_among_celeba_numbers_is_refused_not_a_moved_test_split():

