@@ -396,6 +396,7 @@ def test_experiment_trains_three_methods_and_prints_the_table(tmp_path, run_dir,
     assert list(res["methods"]) == ["identity", "onestep", "norl", "rl"]
     cfg = json.loads((out / "onestep" / "config.json").read_text())
     assert cfg["train"]["horizon"] == 1 and cfg["sac"]["use_rl"] is False and cfg["task_options"]["max_step"] == 14.0
+    assert cfg["task_options"]["widths"] == [8, 16, 16] and cfg["task_options"]["critic_hidden"] == 32   # not "32"
 
 
 @pytest.mark.parametrize("preset", ["registration", "liver3d", "liver3d-128", "inpainting", "inpainting-128",

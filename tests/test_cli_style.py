@@ -391,6 +391,9 @@ def test_train_video_model_and_stylize_a_video(tmp_path, models):
     import json
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["task_options"]["video"] and not cfg["task_options"]["step_gru"] and cfg["task_options"]["frame_gru"]
+    assert cfg["task_options"]["size"] == 32 and cfg["task_options"]["frame_steps"] == 1      # as read, not "32"
+    saved = torch.load(run / "policy.pt", weights_only=False)["config"]["task_options"]
+    assert json.loads(json.dumps(saved)) == cfg["task_options"]                # the model's config: the same
     path = tmp_path / "in.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 32))
     for i in range(3):

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -66,6 +66,13 @@ def differing(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{k} {a!r} (now {b!r})")
     return out
+
+
+def typed_options(cfg: Config, task) -> Config:
+    """``cfg`` with its task options as ``task`` reads them (``--set task_options.size=64`` gives
+    the string "64": config.json and the checkpoints hold 64); only the keys given."""
+    filled = asdict(fill(type(task.options), cfg.task_options, "task_options."))
+    return replace(cfg, task_options={k: filled[k] for k in cfg.task_options})
 
 
 def build_task(cfg: Config, device: torch.device):
@@ -179,6 +186,7 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
             return total
     if not lead:
         return total
+    cfg = typed_options(cfg, trainer.task)
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
                       "data": trainer.data_key, "trained_on": trainer.trained_on, "counters": total},
                      run_dir / "policy.pt")   # one task: one data
@@ -233,6 +241,7 @@ class Trainer:
         self.verbose = verbose and self.lead
         ckpt.seed_everything(cfg.seed)
         self.task = task if task is not None else build_task(cfg, self.device)
+        self.cfg = typed_options(cfg, self.task)
         self.task.device = self.device
         self.task.rewards_used = cfg.sac.use_rl
         self.task.load_learner_state({})      # a given task may hold another run's discriminator (fine-tunes)
