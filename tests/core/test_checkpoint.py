@@ -61,3 +61,10 @@ def test_flipped_bytes_in_a_checkpoint_are_refused_with_a_way_on(tmp_path):
     with pytest.raises(UserError, match=r"damaged \(.* fails its checksum\); to go on from the run's policy.pt: "
                                         r"`rl-i2it train ... --init"):
         load(path)
+    policy = tmp_path / "policy.pt"                      # a damaged model beside a sound checkpoint: that one
+    policy.write_bytes(b"PK\x03\x04 cut short")
+    atomic_save({"format": TRAIN_FORMAT, "x": torch.randn(3)}, path)
+    with pytest.raises(UserError, match=r"not a valid torch file .*; the checkpoint.pt beside it holds the model "
+                                        r"too: give .*checkpoint.pt$"):
+        load(tmp_path)
+    assert load(path)["x"].shape == (3,)

@@ -49,7 +49,9 @@ def load(path: str | Path, expect: tuple[str, ...] = (TRAIN_FORMAT, POLICY_FORMA
     import zipfile
     path = checkpoint_file(path)
     way_on = (f"; to go on from the run's policy.pt: `rl-i2it train ... --init {path.parent} --out NEW` (critic, "
-              f"optimisers and replay start afresh)" if path.name == "checkpoint.pt" else "")
+              f"optimisers and replay start afresh)" if path.name == "checkpoint.pt" else
+              f"; the checkpoint.pt beside it holds the model too: give {path.parent / 'checkpoint.pt'}"
+              if path.name == "policy.pt" and (path.parent / "checkpoint.pt").is_file() else "")
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
