@@ -484,3 +484,13 @@ def test_styles_go_with_any_arbitrary_config(tmp_path, monkeypatch):
     assert main(["train", "style", "--video", "--set", "task_options.arbitrary=true", "--styles", str(tmp_path / "mine"),
                  "--steps", "1", "--out", str(tmp_path / "v")]) == 0
     assert seen["cfg"].task_options["styles"] == str(tmp_path / "mine")
+
+
+def test_strip_thumbnails_keep_a_panorama_readable():
+    """strip.png's panels: the longer side 256, but a panorama keeps a shorter side of 64 (it was a few
+    pixels tall); nothing is enlarged."""
+    from rl_i2it.cli import _thumb
+    assert _thumb(torch.rand(3, 1080, 1920)).shape == (3, 144, 256)
+    assert _thumb(torch.rand(3, 200, 4000)).shape == (3, 64, 1280)
+    small, thin = torch.rand(3, 40, 50), torch.rand(3, 50, 4000)
+    assert _thumb(small) is small and _thumb(thin) is thin

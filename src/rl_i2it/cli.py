@@ -713,10 +713,13 @@ def _edge_map_to(edges, size: int):
     return (cover < min(0.5, 1 / ratio)).float().expand(3, -1, -1).contiguous(), inverted
 
 
-def _thumb(img, side: int = 256):
-    """``[3, H, W]`` shrunk so its longer side is at most ``side``."""
+def _thumb(img, side: int = 256, least: int = 64):
+    """``[3, H, W]`` shrunk so its longer side is at most ``side``, unless that would leave its shorter
+    side under ``least`` (a panorama: then that side is ``least``); never enlarged."""
     from .data.images import resize_longer
-    return img if max(img.shape[1:]) <= side else resize_longer(img, side)
+    h, w = img.shape[1:]
+    scale = max(side / max(h, w), least / min(h, w))
+    return img if scale >= 1 else resize_longer(img, round(max(h, w) * scale))
 
 
 def _resize_longer(img, size: int | None):
