@@ -19,3 +19,14 @@ def test_gatys_lowers_the_style_objective(smooth):
     out = gatys(obj, content, grams, cw, sw, tw, iterations=15)
     assert out.shape == content.shape and 0 <= out.min() and out.max() <= 1
     assert total(out) < 0.5 * total(content)
+
+
+def test_gatys_starts_at_the_content():
+    """Content-only objective: the content itself is the optimum, so started there L-BFGS returns it
+    (up to the [1e-3, 1 - 1e-3] clamp of the logit parameterisation)."""
+    obj = StyleObjective(VGG16Features(normalize=False, pretrained=False))
+    g = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 32, 32, generator=g)
+    grams = obj.style_grams(torch.rand(1, 3, 32, 32, generator=g))
+    out = gatys(obj, content, grams, content_weight=1.0, style_weight=0.0, tv_weight=0.0, iterations=3)
+    torch.testing.assert_close(out, content.clamp(1e-3, 1 - 1e-3), atol=1e-4, rtol=0)

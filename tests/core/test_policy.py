@@ -151,3 +151,15 @@ def test_fast_layout_is_channels_last_on_the_cpu_only():
         w_cpu, w_other = cpu.levels[0][0].weight, other.levels[0][0].weight
         assert w_cpu.is_contiguous(memory_format=fmt) and not w_cpu.is_contiguous()
         assert w_other.is_contiguous() and not w_other.is_contiguous(memory_format=fmt)
+
+
+def test_the_policy_without_sampling_takes_the_mean_plan():
+    """``policy(obs, sample=False)`` (inference, the temporal term) decodes tanh(mu): the same every call."""
+    torch.manual_seed(0)
+    policy = make_policy()
+    obs = torch.rand(3, 2, 28, 28)
+    a, b = policy(obs, sample=False), policy(obs, sample=False)
+    mu, _, _ = policy.plan_distribution(obs)
+    assert torch.equal(a.plan, b.plan) and torch.equal(a.action, b.action)
+    torch.testing.assert_close(a.plan, torch.tanh(mu))
+    assert not torch.equal(policy(obs).plan, a.plan)                  # sampling draws around it

@@ -251,3 +251,14 @@ def test_a_frame_folder_read_every_nth_gives_max_frames_frames(tmp_path):
     got = read_frames(tmp_path, every=2, max_frames=3)
     assert got.shape[0] == 3
     assert [int(f[0, 0, 0]) for f in got] == [0, 40, 80]
+
+
+def test_crops_are_flipped_left_right_never_upside_down():
+    h, w = 32, 200
+    img = np.zeros((h, w, 3), np.uint8)
+    img[h // 2:, :, 0] = 255                               # channel 0: dark top, bright bottom
+    img[:, :, 1] = np.linspace(0, 255, w).astype(np.uint8)  # channel 1: dark left, bright right
+    crops = random_crops([("a", img)], h, 40, "train", seed=0).astype(int)
+    assert (crops[:, 0, 0] == 0).all() and (crops[:, 0, -1] == 255).all()         # always upright
+    lr = np.sign(crops[:, 1, h // 2, -1] - crops[:, 1, h // 2, 0])
+    assert (lr > 0).any() and (lr < 0).any()                                        # some mirrored

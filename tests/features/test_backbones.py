@@ -68,3 +68,26 @@ def test_exceptions():
         alex(torch.rand(1, 3, 30, 64))
     with pytest.raises(ValueError, match="unknown layers"):
         vgg(torch.rand(1, 3, 16, 16), ["relu4_4"])
+
+
+def test_vgg16_taps_are_the_named_relus_and_the_pools_are_max_pools():
+    """relu{b}_{k} is the ReLU after the k-th conv of block b (blocks split by the 2x2 max-pools),
+    as in torchvision's vgg16().features: a tap one conv early has the same shape and sign."""
+    import torch.nn as nn
+    net = VGG16Features(normalize=False, pretrained=False)
+    feats = list(net.features)
+    pools = [i for i, m in enumerate(feats) if isinstance(m, nn.MaxPool2d)]
+    assert pools == [4, 9, 16, 23]
+    assert all(feats[i].kernel_size == 2 and feats[i].stride == 2 for i in pools)
+    block, k, where = 1, 0, {}
+    for i, m in enumerate(feats):
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            block, k = block + 1, 0
+        elif isinstance(m, nn.Conv2d):
+            k += 1
+        elif isinstance(m, nn.ReLU):
+            where[f"relu{block}_{k}"] = i
+    x = torch.rand(1, 3, 32, 32)
+    out = net(x)
+    for name in ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"):
+        torch.testing.assert_close(out[name], net.features[: where[name] + 1](x), atol=0, rtol=0)

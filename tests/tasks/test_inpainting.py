@@ -145,3 +145,13 @@ def test_short_training_beats_untrained_policy(tmp_path, photo_data):
     tr.train()
     after = evaluate(tr.task, tr.policy, steps=(3,), split="valid", features=False)[3]["psnr_hole"]
     assert after > before + 2.0, (before, after)          # measured: 15.7 -> 18.7 dB
+
+
+def test_vector_actor_gives_images_in_unit_range():
+    from rl_i2it.nets.encdec import VectorActor, VectorPlanner
+    planner, actor = VectorPlanner(3, 16, (8, 16), 32), VectorActor(3, 3, 16, (8, 16), 32)
+    with torch.no_grad():
+        actor.out.weight.mul_(50)                          # saturate: sigmoid -> 0 or 1, never beyond
+    mu, _, skips = planner(torch.rand(4, 3, 16, 16))
+    y = actor(torch.tanh(mu), skips)
+    assert y.shape == (4, 3, 16, 16) and y.min() >= 0 and y.max() <= 1 and y.min() < 0.05 < 0.95 < y.max()

@@ -462,3 +462,29 @@ def test_style_losses_score_against_the_style_at_its_own_size(tmp_path):
     _, s = style_losses(task, images, images, style)
     obj = task.objective
     torch.testing.assert_close(s, obj(images, None, obj.style_grams(style))[1], atol=0, rtol=1e-4)
+
+
+def test_planner_residual_block_adds_to_its_input():
+    """With the residual branch's last instance norm zeroed, the branch adds nothing: the 1/4
+    features the actor gets are those of the three strided convs (without the skip they would be 0)."""
+    import torch.nn as nn
+    planner = StylePlanner()
+    nn.init.zeros_(planner.r2.norm.norm.weight)
+    nn.init.zeros_(planner.r2.norm.norm.bias)
+    x = torch.rand(2, 3, 32, 40)
+    _, _, skips = planner(x)
+    with torch.no_grad():
+        f3 = planner.c3(planner.c2(planner.c1(x)))
+    assert f3.abs().max() > 0
+    torch.testing.assert_close(skips[3], f3)
+
+
+def test_an_images_step_does_not_depend_on_the_rest_of_its_batch():
+    """Instance norm: each image is normalised on its own (a batch norm would mix a batch's images)."""
+    torch.manual_seed(0)
+    task = StyleTask(SMALL, data=content_data(None))
+    policy = task.build_policy().train()
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        alone, together = policy(x[:1], sample=False).action, policy(x, sample=False).action[:1]
+    torch.testing.assert_close(alone, together)
