@@ -70,9 +70,10 @@ def differing(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def typed_options(cfg: Config, task) -> Config:
     """``cfg`` with its task options as ``task`` reads them (``--set task_options.size=64`` gives
-    the string "64": config.json and the checkpoints hold 64); only the keys given."""
+    the string "64": config.json and the checkpoints hold 64); only the keys given, lists as lists."""
     filled = asdict(fill(type(task.options), cfg.task_options, "task_options."))
-    return replace(cfg, task_options={k: filled[k] for k in cfg.task_options})
+    return replace(cfg, task_options={k: list(filled[k]) if isinstance(filled[k], tuple) else filled[k]
+                                      for k in cfg.task_options})
 
 
 def build_task(cfg: Config, device: torch.device):
