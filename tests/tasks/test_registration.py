@@ -110,6 +110,12 @@ def test_total_smoothness_penalises_the_accumulated_field(reg_pairs):
     # the loss is NCC's + smooth_weight x the smoothness (the weight a user sets does act)
     loss = {w: make_task(reg_pairs, smooth_on="total", smooth_weight=w).auxiliary_loss(s, a)[0].item() for w in (0, 2)}
     assert loss[2] - loss[0] == pytest.approx(2 * terms["smooth"], rel=1e-4) and terms["smooth"] > 0
+    # ...and NCC's term is that of the current image moved by this step (not of the current image)
+    from rl_i2it.ops.losses import ncc_loss
+    fixed, window = total_task.fixed_of(s), total_task.options.ncc_window
+    assert terms["ncc"] == pytest.approx(-ncc_loss(fixed, warp(s["current"], a), window).item(), rel=1e-5)
+    assert total_terms["ncc"] == pytest.approx(-ncc_loss(fixed, s["current"], window).item(), rel=1e-5)
+    assert abs(terms["ncc"] - total_terms["ncc"]) > 1e-4
 
 
 def test_diffeomorphic_steps_never_fold(reg_pairs):
