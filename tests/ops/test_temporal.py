@@ -46,6 +46,7 @@ def test_warp_error_counts_only_the_pixels_the_mask_keeps(monkeypatch):
     changed = steady.copy()
     changed[1, :, changed.shape[2] // 2:] = 1 - changed[1, :, changed.shape[2] // 2:]   # frame 1's right half
     assert warp_error(f, changed) > 10 * warp_error(f, steady)
-    keep_left = lambda fw, bw: np.arange(fw.shape[1])[None, :] < fw.shape[1] // 2 - 8    # as if it were occluded
-    monkeypatch.setattr(temporal, "consistency_mask", lambda fw, bw: np.broadcast_to(keep_left(fw, bw), fw.shape[:2]))
+    def keep_left(fw, bw):                                      # as if the right half were occluded
+        return np.broadcast_to(np.arange(fw.shape[1]) < fw.shape[1] // 2 - 8, fw.shape[:2])
+    monkeypatch.setattr(temporal, "consistency_mask", keep_left)
     assert warp_error(f, changed) < 0.003

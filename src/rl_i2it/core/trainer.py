@@ -187,7 +187,7 @@ def train_run(cfg: Config, run_dir: str | Path, task=None, verbose: bool = True)
             return total
     if not lead:
         return total
-    cfg = typed_options(cfg, trainer.task)
+    cfg = replace(cfg, task_options=trainer.cfg.task_options)       # as the task read them (typed_options)
     ckpt.atomic_save({"format": ckpt.POLICY_FORMAT, "config": cfg.to_dict(), "policy": average_policies(subs),
                       "data": trainer.data_key, "trained_on": trainer.trained_on, "counters": total},
                      run_dir / "policy.pt")   # one task: one data
